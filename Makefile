@@ -1,0 +1,30 @@
+# Hutch — `make up` starts the stack, `make test` runs the whole test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: deps test lint envd bench clean
+
+deps: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install-deps.sh
+	bash scripts/install-deps.sh "$(PYTHON)" "$(VENV)"
+	touch $@
+
+lint: deps
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+test: deps lint
+	$(VENV)/bin/pytest
+
+envd: deps
+	$(PY) -m hutch.templates.envd_zipapp dist/envd.pyz
+
+bench: deps
+	$(PY) bench/envd_bench.py
+
+clean:
+	rm -rf dist build .pytest_cache .ruff_cache

@@ -1,0 +1,58 @@
+"""``python3 -m hutch.envd --port PORT`` (or ``python3 envd.pyz --port PORT``): run envd."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from .router import Envd
+from .server import serve
+from .state import EnvdState
+from .version import VERSION
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="envd", description="Hutch's in-sandbox daemon (E2B envd protocol)."
+    )
+    parser.add_argument("--port", type=int, default=int(os.environ.get("ENVD_PORT", "49983")))
+    parser.add_argument("--host", default=os.environ.get("ENVD_HOST", "0.0.0.0"))
+    parser.add_argument("--default-user", default=os.environ.get("ENVD_DEFAULT_USER", "root"))
+    parser.add_argument(
+        "--set-clock",
+        action="store_true",
+        help="set the system clock from /init (only in a VM with its own clock)",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("ENVD_LOG_LEVEL", "WARNING"))
+    parser.add_argument("--version", action="version", version=VERSION)
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    state = EnvdState(default_user=args.default_user)
+    state.set_clock = args.set_clock
+    envd = Envd(state)
+    server = await serve(envd, args.host, args.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.close()
+    state.processes.kill_all()
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="envd %(levelname)s %(message)s"
+    )
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

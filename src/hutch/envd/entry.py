@@ -1,0 +1,128 @@
+"""``EntryInfo`` messages from ``lstat``: type, Go-style permission string, owner names, user metadata."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+from datetime import datetime, timezone
+
+FILE = "FILE_TYPE_FILE"
+DIRECTORY = "FILE_TYPE_DIRECTORY"
+SYMLINK = "FILE_TYPE_SYMLINK"
+METADATA_PREFIX = "user.e2b."
+
+_owner_cache: dict[int, str] = {}
+_group_cache: dict[int, str] = {}
+
+
+def permissions(mode: int) -> str:
+    """Go's ``FileMode.String()`` for a POSIX mode, e.g. ``-rw-r--r--``, ``drwxr-xr-x``, ``Lrwxrwxrwx``."""
+    letters = ""
+    if stat.S_ISDIR(mode):
+        letters += "d"
+    if stat.S_ISLNK(mode):
+        letters += "L"
+    if stat.S_ISBLK(mode) or stat.S_ISCHR(mode):
+        letters += "D"
+    if stat.S_ISFIFO(mode):
+        letters += "p"
+    if stat.S_ISSOCK(mode):
+        letters += "S"
+    if mode & stat.S_ISUID:
+        letters += "u"
+    if mode & stat.S_ISGID:
+        letters += "g"
+    if stat.S_ISCHR(mode):
+        letters += "c"
+    if mode & stat.S_ISVTX:
+        letters += "t"
+    rwx = "".join(ch if mode & (1 << (8 - i)) else "-" for i, ch in enumerate("rwxrwxrwx"))
+    return (letters or "-") + rwx
+
+
+def owner_name(uid: int) -> str:
+    name = _owner_cache.get(uid)
+    if name is None:
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        _owner_cache[uid] = name
+    return name
+
+
+def group_name(gid: int) -> str:
+    name = _group_cache.get(gid)
+    if name is None:
+        try:
+            name = grp.getgrgid(gid).gr_name
+        except KeyError:
+            name = str(gid)
+        _group_cache[gid] = name
+    return name
+
+
+def timestamp(seconds: float) -> str:
+    """RFC 3339 with nanosecond-free fraction, as protobuf JSON writes a ``Timestamp``."""
+    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def read_metadata(path: str) -> dict[str, str]:
+    """The user metadata stored as ``user.e2b.*`` extended attributes."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    metadata = {}
+    for name in names:
+        if name.startswith(METADATA_PREFIX):
+            try:
+                value = os.getxattr(path, name, follow_symlinks=False)
+            except OSError:
+                continue
+            metadata[name[len(METADATA_PREFIX) :]] = value.decode("utf-8", "replace")
+    return metadata
+
+
+def file_type(mode: int) -> str | None:
+    if stat.S_ISDIR(mode):
+        return DIRECTORY
+    if stat.S_ISREG(mode):
+        return FILE
+    return None
+
+
+def entry_info(path: str, name: str | None = None, st: os.stat_result | None = None) -> dict:
+    """Build an ``EntryInfo`` for ``path`` (not following a final symlink)."""
+    if st is None:
+        st = os.lstat(path)
+    mode = st.st_mode
+    info = {
+        "name": name if name is not None else (os.path.basename(path) or "/"),
+        "path": path,
+        "size": str(st.st_size),
+        "mode": stat.S_IMODE(mode) & 0o777,
+        "permissions": permissions(mode),
+        "owner": owner_name(st.st_uid),
+        "group": group_name(st.st_gid),
+        "modifiedTime": timestamp(st.st_mtime),
+    }
+    if stat.S_ISLNK(mode):
+        info["isSymlink"] = True
+        try:
+            info["symlinkTarget"] = os.path.realpath(path)
+            kind = file_type(os.stat(path).st_mode)
+        except OSError:
+            kind = None
+        info["type"] = kind or SYMLINK
+    else:
+        kind = file_type(mode)
+        if kind is not None:
+            info["type"] = kind
+    metadata = read_metadata(path)
+    if metadata:
+        info["metadata"] = metadata
+    return info

@@ -1,0 +1,17 @@
+"""envd's mutable state: what ``/init`` sets, shared by every handler."""
+
+from __future__ import annotations
+
+
+class EnvdState:
+    """Sandbox-level settings from ``/init`` plus the registries of live processes and watchers."""
+
+    def __init__(self, default_user: str = "root") -> None:
+        self.env_vars: dict[str, str] = {}
+        self.access_token: str | None = None
+        self.default_user = default_user
+        self.default_workdir: str | None = None
+        self.set_clock = False
+        # Filled in by the service packages at start-up (see router.build_state).
+        self.processes = None
+        self.watchers = None
