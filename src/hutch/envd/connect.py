@@ -36,6 +36,8 @@ END_STREAM = 0x02
 COMPRESSED = 0x01
 MAX_MESSAGE = 16 * 1024 * 1024
 DEFAULT_KEEPALIVE_S = 90.0
+# Messages a stream may have produced but not yet written: a slow client slows the producer down.
+STREAM_WINDOW = 8
 _END = object()
 _GONE = object()
 
@@ -278,10 +280,12 @@ async def _pump(
     enforce_deadline: bool,
 ) -> None:
     queue: asyncio.Queue = asyncio.Queue()
+    window = asyncio.Semaphore(STREAM_WINDOW)
 
     async def produce() -> None:
         try:
             async for msg in messages:
+                await window.acquire()
                 queue.put_nowait(msg)
             queue.put_nowait(_END)
         except RpcError as err:
@@ -318,6 +322,7 @@ async def _pump(
                 await out.close(item)
                 return
             await out.send(item)
+            window.release()
     finally:
         gone.cancel()
         if not producer.done():

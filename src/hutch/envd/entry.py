@@ -13,9 +13,6 @@ DIRECTORY = "FILE_TYPE_DIRECTORY"
 SYMLINK = "FILE_TYPE_SYMLINK"
 METADATA_PREFIX = "user.e2b."
 
-_owner_cache: dict[int, str] = {}
-_group_cache: dict[int, str] = {}
-
 
 def permissions(mode: int) -> str:
     """Go's ``FileMode.String()`` for a POSIX mode, e.g. ``-rw-r--r--``, ``drwxr-xr-x``, ``Lrwxrwxrwx``."""
@@ -42,26 +39,49 @@ def permissions(mode: int) -> str:
     return (letters or "-") + rwx
 
 
+def _stamp(path: str) -> tuple:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ()
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class _NameCache:
+    """id -> name from a database file (``/etc/passwd``, ``/etc/group``), dropped when the file changes, so
+    users added later in the sandbox (``useradd``) show up by name."""
+
+    def __init__(self, source: str, lookup) -> None:
+        self.source = source
+        self.lookup = lookup
+        self.names: dict[int, str] = {}
+        self.stamp: tuple = ()
+
+    def name(self, number: int) -> str:
+        stamp = _stamp(self.source)
+        if stamp != self.stamp:
+            self.names.clear()
+            self.stamp = stamp
+        name = self.names.get(number)
+        if name is None:
+            try:
+                name = self.lookup(number)
+            except KeyError:
+                name = str(number)
+            self.names[number] = name
+        return name
+
+
+_owners = _NameCache("/etc/passwd", lambda uid: pwd.getpwuid(uid).pw_name)
+_groups = _NameCache("/etc/group", lambda gid: grp.getgrgid(gid).gr_name)
+
+
 def owner_name(uid: int) -> str:
-    name = _owner_cache.get(uid)
-    if name is None:
-        try:
-            name = pwd.getpwuid(uid).pw_name
-        except KeyError:
-            name = str(uid)
-        _owner_cache[uid] = name
-    return name
+    return _owners.name(uid)
 
 
 def group_name(gid: int) -> str:
-    name = _group_cache.get(gid)
-    if name is None:
-        try:
-            name = grp.getgrgid(gid).gr_name
-        except KeyError:
-            name = str(gid)
-        _group_cache[gid] = name
-    return name
+    return _groups.name(gid)
 
 
 def timestamp(seconds: float) -> str:

@@ -22,6 +22,7 @@ log = logging.getLogger("hutch.envd")
 
 READ_SIZE = 256 * 1024
 MAX_HEADER_BYTES = 64 * 1024
+LINGER_S = 5.0
 
 Headers = list[tuple[str, str]]
 Handler = Callable[["Request", "Response"], Awaitable[None]]
@@ -49,6 +50,15 @@ class Request:
     def disconnected(self) -> asyncio.Event:
         """Set when the client closes the connection while the response is still being produced."""
         return self._conn.disconnected
+
+    @property
+    def body_pending(self) -> bool:
+        """True while body bytes may still be on their way (more than the end-of-message marker)."""
+        if self.body_done:
+            return False
+        if "transfer-encoding" in self.headers:
+            return True
+        return self.headers.get("content-length", "0").strip() not in ("", "0")
 
     async def stream(self) -> AsyncIterator[bytes]:
         """Yield the body's chunks as they arrive."""
@@ -80,8 +90,9 @@ class Request:
 class Response:
     """Writes one response: whole, streamed (chunked) or from a file."""
 
-    def __init__(self, conn: _Connection) -> None:
+    def __init__(self, conn: _Connection, request: Request | None = None) -> None:
         self._conn = conn
+        self._request = request
         self.started = False
         self.finished = False
         self.status = 0
@@ -124,6 +135,10 @@ class Response:
     async def _start(self, status: int, headers: Headers) -> None:
         if self.started:
             raise RuntimeError("response already started")
+        if self._request is not None and self._request.body_pending:
+            # Answering before the body is in (an error cut it short): the connection ends with this
+            # response, so the client does not send its next request into it.
+            headers = [*headers, ("connection", "close")]
         self.started = True
         self.status = status
         await self._conn.send(h11.Response(status_code=status, headers=headers))
@@ -203,7 +218,7 @@ class _Connection:
     async def _one_request(self, event: h11.Request) -> bool:
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers]
         request = Request(self, event.method.decode("ascii"), event.target.decode("latin-1"), headers)
-        response = Response(self)
+        response = Response(self, request)
         self.disconnected = asyncio.Event()
         handler_task = asyncio.ensure_future(self.handler(request, response))
         body_read = asyncio.ensure_future(request.body_complete.wait())
@@ -228,13 +243,29 @@ class _Connection:
                     await asyncio.gather(task, return_exceptions=True)
         if not response.finished or self.disconnected.is_set():
             return False
+        if request.body_pending:
+            await self._linger()
+            return False
         if not request.body_done:
-            # An unread body: drain it if it is small and quick, else close the connection.
-            try:
-                await asyncio.wait_for(request.body(limit=1024 * 1024), 1)
+            try:  # only the end-of-message marker is left
+                await asyncio.wait_for(request.body(limit=0), 1)
             except Exception:
                 return False
         return True
+
+    async def _linger(self) -> None:
+        """Close after answering with a request body still coming: stop sending, then drop what the client
+        still sends until it closes too. Closing at once would reset the connection while the client is
+        writing, and the reset can destroy the answer before the client reads it."""
+        try:
+            self.writer.write_eof()
+            deadline = asyncio.get_running_loop().time() + LINGER_S
+            while True:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0 or not await asyncio.wait_for(self.reader.read(READ_SIZE), left):
+                    return
+        except (asyncio.TimeoutError, ConnectionError, OSError, RuntimeError):
+            return
 
     async def _protocol_error(self, err: h11.RemoteProtocolError) -> None:
         if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):

@@ -9,11 +9,13 @@ xattrs. Downloads go out with ``sendfile``, or gzip-compressed when the client a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import stat
 import zlib
+from urllib.parse import quote
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -52,12 +54,22 @@ def _io_error(err: OSError, path: str) -> HttpError:
         return HttpError(404, f"path '{path}' does not exist")
     if err.errno in (errno.EISDIR, errno.ENOTDIR):
         return HttpError(400, f"path '{path}' is a directory or has a file as a parent")
+    if err.errno == errno.ENXIO:
+        return HttpError(400, f"path '{path}' is not a regular file")
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return HttpError(403, f"permission denied for '{path}'")
     return HttpError(500, f"error on '{path}': {err.strerror}")
 
 
 # -- download ------------------------------------------------------------------------------------------------
+
+
+def _disposition(name: str) -> str:
+    """``inline`` with the file name: quoted when it is plain ASCII, else RFC 5987 ``filename*``."""
+    if name and all(0x20 <= ord(c) < 0x7F for c in name):
+        escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'inline; filename="{escaped}"'
+    return "inline; filename*=utf-8''" + quote(name, safe="")
 
 
 def _wants_gzip(header: str | None) -> bool:
@@ -82,19 +94,23 @@ async def download(request: Request, response: Response, state) -> None:
     user = _user(state, query)
     path = _resolve(query.get("path", ""), user, state)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as err:
         raise _io_error(err, path) from None
-    with os.fdopen(fd, "rb", buffering=0) as file:
+    try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
             raise HttpError(400, f"path '{path}' is a directory")
         if not stat.S_ISREG(st.st_mode):
             raise HttpError(400, f"path '{path}' is not a regular file")
-        name = os.path.basename(path).replace('"', "")
+        file = os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+    with file:
         headers = [
             ("content-type", "application/octet-stream"),
-            ("content-disposition", f'inline; filename="{name}"'),
+            ("content-disposition", _disposition(os.path.basename(path))),
             ("accept-ranges", "bytes"),
         ]
         accept = request.headers.get("accept-encoding")
@@ -158,11 +174,15 @@ class _Target:
     def __init__(self, path: str, user: User) -> None:
         self.path = path
         self.user = user
+        self.fd = -1
         try:
             if os.path.isdir(path):
                 raise HttpError(400, f"path '{path}' is a directory")
             paths.ensure_parents(path, user)
-            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            self.created = not os.path.lexists(path)
+            # O_NONBLOCK: opening a FIFO must not stall the event loop waiting for a reader.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NONBLOCK
+            self.fd = os.open(path, flags, 0o644)
         except OSError as err:
             raise _io_error(err, path) from None
 
@@ -189,9 +209,13 @@ class _Target:
         return result
 
     def abort(self) -> None:
+        """Give up on the file; one this upload created is removed rather than left half-written."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+            if self.created:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
 
 
 def _store_metadata(fd: int, metadata: dict[str, str]) -> None:

@@ -7,8 +7,8 @@ import stat as stat_mod
 
 from ...connect import Call, field, uint
 from ...entry import entry_info
-from ...errors import RpcError, os_error_to_rpc
-from .common import user_and_path
+from ...errors import RpcError
+from .common import fs_error, user_and_path
 
 
 def _walk(base: str, shown: str, depth: int, out: list[dict]) -> None:
@@ -34,12 +34,12 @@ async def list_dir(call: Call, msg: dict) -> dict:
     try:
         st = os.stat(path)  # follows a symlinked directory
     except OSError as err:
-        raise os_error_to_rpc(err, path) from None
+        raise fs_error(err, path) from None
     if not stat_mod.S_ISDIR(st.st_mode):
         raise RpcError("invalid_argument", f"path '{path}' is not a directory")
     entries: list[dict] = []
     try:
         _walk(path, path, depth, entries)
     except OSError as err:
-        raise os_error_to_rpc(err, path) from None
+        raise fs_error(err, path) from None
     return {"entries": entries}

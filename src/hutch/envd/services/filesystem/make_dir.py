@@ -7,8 +7,8 @@ import os
 from ... import paths
 from ...connect import Call
 from ...entry import entry_info
-from ...errors import RpcError, os_error_to_rpc
-from .common import user_and_path
+from ...errors import RpcError
+from .common import fs_error, user_and_path
 
 
 async def make_dir(call: Call, msg: dict) -> dict:
@@ -25,4 +25,4 @@ async def make_dir(call: Call, msg: dict) -> dict:
     except FileExistsError:
         raise RpcError("already_exists", f"directory '{path}' already exists") from None
     except OSError as err:
-        raise os_error_to_rpc(err, path) from None
+        raise fs_error(err, path) from None

@@ -9,8 +9,8 @@ import shutil
 from ... import paths
 from ...connect import Call
 from ...entry import entry_info
-from ...errors import RpcError, os_error_to_rpc
-from .common import user_and_path
+from ...errors import RpcError
+from .common import fs_error, user_and_path
 
 
 async def move(call: Call, msg: dict) -> dict:
@@ -28,4 +28,4 @@ async def move(call: Call, msg: dict) -> dict:
             shutil.move(source, destination)
         return {"entry": entry_info(destination)}
     except OSError as err:
-        raise os_error_to_rpc(err, destination) from None
+        raise fs_error(err, destination) from None

@@ -6,8 +6,7 @@ import os
 import shutil
 
 from ...connect import Call
-from ...errors import os_error_to_rpc
-from .common import user_and_path
+from .common import fs_error, user_and_path
 
 
 async def remove(call: Call, msg: dict) -> dict:
@@ -20,5 +19,5 @@ async def remove(call: Call, msg: dict) -> dict:
     except FileNotFoundError:
         pass
     except OSError as err:
-        raise os_error_to_rpc(err, path) from None
+        raise fs_error(err, path) from None
     return {}

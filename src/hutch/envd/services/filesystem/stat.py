@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from ...connect import Call
 from ...entry import entry_info
-from ...errors import os_error_to_rpc
-from .common import user_and_path
+from ...errors import RpcError
+from .common import fs_error, user_and_path
 
 
 async def stat(call: Call, msg: dict) -> dict:
     _, path = user_and_path(call, msg)
     try:
         return {"entry": entry_info(path)}
+    except NotADirectoryError:
+        # A path below a regular file names nothing: ``exists`` is False, ``get_info`` FileNotFound.
+        raise RpcError("not_found", f"path '{path}' does not exist") from None
     except OSError as err:
-        raise os_error_to_rpc(err, path) from None
+        raise fs_error(err, path) from None

@@ -22,8 +22,8 @@ from inotify_simple import INotify, flags, parse_events
 
 from ...connect import Call, field
 from ...entry import entry_info
-from ...errors import RpcError, os_error_to_rpc
-from .common import user_and_path
+from ...errors import RpcError
+from .common import fs_error, user_and_path
 
 MASK = (
     flags.CREATE
@@ -100,6 +100,14 @@ class DirWatcher:
                 except OSError:
                     continue
 
+    def _forget_tree(self, top: str) -> None:
+        prefix = top + "/"
+        for wd, directory in list(self.dirs.items()):
+            if directory == top or directory.startswith(prefix):
+                del self.dirs[wd]
+                with contextlib.suppress(OSError):
+                    self.inotify.rm_watch(wd)
+
     def _on_readable(self) -> None:
         try:
             data = os.read(self.inotify.fileno(), 64 * 1024)
@@ -120,12 +128,17 @@ class DirWatcher:
         path = os.path.join(directory, event.name) if event.name else directory
         if path == self.root:
             return  # the watched directory itself (its own delete/move) is not reported
-        if self.recursive and event.mask & flags.ISDIR and event.mask & (flags.CREATE | flags.MOVED_TO):
-            try:
-                self._add(path)
-                self._add_tree(path)
-            except OSError:
-                pass
+        if self.recursive and event.mask & flags.ISDIR:
+            if event.mask & flags.MOVED_FROM:
+                # Gone from its place: if it went out of the tree, its events are no longer ours; if it
+                # moved within, MOVED_TO adds it back under its new name.
+                self._forget_tree(path)
+            if event.mask & (flags.CREATE | flags.MOVED_TO):
+                try:
+                    self._add(path)
+                    self._add_tree(path)
+                except OSError:
+                    pass
         if event.name == "" and event.mask & (flags.DELETE_SELF | flags.MOVE_SELF):
             return  # reported by the parent's DELETE/MOVED_FROM
         name = os.path.relpath(path, self.root)
@@ -151,7 +164,7 @@ def open_watcher(call: Call, msg: dict, sink: Callable[[dict], None]) -> DirWatc
             os.stat(path)  # raises for a missing path
             raise RpcError("invalid_argument", f"path '{path}' is not a directory")
     except OSError as err:
-        raise os_error_to_rpc(err, path) from None
+        raise fs_error(err, path) from None
     real = os.path.realpath(path)
     if not field(msg, "allowNetworkMounts", False) and filesystem_type(real) in NETWORK_FILESYSTEMS:
         raise RpcError(

@@ -2,8 +2,10 @@
 
 Each process runs in its own session, so a signal reaches the whole group it started. Output is read from
 non-blocking fds on the event loop and broadcast to every subscriber (the Start stream and any Connect
-streams); output nobody listens to is dropped. Exit is noticed through a pidfd. When the process exits, what
-it wrote is drained before the ``end`` event, which is kept for a while to answer late Connect calls.
+streams); output nobody listens to is dropped. A subscriber that falls behind pauses the reading, so the
+process blocks on its full pipe instead of envd buffering without bound. Exit is noticed through a pidfd.
+When the process exits, what it wrote is drained before the ``end`` event, which is kept for a while to
+answer late Connect calls.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import grp
 import os
 import signal
 import struct
@@ -26,10 +29,27 @@ CHUNK = 32 * 1024
 PTY_CHUNK = 16 * 1024
 ENDED_TTL_S = 30.0
 DRAIN_LIMIT = 8 * 1024 * 1024
+# Output chunks a subscriber may have queued before reading pauses, and the level at which it resumes.
+HIGH_WATER = 64
+LOW_WATER = 16
 
 
 def _take_terminal() -> None:  # runs in the child between fork and exec
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def give_terminal(fd: int, user: User) -> None:
+    """Make a PTY's terminal the user's, as a login does (owner, ``tty`` group, 0620), so the user can
+    open it again by name (``tty``, ``script``, ``tmux``)."""
+    if os.getuid() != 0 or user.is_current:
+        return
+    try:
+        gid = grp.getgrnam("tty").gr_gid
+    except KeyError:
+        gid = -1
+    with contextlib.suppress(OSError):
+        os.fchown(fd, user.uid, gid)
+        os.fchmod(fd, 0o620)
 
 
 def set_winsize(fd: int, cols: int, rows: int) -> None:
@@ -66,6 +86,7 @@ class Process:
         self.subscribers: list[asyncio.Queue] = []
         self.end: dict | None = None
         self.timed_out = False
+        self._paused = False
         self._input_lock = asyncio.Lock()
         self._deadline: asyncio.TimerHandle | None = None
         self._pidfd: int | None = None
@@ -83,10 +104,24 @@ class Process:
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         if queue in self.subscribers:
             self.subscribers.remove(queue)
+            self.consumed()
+
+    def consumed(self) -> None:
+        """A subscriber took an event: resume reading output once every subscriber has caught up."""
+        if self._paused and all(queue.qsize() <= LOW_WATER for queue in self.subscribers):
+            self._paused = False
+            for fd in self.output_fds:
+                self.manager.loop.add_reader(fd, self._on_readable, fd)
 
     def _broadcast(self, event: dict) -> None:
         for queue in self.subscribers:
             queue.put_nowait(event)
+
+    def _pause_if_behind(self) -> None:
+        if not self._paused and any(queue.qsize() >= HIGH_WATER for queue in self.subscribers):
+            self._paused = True
+            for fd in self.output_fds:
+                self.manager.loop.remove_reader(fd)
 
     # -- output and exit ---------------------------------------------------------------------------------
 
@@ -115,6 +150,7 @@ class Process:
             return False
         if self.subscribers:
             self._broadcast({"data": {stream: data}})
+            self._pause_if_behind()
         return True
 
     def _on_readable(self, fd: int) -> None:
@@ -123,6 +159,7 @@ class Process:
 
     def _close_output(self, fd: int) -> None:
         self.manager.loop.remove_reader(fd)
+        self.manager.loop.remove_writer(fd)
         del self.output_fds[fd]
         if fd == self.pty_fd:
             self.pty_fd = None
@@ -172,26 +209,47 @@ class Process:
         async with self._input_lock:
             if self.stdin_fd is None:
                 raise RpcError("internal", "stdin not enabled or closed")
-            await self._write_all(self.stdin_fd, data)
+            await self._write_all("stdin_fd", data)
 
     async def write_pty(self, data: bytes) -> None:
         if self.pty_fd is None:
             raise RpcError("internal", "tty not assigned to process: input should be written to the stdin")
         async with self._input_lock:
-            await self._write_all(self.pty_fd, data)
+            await self._write_all("pty_fd", data)
 
-    async def _write_all(self, fd: int, data: bytes) -> None:
+    async def _write_all(self, which: str, data: bytes) -> None:
+        """Write all of ``data`` to the fd held in attribute ``which``, waiting while the pipe is full.
+
+        The attribute is read again before every write: the fd may be closed (CloseStdin, exit) meanwhile,
+        and its number reused by something else.
+        """
         view = memoryview(data)
         while view:
+            fd = getattr(self, which)
+            if fd is None:
+                raise RpcError("internal", f"input of process {self.pid} was closed while writing")
             try:
                 written = os.write(fd, view)
             except BlockingIOError:
-                await asyncio.sleep(0.001)
+                await self._writable(which, fd)
                 continue
             except OSError as err:
                 message = f"error writing input of process {self.pid}: {err.strerror}"
                 raise RpcError("internal", message) from None
             view = view[written:]
+
+    async def _writable(self, which: str, fd: int, timeout: float = 0.1) -> None:
+        """Wait until ``fd`` takes more input, or ``timeout`` passes (so a closed fd is noticed)."""
+        loop = self.manager.loop
+        ready = loop.create_future()
+        loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+        try:
+            await asyncio.wait_for(ready, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            if getattr(self, which) == fd:  # once closed, the number may already be someone else's
+                loop.remove_writer(fd)
 
     def close_stdin(self) -> None:
         if self.pty_fd is not None:
@@ -201,6 +259,7 @@ class Process:
     def _close_stdin(self) -> None:
         if self.stdin_fd is not None:
             fd, self.stdin_fd = self.stdin_fd, None
+            self.manager.loop.remove_writer(fd)  # a write waiting on it gives up at its next check
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -269,6 +328,7 @@ class ProcessManager:
                 master, slave = os.openpty()
                 cols, rows = pty_size
                 set_winsize(slave, cols or 80, rows or 24)
+                give_terminal(slave, user)
                 process.pty_fd = master
                 process.output_fds[master] = "pty"
                 popen = subprocess.Popen(

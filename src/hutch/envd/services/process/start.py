@@ -86,5 +86,5 @@ async def start(call: Call, msg: dict) -> AsyncIterator[dict]:
         pty_size=pty_size,
         timeout_s=call.timeout_s,
     )
-    async for event in follow(process, queue):
+    async for event in follow(process, queue, started=True):
         yield event

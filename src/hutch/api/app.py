@@ -1,0 +1,65 @@
+"""The control plane's composition root: :func:`create_app` wires settings, catalog, runtime, services,
+routes, error handlers and the timeout reaper into one FastAPI app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from ..catalog import Catalog
+from ..config import Settings
+from ..runtime.base import Runtime
+from . import errors, openapi
+from .reaper import Reaper
+from .routes import health, sandboxes
+from .services.sandboxes import SandboxService
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None = None) -> FastAPI:
+    """The REST API of spec §1 over ``runtime``.
+
+    The app owns ``runtime``: its lifespan starts it, and closes it at shutdown. Without ``catalog`` it opens
+    (and at shutdown closes) the one at ``settings.catalog_url``; a catalog passed in stays the caller's.
+    At startup it forgets the sandboxes the runtime no longer runs, then starts the timeout reaper.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            database = catalog
+            if database is None:
+                database = await Catalog.open(settings.catalog_url)
+                stack.push_async_callback(database.close)
+            await runtime.start()
+            stack.push_async_callback(runtime.close)
+            service = SandboxService(
+                catalog=database,
+                runtime=runtime,
+                node_id=settings.runtime.node_id,
+                default_timeout_s=settings.api.default_timeout_s,
+                max_timeout_s=settings.api.max_timeout_s,
+            )
+            lost = await service.forget_lost()
+            if lost:
+                log.info("forgot %d sandboxes the runtime no longer runs: %s", len(lost), ", ".join(lost))
+            reaper = Reaper(service, interval_s=settings.api.reaper_interval_s)
+            reaper.start()
+            stack.push_async_callback(reaper.stop)
+            app.state.settings = settings
+            app.state.catalog = database
+            app.state.runtime = runtime
+            app.state.sandboxes = service
+            app.state.reaper = reaper
+            yield
+
+    app = FastAPI(title="Hutch API", summary="E2B-compatible control plane", lifespan=lifespan)
+    errors.install(app)
+    openapi.install(app)
+    app.include_router(health.router)
+    app.include_router(sandboxes.router, responses=errors.ERROR_RESPONSES)
+    return app

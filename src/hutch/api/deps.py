@@ -1,0 +1,41 @@
+"""What routes receive: the services and settings on ``app.state``, and the caller's team."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from ..catalog import Catalog
+from ..catalog.models import Team
+from ..config import Settings
+from .services import auth
+from .services.sandboxes import SandboxService
+
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A Hutch (E2B) API key")
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _catalog(request: Request) -> Catalog:
+    return request.app.state.catalog
+
+
+def _sandboxes(request: Request) -> SandboxService:
+    return request.app.state.sandboxes
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+CatalogDep = Annotated[Catalog, Depends(_catalog)]
+SandboxServiceDep = Annotated[SandboxService, Depends(_sandboxes)]
+
+
+async def require_team(catalog: CatalogDep, api_key: Annotated[str | None, Security(_api_key)]) -> Team:
+    """The team whose ``X-API-Key`` came with the request (401 without a valid one)."""
+    return await auth.team_for_key(catalog=catalog, api_key=api_key)
+
+
+TeamDep = Annotated[Team, Depends(require_team)]

@@ -1,0 +1,54 @@
+"""The timeout loop: kills each sandbox when its time is up, within a fraction of a second."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from ..errors import HutchError
+from .services.sandboxes import SandboxService
+
+log = logging.getLogger(__name__)
+
+
+class Reaper:
+    """Wakes at the next sandbox's end (or every ``interval_s``, to see new and moved deadlines)."""
+
+    def __init__(self, sandboxes: SandboxService, *, interval_s: float) -> None:
+        self._sandboxes = sandboxes
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="hutch-reaper")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def reap(self) -> float:
+        """Kill what is due; returns the seconds until the next sandbox is."""
+        due, upcoming = await self._sandboxes.due()
+        for sandbox_id in due:
+            try:
+                await self._sandboxes.destroy(sandbox_id=sandbox_id)
+            except HutchError as error:
+                log.error("could not kill expired sandbox %s: %s", sandbox_id, error.message)
+        if upcoming is None:
+            return self._interval_s
+        return max(0.0, (upcoming - datetime.now(UTC)).total_seconds())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                wait = await self.reap()
+            except Exception:
+                log.exception("reaper round failed")
+                wait = self._interval_s
+            await asyncio.sleep(min(wait, self._interval_s))

@@ -1,0 +1,151 @@
+"""``/sandboxes`` and ``/v2/sandboxes`` (spec §1.3 and the v1 forms of §1.5)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+
+from ..deps import SandboxServiceDep, SettingsDep, TeamDep, require_team
+from ..schemas.sandboxes import (
+    ConnectSandbox,
+    ConnectSandboxV1,
+    ListedSandbox,
+    NewSandbox,
+    Sandbox,
+    SandboxDetail,
+    SandboxListQuery,
+    SandboxListQueryV1,
+    SandboxMetric,
+    TimeoutRequest,
+)
+
+router = APIRouter(tags=["sandboxes"], dependencies=[Depends(require_team)])
+
+# The time to live of a v1 create without one, and the most sandboxes the unpaginated v1 list returns.
+V1_DEFAULT_TIMEOUT_S = 15
+V1_LIST_MAX = 5000
+
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[a-z0-9-]+$")
+]
+
+
+@router.post("/v2/sandboxes", status_code=201)
+async def create_sandbox(
+    body: NewSandbox,
+    team: TeamDep,
+    service: SandboxServiceDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Sandbox:
+    sandbox = await service.create(
+        team_id=team.team_id,
+        template=body.template_id,
+        timeout_s=body.timeout,
+        metadata=body.metadata,
+        env_vars=body.env_vars,
+        allow_internet_access=body.allow_internet_access,
+        idempotency_key=idempotency_key,
+    )
+    return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
+
+
+@router.post("/sandboxes", status_code=201)
+async def create_sandbox_v1(
+    body: NewSandbox, team: TeamDep, service: SandboxServiceDep, settings: SettingsDep
+) -> Sandbox:
+    sandbox = await service.create(
+        team_id=team.team_id,
+        template=body.template_id,
+        timeout_s=V1_DEFAULT_TIMEOUT_S if body.timeout is None else body.timeout,
+        metadata=body.metadata,
+        env_vars=body.env_vars,
+        allow_internet_access=body.allow_internet_access,
+    )
+    return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
+
+
+@router.get("/v2/sandboxes")
+async def list_sandboxes(
+    query: Annotated[SandboxListQuery, Query()], team: TeamDep, service: SandboxServiceDep, response: Response
+) -> list[ListedSandbox]:
+    page = await service.page(
+        team_id=team.team_id,
+        metadata=query.metadata_filter(),
+        states=query.states(),
+        template=query.template,
+        started_after=query.started_after,
+        descending=query.order == "desc",
+        limit=query.limit,
+        next_token=query.next_token,
+    )
+    if page.next_token:
+        response.headers["X-Next-Token"] = page.next_token
+    return [ListedSandbox.of(sandbox) for sandbox in page.items]
+
+
+@router.get("/sandboxes")
+async def list_sandboxes_v1(
+    query: Annotated[SandboxListQueryV1, Query()], team: TeamDep, service: SandboxServiceDep
+) -> list[ListedSandbox]:
+    sandboxes = await service.running(
+        team_id=team.team_id, metadata=query.metadata_filter(), at_most=V1_LIST_MAX
+    )
+    return [ListedSandbox.of(sandbox) for sandbox in sandboxes]
+
+
+@router.get("/sandboxes/{sandbox_id}")
+async def get_sandbox(
+    sandbox_id: str, team: TeamDep, service: SandboxServiceDep, settings: SettingsDep
+) -> SandboxDetail:
+    sandbox = await service.get(team_id=team.team_id, sandbox_id=sandbox_id)
+    return SandboxDetail.of(sandbox, domain=settings.api.sandbox_domain)
+
+
+@router.delete("/sandboxes/{sandbox_id}", status_code=204, response_class=Response)
+async def kill_sandbox(sandbox_id: str, team: TeamDep, service: SandboxServiceDep) -> Response:
+    await service.kill(team_id=team.team_id, sandbox_id=sandbox_id)
+    return Response(status_code=204)
+
+
+@router.post("/sandboxes/{sandbox_id}/timeout", status_code=204, response_class=Response)
+async def set_timeout(
+    sandbox_id: str, body: TimeoutRequest, team: TeamDep, service: SandboxServiceDep
+) -> Response:
+    await service.set_timeout(team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout)
+    return Response(status_code=204)
+
+
+@router.post("/v2/sandboxes/{sandbox_id}/connect")
+async def connect_sandbox(
+    sandbox_id: str, body: ConnectSandbox, team: TeamDep, service: SandboxServiceDep, settings: SettingsDep
+) -> Sandbox:
+    sandbox = await service.connect(team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout)
+    return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
+
+
+@router.post("/sandboxes/{sandbox_id}/connect")
+async def connect_sandbox_v1(
+    sandbox_id: str, body: ConnectSandboxV1, team: TeamDep, service: SandboxServiceDep, settings: SettingsDep
+) -> Sandbox:
+    sandbox = await service.connect(team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout)
+    return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
+
+
+@router.get("/sandboxes/{sandbox_id}/metrics")
+async def get_metrics(
+    sandbox_id: str,
+    team: TeamDep,
+    service: SandboxServiceDep,
+    start: Annotated[int | None, Query(ge=0)] = None,
+    end: Annotated[int | None, Query(ge=0)] = None,
+) -> list[SandboxMetric]:
+    samples = await service.metrics(
+        team_id=team.team_id,
+        sandbox_id=sandbox_id,
+        start=None if start is None else datetime.fromtimestamp(start, UTC),
+        end=None if end is None else datetime.fromtimestamp(end, UTC),
+    )
+    return [SandboxMetric.of(sample) for sample in samples]

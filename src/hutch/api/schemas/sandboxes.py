@@ -1,0 +1,225 @@
+"""Sandbox bodies: ``NewSandboxV2``, ``ConnectSandboxV2``, ``Sandbox``, ``SandboxDetail``, ``ListedSandbox``,
+``SandboxMetric`` and the ``GET /v2/sandboxes`` query (spec §1.4.1 to §1.4.6)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+from urllib.parse import unquote_plus
+
+from pydantic import Field, field_validator
+
+from ...catalog.models import Sandbox as SandboxRow
+from ..services.metrics import SandboxMetrics
+from .common import WireModel
+
+STATES = ("running", "paused")
+
+
+class NewSandbox(WireModel):
+    """``NewSandboxV2`` (and v1's ``NewSandbox``, whose extra ``secure`` flag is ignored)."""
+
+    template_id: str = Field(alias="templateID", min_length=1)
+    timeout: int | None = Field(default=None, ge=0)
+    metadata: dict[str, str] | None = None
+    env_vars: dict[str, str] | None = Field(default=None, alias="envVars")
+    # snake_case on the wire, unlike every other field.
+    allow_internet_access: bool | None = None
+
+
+class ConnectSandbox(WireModel):
+    """``ConnectSandboxV2``: an optional new time to live, which only ever extends the current one."""
+
+    timeout: int | None = Field(default=None, ge=0)
+
+
+class ConnectSandboxV1(WireModel):
+    timeout: int = Field(ge=0)
+
+
+class TimeoutRequest(WireModel):
+    timeout: int = Field(ge=0)
+
+
+class Sandbox(WireModel):
+    """The answer to create and connect: enough for the SDK to reach the sandbox's envd."""
+
+    template_id: str = Field(alias="templateID")
+    sandbox_id: str = Field(alias="sandboxID")
+    client_id: str = Field(alias="clientID")
+    envd_version: str = Field(alias="envdVersion")
+    envd_access_token: str = Field(alias="envdAccessToken")
+    alias: str | None = None
+    domain: str | None = None
+
+    @classmethod
+    def of(cls, row: SandboxRow, *, domain: str | None) -> Sandbox:
+        return cls(
+            template_id=row.template_id,
+            sandbox_id=row.sandbox_id,
+            client_id=row.node_id,
+            envd_version=row.envd_version,
+            envd_access_token=row.envd_access_token,
+            alias=row.alias,
+            domain=domain,
+        )
+
+
+class _SandboxFields(WireModel):
+    """What both a listed sandbox and a sandbox's detail carry."""
+
+    template_id: str = Field(alias="templateID")
+    sandbox_id: str = Field(alias="sandboxID")
+    client_id: str = Field(alias="clientID")
+    envd_version: str = Field(alias="envdVersion")
+    alias: str | None = None
+    started_at: datetime = Field(alias="startedAt")
+    end_at: datetime = Field(alias="endAt")
+    cpu_count: int = Field(alias="cpuCount")
+    memory_mb: int = Field(alias="memoryMB")
+    disk_size_mb: int = Field(alias="diskSizeMB")
+    state: Literal["running", "paused"]
+    metadata: dict[str, str]
+
+
+class ListedSandbox(_SandboxFields):
+    """An item of the sandbox list."""
+
+    @classmethod
+    def of(cls, row: SandboxRow) -> ListedSandbox:
+        return cls(**_listed_fields(row))
+
+
+class SandboxDetail(_SandboxFields):
+    """``GET /sandboxes/{id}``: the listed fields plus how to reach the sandbox."""
+
+    envd_access_token: str = Field(alias="envdAccessToken")
+    allow_internet_access: bool | None = Field(alias="allowInternetAccess")
+    domain: str | None
+
+    @classmethod
+    def of(cls, row: SandboxRow, *, domain: str | None) -> SandboxDetail:
+        return cls(
+            **_listed_fields(row),
+            envd_access_token=row.envd_access_token,
+            allow_internet_access=row.allow_internet_access,
+            domain=domain,
+        )
+
+
+class SandboxMetric(WireModel):
+    timestamp: datetime
+    timestamp_unix: int = Field(alias="timestampUnix")
+    cpu_count: int = Field(alias="cpuCount")
+    cpu_used_pct: float = Field(alias="cpuUsedPct")
+    mem_used: int = Field(alias="memUsed")
+    mem_total: int = Field(alias="memTotal")
+    mem_cache: int = Field(alias="memCache")
+    disk_used: int = Field(alias="diskUsed")
+    disk_total: int = Field(alias="diskTotal")
+
+    @classmethod
+    def of(cls, sample: SandboxMetrics) -> SandboxMetric:
+        return cls(
+            timestamp=sample.timestamp,
+            timestamp_unix=int(sample.timestamp.timestamp()),
+            cpu_count=sample.cpu_count,
+            cpu_used_pct=sample.cpu_used_pct,
+            mem_used=sample.mem_used,
+            mem_total=sample.mem_total,
+            mem_cache=sample.mem_cache,
+            disk_used=sample.disk_used,
+            disk_total=sample.disk_total,
+        )
+
+
+class SandboxListQuery(WireModel):
+    """``GET /v2/sandboxes``'s query; ``metadata`` and ``state`` arrive in the encodings of spec §1.4.6."""
+
+    metadata: str | None = None
+    state: str | None = None
+    order: Literal["asc", "desc"] = "desc"
+    started_after: datetime | None = Field(default=None, alias="startedAfter")
+    template: str | None = None
+    limit: int = Field(default=100, ge=1, le=100)
+    next_token: str | None = Field(default=None, alias="nextToken")
+
+    @field_validator("metadata")
+    @classmethod
+    def _check_metadata(cls, value: str | None) -> str | None:
+        parse_metadata(value)
+        return value
+
+    @field_validator("state")
+    @classmethod
+    def _check_state(cls, value: str | None) -> str | None:
+        parse_states(value)
+        return value
+
+    @field_validator("started_after")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    def metadata_filter(self) -> dict[str, str]:
+        return parse_metadata(self.metadata)
+
+    def states(self) -> frozenset[str] | None:
+        return parse_states(self.state)
+
+
+class SandboxListQueryV1(WireModel):
+    """``GET /sandboxes`` (v1): running sandboxes, filtered by metadata only."""
+
+    metadata: str | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _check_metadata(cls, value: str | None) -> str | None:
+        parse_metadata(value)
+        return value
+
+    def metadata_filter(self) -> dict[str, str]:
+        return parse_metadata(self.metadata)
+
+
+def parse_metadata(value: str | None) -> dict[str, str]:
+    """Decode the ``metadata`` filter: the SDK sends ``urlencode({quote(k): quote(v)})``, which the HTTP
+    layer encodes once more. The framework has undone that last layer; undo the other two here."""
+    if not value:
+        return {}
+    pairs: dict[str, str] = {}
+    for pair in unquote_plus(value).split("&"):
+        key, sep, item = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"metadata filter {pair!r} is not key=value")
+        pairs[unquote_plus(key)] = unquote_plus(item)
+    return pairs
+
+
+def parse_states(value: str | None) -> frozenset[str] | None:
+    """``running,paused`` → the set; absent means every state."""
+    if not value:
+        return None
+    states = frozenset(part.strip() for part in value.split(",") if part.strip())
+    unknown = states.difference(STATES)
+    if unknown:
+        raise ValueError(f"unknown state {', '.join(sorted(unknown))}; expected {' or '.join(STATES)}")
+    return states
+
+
+def _listed_fields(row: SandboxRow) -> dict:
+    return {
+        "template_id": row.template_id,
+        "sandbox_id": row.sandbox_id,
+        "client_id": row.node_id,
+        "envd_version": row.envd_version,
+        "alias": row.alias,
+        "started_at": row.started_at,
+        "end_at": row.end_at,
+        "cpu_count": row.cpu_count,
+        "memory_mb": row.memory_mb,
+        "disk_size_mb": row.disk_mb,
+        "state": row.state,
+        "metadata": row.metadata_,
+    }

@@ -1,0 +1,238 @@
+"""Sandbox lifecycle: create (idempotently), inspect, extend, list, measure and kill a team's sandboxes.
+
+Each call is one unit of work in the catalog, except ``create``: it reads in one transaction, starts the
+sandbox outside any (a runtime create takes a while), then records it in a second; if that fails, the new
+sandbox is killed again so that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+
+from ...catalog import Catalog
+from ...catalog.models import Sandbox
+from ...catalog.repos import sandboxes
+from ...catalog.repos.sandboxes import Cursor, SandboxFilter
+from ...envd.version import VERSION as ENVD_VERSION
+from ...errors import Conflict, InvalidRequest
+from ...runtime.base import Runtime
+from ...runtime.types import SandboxSpec
+from . import pagination, templates
+from .metrics import SandboxMetrics
+from .pagination import Page
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SandboxService:
+    """The operations behind ``/sandboxes``; every method acts for one team and sees only its sandboxes."""
+
+    def __init__(
+        self, *, catalog: Catalog, runtime: Runtime, node_id: str, default_timeout_s: int, max_timeout_s: int
+    ) -> None:
+        self._catalog = catalog
+        self._runtime = runtime
+        self._node_id = node_id
+        self._default_timeout_s = default_timeout_s
+        self._max_timeout_s = max_timeout_s
+
+    async def create(
+        self,
+        *,
+        team_id: str,
+        template: str,
+        timeout_s: int | None = None,
+        metadata: dict[str, str] | None = None,
+        env_vars: dict[str, str] | None = None,
+        allow_internet_access: bool | None = None,
+        idempotency_key: str | None = None,
+    ) -> Sandbox:
+        """Start a sandbox from ``template`` and return it once its envd answers. A repeated
+        ``idempotency_key`` returns the sandbox the first call made, while that one lives."""
+        lifetime = self._lifetime(timeout_s)
+        token = secrets.token_urlsafe(32)
+        async with self._catalog.transaction() as session:
+            if idempotency_key is not None:
+                earlier = await sandboxes.by_idempotency_key(session, team_id=team_id, key=idempotency_key)
+                if earlier is not None:
+                    return earlier
+            found = await templates.resolve(session, name=template)
+            image = templates.image(found)
+            alias = template if template != found.template_id else next(iter(found.aliases), None)
+            spec = SandboxSpec(
+                template=image,
+                cpu_count=found.cpu_count,
+                memory_mb=found.memory_mb,
+                disk_mb=found.disk_mb,
+                env_vars=dict(env_vars or {}),
+                access_token=token,
+                # E2B's default: egress unless the caller turned it off. The runtime decides whether
+                # the deployment has an outside to reach at all.
+                allow_internet_access=allow_internet_access is not False,
+            )
+        handle = await self._runtime.create(spec)
+        row = Sandbox(
+            sandbox_id=handle.sandbox_id,
+            team_id=team_id,
+            template_id=found.template_id,
+            alias=alias,
+            state="running",
+            metadata_=dict(metadata or {}),
+            cpu_count=spec.cpu_count,
+            memory_mb=spec.memory_mb,
+            disk_mb=spec.disk_mb,
+            started_at=handle.started_at,
+            end_at=_now() + lifetime,
+            host=handle.host,
+            port_overrides={str(port): target for port, target in handle.port_overrides.items()},
+            node_id=handle.node_id,
+            envd_version=ENVD_VERSION,
+            envd_access_token=token,
+            idempotency_key=idempotency_key,
+            allow_internet_access=allow_internet_access,
+        )
+        return await self._record(row)
+
+    async def get(self, *, team_id: str, sandbox_id: str) -> Sandbox:
+        async with self._catalog.transaction() as session:
+            return await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+
+    async def kill(self, *, team_id: str, sandbox_id: str) -> None:
+        """Stop the sandbox and forget it: afterwards it is unknown (``NotFound``)."""
+        await self.get(team_id=team_id, sandbox_id=sandbox_id)
+        await self.destroy(sandbox_id=sandbox_id)
+
+    async def set_timeout(self, *, team_id: str, sandbox_id: str, timeout_s: int) -> Sandbox:
+        """The sandbox now ends ``timeout_s`` from now, sooner or later than before."""
+        lifetime = self._lifetime(timeout_s)
+        async with self._catalog.transaction() as session:
+            sandbox = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+            sandbox.end_at = _now() + lifetime
+            return sandbox
+
+    async def connect(self, *, team_id: str, sandbox_id: str, timeout_s: int | None = None) -> Sandbox:
+        """Reattach to a running sandbox; its end moves to ``timeout_s`` from now if that is later."""
+        lifetime = self._lifetime(timeout_s)
+        async with self._catalog.transaction() as session:
+            sandbox = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+            sandbox.end_at = max(sandbox.end_at, _now() + lifetime)
+            return sandbox
+
+    async def page(
+        self,
+        *,
+        team_id: str,
+        metadata: dict[str, str] | None = None,
+        states: frozenset[str] | None = None,
+        template: str | None = None,
+        started_after: datetime | None = None,
+        descending: bool = True,
+        limit: int = 100,
+        next_token: str | None = None,
+    ) -> Page[Sandbox]:
+        """One page of the team's sandboxes by start time, and the token of the next page if any."""
+        after = pagination.decode(next_token) if next_token else None
+        async with self._catalog.transaction() as session:
+            template_ids = None
+            if template is not None:
+                found = await templates.find(session, name=template)
+                template_ids = frozenset({found.template_id if found else template})
+            where = SandboxFilter(
+                states=states, template_ids=template_ids, started_after=started_after, metadata=metadata or {}
+            )
+            rows = await sandboxes.page(
+                session, team_id=team_id, where=where, descending=descending, after=after, limit=limit + 1
+            )
+        if len(rows) <= limit:
+            return Page(rows, None)
+        last = rows[limit - 1]
+        return Page(rows[:limit], pagination.encode(Cursor(last.started_at, last.sandbox_id)))
+
+    async def running(
+        self, *, team_id: str, metadata: dict[str, str] | None = None, at_most: int
+    ) -> list[Sandbox]:
+        """Every running sandbox of the team (the unpaginated v1 listing); over ``at_most`` is refused."""
+        found: list[Sandbox] = []
+        token: str | None = None
+        while True:
+            page = await self.page(
+                team_id=team_id, metadata=metadata, states=frozenset({"running"}), next_token=token
+            )
+            found.extend(page.items)
+            if len(found) > at_most:
+                raise InvalidRequest(
+                    f"more than {at_most} running sandboxes match; page through GET /v2/sandboxes instead"
+                )
+            if page.next_token is None:
+                return found
+            token = page.next_token
+
+    async def metrics(
+        self, *, team_id: str, sandbox_id: str, start: datetime | None = None, end: datetime | None = None
+    ) -> list[SandboxMetrics]:
+        """The sandbox's current resource use, if now falls in the window [``start``, ``end``]."""
+        await self.get(team_id=team_id, sandbox_id=sandbox_id)
+        sample = SandboxMetrics.from_envd(await self._runtime.metrics(sandbox_id))
+        if (start is not None and sample.timestamp < start) or (end is not None and sample.timestamp > end):
+            return []
+        return [sample]
+
+    async def destroy(self, *, sandbox_id: str) -> None:
+        """Kill a sandbox of any team, then drop its row (kept if the kill fails, so a retry can finish)."""
+        await self._runtime.kill(sandbox_id)
+        async with self._catalog.transaction() as session:
+            await sandboxes.remove(session, sandbox_id)
+
+    async def due(self) -> tuple[list[str], datetime | None]:
+        """The sandboxes whose time is up, and when the next one's will be."""
+        now = _now()
+        async with self._catalog.transaction() as session:
+            expired = await sandboxes.expired(session, now=now)
+            upcoming = await sandboxes.next_end_at(session, after=now)
+        return [sandbox.sandbox_id for sandbox in expired], upcoming
+
+    async def forget_lost(self) -> list[str]:
+        """Drop the rows of this node's sandboxes that its runtime no longer runs (e.g. after a restart)."""
+        live = {handle.sandbox_id for handle in await self._runtime.list()}
+        async with self._catalog.transaction() as session:
+            lost = [
+                s.sandbox_id
+                for s in await sandboxes.on_node(session, self._node_id)
+                if s.sandbox_id not in live
+            ]
+            for sandbox_id in lost:
+                await sandboxes.remove(session, sandbox_id)
+        return lost
+
+    async def _record(self, row: Sandbox) -> Sandbox:
+        try:
+            async with self._catalog.transaction() as session:
+                return await sandboxes.add(session, row)
+        except BaseException as error:
+            # Shielded: a cancelled request must not leave the new sandbox running.
+            await asyncio.shield(self._runtime.kill(row.sandbox_id))
+            if isinstance(error, IntegrityError) and row.idempotency_key is not None:
+                return await self._created_with(row.team_id, row.idempotency_key)
+            raise
+
+    async def _created_with(self, team_id: str, key: str) -> Sandbox:
+        """The sandbox a concurrent create with the same idempotency key recorded first."""
+        async with self._catalog.transaction() as session:
+            earlier = await sandboxes.by_idempotency_key(session, team_id=team_id, key=key)
+        if earlier is None:
+            raise Conflict(f"a create with idempotency key {key!r} failed concurrently; retry it")
+        return earlier
+
+    def _lifetime(self, timeout_s: int | None) -> timedelta:
+        seconds = self._default_timeout_s if timeout_s is None else timeout_s
+        if not 0 <= seconds <= self._max_timeout_s:
+            raise InvalidRequest(
+                f"timeout must be between 0 and {self._max_timeout_s} seconds, got {seconds}"
+            )
+        return timedelta(seconds=seconds)

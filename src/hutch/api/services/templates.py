@@ -1,0 +1,48 @@
+"""Template names to templates, and templates to what the runtime starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ...catalog.models import Template
+from ...catalog.repos import templates
+from ...errors import NotFound
+from ...runtime.types import TemplateImage
+
+# The long template ids of E2B's public templates, which older code passes instead of the names.
+_LEGACY_IDS = {
+    "base-template-000-0000-0000-000000000001": "base",
+    "desktop-template-000-0000-0000-000000000001": "desktop",
+}
+
+
+async def find(session: AsyncSession, *, name: str) -> Template | None:
+    """The template called ``name`` (an id, an alias, or one of E2B's legacy ids)."""
+    template = await templates.find(session, name)
+    if template is None and name in _LEGACY_IDS:
+        template = await templates.find(session, _LEGACY_IDS[name])
+    return template
+
+
+async def resolve(session: AsyncSession, *, name: str) -> Template:
+    """As :func:`find`, but an unknown name is ``NotFound`` listing the names that do exist."""
+    template = await find(session, name=name)
+    if template is None:
+        known = await templates.names(session)
+        listing = ", ".join(known) if known else "none (build one first)"
+        raise NotFound(f"template {name!r} not found; known templates: {listing}")
+    return template
+
+
+def image(template: Template) -> TemplateImage:
+    return TemplateImage(
+        template_id=template.template_id,
+        rootfs=Path(template.rootfs),
+        default_user=template.default_user,
+        default_workdir=template.default_workdir,
+        env=dict(template.env),
+        start_cmd=template.start_cmd,
+        ready_cmd=template.ready_cmd,
+    )

@@ -1,0 +1,86 @@
+"""The catalog's connection: an async engine, its session factory, and one transaction per unit of work.
+
+SQLite (through aiosqlite) is the default and runs in WAL mode with foreign keys enforced; a
+``postgresql://`` URL selects PostgreSQL through asyncpg with the same code. Tables are created at open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from ..errors import NotSupported
+from .models import Base
+
+_SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+# The asyncio driver used when a URL names only the database (``postgresql://``, ``sqlite://``).
+_ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
+
+
+def _is_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite"
+
+
+def _async_url(url: str) -> URL:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if "+" not in parsed.drivername and backend in _ASYNC_DRIVERS:
+        parsed = parsed.set(drivername=f"{backend}+{_ASYNC_DRIVERS[backend]}")
+    return parsed
+
+
+class Catalog:
+    """Hutch's database. Open it with :meth:`open`; every service call runs in one :meth:`transaction`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    async def open(cls, url: str) -> Catalog:
+        """Connect to ``url`` (creating a SQLite file's directory) and create any missing tables."""
+        parsed = _async_url(url)
+        options: dict[str, Any] = {}
+        if _is_sqlite(parsed):
+            database = parsed.database or ""
+            if database and database != ":memory:" and not database.startswith("file:"):
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            options["pool_pre_ping"] = True
+        try:
+            engine = create_async_engine(parsed, **options)
+        except ModuleNotFoundError as error:
+            extra = " (pip install 'hutch[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
+            raise NotSupported(f"the catalog URL needs the driver {error.name!r}{extra}") from error
+        if _is_sqlite(parsed):
+            event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+        catalog = cls(engine)
+        async with engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        return catalog
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session whose work commits when the block ends, or rolls back if it raises."""
+        async with self._sessions.begin() as session:
+            yield session
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,123 @@
+"""The catalog's tables: teams, their API keys, templates and sandboxes (SQLAlchemy 2, any dialect)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        dict[str, str]: JSON,
+        list[str]: JSON,
+    }
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    team_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    api_keys: Mapped[list[ApiKey]] = relationship(back_populates="team", cascade="all, delete-orphan")
+
+
+class ApiKey(Base):
+    """An API key, kept only as the SHA-256 of its text; ``mask`` is what listings may show."""
+
+    __tablename__ = "api_keys"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.team_id", ondelete="CASCADE"), index=True)
+    mask: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    team: Mapped[Team] = relationship(back_populates="api_keys")
+
+
+class Template(Base):
+    """A built template: its root filesystem and how sandboxes from it start."""
+
+    __tablename__ = "templates"
+
+    template_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    aliases: Mapped[list[str]] = mapped_column(default=list)
+    rootfs: Mapped[str] = mapped_column(String(4096))
+    default_user: Mapped[str] = mapped_column(String(255), default="user")
+    default_workdir: Mapped[str | None] = mapped_column(String(4096))
+    env: Mapped[dict[str, str]] = mapped_column(default=dict)
+    cpu_count: Mapped[int] = mapped_column(default=2)
+    memory_mb: Mapped[int] = mapped_column(default=512)
+    disk_mb: Mapped[int] = mapped_column(default=1024)
+    start_cmd: Mapped[str | None] = mapped_column(String(8192))
+    ready_cmd: Mapped[str | None] = mapped_column(String(8192))
+    public: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Sandbox(Base):
+    """A live sandbox. Killing one deletes its row; ``template_id`` is deliberately not a foreign key,
+    so that a template can be rebuilt or removed while sandboxes made from it still run."""
+
+    __tablename__ = "sandboxes"
+    __table_args__ = (
+        UniqueConstraint("team_id", "idempotency_key", name="uq_sandboxes_team_idempotency_key"),
+        Index("ix_sandboxes_team_started", "team_id", "started_at", "sandbox_id"),
+    )
+
+    sandbox_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.team_id", ondelete="CASCADE"))
+    template_id: Mapped[str] = mapped_column(String(255))
+    # The name the caller asked for, when it was an alias rather than the template's id.
+    alias: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict)
+    cpu_count: Mapped[int]
+    memory_mb: Mapped[int]
+    disk_mb: Mapped[int]
+    started_at: Mapped[datetime]
+    end_at: Mapped[datetime] = mapped_column(index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    # JSON object keys are strings: {"49983": 40123} means port 49983 is served on host port 40123.
+    port_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    node_id: Mapped[str] = mapped_column(String(255), index=True)
+    envd_version: Mapped[str] = mapped_column(String(32))
+    envd_access_token: Mapped[str] = mapped_column(String(255))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    allow_internet_access: Mapped[bool | None]
+
+    def address(self, port: int) -> tuple[str, int]:
+        """Where the sandbox's ``port`` is reached from its node (as ``SandboxHandle.address``)."""
+        return self.host, int(self.port_overrides.get(str(port), port))

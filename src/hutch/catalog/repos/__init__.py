@@ -1,0 +1,1 @@
+"""Queries, one module per table. Functions take the caller's session and never commit."""

@@ -1,0 +1,133 @@
+"""Sandboxes: lookups scoped to a team, expiry, and keyset-paginated listing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Select, and_, delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ...errors import NotFound
+from ..models import Sandbox
+
+# Rows read per round when a metadata filter has to be applied after the query.
+_SCAN_BATCH = 500
+
+
+@dataclass(frozen=True)
+class SandboxFilter:
+    """Which of a team's sandboxes a listing shows; ``None`` means no restriction."""
+
+    states: frozenset[str] | None = None
+    template_ids: frozenset[str] | None = None
+    started_after: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The position after which a page starts: the last row of the previous page."""
+
+    started_at: datetime
+    sandbox_id: str
+
+
+async def get(session: AsyncSession, sandbox_id: str) -> Sandbox | None:
+    """A sandbox of any team (for routing traffic to it)."""
+    return await session.get(Sandbox, sandbox_id)
+
+
+async def get_or_raise(session: AsyncSession, *, team_id: str, sandbox_id: str) -> Sandbox:
+    """The team's sandbox ``sandbox_id``; another team's is as unknown as a missing one."""
+    sandbox = await session.get(Sandbox, sandbox_id)
+    if sandbox is None or sandbox.team_id != team_id:
+        raise NotFound(f"sandbox {sandbox_id!r} not found")
+    return sandbox
+
+
+async def by_idempotency_key(session: AsyncSession, *, team_id: str, key: str) -> Sandbox | None:
+    statement = select(Sandbox).where(Sandbox.team_id == team_id, Sandbox.idempotency_key == key)
+    return await session.scalar(statement)
+
+
+async def add(session: AsyncSession, sandbox: Sandbox) -> Sandbox:
+    session.add(sandbox)
+    await session.flush()
+    return sandbox
+
+
+async def remove(session: AsyncSession, sandbox_id: str) -> bool:
+    """Delete the row; False when it was already gone."""
+    result = await session.execute(delete(Sandbox).where(Sandbox.sandbox_id == sandbox_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def expired(session: AsyncSession, *, now: datetime) -> list[Sandbox]:
+    return list(await session.scalars(select(Sandbox).where(Sandbox.end_at <= now)))
+
+
+async def next_end_at(session: AsyncSession, *, after: datetime) -> datetime | None:
+    """The earliest end of any sandbox still running at ``after``."""
+    return await session.scalar(select(func.min(Sandbox.end_at)).where(Sandbox.end_at > after))
+
+
+async def on_node(session: AsyncSession, node_id: str) -> list[Sandbox]:
+    return list(await session.scalars(select(Sandbox).where(Sandbox.node_id == node_id)))
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    team_id: str,
+    where: SandboxFilter,
+    descending: bool,
+    after: Cursor | None,
+    limit: int,
+) -> list[Sandbox]:
+    """Up to ``limit`` of the team's sandboxes matching ``where``, by start time, following ``after``."""
+    statement = _filtered(team_id, where)
+    if descending:
+        statement = statement.order_by(Sandbox.started_at.desc(), Sandbox.sandbox_id.desc())
+    else:
+        statement = statement.order_by(Sandbox.started_at.asc(), Sandbox.sandbox_id.asc())
+    if not where.metadata:
+        return list(await session.scalars(_following(statement, after, descending).limit(limit)))
+    # Metadata is JSON, and a key may hold any character: match it here rather than in dialect SQL.
+    matched: list[Sandbox] = []
+    while len(matched) < limit:
+        batch = list(await session.scalars(_following(statement, after, descending).limit(_SCAN_BATCH)))
+        matched.extend(s for s in batch if where.metadata.items() <= s.metadata_.items())
+        if len(batch) < _SCAN_BATCH:
+            break
+        after = Cursor(batch[-1].started_at, batch[-1].sandbox_id)
+    return matched[:limit]
+
+
+def _filtered(team_id: str, where: SandboxFilter) -> Select[tuple[Sandbox]]:
+    statement = select(Sandbox).where(Sandbox.team_id == team_id)
+    if where.states is not None:
+        statement = statement.where(Sandbox.state.in_(where.states))
+    if where.template_ids is not None:
+        statement = statement.where(Sandbox.template_id.in_(where.template_ids))
+    if where.started_after is not None:
+        statement = statement.where(Sandbox.started_at >= where.started_after)
+    return statement
+
+
+def _following(statement: Select[tuple[Sandbox]], after: Cursor | None, descending: bool) -> Select:
+    if after is None:
+        return statement
+    if descending:
+        return statement.where(
+            or_(
+                Sandbox.started_at < after.started_at,
+                and_(Sandbox.started_at == after.started_at, Sandbox.sandbox_id < after.sandbox_id),
+            )
+        )
+    return statement.where(
+        or_(
+            Sandbox.started_at > after.started_at,
+            and_(Sandbox.started_at == after.started_at, Sandbox.sandbox_id > after.sandbox_id),
+        )
+    )

@@ -1,0 +1,51 @@
+"""Templates, found by id or by alias."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..models import Template
+
+
+async def find(session: AsyncSession, name: str) -> Template | None:
+    """The template whose id or one of whose aliases is ``name``."""
+    template = await session.get(Template, name)
+    if template is not None:
+        return template
+    # Few templates exist and aliases are a JSON list: matching them here works on every dialect.
+    for candidate in await session.scalars(select(Template)):
+        if name in candidate.aliases:
+            return candidate
+    return None
+
+
+async def names(session: AsyncSession) -> list[str]:
+    """Every id and alias, sorted: what an unknown template's error lists."""
+    known: set[str] = set()
+    for template in await session.scalars(select(Template)):
+        known.add(template.template_id)
+        known.update(template.aliases)
+    return sorted(known)
+
+
+async def upsert(
+    session: AsyncSession, *, template_id: str, aliases: Iterable[str], **fields: Any
+) -> Template:
+    """Create or update a template. Its aliases are taken away from any other template that had them."""
+    wanted = list(dict.fromkeys(aliases))
+    for other in await session.scalars(select(Template).where(Template.template_id != template_id)):
+        if any(alias in other.aliases for alias in wanted):
+            other.aliases = [alias for alias in other.aliases if alias not in wanted]
+    template = await session.get(Template, template_id)
+    if template is None:
+        template = Template(template_id=template_id)
+        session.add(template)
+    template.aliases = wanted
+    for name, value in fields.items():
+        setattr(template, name, value)
+    await session.flush()
+    return template

@@ -1,0 +1,1 @@
+"""The ``hutch`` command (typer + rich)."""

@@ -1,0 +1,94 @@
+"""Hutch's settings: one typed object, built only by entry points and passed down.
+
+Precedence, highest first: environment variables (prefix ``HUTCH_``, ``__`` between a section and its key,
+e.g. ``HUTCH_API__PORT=3000``), then the TOML file named by ``HUTCH_CONFIG``, then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class ApiSettings(BaseModel):
+    host: str = "0.0.0.0"
+    port: int = 3000
+    default_timeout_s: int = 300
+    max_timeout_s: int = 24 * 3600
+    reaper_interval_s: float = 0.5
+    # Returned to clients as each sandbox's ``domain``; None lets them use their own E2B_DOMAIN/SANDBOX_URL.
+    sandbox_domain: str | None = None
+
+
+class CatalogSettings(BaseModel):
+    # SQLite file by default; a postgresql+asyncpg:// URL for clusters.
+    url: str = ""
+
+
+class RuntimeSettings(BaseModel):
+    backend: str = "container"
+    node_id: str = "local"
+    # Ready sandboxes kept per template, so that a create only claims and initialises one.
+    warm_pool: dict[str, int] = Field(default_factory=lambda: {"base": 2})
+    subnet: str = "10.11.0.0/16"
+
+
+class ProxySettings(BaseModel):
+    host: str = "0.0.0.0"
+    port: int = 49983
+    domain: str = "localhost"
+
+
+class TemplateSettings(BaseModel):
+    cache_dir: Path = Path("/var/cache/hutch")
+
+
+class Settings(BaseSettings):
+    """Everything configurable, by component."""
+
+    model_config = SettingsConfigDict(env_prefix="HUTCH_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Path("/var/lib/hutch")
+    dev: bool = False
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    proxy: ProxySettings = Field(default_factory=ProxySettings)
+    templates: TemplateSettings = Field(default_factory=TemplateSettings)
+
+    @property
+    def catalog_url(self) -> str:
+        return self.catalog.url or f"sqlite+aiosqlite:///{self.data_dir / 'hutch.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _TomlSource(settings_cls)
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Values from the TOML file named by ``HUTCH_CONFIG`` (if any)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data().get(field_name), field_name, False
+
+    def _data(self) -> dict[str, Any]:
+        path = os.environ.get("HUTCH_CONFIG")
+        if not path:
+            return {}
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+
+    def __call__(self) -> dict[str, Any]:
+        return self._data()

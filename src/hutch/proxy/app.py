@@ -1,0 +1,136 @@
+"""The data-plane proxy: a raw ASGI app that routes each request to a sandbox port (spec §2).
+
+It reads the target from the request (:mod:`.routing`), asks the injected resolver where that sandbox
+runs, and forwards: HTTP through one shared keep-alive pool with both bodies streamed (:mod:`.forward`),
+WebSockets through a bridge (:mod:`.websocket`). Every request is routed on its own, so consecutive
+requests on one client connection may go to different sandboxes. Failures answer with the JSON the SDK
+understands (:mod:`.responses`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from websockets import InvalidStatus
+
+from ..errors import InvalidRequest
+from ..runtime.types import SandboxHandle
+from . import forward, responses, websocket
+from .asgi import Receive, Scope, Send
+from .routing import SANDBOX_ID_HEADER, SANDBOX_PORT_HEADER, Target, route
+
+Resolver = Callable[[str], Awaitable[SandboxHandle | None]]
+"""Where a sandbox runs, by id; ``None`` when there is no such sandbox (or it is not running). Called once
+per request (WebSocket: per handshake), so it should be cached; it may wake a paused sandbox before
+answering."""
+
+log = logging.getLogger(__name__)
+
+_ROUTING_HEADERS = {SANDBOX_ID_HEADER.encode(), SANDBOX_PORT_HEADER.encode()}
+
+
+class ProxyApp:
+    """The ASGI app; build it with :func:`create_proxy_app`."""
+
+    def __init__(self, resolve: Resolver, *, domain: str) -> None:
+        self._resolve = resolve
+        self._domain = domain
+        self._transport = forward.create_transport()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections to sandboxes."""
+        await self._transport.aclose()
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            target, address = await self._locate(scope)
+        except responses.Refusal as refusal:
+            await responses.send_json(send, refusal.answer)
+            return
+        try:
+            await forward.forward(self._transport, scope, receive, send, address)
+        except (forward.PortClosed, forward.UpstreamFailed) as err:
+            await responses.send_json(send, _unreachable(target.sandbox_id, err))
+        except forward.ClientGone:
+            pass
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        try:
+            target, address = await self._locate(scope)
+        except responses.Refusal as refusal:
+            await self._deny(scope, send, refusal.answer)
+            return
+        try:
+            upstream = await websocket.open_upstream(scope, address)
+        except (forward.PortClosed, forward.UpstreamFailed) as err:
+            await self._deny(scope, send, _unreachable(target.sandbox_id, err))
+            return
+        except InvalidStatus as err:
+            await websocket.refuse_with(send, scope, err)
+            return
+        await websocket.bridge(upstream, receive, send)
+
+    async def _locate(self, scope: Scope) -> tuple[Target, tuple[str, int]]:
+        """The target of the request and where it is reached; :class:`responses.Refusal` if there is
+        none."""
+        try:
+            target = self._route(scope)
+        except InvalidRequest as err:
+            raise responses.Refusal(responses.bad_request(err.message)) from err
+        handle = await self._resolve(target.sandbox_id)
+        if handle is None:
+            raise responses.Refusal(responses.sandbox_error(target.sandbox_id, responses.SANDBOX_NOT_FOUND))
+        return target, handle.address(target.port)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _route(self, scope: Scope) -> Target:
+        host = ""
+        routing: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value.decode("latin-1")
+            elif name in _ROUTING_HEADERS:
+                routing[name.decode()] = value.decode("latin-1")
+        return route(host, routing, domain=self._domain)
+
+    @staticmethod
+    async def _deny(scope: Scope, send: Send, answer: responses.Answer) -> None:
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await responses.send_json(send, answer, prefix="websocket.http")
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
+
+def create_proxy_app(resolve: Resolver, *, domain: str) -> ProxyApp:
+    """The proxy as an ASGI app. ``resolve`` maps a sandbox id to where it runs (the control plane passes
+    a cached catalog lookup; it also decides what the SDK's ``debug_sandbox_id`` maps to); ``domain`` is
+    the base of host routing, ``{port}-{sandboxId}.{domain}``."""
+    return ProxyApp(resolve, domain=domain)
+
+
+def _unreachable(sandbox_id: str, err: Exception) -> responses.Answer:
+    if isinstance(err, forward.PortClosed):
+        return responses.sandbox_error(sandbox_id, responses.PORT_NOT_OPEN)
+    log.warning("sandbox %s: no response from its port: %s", sandbox_id, err)
+    return responses.sandbox_error(sandbox_id, f"The sandbox closed the connection: {err}")

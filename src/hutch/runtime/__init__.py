@@ -1,0 +1,1 @@
+"""Sandbox runtimes: one small interface (``base.Runtime``) and its backends, chosen in ``registry``."""

@@ -1,0 +1,224 @@
+"""The ``container`` backend: sandboxes as crun containers over overlay root filesystems.
+
+Create: overlay (template below, the sandbox's own layer above) → network namespace + veth → ``crun run``
+with envd as init → wait for envd → ``/init``. Everything a step made is undone if a later step fails, and
+kill undoes it all. A warm pool keeps started sandboxes per template, so a create usually costs only
+``/init``. Each sandbox's directory (``<data_dir>/sandboxes/<id>``) holds its config, layers and envd log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from ...errors import BackendUnavailable, NotFound
+from .. import envd_client
+from ..network import Networks, SandboxNetwork
+from ..pool import PoolKey, WarmPool
+from ..rootfs import Overlay, remove_tree
+from ..types import ENVD_PORT, SandboxHandle, SandboxSpec, TemplateImage, new_sandbox_id
+from . import oci, seccomp
+from .crun import Crun
+
+log = logging.getLogger("hutch.runtime")
+
+
+@dataclass
+class _Sandbox:
+    sandbox_id: str
+    directory: Path
+    overlay: Overlay
+    network: SandboxNetwork
+    template: TemplateImage
+    access_token: str | None = None
+    handle: SandboxHandle | None = None
+
+    @property
+    def envd_url(self) -> str:
+        return f"http://{self.network.sandbox_ip}:{ENVD_PORT}"
+
+
+def _write_identity(root: Path, sandbox_id: str) -> None:
+    """/etc/hostname and /etc/hosts naming the sandbox (sudo and many tools resolve the host name)."""
+    (root / "etc" / "hostname").write_text(f"{sandbox_id}\n")
+    (root / "etc" / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t{sandbox_id}\n")
+
+
+class ContainerRuntime:
+    """crun containers with overlay roots, a netns each, cgroup limits and a warm pool."""
+
+    name = "container"
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        cache_dir: Path,
+        envd_path: Path,
+        node_id: str = "local",
+        subnet: str = "10.11.0.0/16",
+        warm_pool: dict[str, int] | None = None,
+    ) -> None:
+        self.sandboxes_dir = Path(data_dir) / "sandboxes"
+        self.cache_dir = Path(cache_dir)
+        self.envd_path = Path(envd_path)
+        self.node_id = node_id
+        self.networks = Networks(subnet)
+        self.crun = Crun()
+        self.warm_sizes = dict(warm_pool or {})
+        self.pool: WarmPool[_Sandbox] = WarmPool(self._prepare_for_pool, self._destroy)
+        self._templates: dict[str, TemplateImage] = {}
+        self._live: dict[str, _Sandbox] = {}
+        self._seccomp: str | None = None
+        self._warm: list[tuple[PoolKey, int]] = []
+        self._started = False
+        self._client = httpx.AsyncClient(trust_env=False)
+
+    # -- lifecycle of the node ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
+        await self.networks.ensure_firewall()
+        self._seccomp = await asyncio.to_thread(seccomp.precompiled, self.cache_dir)
+        await self._remove_leftovers()
+        self._started = True
+        for key, size in self._warm:
+            self.pool.keep(key, size)
+
+    async def close(self) -> None:
+        """Stop the pool and every sandbox (this node does not yet re-adopt sandboxes after a restart)."""
+        await self.pool.close()
+        for sandbox_id in list(self._live):
+            await self.kill(sandbox_id)
+        await self._client.aclose()
+
+    def keep_warm(self, template: TemplateImage, size: int, cpu_count: int, memory_mb: int) -> None:
+        """Keep ``size`` started sandboxes of ``template`` with these limits (from ``start`` on)."""
+        self._templates[template.template_id] = template
+        key = (template.template_id, cpu_count, memory_mb)
+        if self._started:
+            self.pool.keep(key, size)
+        else:
+            self._warm.append((key, size))
+
+    # -- create and kill ---------------------------------------------------------------------------------
+
+    async def create(self, spec: SandboxSpec) -> SandboxHandle:
+        self._templates.setdefault(spec.template.template_id, spec.template)
+        sandbox = self.pool.claim((spec.template.template_id, spec.cpu_count, spec.memory_mb))
+        if sandbox is None:
+            sandbox = await self._start(spec.template, spec)
+        try:
+            await envd_client.init(
+                self._client, sandbox.envd_url, spec, default_user=spec.template.default_user
+            )
+        except BaseException:
+            await self._destroy(sandbox)
+            raise
+        sandbox.access_token = spec.access_token
+        sandbox.handle = SandboxHandle(
+            sandbox_id=sandbox.sandbox_id,
+            template_id=spec.template.template_id,
+            host=sandbox.network.sandbox_ip,
+            node_id=self.node_id,
+            started_at=datetime.now(UTC),
+        )
+        self._live[sandbox.sandbox_id] = sandbox
+        return sandbox.handle
+
+    async def kill(self, sandbox_id: str) -> None:
+        sandbox = self._live.pop(sandbox_id, None)
+        if sandbox is not None:
+            await self._destroy(sandbox)
+
+    async def list(self) -> list[SandboxHandle]:
+        return [s.handle for s in self._live.values() if s.handle is not None]
+
+    async def metrics(self, sandbox_id: str) -> dict:
+        sandbox = self._live.get(sandbox_id)
+        if sandbox is None:
+            raise NotFound(f"sandbox {sandbox_id} is not running on this node")
+        return await envd_client.metrics(self._client, sandbox.envd_url, sandbox.access_token)
+
+    # -- the steps ---------------------------------------------------------------------------------------
+
+    async def _prepare_for_pool(self, key: PoolKey) -> _Sandbox:
+        template_id, cpu_count, memory_mb = key
+        template = self._templates[template_id]
+        return await self._start(
+            template, SandboxSpec(template=template, cpu_count=cpu_count, memory_mb=memory_mb)
+        )
+
+    async def _start(self, template: TemplateImage, spec: SandboxSpec) -> _Sandbox:
+        """Root filesystem, network, container, envd answering; all undone if any step fails."""
+        sandbox_id = new_sandbox_id()
+        directory = self.sandboxes_dir / sandbox_id
+        directory.mkdir(parents=True)
+        overlay = Overlay(directory, template.rootfs)
+        network = self.networks.allocate(sandbox_id)
+        sandbox = _Sandbox(sandbox_id, directory, overlay, network, template)
+        async with AsyncExitStack() as undo:
+            undo.push_async_callback(self._destroy, sandbox)
+            overlay.mount()
+            _write_identity(overlay.merged, sandbox_id)
+            await self.networks.create(network)
+            config = oci.config(
+                sandbox_id=sandbox_id,
+                rootfs=overlay.merged,
+                netns_path=network.netns_path,
+                spec=spec,
+                envd=self.envd_path,
+                seccomp_bpf=self._seccomp,
+            )
+            (directory / "config.json").write_text(json.dumps(config))
+            (directory / "sandbox.json").write_text(
+                json.dumps({"template": template.template_id, "index": network.index})
+            )
+            await self.crun.run_detached(sandbox_id, directory, directory / "envd.log")
+            await envd_client.wait_healthy(self._client, sandbox.envd_url)
+            undo.pop_all()
+        return sandbox
+
+    async def _destroy(self, sandbox: _Sandbox) -> None:
+        """Stop the container and release its network, overlay and directory; safe on partial state."""
+        errors = []
+        for step in (
+            lambda: self.crun.delete(sandbox.sandbox_id),
+            lambda: self.networks.delete(sandbox.network),
+            lambda: asyncio.to_thread(sandbox.overlay.unmount),
+        ):
+            try:
+                await step()
+            except Exception as err:
+                errors.append(err)
+        if not errors:
+            await asyncio.to_thread(remove_tree, sandbox.directory)
+            return
+        log.error("sandbox %s: cleanup incomplete: %s", sandbox.sandbox_id, errors)
+        raise BackendUnavailable(f"cleanup of sandbox {sandbox.sandbox_id} incomplete: {errors[0]}")
+
+    async def _remove_leftovers(self) -> None:
+        """Tear down sandboxes a previous run of this node left behind (containers, mounts, netns, dirs)."""
+        known = set(await self.crun.list())
+        for directory in sorted(self.sandboxes_dir.iterdir()):
+            try:
+                index = json.loads((directory / "sandbox.json").read_text())["index"]
+            except (OSError, ValueError, KeyError):
+                index = 0
+            network = self.networks.plan(directory.name, index)
+            overlay = Overlay(directory, Path("/nonexistent"))
+            sandbox = _Sandbox(directory.name, directory, overlay, network, TemplateImage("", Path("/")))
+            if index:
+                self.networks.used.add(index)
+            known.discard(directory.name)
+            await self._destroy(sandbox)
+        for container_id in known:
+            if len(container_id) == 20 and container_id.isalnum():
+                await self.crun.delete(container_id)

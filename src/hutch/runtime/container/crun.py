@@ -1,0 +1,85 @@
+"""Calling crun: every call runs in a private mount namespace where crun sees a cgroup layout it accepts.
+
+On hosts with the hybrid cgroup layout (v1 controllers plus a cgroup2 mount at ``/sys/fs/cgroup/unified``)
+crun 1.8 refuses to run. Each crun call therefore starts in a fresh mount namespace (copied from the host at
+that moment, so overlays and ``/run/netns`` entries made just before are visible) with that one mount
+removed: crun then drives plain cgroup v1. Nothing changes on the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+from ...errors import BackendUnavailable, NotSupported
+from ..linux import CLONE_NEWNS, MNT_DETACH, MS_PRIVATE, MS_REC, is_mountpoint, mount, umount, unshare
+
+_UNIFIED = "/sys/fs/cgroup/unified"
+
+
+def hybrid_cgroups() -> bool:
+    """True for the v1 + ``unified`` cgroup2 layout that crun 1.8 refuses."""
+    return is_mountpoint(_UNIFIED)
+
+
+def _hide_unified_cgroup() -> None:  # runs in the child between fork and exec
+    unshare(CLONE_NEWNS)
+    mount("none", "/", None, MS_REC | MS_PRIVATE)
+    umount(_UNIFIED, MNT_DETACH)
+
+
+class Crun:
+    """Runs ``crun`` with this host's workaround, if it needs one."""
+
+    def __init__(self, state_dir: str = "/run/hutch/crun", binary: str | None = None) -> None:
+        found = binary or shutil.which("crun")
+        if not found:
+            raise NotSupported("crun is not installed: apt-get install crun")
+        self.binary = found
+        # Hutch's containers live in their own crun state directory, apart from any other crun user.
+        self.state_dir = state_dir
+        self._preexec = _hide_unified_cgroup if hybrid_cgroups() else None
+
+    async def call(self, *args: str, check: bool = True) -> str:
+        """Run ``crun ARGS`` and return its stdout."""
+        process = await asyncio.create_subprocess_exec(
+            self.binary,
+            "--root",
+            self.state_dir,
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=self._preexec,
+        )
+        stdout, stderr = await process.communicate()
+        if check and process.returncode != 0:
+            raise BackendUnavailable(f"crun {args[0]} failed: {stderr.decode(errors='replace').strip()}")
+        return stdout.decode(errors="replace")
+
+    async def run_detached(self, container_id: str, bundle: Path, log: Path) -> None:
+        """Start a container in the background.
+
+        Its init inherits crun's stdout and stderr, so both go to ``log`` (a file): a pipe would stay open
+        for the container's whole life.
+        """
+        with open(log, "ab") as out:
+            process = await asyncio.create_subprocess_exec(
+                self.binary, "--root", self.state_dir,
+                "run", "--detach", "--bundle", str(bundle), container_id,
+                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=self._preexec,
+            )  # fmt: skip
+            code = await process.wait()
+        if code != 0:
+            tail = log.read_bytes()[-2000:].decode(errors="replace").strip()
+            raise BackendUnavailable(f"crun run failed: {tail}")
+
+    async def delete(self, container_id: str) -> None:
+        """Kill and remove a container; a missing one is fine."""
+        await self.call("delete", "--force", container_id, check=False)
+
+    async def list(self) -> list[str]:
+        """Ids of the containers crun knows."""
+        text = await self.call("list", "--quiet", check=False)
+        return [line.strip() for line in text.splitlines() if line.strip()]

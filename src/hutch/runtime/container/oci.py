@@ -1,0 +1,114 @@
+"""The OCI runtime configuration (``config.json``) of a container sandbox.
+
+envd is the container's init, bind-mounted read-only from the node's copy (so every sandbox runs
+the node's envd, whatever the age of its template). The sandbox gets its own pid, mount, uts
+(hostname = sandbox id), ipc and cgroup namespaces and the network namespace prepared by ``network``;
+a reduced capability set, seccomp, masked and read-only kernel paths, and cgroup limits (memory, CPU
+quota, pids).
+
+``noNewPrivileges`` stays off: the base template gives ``user`` passwordless ``sudo`` as E2B's does, and
+sudo is a setuid program. The capability set, seccomp and the namespaces bound what root can do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..types import ENVD_PORT, SandboxSpec
+from . import seccomp
+
+ENVD_PATH = "/usr/local/lib/hutch/envd.pyz"
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PIDS_LIMIT = 4096
+NOFILE = 16384  # below this host's hard limit (20000)
+CAPABILITIES = [
+    "CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
+]  # fmt: skip
+MASKED = [
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+]  # fmt: skip
+READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+
+def _mount(destination: str, kind: str, source: str, *options: str) -> dict:
+    return {"destination": destination, "type": kind, "source": source, "options": list(options)}
+
+
+def _mounts(envd: Path) -> list[dict]:
+    return [
+        _mount(ENVD_PATH, "bind", str(envd), "bind", "ro", "nosuid", "nodev"),
+        _mount("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
+        _mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
+        _mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+            "gid=5",
+        ),
+        _mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
+        _mount("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"),
+        _mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),
+        _mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"),
+        _mount("/run", "tmpfs", "tmpfs", "nosuid", "nodev", "mode=755", "size=65536k"),
+    ]
+
+
+def config(
+    *,
+    sandbox_id: str,
+    rootfs: Path,
+    netns_path: str,
+    spec: SandboxSpec,
+    envd: Path,
+    seccomp_bpf: str | None,
+) -> dict:
+    """The ``config.json`` for one sandbox."""
+    memory = spec.memory_mb * 1024 * 1024
+    cfg: dict = {
+        "ociVersion": "1.0.2",
+        "hostname": sandbox_id,
+        "root": {"path": str(rootfs), "readonly": False},
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["/usr/bin/python3", "-I", ENVD_PATH, "--port", str(ENVD_PORT)],
+            "env": [f"PATH={PATH}", "LANG=C.UTF-8", f"HOSTNAME={sandbox_id}"],
+            "cwd": "/",
+            "noNewPrivileges": False,
+            "capabilities": {key: CAPABILITIES for key in ("bounding", "effective", "permitted")},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": NOFILE, "soft": NOFILE}],
+            "oomScoreAdj": 500,
+        },
+        "mounts": _mounts(envd),
+        "linux": {
+            "namespaces": [
+                {"type": "pid"},
+                {"type": "ipc"},
+                {"type": "uts"},
+                {"type": "mount"},
+                {"type": "cgroup"},
+                {"type": "network", "path": netns_path},
+            ],
+            "cgroupsPath": f"/hutch/{sandbox_id}",
+            "resources": {
+                "memory": {"limit": memory, "swap": memory},
+                "cpu": {"quota": spec.cpu_count * 100_000, "period": 100_000},
+                "pids": {"limit": PIDS_LIMIT},
+                "devices": [{"allow": False, "access": "rwm"}],
+            },
+            "maskedPaths": MASKED,
+            "readonlyPaths": READONLY,
+        },
+    }
+    if seccomp_bpf is not None:
+        cfg["annotations"] = {"run.oci.seccomp_bpf_data": seccomp_bpf}
+    else:
+        cfg["linux"]["seccomp"] = seccomp.oci_section()
+    return cfg

@@ -1,0 +1,112 @@
+"""Sandbox networks: a network namespace per sandbox, joined to the host by a veth pair.
+
+Each sandbox gets the index ``i`` of a /31 in the subnet (default 10.11.0.0/16): the host side
+``hh<i>`` holds the even address, the sandbox's ``eth0`` the odd one. There is no default route inside, so
+nothing leaves the sandbox; the proxy reaches any port of it at the odd address. A host firewall table
+drops new connections from sandboxes to the host and forwarding from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+from dataclasses import dataclass
+
+from ..errors import BackendUnavailable, QuotaExceeded
+
+NFT_RULES = """
+table inet hutch
+delete table inet hutch
+table inet hutch {
+    chain input {
+        type filter hook input priority 0; policy accept;
+        iifname "hh*" ct state established,related accept
+        iifname "hh*" drop
+    }
+    chain forward {
+        type filter hook forward priority 0; policy accept;
+        iifname "hh*" drop
+        oifname "hh*" drop
+    }
+}
+"""
+
+
+@dataclass(frozen=True)
+class SandboxNetwork:
+    """The addresses and names of one sandbox's network."""
+
+    index: int
+    netns: str
+    host_if: str
+    host_ip: str
+    sandbox_ip: str
+
+    @property
+    def netns_path(self) -> str:
+        return f"/run/netns/{self.netns}"
+
+
+async def _ip(*args: str, script: str, check: bool = True) -> None:
+    process = await asyncio.create_subprocess_exec(
+        "ip", *args, "-batch", "-",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await process.communicate(script.encode())
+    if check and process.returncode != 0:
+        raise BackendUnavailable(f"ip {' '.join(args)} failed: {stderr.decode(errors='replace').strip()}")
+
+
+class Networks:
+    """Allocates /31s to sandboxes and builds or removes their namespaces."""
+
+    def __init__(self, subnet: str = "10.11.0.0/16") -> None:
+        self.subnet = ipaddress.ip_network(subnet)
+        self.capacity = self.subnet.num_addresses // 2
+        self.used: set[int] = set()
+
+    def plan(self, sandbox_id: str, index: int) -> SandboxNetwork:
+        base = self.subnet.network_address + 2 * index
+        return SandboxNetwork(index, f"hutch-{sandbox_id}", f"hh{index}", str(base), str(base + 1))
+
+    def allocate(self, sandbox_id: str) -> SandboxNetwork:
+        for index in range(1, self.capacity):
+            if index not in self.used:
+                self.used.add(index)
+                return self.plan(sandbox_id, index)
+        raise QuotaExceeded(f"no free sandbox address left in {self.subnet}")
+
+    def release(self, network: SandboxNetwork) -> None:
+        self.used.discard(network.index)
+
+    async def ensure_firewall(self) -> None:
+        """Install the host rules (idempotent)."""
+        process = await asyncio.create_subprocess_exec(
+            "nft", "-f", "-",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await process.communicate(NFT_RULES.encode())
+        if process.returncode != 0:
+            raise BackendUnavailable(f"nft failed: {stderr.decode(errors='replace').strip()}")
+
+    async def create(self, net: SandboxNetwork) -> None:
+        await _ip(
+            script=(
+                f"netns add {net.netns}\n"
+                f"link add {net.host_if} type veth peer name eth0 netns {net.netns}\n"
+                f"address add {net.host_ip}/31 dev {net.host_if}\n"
+                f"link set {net.host_if} up\n"
+            )
+        )
+        await _ip(
+            "-n", net.netns,
+            script=f"address add {net.sandbox_ip}/31 dev eth0\nlink set eth0 up\nlink set lo up\n",
+        )  # fmt: skip
+
+    async def delete(self, net: SandboxNetwork) -> None:
+        """Remove the veth (freed at once) and the namespace; parts already gone are fine."""
+        await _ip("-force", script=f"link del {net.host_if}\nnetns del {net.netns}\n", check=False)
+        if os.path.exists(net.netns_path):
+            raise BackendUnavailable(f"network namespace {net.netns} could not be removed")
+        self.release(net)

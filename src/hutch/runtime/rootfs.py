@@ -1,0 +1,37 @@
+"""Per-sandbox root filesystems: an overlay whose writable layer is the sandbox's, over the template's."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+from pathlib import Path
+
+from .linux import MNT_DETACH, mount, umount
+
+
+class Overlay:
+    """One sandbox's overlay directories: ``upper`` (its writes), ``work``, and ``merged`` (its root)."""
+
+    def __init__(self, sandbox_dir: Path, lower: Path) -> None:
+        self.lower = lower
+        self.upper = sandbox_dir / "upper"
+        self.work = sandbox_dir / "work"
+        self.merged = sandbox_dir / "rootfs"
+
+    def mount(self) -> None:
+        for directory in (self.upper, self.work, self.merged):
+            directory.mkdir(parents=True, exist_ok=True)
+        options = f"lowerdir={self.lower},upperdir={self.upper},workdir={self.work}"
+        mount("overlay", str(self.merged), "overlay", 0, options)
+
+    def unmount(self) -> None:
+        try:
+            umount(str(self.merged), MNT_DETACH)
+        except OSError as err:
+            if err.errno not in (errno.EINVAL, errno.ENOENT):  # not mounted, or gone
+                raise
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a sandbox's directory (after its overlay is unmounted)."""
+    shutil.rmtree(path, ignore_errors=True)

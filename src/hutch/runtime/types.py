@@ -1,0 +1,61 @@
+"""What the runtime is asked for (:class:`SandboxSpec`) and what it hands back (:class:`SandboxHandle`)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+ENVD_PORT = 49983
+
+
+@dataclass(frozen=True)
+class TemplateImage:
+    """A built template as the runtime needs it: where its root filesystem is and how envd starts in it."""
+
+    template_id: str
+    rootfs: Path
+    default_user: str = "user"
+    default_workdir: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    start_cmd: str | None = None
+    ready_cmd: str | None = None
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """A sandbox to start: template, limits, and what envd's ``/init`` receives."""
+
+    template: TemplateImage
+    cpu_count: int = 2
+    memory_mb: int = 512
+    disk_mb: int = 1024
+    env_vars: dict[str, str] = field(default_factory=dict)
+    access_token: str | None = None
+    allow_internet_access: bool = False
+
+
+@dataclass(frozen=True)
+class SandboxHandle:
+    """A running sandbox: its id, where its ports are reached from the host, and its node."""
+
+    sandbox_id: str
+    template_id: str
+    host: str
+    node_id: str
+    started_at: datetime
+    # Ports served somewhere other than host:port (the fake backend runs envd on a free host port).
+    port_overrides: dict[int, int] = field(default_factory=dict)
+
+    def address(self, port: int) -> tuple[str, int]:
+        """Where the sandbox's ``port`` is reached from this host."""
+        return self.host, self.port_overrides.get(port, port)
+
+
+def new_sandbox_id() -> str:
+    """20 characters of ``[a-z0-9]``: safe inside host names (``{port}-{id}.{domain}``)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(20))
+
+
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"

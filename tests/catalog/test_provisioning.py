@@ -1,0 +1,81 @@
+"""The first team and key (``hutch up``) and template rows (the template builder)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+from sqlalchemy import select
+
+from hutch.catalog import Catalog, create_api_key, ensure_api_key, register_template
+from hutch.catalog.models import ApiKey, Template
+from hutch.catalog.repos import teams, templates
+from hutch.errors import Conflict
+
+
+async def test_ensure_api_key_makes_one_key_once(catalog: Catalog) -> None:
+    key = await ensure_api_key(catalog)
+    assert key is not None and re.fullmatch(r"e2b_[0-9a-f]{40}", key)
+    assert await ensure_api_key(catalog) is None
+
+    async with catalog.transaction() as session:
+        team = await teams.for_key(session, key)
+        assert team is not None and team.name == "default"
+        [stored] = list(await session.scalars(select(ApiKey)))
+    assert stored.key_hash == hashlib.sha256(key.encode()).hexdigest()
+    assert key not in (stored.key_hash, stored.mask)
+    assert stored.mask.startswith("e2b_") and "…" in stored.mask
+
+
+async def test_ensure_api_key_stores_a_given_key(catalog: Catalog) -> None:
+    assert await ensure_api_key(catalog, team_name="dev", key="e2b_devkey") == "e2b_devkey"
+    assert await ensure_api_key(catalog, team_name="dev", key="e2b_devkey") == "e2b_devkey"
+    async with catalog.transaction() as session:
+        team = await teams.for_key(session, "e2b_devkey")
+        assert team is not None and team.name == "dev"
+        assert await teams.for_key(session, "e2b_other") is None
+    with pytest.raises(Conflict):
+        await ensure_api_key(catalog, team_name="someone-else", key="e2b_devkey")
+
+
+async def test_create_api_key_adds_keys_to_a_team(catalog: Catalog) -> None:
+    first = await create_api_key(catalog, team_name="team")
+    second = await create_api_key(catalog, team_name="team")
+    assert first != second
+    async with catalog.transaction() as session:
+        one, two = await teams.for_key(session, first), await teams.for_key(session, second)
+        assert one is not None and two is not None and one.team_id == two.team_id
+
+
+async def test_register_template_creates_and_updates(catalog: Catalog) -> None:
+    await register_template(catalog, template_id="tpl1", rootfs="/srv/tpl1", aliases=["base"])
+    await register_template(
+        catalog,
+        template_id="tpl1",
+        rootfs="/srv/tpl1-v2",
+        aliases=["base", "base:v2"],
+        env={"LANG": "C.UTF-8"},
+        start_cmd="sleep infinity",
+        memory_mb=1024,
+    )
+    async with catalog.transaction() as session:
+        [row] = list(await session.scalars(select(Template)))
+        assert row.rootfs == "/srv/tpl1-v2" and row.aliases == ["base", "base:v2"]
+        assert row.env == {"LANG": "C.UTF-8"} and row.start_cmd == "sleep infinity"
+        assert (row.memory_mb, row.cpu_count, row.default_user) == (1024, 2, "user")
+        for name in ("tpl1", "base", "base:v2"):
+            found = await templates.find(session, name)
+            assert found is not None and found.template_id == "tpl1"
+        assert await templates.find(session, "nope") is None
+
+
+async def test_an_alias_moves_to_the_template_registered_last(catalog: Catalog) -> None:
+    await register_template(catalog, template_id="old", rootfs="/old", aliases=["base", "legacy"])
+    await register_template(catalog, template_id="new", rootfs="/new", aliases=["base"])
+    async with catalog.transaction() as session:
+        found = await templates.find(session, "base")
+        assert found is not None and found.template_id == "new"
+        old = await templates.find(session, "old")
+        assert old is not None and old.aliases == ["legacy"]
+        assert await templates.names(session) == ["base", "legacy", "new", "old"]
