@@ -131,7 +131,7 @@ def test_large_output_complete_and_in_order(sandbox):
     assert len(chunks) > 1
 
 
-def test_large_binary_output_size(sandbox):
+def test_large_output_of_head_c(sandbox):
     result = sandbox.commands.run("head -c 5000000 /dev/zero | tr '\\0' 'x'; echo; echo tail >&2")
     assert len(result.stdout) == 5_000_001
     assert result.stdout.count("x") == 5_000_000

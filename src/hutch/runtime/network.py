@@ -1,9 +1,9 @@
 """Sandbox networks: a network namespace per sandbox, joined to the host by a veth pair.
 
 Each sandbox gets the index ``i`` of a /31 in the subnet (default 10.11.0.0/16): the host side
-``hh<i>`` holds the even address, the sandbox's ``eth0`` the odd one. There is no default route inside, so
-nothing leaves the sandbox; the proxy reaches any port of it at the odd address. A host firewall table
-drops new connections from sandboxes to the host and forwarding from them.
+``hh<address in hex>`` holds the even address, the sandbox's ``eth0`` the odd one. There is no default
+route inside, so nothing leaves the sandbox; the proxy reaches any port of it at the odd address. A host
+firewall table drops new connections from sandboxes to the host and forwarding from them.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ class Networks:
 
     def plan(self, sandbox_id: str, index: int) -> SandboxNetwork:
         base = self.subnet.network_address + 2 * index
-        return SandboxNetwork(index, f"hutch-{sandbox_id}", f"hh{index}", str(base), str(base + 1))
+        # Named after the address, so that nodes on different subnets never pick the same name.
+        return SandboxNetwork(index, f"hutch-{sandbox_id}", f"hh{int(base):08x}", str(base), str(base + 1))
 
     def allocate(self, sandbox_id: str) -> SandboxNetwork:
         for index in range(1, self.capacity):

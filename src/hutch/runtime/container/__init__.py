@@ -9,6 +9,7 @@ kill undoes it all. A warm pool keeps started sandboxes per template, so a creat
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from contextlib import AsyncExitStack
@@ -71,13 +72,16 @@ class ContainerRuntime:
         self.envd_path = Path(envd_path)
         self.node_id = node_id
         self.networks = Networks(subnet)
-        self.crun = Crun()
+        # A crun state directory per data directory: two nodes on a host never see each other's containers.
+        digest = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:10]
+        self.crun = Crun(state_dir=f"/run/hutch/crun-{digest}")
         self.warm_sizes = dict(warm_pool or {})
         self.pool: WarmPool[_Sandbox] = WarmPool(self._prepare_for_pool, self._destroy)
         self._templates: dict[str, TemplateImage] = {}
         self._live: dict[str, _Sandbox] = {}
         self._seccomp: str | None = None
         self._warm: list[tuple[PoolKey, int]] = []
+        self._cleanups: set[asyncio.Task] = set()
         self._started = False
         self._client = httpx.AsyncClient(trust_env=False)
 
@@ -97,6 +101,7 @@ class ContainerRuntime:
         await self.pool.close()
         for sandbox_id in list(self._live):
             await self.kill(sandbox_id)
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
         await self._client.aclose()
 
     def keep_warm(self, template: TemplateImage, size: int, cpu_count: int, memory_mb: int) -> None:
@@ -134,9 +139,14 @@ class ContainerRuntime:
         return sandbox.handle
 
     async def kill(self, sandbox_id: str) -> None:
+        """Stop the sandbox's processes now; release its network, overlay and directory in the background."""
         sandbox = self._live.pop(sandbox_id, None)
-        if sandbox is not None:
-            await self._destroy(sandbox)
+        if sandbox is None:
+            return
+        await self.crun.delete(sandbox.sandbox_id)
+        task = asyncio.ensure_future(self._destroy(sandbox))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     async def list(self) -> list[SandboxHandle]:
         return [s.handle for s in self._live.values() if s.handle is not None]

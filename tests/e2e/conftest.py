@@ -1,0 +1,154 @@
+"""The real stack for end-to-end tests: ``hutch up`` (crun runtime, base template, SQLite) on free ports.
+
+The stack runs as a subprocess with its own data directory and subnet, so it never touches a ``make up``
+running on the same machine. At the end of the session it is stopped with SIGTERM and the fixture asserts
+that nothing is left behind: no containers, mounts, network namespaces, cgroups or sandbox directories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from e2b import Sandbox
+
+from tests.conftest import free_port
+
+# One subnet per test worker (pytest-xdist), apart from the 10.11.0.0/16 of a `make up` on this machine.
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+SUBNET_PREFIX = f"10.{20 + WORKER}."
+SUBNET = f"{SUBNET_PREFIX}0.0/16"
+START_TIMEOUT_S = 600  # the first start on a fresh machine builds the base template
+
+
+@dataclass
+class Stack:
+    api_url: str
+    sandbox_url: str
+    api_key: str
+    data_dir: Path
+    api_port: int
+    proxy_port: int
+    process: subprocess.Popen
+    seen: set[str] = field(default_factory=set)
+
+    @property
+    def opts(self) -> dict:
+        """Keyword arguments that point the official SDK at this stack."""
+        return {"api_key": self.api_key, "api_url": self.api_url, "sandbox_url": self.sandbox_url}
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point the official SDK (and scripts using it) at this stack."""
+        return {
+            "E2B_API_KEY": self.api_key,
+            "E2B_API_URL": self.api_url,
+            "E2B_SANDBOX_URL": self.sandbox_url,
+        }
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def _leftovers(data_dir: Path, ids: set[str]) -> list[str]:
+    problems = []
+    sandboxes = data_dir / "sandboxes"
+    if sandboxes.exists() and any(sandboxes.iterdir()):
+        problems.append(f"sandbox directories: {sorted(p.name for p in sandboxes.iterdir())}")
+    mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(data_dir) in line]
+    if mounts:
+        problems.append(f"mounts: {mounts}")
+    netns = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    leaked_ns = sorted(n for n in netns if n.removeprefix("hutch-") in ids)
+    if leaked_ns:
+        problems.append(f"network namespaces: {leaked_ns}")
+    links = subprocess.run(["ip", "-j", "address"], capture_output=True, text=True).stdout
+    leaked_links = [
+        i["ifname"]
+        for i in json.loads(links or "[]")
+        if any(a.get("local", "").startswith(SUBNET_PREFIX) for a in i.get("addr_info", []))
+    ]
+    if leaked_links:
+        problems.append(f"veth interfaces: {leaked_links}")
+    for controller in ("memory", "pids", "cpu"):
+        parent = Path("/sys/fs/cgroup") / controller / "hutch"
+        if parent.exists():
+            leaked = sorted(p.name for p in parent.iterdir() if p.is_dir() and p.name in ids)
+            if leaked:
+                problems.append(f"{controller} cgroups: {leaked}")
+    processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    if any(str(data_dir) in line for line in processes.splitlines()):
+        problems.append("processes still refer to the data directory")
+    return problems
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if os.geteuid() != 0:
+        pytest.fail("the end-to-end tests need root (crun, mounts, network namespaces)")
+    data_dir = tmp_path_factory.mktemp("hutch-stack")
+    api_port, proxy_port = free_port(), free_port()
+    env_file = data_dir / "env.local"
+    log_path = data_dir / "hutch.log"
+    env = {
+        **os.environ,
+        "HUTCH_DATA_DIR": str(data_dir / "data"),
+        "HUTCH_API__PORT": str(api_port),
+        "HUTCH_PROXY__PORT": str(proxy_port),
+        "HUTCH_RUNTIME__SUBNET": SUBNET,
+        "HUTCH_RUNTIME__NODE_ID": "e2e",
+        "HUTCH_RUNTIME__WARM_POOL": json.dumps({"base": 2}),
+    }
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hutch.cli.main", "up", "--env-file", str(env_file)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not env_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"hutch up did not start:\n{log_path.read_text()[-4000:]}")
+        time.sleep(0.1)
+    values = _read_env(env_file)
+    stack = Stack(
+        api_url=values["E2B_API_URL"],
+        sandbox_url=values["E2B_SANDBOX_URL"],
+        api_key=values["E2B_API_KEY"],
+        data_dir=data_dir / "data",
+        api_port=api_port,
+        proxy_port=proxy_port,
+        process=process,
+    )
+    assert httpx.get(f"{stack.api_url}/health").status_code < 300
+    yield stack
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("hutch up did not stop within 120 s of SIGTERM")
+    problems = _leftovers(stack.data_dir, stack.seen)
+    assert not problems, f"left behind after the stack stopped: {problems}\n{log_path.read_text()[-3000:]}"
+
+
+@pytest.fixture()
+def sandbox(stack: Stack):
+    """A fresh sandbox of the base template, killed afterwards."""
+    sbx = Sandbox.create(**stack.opts)
+    stack.seen.add(sbx.sandbox_id)
+    yield sbx
+    sbx.kill()
