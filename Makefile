@@ -5,13 +5,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: deps test lint envd bench clean
+.PHONY: deps up down test lint envd bench clean
 
 deps: $(STAMP)
 
 $(STAMP): pyproject.toml scripts/install-deps.sh
 	bash scripts/install-deps.sh "$(PYTHON)" "$(VENV)"
 	touch $@
+
+up: deps
+	$(VENV)/bin/hutch up
+
+down: deps
+	$(VENV)/bin/hutch down
 
 lint: deps
 	$(VENV)/bin/ruff check src tests bench

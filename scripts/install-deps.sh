@@ -5,15 +5,32 @@ set -euo pipefail
 python=${1:-python3}
 venv=${2:-.venv}
 
-need_apt=()
-command -v "$python" >/dev/null 2>&1 || need_apt+=(python3)
-"$python" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
-command -v useradd >/dev/null 2>&1 || need_apt+=(passwd)
-command -v curl >/dev/null 2>&1 || need_apt+=(curl)
-if ((${#need_apt[@]})); then
-    echo "installing with apt: ${need_apt[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+# command or file -> Debian package
+declare -A wanted=(
+    [/usr/bin/python3]=python3
+    [crun]=crun
+    [mmdebstrap]=mmdebstrap
+    [ip]=iproute2
+    [nft]=nftables
+    [useradd]=passwd
+    [curl]=curl
+    [ps]=procps
+    [/usr/lib/python3/dist-packages/seccomp.cpython-*.so]=python3-seccomp
+)
+missing=()
+for probe in "${!wanted[@]}"; do
+    if [[ $probe == /* ]]; then
+        compgen -G "$probe" >/dev/null || missing+=("${wanted[$probe]}")
+    else
+        command -v "$probe" >/dev/null 2>&1 || missing+=("${wanted[$probe]}")
+    fi
+done
+"$python" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+if ((${#missing[@]})); then
+    echo "installing with apt: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [[ ! -x "$venv/bin/python" ]]; then

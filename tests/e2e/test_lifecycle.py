@@ -180,3 +180,11 @@ def test_debug_mode_reaches_the_development_sandbox(stack):
     result = sandbox.commands.run("hostname; whoami")
     hostname, user = result.stdout.split()
     assert len(hostname) == 20 and user == "user"
+
+
+def test_orphans_are_reaped(sandbox):
+    # The background child outlives its shell and is handed to envd (the sandbox's init), which reaps it.
+    sandbox.commands.run("sh -c 'sleep 0.2 &'")
+    sandbox.commands.run("sleep 0.6")
+    zombies = sandbox.commands.run("ps -eo stat= | grep -c '^Z' || true").stdout.strip()
+    assert zombies == "0"

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 
+from . import reaper
 from .router import Envd
 from .server import serve
 from .state import EnvdState
@@ -41,6 +42,8 @@ async def run(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if os.getpid() == 1:
+        reaper.install(loop, lambda pid: pid in state.processes.live)
     await stop.wait()
     server.close()
     state.processes.kill_all()
