@@ -20,8 +20,8 @@ down: deps
 	$(VENV)/bin/hutch down
 
 lint: deps
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
 
 test: deps lint
 	$(VENV)/bin/pytest

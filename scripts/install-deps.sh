@@ -16,6 +16,7 @@ declare -A wanted=(
     [curl]=curl
     [ps]=procps
     [/usr/lib/python3/dist-packages/seccomp.cpython-*.so]=python3-seccomp
+    [/usr/lib/postgresql/*/bin/initdb]=postgresql   # the catalog's PostgreSQL tests
 )
 missing=()
 for probe in "${!wanted[@]}"; do

@@ -1,0 +1,9 @@
+"""The Hutch SDK: the official E2B sandbox classes, configured from Hutch's settings and ``.env.local``.
+
+``Sandbox`` and ``AsyncSandbox`` are subclasses of ``e2b.Sandbox`` and ``e2b.AsyncSandbox``: everything the
+official SDK does works unchanged, plus the seed's legacy ``sandbox.process`` and ``sandbox.filesystem``.
+"""
+
+from ._sandbox import AsyncSandbox, Sandbox
+
+__all__ = ["AsyncSandbox", "Sandbox"]
