@@ -6,6 +6,7 @@ loopback port, and every test gets a database of its own.
 
 from __future__ import annotations
 
+import glob
 import os
 import pwd
 import shutil
@@ -32,7 +33,9 @@ def _as_postgres_user(argv: list[str]) -> list[str]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """``postgresql://…`` of a throwaway server (its ``postgres`` database)."""
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    # Debian keeps the server tools out of PATH, in /usr/lib/postgresql/<version>/bin.
+    search = os.pathsep.join([os.environ.get("PATH", ""), *sorted(glob.glob("/usr/lib/postgresql/*/bin"))])
+    initdb, pg_ctl = shutil.which("initdb", path=search), shutil.which("pg_ctl", path=search)
     if not initdb or not pg_ctl:
         pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) on this machine")
     if os.geteuid() == 0:
