@@ -29,6 +29,7 @@ import functools
 import hashlib
 import ipaddress
 import json
+import logging
 import math
 import os
 import platform
@@ -105,7 +106,7 @@ def meminfo_kib() -> dict[str, int]:
     return values
 
 
-def mem_available_kib(samples: int = 5, interval_s: float = 0.2) -> int:
+def mem_available_kib(samples: int = 9, interval_s: float = 0.3) -> int:
     """The median of a few readings of MemAvailable (other processes on the machine make it move)."""
     readings = []
     for i in range(samples):
@@ -413,6 +414,45 @@ def serial_creates(stack: Stack, runs: int, warmup: int, *, warm: bool, pause_s:
     return out
 
 
+# Run inside a sandbox: how long a second envd takes from spawn to answering /health, and a bare python3.
+ENVD_START_PROBE = """
+import json, subprocess, sys, time, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+envd, bare = [], []
+for i in range(int(sys.argv[1])):
+    t0 = time.perf_counter()
+    subprocess.run(["python3", "-I", "-c", "pass"], check=True)
+    bare.append((time.perf_counter() - t0) * 1000)
+    port = 49990 + i
+    t0 = time.perf_counter()
+    p = subprocess.Popen(["python3", "-I", "/usr/local/lib/hutch/envd.pyz", "--port", str(port)])
+    while True:
+        try:
+            if opener.open(f"http://127.0.0.1:{port}/health", timeout=1).status == 204:
+                break
+        except OSError:
+            time.sleep(0.002)
+    envd.append((time.perf_counter() - t0) * 1000)
+    p.terminate()
+    p.wait()
+print(json.dumps({"envd": envd, "bare": bare}))
+"""
+
+
+def envd_start(stack: Stack, runs: int) -> dict[str, Any]:
+    """Inside one sandbox: envd's own start-up (spawn → /health) and a bare ``python3 -c pass``."""
+    sandbox = Sandbox.create(TEMPLATE, timeout=SANDBOX_TIMEOUT_S, **stack.opts)
+    stack.live.add(sandbox.sandbox_id)
+    try:
+        sandbox.files.write("/tmp/envd_start_probe.py", ENVD_START_PROBE)
+        result = sandbox.commands.run(f"python3 /tmp/envd_start_probe.py {runs}", user="root", timeout=120)
+        samples = json.loads(result.stdout)
+    finally:
+        sandbox.kill()
+        stack.live.discard(sandbox.sandbox_id)
+    return {"envd_to_health": summary(samples["envd"]), "python3_pass": summary(samples["bare"])}
+
+
 async def burst(stack: Stack, n: int) -> dict[str, Any]:
     """n concurrent creates, each followed by one echo; then all of them are killed at once."""
 
@@ -525,7 +565,7 @@ def sandbox_memory(stack: Stack, ids: list[str]) -> dict[str, Any]:
         if pid is None:
             continue
         rollup = smaps_rollup_kib(pid)
-        envd_dirty.append(rollup.get("Private_Dirty", 0) + rollup.get("Private_Clean", 0))
+        envd_dirty.append(rollup.get("Private_Dirty", 0))
         envd_pss.append(rollup.get("Pss", 0))
         cgroup = Path("/sys/fs/cgroup/memory/hutch") / sandbox_id
         try:
@@ -546,7 +586,7 @@ def sandbox_memory(stack: Stack, ids: list[str]) -> dict[str, Any]:
 
     return {
         "sandboxes_read": len(envd_dirty),
-        "envd_private_mib": mib(envd_dirty),
+        "envd_private_dirty_mib": mib(envd_dirty),
         "envd_pss_mib": mib(envd_pss),
         "all_processes_pss_mib": mib(all_pss),
         "processes_per_sandbox": median(processes) if processes else None,
@@ -556,28 +596,43 @@ def sandbox_memory(stack: Stack, ids: list[str]) -> dict[str, Any]:
 
 
 def idle_memory(stack: Stack, count: int, fit_verify: int, parallel: int) -> dict[str, Any]:
-    """MemAvailable before, with ``count`` idle sandboxes, and after killing them."""
+    """MemAvailable before, with ``count`` idle sandboxes, and after killing them; then the fit estimate."""
     out: dict[str, Any] = {"idle_sandboxes": count}
     stack.wait_pool()
     time.sleep(3)
     before = mem_available_kib()
     ids, errors = asyncio.run(start_idle(stack, count, parallel))
+    n = len(ids)
+    if not n:
+        raise RuntimeError(f"no idle sandbox started: {errors[:3]}")
     stack.wait_pool()
     time.sleep(5)
     during = mem_available_kib()
     out |= sandbox_memory(stack, ids)
-    n = len(ids)
-    per_sandbox_kib = (before - during) / n if n else math.nan
-    out["started"] = n
-    out["mem_available_before_mib"] = round(before / 1024)
-    out["mem_available_with_idle_mib"] = round(during / 1024)
-    out["per_sandbox_mib_mem_available"] = round(per_sandbox_kib / 1024, 1)
+    k0 = time.perf_counter()
+    errors += kill_many_sync(stack, ids, parallel)
+    out["kill_all_s"] = round(time.perf_counter() - k0, 1)
+    stack.wait_pool()
+    time.sleep(5)
+    after = mem_available_kib()
+    drop, freed = (before - during) / n, (after - during) / n
+    out |= {
+        "started": n,
+        "mem_available_before_mib": round(before / 1024),
+        "mem_available_with_idle_mib": round(during / 1024),
+        "mem_available_after_kill_mib": round(after / 1024),
+        "per_sandbox_mib_mem_available": round(drop / 1024, 1),
+        "per_sandbox_mib_freed_on_kill": round(freed / 1024, 1),
+    }
+    # Both deltas measure the same thing; other processes on the machine move MemAvailable meanwhile.
+    per_sandbox_kib = (drop + freed) / 2
     if per_sandbox_kib > 0:
-        fit = int(before / per_sandbox_kib)
-        out["fit_estimate"] = fit
+        out["per_sandbox_mib"] = round(per_sandbox_kib / 1024, 1)
+        out["fit_estimate"] = int(before / per_sandbox_kib)
         out["fit_basis"] = (
             f"MemAvailable before the sandboxes ({before / 1024 / 1024:.1f} GiB) / "
-            f"{per_sandbox_kib / 1024:.1f} MiB per idle sandbox (MemAvailable drop with {n} idle)"
+            f"{per_sandbox_kib / 1024:.1f} MiB per idle sandbox (mean of the MemAvailable drop with {n} idle "
+            "and its rise when they were killed)"
         )
     processes = out.get("processes_per_sandbox") or 1
     pid_max = read_int(Path("/proc/sys/kernel/pid_max")) or 32768
@@ -585,16 +640,8 @@ def idle_memory(stack: Stack, count: int, fit_verify: int, parallel: int) -> dic
         "pid_max / processes per idle sandbox": int(pid_max / processes),
         "addresses in the subnet (/31 each)": ipaddress.ip_network(SUBNET).num_addresses // 2 - 1,
     }
-    if fit_verify > n:
-        out["verify"] = verify_fit(stack, fit_verify - n, parallel)
-    k0 = time.perf_counter()
-    errors += kill_many_sync(stack, list(stack.live), parallel)
-    out["kill_all_s"] = round(time.perf_counter() - k0, 1)
-    stack.wait_pool()
-    time.sleep(5)
-    after = mem_available_kib()
-    out["mem_available_after_kill_mib"] = round(after / 1024)
-    out["per_sandbox_mib_freed_on_kill"] = round((after - during) / 1024 / n, 1) if n else None
+    if fit_verify > 0:
+        out["verify"] = verify_fit(stack, fit_verify, parallel)
     out["failures"] = len(errors)
     out["errors"] = errors[:5]
     return out
@@ -604,22 +651,32 @@ def kill_many_sync(stack: Stack, ids: list[str], parallel: int) -> list[str]:
     return asyncio.run(kill_many(stack, ids, parallel))
 
 
-def verify_fit(stack: Stack, more: int, parallel: int) -> dict[str, Any]:
-    """Start ``more`` idle sandboxes on top of those running, in batches, stopping at the first failure."""
+def verify_fit(stack: Stack, total: int, parallel: int) -> dict[str, Any]:
+    """Start ``total`` idle sandboxes at once (in batches, stopping at the first failure), then kill them."""
+    stack.wait_pool()
+    time.sleep(3)
+    before = mem_available_kib()
     started, errors = 0, []
     t0 = time.perf_counter()
-    low_mark = meminfo_kib()["MemAvailable"]
-    while started < more and not errors:
-        batch = min(parallel * 4, more - started)
-        ids, errors = asyncio.run(start_idle(stack, batch, parallel))
+    while started < total and not errors:
+        ids, errors = asyncio.run(start_idle(stack, min(parallel * 4, total - started), parallel))
         started += len(ids)
-        low_mark = min(low_mark, meminfo_kib()["MemAvailable"])
-        if low_mark < 1024 * 1024:  # keep 1 GiB for the rest of the machine
-            errors.append("stopped: less than 1 GiB MemAvailable left")
+        if meminfo_kib()["MemAvailable"] < 2 * 1024 * 1024:  # leave 2 GiB to the rest of the machine
+            errors.append("stopped: less than 2 GiB MemAvailable left")
+    seconds = time.perf_counter() - t0
+    stack.wait_pool()
+    time.sleep(5)
+    during = mem_available_kib()
+    running = len(stack.live)
+    t1 = time.perf_counter()
+    errors += kill_many_sync(stack, list(stack.live), parallel)
     return {
-        "idle_sandboxes_running": len(stack.live),
-        "seconds": round(time.perf_counter() - t0, 1),
-        "mem_available_at_end_mib": round(low_mark / 1024),
+        "idle_sandboxes_running": running,
+        "start_s": round(seconds, 1),
+        "kill_all_s": round(time.perf_counter() - t1, 1),
+        "mem_available_before_mib": round(before / 1024),
+        "mem_available_with_idle_mib": round(during / 1024),
+        "per_sandbox_mib_mem_available": round((before - during) / 1024 / running, 1) if running else None,
         "errors": errors[:5],
     }
 
@@ -738,6 +795,10 @@ def render(results: dict[str, Any]) -> str:
             a, b = split["request_to_container_created"], split["container_created_to_create_returned"]
             stat_row("  request → crun created container", a, "API, overlay, netns, config, crun create")
             stat_row("  container created → create returns", b, "envd start + /health, /init, reply")
+    entry = p.get("envd_start")
+    if entry and "envd_to_health" in entry:
+        stat_row("  envd spawn → /health, in a sandbox", entry["envd_to_health"], "a second envd, by hand")
+        stat_row("  python3 -I -c pass, in a sandbox", entry["python3_pass"], "interpreter start alone")
     if results.get("kill", {}).get("n"):
         stat_row("Sandbox.kill", results["kill"], "serial, the sandboxes of the two rows above")
     for key in ("burst_warm", "burst_cold"):
@@ -790,9 +851,10 @@ def render(results: dict[str, Any]) -> str:
         else:
             lines += [
                 f"memory per idle sandbox ({entry['started']} idle, {load_note(entry)}):",
-                f"  MemAvailable drop: {entry['per_sandbox_mib_mem_available']} MiB each "
-                f"(freed again on kill: {entry.get('per_sandbox_mib_freed_on_kill')} MiB each)",
-                f"  envd private (Private_Dirty+Private_Clean): {entry['envd_private_mib']} MiB, "
+                f"  MemAvailable: drop {entry['per_sandbox_mib_mem_available']} MiB each while they run, "
+                f"rise {entry['per_sandbox_mib_freed_on_kill']} MiB each when killed "
+                f"(all {entry['started']} killed in {entry['kill_all_s']} s)",
+                f"  envd Private_Dirty {entry['envd_private_dirty_mib']} MiB, "
                 f"envd Pss {entry['envd_pss_mib']} MiB, processes {entry['processes_per_sandbox']}",
                 f"  memory cgroup: usage {entry['cgroup_usage_mib']} MiB "
                 f"(kernel part {entry['cgroup_kmem_mib']} MiB)",
@@ -803,8 +865,10 @@ def render(results: dict[str, Any]) -> str:
             if "verify" in entry:
                 v = entry["verify"]
                 lines.append(
-                    f"  verified: {v['idle_sandboxes_running']} idle sandboxes running at once, "
-                    f"MemAvailable then {v['mem_available_at_end_mib']} MiB ({v['seconds']} s to start them)"
+                    f"  verified: {v['idle_sandboxes_running']} idle sandboxes running at once "
+                    f"(started in {v['start_s']} s, killed in {v['kill_all_s']} s), MemAvailable "
+                    f"{v['mem_available_before_mib']} → {v['mem_available_with_idle_mib']} MiB = "
+                    f"{v['per_sandbox_mib_mem_available']} MiB each"
                     + (f"; stopped by: {v['errors'][0]}" if v["errors"] else "")
                 )
     errors = [(name, e["error"]) for name, e in p.items() if isinstance(e, dict) and "error" in e]
@@ -818,6 +882,8 @@ def render(results: dict[str, Any]) -> str:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    # The SDK calls cancelled by the interrupt would each be logged while asyncio.run shuts down.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -836,6 +902,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs and shorter phases (< 3 min)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--save", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--warm-runs", type=int, help="serial creates from the warm pool (100; quick 20)")
     parser.add_argument("--cold-runs", type=int, help="serial creates without a pool (50; quick 10)")
     parser.add_argument("--warm-pool", type=int, default=4, help="warm pool size of the first stack")
@@ -847,7 +914,9 @@ def main() -> None:
     parser.add_argument("--podman-runs", type=int, help="podman run --rm runs (20; quick 5)")
     parser.add_argument("--podman-root", type=Path, default=Path("/var/cache/hutch-bench/podman"))
     parser.add_argument(
-        "--skip", default="", help="comma-separated phases to skip: warm,cold,burst,sustained,memory,podman"
+        "--skip",
+        default="",
+        help="comma-separated phases to skip: warm,cold,envd,burst,sustained,memory,podman",
     )
     parser.add_argument("--keep", action="store_true", help="keep the stacks' data directories and logs")
     args = parser.parse_args()
@@ -866,8 +935,11 @@ def main() -> None:
     def say(text: str) -> None:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    # KeyboardInterrupt wherever the script is, also inside an event loop (asyncio.run would only cancel
+    # the main task, which the SDK's calls may absorb); the finally below then kills and stops everything.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _interrupt)
     root = Path(tempfile.mkdtemp(prefix="hutch-create-bench-"))
     say(f"working directory {root}")
     results: dict[str, Any] = {
@@ -891,6 +963,10 @@ def main() -> None:
         if "warm" not in skip:
             with phase(phases, "warm", say) as entry:
                 entry |= serial_creates(warm, warm_runs, 3, warm=True, pause_s=0)
+        if "envd" not in skip:
+            with phase(phases, "envd_start", say) as entry:
+                warm.wait_pool()
+                entry |= envd_start(warm, 5 if quick else 20)
         if "burst" not in skip:
             with phase(phases, "burst_warm", say) as entry:
                 warm.wait_pool()
@@ -919,7 +995,8 @@ def main() -> None:
             say("stopping the stack without a pool")
             cold.stop()
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the cleanup finish
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # let the cleanup finish
         for stack in stacks:
             try:
                 stack.stop()
@@ -932,10 +1009,11 @@ def main() -> None:
             print(f"kept {root}", file=sys.stderr)
         else:
             shutil.rmtree(root, ignore_errors=True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     results["load_end"] = load_average()
     kills = [k for name in ("warm", "cold") for k in phases.get(name, {}).pop("kill_samples_ms", [])]
     results["kill"] = summary(kills)
+    if args.save:
+        args.save.write_text(json.dumps(results, indent=2) + "\n")
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -944,4 +1022,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted; the sandboxes and stacks were stopped")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable
@@ -17,6 +19,8 @@ from .services.process.manager import ProcessManager
 from .state import EnvdState
 
 log = logging.getLogger("hutch.envd")
+DISCARD_LIMIT = 16 * 1024 * 1024
+DISCARD_S = 3.0
 
 Endpoint = Callable[[Request, Response, EnvdState], Awaitable[None]]
 RPC_ROUTES: dict[str, Endpoint] = {**process.ROUTES, **filesystem.ROUTES}
@@ -41,12 +45,12 @@ class Envd:
         except (ClientGone, ConnectionError):
             raise
         except HttpError as err:
-            await self._error(response, err.status, err.message)
+            await self._error(request, response, err.status, err.message)
         except RpcError as err:
-            await self._error(response, 400 if err.code == "invalid_argument" else 500, err.message)
+            await self._error(request, response, 400 if err.code == "invalid_argument" else 500, err.message)
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
-            await self._error(response, 500, "internal error")
+            await self._error(request, response, 500, "internal error")
 
     async def _dispatch(self, request: Request, response: Response) -> None:
         path = request.path
@@ -67,7 +71,20 @@ class Envd:
         await endpoint(request, response, self.state)
 
     @staticmethod
-    async def _error(response: Response, status: int, message: str) -> None:
+    async def _error(request: Request, response: Response, status: int, message: str) -> None:
         if response.started:
             return  # too late for a status; the connection is closed by the server
+        await _discard_body(request)
         await response.send(status, _json(status, message), [("content-type", "application/json")])
+
+
+async def _discard_body(request: Request) -> None:
+    """Read and drop what is left of a body the error cut short, within bounds, before answering.
+
+    An answer that comes while the client is still sending makes HTTP clients give up on the exchange
+    (hyper fails it now and then); past the bounds the answer goes out anyway and the server closes.
+    """
+    if not request.body_pending:
+        return
+    with contextlib.suppress(asyncio.TimeoutError, ValueError):
+        await asyncio.wait_for(request.body(limit=DISCARD_LIMIT), DISCARD_S)
