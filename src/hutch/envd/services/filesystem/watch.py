@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Callable
@@ -197,7 +196,7 @@ class Watchers:
         self.buffers: dict[str, deque[dict]] = {}
 
     def create(self, call: Call, msg: dict) -> str:
-        watcher_id = "w" + uuid.uuid4().hex
+        watcher_id = "w" + os.urandom(16).hex()
         buffer: deque[dict] = deque(maxlen=MAX_BUFFERED)
         self.watchers[watcher_id] = open_watcher(call, msg, buffer.append)
         self.buffers[watcher_id] = buffer
