@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from e2b import AsyncSandbox, Sandbox
+from e2b import AsyncSandbox, CommandExitException, Sandbox
 
 TEMPLATE = "base"
 SUBNET = "10.13.0.0/16"
@@ -430,7 +430,7 @@ for i in range(int(sys.argv[1])):
         try:
             if opener.open(f"http://127.0.0.1:{port}/health", timeout=1).status == 204:
                 break
-        except OSError:
+        except Exception:  # not listening yet, or closed while starting
             time.sleep(0.002)
     envd.append((time.perf_counter() - t0) * 1000)
     p.terminate()
@@ -445,7 +445,10 @@ def envd_start(stack: Stack, runs: int) -> dict[str, Any]:
     stack.live.add(sandbox.sandbox_id)
     try:
         sandbox.files.write("/tmp/envd_start_probe.py", ENVD_START_PROBE)
-        result = sandbox.commands.run(f"python3 /tmp/envd_start_probe.py {runs}", user="root", timeout=120)
+        try:
+            result = sandbox.commands.run(f"python3 /tmp/envd_start_probe.py {runs}", user="root", timeout=120)
+        except CommandExitException as err:
+            raise RuntimeError(f"the probe failed: {(err.stderr or err.stdout or '')[-400:]}") from err
         samples = json.loads(result.stdout)
     finally:
         sandbox.kill()

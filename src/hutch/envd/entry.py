@@ -6,16 +6,27 @@ import grp
 import os
 import pwd
 import stat
-from datetime import datetime, timezone
+import time
 
 FILE = "FILE_TYPE_FILE"
 DIRECTORY = "FILE_TYPE_DIRECTORY"
 SYMLINK = "FILE_TYPE_SYMLINK"
 METADATA_PREFIX = "user.e2b."
+CHECK_INTERVAL_S = 1.0
+
+
+_permissions: dict[int, str] = {}
 
 
 def permissions(mode: int) -> str:
     """Go's ``FileMode.String()`` for a POSIX mode, e.g. ``-rw-r--r--``, ``drwxr-xr-x``, ``Lrwxrwxrwx``."""
+    text = _permissions.get(mode)
+    if text is None:
+        text = _permissions[mode] = _format_permissions(mode)
+    return text
+
+
+def _format_permissions(mode: int) -> str:
     letters = ""
     if stat.S_ISDIR(mode):
         letters += "d"
@@ -56,12 +67,16 @@ class _NameCache:
         self.lookup = lookup
         self.names: dict[int, str] = {}
         self.stamp: tuple = ()
+        self.checked = -CHECK_INTERVAL_S
 
     def name(self, number: int) -> str:
-        stamp = _stamp(self.source)
-        if stamp != self.stamp:
-            self.names.clear()
-            self.stamp = stamp
+        now = time.monotonic()
+        if now - self.checked >= CHECK_INTERVAL_S:  # a listing of thousands of entries checks once
+            self.checked = now
+            stamp = _stamp(self.source)
+            if stamp != self.stamp:
+                self.names.clear()
+                self.stamp = stamp
         name = self.names.get(number)
         if name is None:
             try:
@@ -84,10 +99,11 @@ def group_name(gid: int) -> str:
     return _groups.name(gid)
 
 
-def timestamp(seconds: float) -> str:
-    """RFC 3339 with nanosecond-free fraction, as protobuf JSON writes a ``Timestamp``."""
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def timestamp(nanoseconds: int) -> str:
+    """RFC 3339 in UTC with microseconds, as protobuf JSON writes a ``Timestamp``."""
+    seconds, rest = divmod(nanoseconds, 1_000_000_000)
+    t = time.gmtime(seconds)
+    return f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}T{t[3]:02d}:{t[4]:02d}:{t[5]:02d}.{rest // 1000:06d}Z"
 
 
 def read_metadata(path: str) -> dict[str, str]:
@@ -128,7 +144,7 @@ def entry_info(path: str, name: str | None = None, st: os.stat_result | None = N
         "permissions": permissions(mode),
         "owner": owner_name(st.st_uid),
         "group": group_name(st.st_gid),
-        "modifiedTime": timestamp(st.st_mtime),
+        "modifiedTime": timestamp(st.st_mtime_ns),
     }
     if stat.S_ISLNK(mode):
         info["isSymlink"] = True
