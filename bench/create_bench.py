@@ -133,7 +133,8 @@ def read_int(path: Path) -> int | None:
 
 
 def short_error(err: BaseException) -> str:
-    return f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}"
+    text = " | ".join(line.strip() for line in str(err).strip().splitlines() if line.strip())
+    return f"{type(err).__name__}: {text[:400]}"
 
 
 def median(values: list[float]) -> float:
@@ -446,7 +447,8 @@ def envd_start(stack: Stack, runs: int) -> dict[str, Any]:
     try:
         sandbox.files.write("/tmp/envd_start_probe.py", ENVD_START_PROBE)
         try:
-            result = sandbox.commands.run(f"python3 /tmp/envd_start_probe.py {runs}", user="root", timeout=120)
+            command = f"python3 /tmp/envd_start_probe.py {runs}"
+            result = sandbox.commands.run(command, user="root", timeout=120)
         except CommandExitException as err:
             raise RuntimeError(f"the probe failed: {(err.stderr or err.stdout or '')[-400:]}") from err
         samples = json.loads(result.stdout)

@@ -80,10 +80,9 @@ class _NameCache:
         name = self.names.get(number)
         if name is None:
             try:
-                name = self.lookup(number)
+                name = self.names[number] = self.lookup(number)
             except KeyError:
-                name = str(number)
-            self.names[number] = name
+                return str(number)  # not cached: the user may be added any moment
         return name
 
 
