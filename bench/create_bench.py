@@ -8,11 +8,12 @@ subnet 10.13.0.0/16, so another stack on the machine is never touched) and measu
   creates also the split at the moment crun created the container (read from ``crun state``);
 * a burst of concurrent creates (``AsyncSandbox.create`` + one echo each): every one's latency and the
   wall time, with the warm pool and without it; all of them are killed afterwards;
+* envd's own start-up inside a sandbox (spawn → ``/health``) next to a bare ``python3 -c pass``;
 * kill latency (``Sandbox.kill``), measured on the sandboxes of the serial runs;
 * sustained creates/s over a duration (create, one echo, kill in a loop by a few workers);
 * memory per idle sandbox: the drop of ``MemAvailable`` while N idle sandboxes run (and its rise when they
   are killed), envd's ``Private_Dirty``/``Pss`` and the sandbox's memory cgroup; from that, how many idle
-  sandboxes fit into the memory available (optionally verified by starting that many, ``--fit-verify``);
+  sandboxes fit into the memory available (``--fit-verify N`` starts N idle sandboxes at once);
 * ``podman run --rm <base image> true`` for comparison: podman and runc are installed with apt if missing,
   the base template's root filesystem is imported once as an image (cached in ``--podman-root``).
 
