@@ -1,19 +1,15 @@
-"""Thin wrappers over the Linux system calls the runtime needs and Python lacks (mount, umount, unshare)."""
+"""Thin wrappers over the Linux calls the runtime needs and Python lacks (mount, umount)."""
 
 from __future__ import annotations
 
 import ctypes
 import os
 
-CLONE_NEWNS = 0x00020000
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.unshare.argtypes = [ctypes.c_int]
 
 
 def _check(result: int, what: str) -> None:
@@ -34,10 +30,6 @@ def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: st
 
 def umount(target: str, flags: int = 0) -> None:
     _check(_libc.umount2(target.encode(), flags), f"umount {target}")
-
-
-def unshare(flags: int) -> None:
-    _check(_libc.unshare(flags), "unshare")
 
 
 def is_mountpoint(path: str) -> bool:

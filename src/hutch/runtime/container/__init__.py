@@ -9,9 +9,12 @@ kill undoes it all. A warm pool keeps started sandboxes per template, so a creat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import signal
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +32,8 @@ from . import oci, seccomp
 from .crun import Crun
 
 log = logging.getLogger("hutch.runtime")
+# Pool sandboxes start at a lower CPU priority, so that refilling never slows down sandboxes in use.
+POOL_NICE = 10
 
 
 @dataclass
@@ -40,10 +45,27 @@ class _Sandbox:
     template: TemplateImage
     access_token: str | None = None
     handle: SandboxHandle | None = None
+    # A pidfd of the container's init: signalling it cannot hit a recycled pid.
+    init_pidfd: int | None = None
 
     @property
     def envd_url(self) -> str:
         return f"http://{self.network.sandbox_ip}:{ENVD_PORT}"
+
+
+def _renice(sandbox: _Sandbox, value: int) -> None:
+    """Set the CPU priority of a sandbox's init (its future processes inherit it)."""
+    if sandbox.init_pidfd is not None:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, _pid_of(sandbox.init_pidfd), value)
+
+
+def _pid_of(pidfd: int) -> int:
+    with open(f"/proc/self/fdinfo/{pidfd}") as info:
+        for line in info:
+            if line.startswith("Pid:"):
+                return int(line.split()[1])
+    raise ProcessLookupError("the sandbox's init is gone")
 
 
 def _write_identity(root: Path, sandbox_id: str) -> None:
@@ -120,6 +142,8 @@ class ContainerRuntime:
         sandbox = self.pool.claim((spec.template.template_id, spec.cpu_count, spec.memory_mb))
         if sandbox is None:
             sandbox = await self._start(spec.template, spec)
+        else:
+            _renice(sandbox, 0)  # from background priority to a user's sandbox
         try:
             await envd_client.init(
                 self._client, sandbox.envd_url, spec, default_user=spec.template.default_user
@@ -143,7 +167,12 @@ class ContainerRuntime:
         sandbox = self._live.pop(sandbox_id, None)
         if sandbox is None:
             return
-        await self.crun.delete(sandbox.sandbox_id)
+        if sandbox.init_pidfd is not None:
+            # The init dies, and with it every process of the sandbox's pid namespace, at once.
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(sandbox.init_pidfd, signal.SIGKILL)
+        else:
+            await self.crun.delete(sandbox.sandbox_id)
         task = asyncio.ensure_future(self._destroy(sandbox))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
@@ -166,7 +195,7 @@ class ContainerRuntime:
             template, SandboxSpec(template=template, cpu_count=cpu_count, memory_mb=memory_mb)
         )
 
-    async def _start(self, template: TemplateImage, spec: SandboxSpec) -> _Sandbox:
+    async def _start(self, template: TemplateImage, spec: SandboxSpec, *, nice: int = 0) -> _Sandbox:
         """Root filesystem, network, container, envd answering; all undone if any step fails."""
         sandbox_id = new_sandbox_id()
         directory = self.sandboxes_dir / sandbox_id
@@ -191,13 +220,17 @@ class ContainerRuntime:
             (directory / "sandbox.json").write_text(
                 json.dumps({"template": template.template_id, "index": network.index})
             )
-            await self.crun.run_detached(sandbox_id, directory, directory / "envd.log")
+            pid = await self.crun.run_detached(sandbox_id, directory, directory / "envd.log", nice=nice)
+            sandbox.init_pidfd = os.pidfd_open(pid)
             await envd_client.wait_healthy(self._client, sandbox.envd_url)
             undo.pop_all()
         return sandbox
 
     async def _destroy(self, sandbox: _Sandbox) -> None:
         """Stop the container and release its network, overlay and directory; safe on partial state."""
+        if sandbox.init_pidfd is not None:
+            os.close(sandbox.init_pidfd)
+            sandbox.init_pidfd = None
         errors = []
         for step in (
             lambda: self.crun.delete(sandbox.sandbox_id),
