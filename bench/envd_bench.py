@@ -20,16 +20,15 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from e2b import AsyncSandbox, Sandbox
+from measure import free_port, summary, throughput, timed
 
 from hutch.templates.envd_zipapp import build
 
@@ -38,32 +37,6 @@ USER = "hutch-bench"
 MIB = 1024 * 1024
 # The interpreter templates run envd with (Debian's), not a development shim.
 ENVD_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or "python3"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def summary(samples_ms: list[float]) -> dict:
-    ordered = sorted(samples_ms)
-    return {
-        "median_ms": round(statistics.median(ordered), 2),
-        "p95_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))], 2),
-        "n": len(ordered),
-    }
-
-
-def timed(fn: Callable[[], object], runs: int, warmup: int = 5) -> dict:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return summary(samples)
 
 
 def wait_health(url: str, deadline_s: float = 10.0) -> None:
@@ -112,15 +85,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     return float("nan")
-
-
-def throughput(fn: Callable[[], object], size: int, runs: int = 3) -> dict:
-    rates = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        rates.append(size / (time.perf_counter() - start) / 1e6)
-    return {"median_MBps": round(statistics.median(rates), 1), "best_MBps": round(max(rates), 1)}
 
 
 async def concurrent_commands(url: str, count: int) -> dict:

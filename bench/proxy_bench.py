@@ -18,18 +18,16 @@ import json
 import multiprocessing
 import os
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from e2b import ConnectionConfig, Sandbox
+from measure import free_port, throughput, timed
 from packaging.version import Version
 
 from hutch.config import ProxySettings
@@ -41,41 +39,6 @@ SANDBOX_ID = "benchsandbox00000000"
 # A throw-away default user: root's login shell may run slow profile scripts of the host.
 USER = "hutch-proxy-bench"
 MIB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def summary(samples_ms: list[float]) -> dict:
-    ordered = sorted(samples_ms)
-    return {
-        "median_ms": round(statistics.median(ordered), 3),
-        "p95_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))], 3),
-        "n": len(ordered),
-    }
-
-
-def timed(fn: Callable[[], object], runs: int, warmup: int = 10) -> dict:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return summary(samples)
-
-
-def throughput(fn: Callable[[], object], size: int, runs: int = 3) -> dict:
-    rates = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        rates.append(size / (time.perf_counter() - start) / 1e6)
-    return {"median_MBps": round(statistics.median(rates), 1), "best_MBps": round(max(rates), 1)}
 
 
 def wait_health(url: str, headers: dict[str, str], deadline_s: float = 10.0) -> None:
@@ -123,9 +86,9 @@ def measure(url: str, home: Path, runs: int) -> dict:
     results: dict = {}
     headers = {"E2b-Sandbox-Id": SANDBOX_ID, "E2b-Sandbox-Port": str(ENVD_PORT)}
     with httpx.Client(base_url=url, headers=headers) as client:
-        results["GET /health"] = timed(lambda: client.get("/health"), runs * 5)
+        results["GET /health"] = timed(lambda: client.get("/health"), runs * 5, warmup=10, digits=3)
     sandbox = sdk_sandbox(url)
-    results['commands.run("true")'] = timed(lambda: sandbox.commands.run("true"), runs)
+    results['commands.run("true")'] = timed(lambda: sandbox.commands.run("true"), runs, warmup=10, digits=3)
     small = os.urandom(4096)
     small_path = str(home / "small.bin")
 
@@ -133,7 +96,7 @@ def measure(url: str, home: Path, runs: int) -> dict:
         sandbox.files.write(small_path, small)
         sandbox.files.read(small_path, format="bytes")
 
-    results["4KiB write+read"] = timed(write_read, runs)
+    results["4KiB write+read"] = timed(write_read, runs, warmup=10, digits=3)
     big = os.urandom(64 * MIB)
     big_path = str(home / "big.bin")
     results["64MiB write"] = throughput(lambda: sandbox.files.write(big_path, big), len(big))

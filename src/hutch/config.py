@@ -34,7 +34,7 @@ class RuntimeSettings(BaseModel):
     backend: str = "container"
     node_id: str = "local"
     # Ready sandboxes kept per template, so that a create only claims and initialises one.
-    warm_pool: dict[str, int] = Field(default_factory=lambda: {"base": 2})
+    warm_pool: dict[str, int] = Field(default_factory=lambda: {"base": 4})
     subnet: str = "10.11.0.0/16"
 
 
