@@ -47,6 +47,7 @@ def up(
         format="%(name)s: %(message)s",
         handlers=[RichHandler(console=console, show_path=False)],
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request to envd is noise here
     _pid_file(settings).parent.mkdir(parents=True, exist_ok=True)
     _pid_file(settings).write_text(str(os.getpid()))
     try:
