@@ -91,20 +91,18 @@ def _leftovers(data_dir: Path, ids: set[str]) -> list[str]:
     return problems
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if os.geteuid() != 0:
-        pytest.fail("the end-to-end tests need root (crun, mounts, network namespaces)")
-    data_dir = tmp_path_factory.mktemp("hutch-stack")
-    api_port, proxy_port = free_port(), free_port()
-    env_file = data_dir / "env.local"
-    log_path = data_dir / "hutch.log"
+def start_stack(base: Path, *, subnet: str = SUBNET, ports: tuple[int, int] | None = None) -> Stack:
+    """Run ``hutch up`` with its data under ``base`` (again, after a crash, with the same ``base``/ports)."""
+    api_port, proxy_port = ports or (free_port(), free_port())
+    env_file = base / "env.local"
+    log_path = base / "hutch.log"
+    started = time.time()
     env = {
         **os.environ,
-        "HUTCH_DATA_DIR": str(data_dir / "data"),
+        "HUTCH_DATA_DIR": str(base / "data"),
         "HUTCH_API__PORT": str(api_port),
         "HUTCH_PROXY__PORT": str(proxy_port),
-        "HUTCH_RUNTIME__SUBNET": SUBNET,
+        "HUTCH_RUNTIME__SUBNET": subnet,
         "HUTCH_RUNTIME__NODE_ID": "e2e",
         "HUTCH_RUNTIME__WARM_POOL": json.dumps({"base": 2}),
     }
@@ -118,7 +116,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             start_new_session=True,
         )
     deadline = time.monotonic() + START_TIMEOUT_S
-    while not env_file.exists():
+    while not env_file.exists() or env_file.stat().st_mtime < started:
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"hutch up did not start:\n{log_path.read_text()[-4000:]}")
@@ -128,21 +126,35 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         api_url=values["E2B_API_URL"],
         sandbox_url=values["E2B_SANDBOX_URL"],
         api_key=values["E2B_API_KEY"],
-        data_dir=data_dir / "data",
+        data_dir=base / "data",
         api_port=api_port,
         proxy_port=proxy_port,
         process=process,
     )
     assert httpx.get(f"{stack.api_url}/health").status_code < 300
-    yield stack
-    process.send_signal(signal.SIGTERM)
+    return stack
+
+
+def stop_stack(stack: Stack) -> None:
+    """SIGTERM, then assert that nothing is left behind."""
+    stack.process.send_signal(signal.SIGTERM)
     try:
-        process.wait(120)
+        stack.process.wait(120)
     except subprocess.TimeoutExpired:
-        process.kill()
+        stack.process.kill()
         pytest.fail("hutch up did not stop within 120 s of SIGTERM")
     problems = _leftovers(stack.data_dir, stack.seen)
-    assert not problems, f"left behind after the stack stopped: {problems}\n{log_path.read_text()[-3000:]}"
+    log = (stack.data_dir.parent / "hutch.log").read_text()[-3000:]
+    assert not problems, f"left behind after the stack stopped: {problems}\n{log}"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if os.geteuid() != 0:
+        pytest.fail("the end-to-end tests need root (crun, mounts, network namespaces)")
+    running = start_stack(tmp_path_factory.mktemp("hutch-stack"))
+    yield running
+    stop_stack(running)
 
 
 @pytest.fixture()

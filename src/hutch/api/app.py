@@ -25,7 +25,7 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
 
     The app owns ``runtime``: its lifespan starts it, and closes it at shutdown. Without ``catalog`` it opens
     (and at shutdown closes) the one at ``settings.catalog_url``; a catalog passed in stays the caller's.
-    At startup it forgets the sandboxes the runtime no longer runs, then starts the timeout reaper.
+    At startup it reconciles the catalog with the runtime (after a crash), then starts the timeout reaper.
     """
 
     @asynccontextmanager
@@ -44,9 +44,11 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
                 default_timeout_s=settings.api.default_timeout_s,
                 max_timeout_s=settings.api.max_timeout_s,
             )
-            lost = await service.forget_lost()
+            lost, orphans = await service.reconcile()
             if lost:
                 log.info("forgot %d sandboxes the runtime no longer runs: %s", len(lost), ", ".join(lost))
+            if orphans:
+                log.info("killed %d sandboxes unknown to the catalog: %s", len(orphans), ", ".join(orphans))
             reaper = Reaper(service, interval_s=settings.api.reaper_interval_s)
             reaper.start()
             stack.push_async_callback(reaper.stop)

@@ -197,18 +197,19 @@ class SandboxService:
             upcoming = await sandboxes.next_end_at(session, after=now)
         return [sandbox.sandbox_id for sandbox in expired], upcoming
 
-    async def forget_lost(self) -> list[str]:
-        """Drop the rows of this node's sandboxes that its runtime no longer runs (e.g. after a restart)."""
+    async def reconcile(self) -> tuple[list[str], list[str]]:
+        """Make the catalog and this node's runtime agree (at start-up, e.g. after a crash): drop the rows
+        of sandboxes the runtime no longer runs, and kill the sandboxes no row knows. Returns both lists."""
         live = {handle.sandbox_id for handle in await self._runtime.list()}
         async with self._catalog.transaction() as session:
-            lost = [
-                s.sandbox_id
-                for s in await sandboxes.on_node(session, self._node_id)
-                if s.sandbox_id not in live
-            ]
+            rows = {s.sandbox_id for s in await sandboxes.on_node(session, self._node_id)}
+            lost = sorted(rows - live)
             for sandbox_id in lost:
                 await sandboxes.remove(session, sandbox_id)
-        return lost
+        orphans = sorted(live - rows)
+        for sandbox_id in orphans:
+            await self._runtime.kill(sandbox_id)
+        return lost, orphans
 
     async def _record(self, row: Sandbox) -> Sandbox:
         try:

@@ -68,6 +68,31 @@ def _pid_of(pidfd: int) -> int:
     raise ProcessLookupError("the sandbox's init is gone")
 
 
+def _save_state(sandbox: _Sandbox) -> None:
+    """What a restarted node needs to adopt the sandbox (``sandbox.json``, readable by root only)."""
+    state = {
+        "template": sandbox.template.template_id,
+        "rootfs": str(sandbox.template.rootfs),
+        "index": sandbox.network.index,
+        "claimed": sandbox.handle is not None,
+    }
+    if sandbox.handle is not None:
+        state["started_at"] = sandbox.handle.started_at.isoformat()
+        state["token"] = sandbox.access_token
+    path = sandbox.directory / "sandbox.json"
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(state))
+    partial.chmod(0o600)
+    partial.replace(path)
+
+
+def _load_state(directory: Path) -> dict:
+    try:
+        return json.loads((directory / "sandbox.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def _write_identity(root: Path, sandbox_id: str) -> None:
     """/etc/hostname and /etc/hosts naming the sandbox (sudo and many tools resolve the host name)."""
     (root / "etc" / "hostname").write_text(f"{sandbox_id}\n")
@@ -113,7 +138,7 @@ class ContainerRuntime:
         self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
         await self.networks.ensure_firewall()
         self._seccomp = await asyncio.to_thread(seccomp.precompiled, self.cache_dir)
-        await self._remove_leftovers()
+        await self._recover()
         self._started = True
         for key, size in self._warm:
             self.pool.keep(key, size)
@@ -159,6 +184,7 @@ class ContainerRuntime:
             node_id=self.node_id,
             started_at=datetime.now(UTC),
         )
+        _save_state(sandbox)
         self._live[sandbox.sandbox_id] = sandbox
         return sandbox.handle
 
@@ -205,6 +231,7 @@ class ContainerRuntime:
         sandbox = _Sandbox(sandbox_id, directory, overlay, network, template)
         async with AsyncExitStack() as undo:
             undo.push_async_callback(self._destroy, sandbox)
+            _save_state(sandbox)  # first, so that a restart can undo whatever follows
             overlay.mount()
             _write_identity(overlay.merged, sandbox_id)
             await self.networks.create(network)
@@ -217,9 +244,6 @@ class ContainerRuntime:
                 seccomp_bpf=self._seccomp,
             )
             (directory / "config.json").write_text(json.dumps(config))
-            (directory / "sandbox.json").write_text(
-                json.dumps({"template": template.template_id, "index": network.index})
-            )
             pid = await self.crun.run_detached(sandbox_id, directory, directory / "envd.log", nice=nice)
             sandbox.init_pidfd = os.pidfd_open(pid)
             await envd_client.wait_healthy(self._client, sandbox.envd_url)
@@ -247,21 +271,45 @@ class ContainerRuntime:
         log.error("sandbox %s: cleanup incomplete: %s", sandbox.sandbox_id, errors)
         raise BackendUnavailable(f"cleanup of sandbox {sandbox.sandbox_id} incomplete: {errors[0]}")
 
-    async def _remove_leftovers(self) -> None:
-        """Tear down sandboxes a previous run of this node left behind (containers, mounts, netns, dirs)."""
+    async def _recover(self) -> None:
+        """After a restart: adopt the claimed sandboxes that still run and answer; tear down the rest
+        (pool sandboxes, half-made ones, dead ones), and any container of ours without a directory."""
         known = set(await self.crun.list())
         for directory in sorted(self.sandboxes_dir.iterdir()):
-            try:
-                index = json.loads((directory / "sandbox.json").read_text())["index"]
-            except (OSError, ValueError, KeyError):
-                index = 0
-            network = self.networks.plan(directory.name, index)
-            overlay = Overlay(directory, Path("/nonexistent"))
-            sandbox = _Sandbox(directory.name, directory, overlay, network, TemplateImage("", Path("/")))
-            if index:
-                self.networks.used.add(index)
             known.discard(directory.name)
+            state = _load_state(directory)
+            sandbox = _Sandbox(
+                directory.name,
+                directory,
+                Overlay(directory, Path(state.get("rootfs", "/"))),
+                self.networks.plan(directory.name, int(state.get("index", 0))),
+                TemplateImage(state.get("template", ""), Path(state.get("rootfs", "/"))),
+                access_token=state.get("token"),
+            )
+            if sandbox.network.index:
+                self.networks.used.add(sandbox.network.index)
+            if state.get("claimed") and await self._adopt(sandbox, state):
+                log.info("sandbox %s: adopted after a restart", sandbox.sandbox_id)
+                continue
             await self._destroy(sandbox)
         for container_id in known:
-            if len(container_id) == 20 and container_id.isalnum():
-                await self.crun.delete(container_id)
+            await self.crun.delete(container_id)
+
+    async def _adopt(self, sandbox: _Sandbox, state: dict) -> bool:
+        crun_state = await self.crun.state(sandbox.sandbox_id)
+        if crun_state.get("status") != "running":
+            return False
+        try:
+            sandbox.init_pidfd = os.pidfd_open(int(crun_state["pid"]))
+            await envd_client.wait_healthy(self._client, sandbox.envd_url, timeout_s=3)
+        except (OSError, KeyError, ValueError, BackendUnavailable):
+            return False
+        sandbox.handle = SandboxHandle(
+            sandbox_id=sandbox.sandbox_id,
+            template_id=sandbox.template.template_id,
+            host=sandbox.network.sandbox_ip,
+            node_id=self.node_id,
+            started_at=datetime.fromisoformat(state["started_at"]),
+        )
+        self._live[sandbox.sandbox_id] = sandbox
+        return True

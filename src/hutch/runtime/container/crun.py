@@ -13,6 +13,7 @@ plain command line is started with ``vfork``.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 
@@ -80,6 +81,14 @@ class Crun:
     async def delete(self, container_id: str) -> None:
         """Kill and remove a container; a missing one is fine."""
         await self.call("delete", "--force", container_id, check=False)
+
+    async def state(self, container_id: str) -> dict:
+        """crun's state of a container (``status``, ``pid``, …); empty when crun does not know it."""
+        text = await self.call("state", container_id, check=False)
+        try:
+            return json.loads(text)
+        except ValueError:
+            return {}
 
     async def list(self) -> list[str]:
         """Ids of the containers crun knows."""
