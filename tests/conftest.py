@@ -26,3 +26,7 @@ def wait_http(url: str, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} did not answer within {timeout} s")
         time.sleep(0.02)
+
+
+# The real stack (``hutch up`` on free ports) and a sandbox in it, shared by tests/e2e and tests/security.
+pytest_plugins = ["tests.stack"]

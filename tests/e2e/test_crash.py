@@ -11,7 +11,7 @@ import pytest
 from e2b import Sandbox
 from e2b.exceptions import NotFoundException
 
-from .conftest import WORKER, start_stack, stop_stack
+from tests.stack import WORKER, start_stack, stop_stack
 
 SUBNET = f"10.{30 + WORKER}.0.0/16"
 

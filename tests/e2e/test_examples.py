@@ -16,7 +16,7 @@ from pathlib import Path
 import e2b
 import pytest
 
-from tests.e2e.conftest import Stack
+from tests.stack import Stack
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SANDBOX_ID = re.compile(r"sandbox: ([a-z0-9]{20})\b")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import hutch
-from tests.e2e.conftest import Stack
+from tests.stack import Stack
 
 E2B_VARIABLES = ("E2B_API_KEY", "E2B_API_URL", "E2B_SANDBOX_URL", "E2B_DOMAIN", "E2B_DEBUG")
 HOME = "/home/user"

@@ -28,10 +28,9 @@ DENIED = [
     "quotactl", "reboot", "request_key", "setns", "settimeofday", "adjtimex", "stime", "swapoff", "swapon",
     "syslog", "umount", "umount2", "unshare", "uselib", "userfaultfd", "vhangup",
 ]  # fmt: skip
-# CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME
-NAMESPACE_FLAGS = (
-    0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x80
-)
+# CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME: clone is refused if any is set,
+# so one rule per flag (a masked compare against all of them at once would match only all together).
+NAMESPACE_FLAGS = [0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000, 0x80]
 EPERM = 1
 ENOSYS = 38
 
@@ -44,8 +43,8 @@ for name in policy["denied"]:
         f.add_rule(seccomp.ERRNO(policy["eperm"]), name)
     except Exception:
         pass  # not a syscall on this architecture
-ns = policy["ns"]
-f.add_rule(seccomp.ERRNO(policy["eperm"]), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, ns, ns))
+for flag in policy["ns"]:
+    f.add_rule(seccomp.ERRNO(policy["eperm"]), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
 f.add_rule(seccomp.ERRNO(policy["enosys"]), "clone3")
 f.export_bpf(sys.stdout)
 """
@@ -58,19 +57,15 @@ def oci_section() -> dict:
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
         "syscalls": [
             {"names": DENIED, "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM},
-            {
-                "names": ["clone"],
-                "action": "SCMP_ACT_ERRNO",
-                "errnoRet": EPERM,
-                "args": [
-                    {
-                        "index": 0,
-                        "value": NAMESPACE_FLAGS,
-                        "valueTwo": NAMESPACE_FLAGS,
-                        "op": "SCMP_CMP_MASKED_EQ",
-                    }
-                ],
-            },
+            *(
+                {
+                    "names": ["clone"],
+                    "action": "SCMP_ACT_ERRNO",
+                    "errnoRet": EPERM,
+                    "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}],
+                }
+                for flag in NAMESPACE_FLAGS
+            ),
             {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
         ],
     }

@@ -1,4 +1,4 @@
-"""The real stack for end-to-end tests: ``hutch up`` (crun runtime, base template, SQLite) on free ports.
+"""The real stack for end-to-end and security tests: ``hutch up`` (crun, base template, SQLite) on free ports.
 
 The stack runs as a subprocess with its own data directory and subnet, so it never touches a ``make up``
 running on the same machine. At the end of the session it is stopped with SIGTERM and the fixture asserts
