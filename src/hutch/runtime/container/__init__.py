@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from ...errors import BackendUnavailable, NotFound
-from .. import envd_client
+from .. import cgroups, envd_client
 from ..network import Networks, SandboxNetwork
 from ..pool import PoolKey, WarmPool
 from ..rootfs import Overlay, remove_tree
@@ -136,6 +136,8 @@ class ContainerRuntime:
 
     async def start(self) -> None:
         self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
+        limits = await asyncio.to_thread(cgroups.apply_node_limits)
+        log.info("all sandboxes together: at most %(pids)d processes and %(memory)d bytes", limits)
         await self.networks.ensure_firewall()
         self._seccomp = await asyncio.to_thread(seccomp.precompiled, self.cache_dir)
         await self._recover()

@@ -19,7 +19,7 @@ from . import seccomp
 
 ENVD_PATH = "/usr/local/lib/hutch/envd.pyz"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-PIDS_LIMIT = 4096
+PIDS_LIMIT = 1024
 NOFILE = 16384  # below this host's hard limit (20000)
 CAPABILITIES = [
     "CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",

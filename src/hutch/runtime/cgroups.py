@@ -1,0 +1,64 @@
+"""Node-wide limits: the parent cgroup of all sandboxes (``/hutch``) keeps a reserve of the host for Hutch
+itself and the system, whatever the sandboxes do together.
+
+Each sandbox has its own limits (set by the OCI config); this caps their sum: processes (a fork bomb in every
+sandbox still leaves ``pid_max`` room) and memory. cgroup v1 (``/sys/fs/cgroup/<controller>/hutch``) and
+v2 (``/sys/fs/cgroup/hutch``) are both handled.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger("hutch.runtime")
+
+ROOT = Path("/sys/fs/cgroup")
+PARENT = "hutch"
+PID_RESERVE = 4096
+MEMORY_RESERVE_FRACTION = 0.10
+MEMORY_RESERVE_MIN = 1024 * 1024 * 1024
+
+
+def _memory_total() -> int:
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no MemTotal in /proc/meminfo")
+
+
+def node_limits() -> dict[str, int]:
+    """The caps for all sandboxes together: ``pids`` and ``memory`` (bytes)."""
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    total = _memory_total()
+    reserve = max(MEMORY_RESERVE_MIN, int(total * MEMORY_RESERVE_FRACTION))
+    return {"pids": max(1024, pid_max - PID_RESERVE), "memory": max(total // 2, total - reserve)}
+
+
+def apply_node_limits() -> dict[str, int]:
+    """Create the parent cgroup and set its caps; returns them (best effort on unusual layouts)."""
+    limits = node_limits()
+    if (ROOT / "cgroup.controllers").exists():  # cgroup v2
+        parent = ROOT / PARENT
+        parent.mkdir(exist_ok=True)
+        _write(ROOT / "cgroup.subtree_control", "+pids +memory")
+        _write(parent / "pids.max", str(limits["pids"]))
+        _write(parent / "memory.max", str(limits["memory"]))
+    else:
+        for controller, name, value in (
+            ("pids", "pids.max", limits["pids"]),
+            ("memory", "memory.limit_in_bytes", limits["memory"]),
+        ):
+            parent = ROOT / controller / PARENT
+            if (ROOT / controller).is_dir():
+                parent.mkdir(exist_ok=True)
+                _write(parent / name, str(value))
+    return limits
+
+
+def _write(path: Path, value: str) -> None:
+    try:
+        path.write_text(value)
+    except OSError as err:
+        log.warning("cannot set %s to %s: %s", path, value, err)
