@@ -25,8 +25,6 @@ from packaging.version import Version
 from hutch.envd.version import VERSION
 from tests.conftest import free_port, wait_http
 
-TEST_USER = f"hutch-t{os.getpid() % 100000}"
-
 
 @dataclass
 class Envd:
@@ -71,11 +69,12 @@ def test_user() -> Iterator[tuple[str, str]]:
     base = tempfile.mkdtemp(prefix="hutch-envd-")
     os.chmod(base, 0o755)
     home = os.path.join(base, "home")
-    subprocess.run(["useradd", "-m", "-d", home, "-s", "/bin/bash", TEST_USER], check=True)
+    name = f"hutch-t{uuid.uuid4().hex[:10]}"
+    subprocess.run(["useradd", "-m", "-d", home, "-s", "/bin/bash", name], check=True)
     try:
-        yield TEST_USER, home
+        yield name, home
     finally:
-        subprocess.run(["userdel", "-f", "-r", TEST_USER], check=False, capture_output=True)
+        subprocess.run(["userdel", "-f", "-r", name], check=False, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -93,8 +93,15 @@ def encode_bytes(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def uint(value: Any, what: str) -> int:
-    """A protobuf integer field, sent as a number or (64-bit) as a string."""
+def text(value: Any, what: str) -> str | None:
+    """A protobuf string field (absent is None)."""
+    if value is None or isinstance(value, str):
+        return value
+    raise RpcError("invalid_argument", f"{what} must be a string")
+
+
+def uint(value: Any, what: str, limit: int = 0xFFFFFFFFFFFFFFFF) -> int:
+    """A protobuf integer field, sent as a number or (64-bit) as a string, at most ``limit``."""
     if value is None:
         return 0
     if isinstance(value, bool):
@@ -104,8 +111,8 @@ def uint(value: Any, what: str) -> int:
             value = int(value)
         except ValueError:
             raise RpcError("invalid_argument", f"{what} must be an integer") from None
-    if not isinstance(value, int) or value < 0 or value > 0xFFFFFFFFFFFFFFFF:
-        raise RpcError("invalid_argument", f"{what} must be a non-negative integer")
+    if not isinstance(value, int) or value < 0 or value > limit:
+        raise RpcError("invalid_argument", f"{what} must be an integer from 0 to {limit}")
     return value
 
 

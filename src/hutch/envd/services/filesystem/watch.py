@@ -19,7 +19,7 @@ from typing import Callable
 
 from inotify_simple import INotify, flags, parse_events
 
-from ...connect import Call, field
+from ...connect import Call, field, text
 from ...entry import entry_info
 from ...errors import RpcError
 from .common import fs_error, user_and_path
@@ -225,9 +225,9 @@ async def create_watcher(call: Call, msg: dict) -> dict:
 
 
 async def get_watcher_events(call: Call, msg: dict) -> dict:
-    return {"events": call.state.watchers.take(field(msg, "watcherId"))}
+    return {"events": call.state.watchers.take(text(field(msg, "watcherId"), "watcherId"))}
 
 
 async def remove_watcher(call: Call, msg: dict) -> dict:
-    call.state.watchers.remove(field(msg, "watcherId"))
+    call.state.watchers.remove(text(field(msg, "watcherId"), "watcherId"))
     return {}

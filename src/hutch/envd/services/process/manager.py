@@ -21,7 +21,7 @@ import subprocess
 import termios
 import threading
 
-from ...connect import field, uint
+from ...connect import field, text, uint
 from ...errors import RpcError
 from ...users import User
 
@@ -377,7 +377,7 @@ class ProcessManager:
 
     def find(self, selector: dict, include_ended: bool = False) -> Process:
         """The process a ``ProcessSelector`` names (by pid or by tag); ``not_found`` otherwise."""
-        tag = field(selector, "tag")
+        tag = text(field(selector, "tag"), "tag")
         if tag is not None:
             for process in self.live.values():
                 if process.tag == tag:

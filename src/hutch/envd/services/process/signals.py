@@ -17,7 +17,12 @@ SIGNALS = {
 
 async def send_signal(call: Call, msg: dict) -> dict:
     process = call.state.processes.find(message(field(msg, "process"), "process"))
-    sig = SIGNALS.get(field(msg, "signal"))
+    requested = field(msg, "signal")
+    sig = (
+        SIGNALS.get(requested)
+        if isinstance(requested, (str, int)) and not isinstance(requested, bool)
+        else None
+    )
     if sig is None:
         raise RpcError("unimplemented", f"unsupported signal {field(msg, 'signal')!r}")
     process.kill(sig)
@@ -29,5 +34,5 @@ async def update(call: Call, msg: dict) -> dict:
     pty = field(msg, "pty")
     if pty is not None:
         size = message(field(message(pty, "pty"), "size"), "pty.size")
-        process.resize(uint(field(size, "cols"), "cols"), uint(field(size, "rows"), "rows"))
+        process.resize(uint(field(size, "cols"), "cols", 0xFFFF), uint(field(size, "rows"), "rows", 0xFFFF))
     return {}

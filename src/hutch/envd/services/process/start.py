@@ -55,7 +55,7 @@ async def start(call: Call, msg: dict) -> AsyncIterator[dict]:
     pty = field(msg, "pty")
     if pty is not None:
         size = message(field(message(pty, "pty"), "size"), "pty.size")
-        pty_size = (uint(field(size, "cols"), "cols"), uint(field(size, "rows"), "rows"))
+        pty_size = (uint(field(size, "cols"), "cols", 0xFFFF), uint(field(size, "rows"), "rows", 0xFFFF))
     tag = field(msg, "tag")
     if tag is not None and not isinstance(tag, str):
         raise RpcError("invalid_argument", "tag must be a string")
