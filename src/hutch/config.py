@@ -21,6 +21,11 @@ class ApiSettings(BaseModel):
     default_timeout_s: int = 300
     max_timeout_s: int = 24 * 3600
     reaper_interval_s: float = 0.5
+    # Per team, token buckets (0 turns one off): any request, and sandbox creates.
+    requests_per_s: float = 500
+    requests_burst: int = 1000
+    creates_per_s: float = 50
+    creates_burst: int = 100
     # Returned to clients as each sandbox's ``domain``; None lets them use their own E2B_DOMAIN/SANDBOX_URL.
     sandbox_domain: str | None = None
 

@@ -46,7 +46,11 @@ class Forbidden(HutchError):
 
 
 class QuotaExceeded(HutchError):
-    """A limit is reached; the call may succeed later."""
+    """A limit is reached; the call may succeed later (after ``retry_after_s``, when known)."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class NotSupported(HutchError):

@@ -13,6 +13,7 @@ from ..catalog import Catalog
 from ..config import Settings
 from ..runtime.base import Runtime
 from . import errors, openapi
+from .ratelimit import RateLimiter
 from .reaper import Reaper
 from .routes import health, sandboxes
 from .services.sandboxes import SandboxService
@@ -43,6 +44,7 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
                 node_id=settings.runtime.node_id,
                 default_timeout_s=settings.api.default_timeout_s,
                 max_timeout_s=settings.api.max_timeout_s,
+                create_limiter=RateLimiter(settings.api.creates_per_s, settings.api.creates_burst, "creates"),
             )
             lost, orphans = await service.reconcile()
             if lost:
@@ -56,6 +58,9 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
             app.state.catalog = database
             app.state.runtime = runtime
             app.state.sandboxes = service
+            app.state.request_limiter = RateLimiter(
+                settings.api.requests_per_s, settings.api.requests_burst, "requests"
+            )
             app.state.reaper = reaper
             yield
 

@@ -33,9 +33,13 @@ CatalogDep = Annotated[Catalog, Depends(_catalog)]
 SandboxServiceDep = Annotated[SandboxService, Depends(_sandboxes)]
 
 
-async def require_team(catalog: CatalogDep, api_key: Annotated[str | None, Security(_api_key)]) -> Team:
-    """The team whose ``X-API-Key`` came with the request (401 without a valid one)."""
-    return await auth.team_for_key(catalog=catalog, api_key=api_key)
+async def require_team(
+    request: Request, catalog: CatalogDep, api_key: Annotated[str | None, Security(_api_key)]
+) -> Team:
+    """The team whose ``X-API-Key`` came with the request (401 without a valid one), within its rate."""
+    team = await auth.team_for_key(catalog=catalog, api_key=api_key)
+    request.app.state.request_limiter.take(team.team_id)
+    return team
 
 
 TeamDep = Annotated[Team, Depends(require_team)]

@@ -4,6 +4,7 @@ E2B's body ``{"code": <status>, "message": ...}`` for them, for request validati
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -60,7 +61,9 @@ async def _hutch_error(_request: Request, error: HutchError) -> JSONResponse:
     status = status_of(error)
     if status >= 500:
         log.error("request failed: %s", error.message)
-    return error_response(status, error.message)
+    retry_after = getattr(error, "retry_after_s", None)
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else None
+    return error_response(status, error.message, headers)
 
 
 async def _http_error(_request: Request, error: HTTPException) -> JSONResponse:

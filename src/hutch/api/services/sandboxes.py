@@ -21,6 +21,7 @@ from ...envd.version import VERSION as ENVD_VERSION
 from ...errors import Conflict, InvalidRequest
 from ...runtime.base import Runtime
 from ...runtime.types import SandboxSpec
+from ..ratelimit import RateLimiter
 from . import pagination, templates
 from .metrics import SandboxMetrics
 from .pagination import Page
@@ -34,13 +35,21 @@ class SandboxService:
     """The operations behind ``/sandboxes``; every method acts for one team and sees only its sandboxes."""
 
     def __init__(
-        self, *, catalog: Catalog, runtime: Runtime, node_id: str, default_timeout_s: int, max_timeout_s: int
+        self,
+        *,
+        catalog: Catalog,
+        runtime: Runtime,
+        node_id: str,
+        default_timeout_s: int,
+        max_timeout_s: int,
+        create_limiter: RateLimiter | None = None,
     ) -> None:
         self._catalog = catalog
         self._runtime = runtime
         self._node_id = node_id
         self._default_timeout_s = default_timeout_s
         self._max_timeout_s = max_timeout_s
+        self._create_limiter = create_limiter or RateLimiter(0, 1, "creates")
 
     async def create(
         self,
@@ -55,6 +64,7 @@ class SandboxService:
     ) -> Sandbox:
         """Start a sandbox from ``template`` and return it once its envd answers. A repeated
         ``idempotency_key`` returns the sandbox the first call made, while that one lives."""
+        self._create_limiter.take(team_id)
         lifetime = self._lifetime(timeout_s)
         token = secrets.token_urlsafe(32)
         async with self._catalog.transaction() as session:
