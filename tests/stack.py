@@ -21,12 +21,12 @@ import httpx
 import pytest
 from e2b import Sandbox
 
+from hutch.runtime.leftovers import leftovers
 from tests.conftest import free_port
 
 # One subnet per test worker (pytest-xdist), apart from the 10.11.0.0/16 of a `make up` on this machine.
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-SUBNET_PREFIX = f"10.{20 + WORKER}."
-SUBNET = f"{SUBNET_PREFIX}0.0/16"
+SUBNET = f"10.{20 + WORKER}.0.0/16"
 START_TIMEOUT_S = 600  # the first start on a fresh machine builds the base template
 
 
@@ -39,6 +39,7 @@ class Stack:
     api_port: int
     proxy_port: int
     process: subprocess.Popen
+    subnet: str = SUBNET
     seen: set[str] = field(default_factory=set)
 
     @property
@@ -57,38 +58,6 @@ class Stack:
 
 def _read_env(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-
-
-def _leftovers(data_dir: Path, ids: set[str]) -> list[str]:
-    problems = []
-    sandboxes = data_dir / "sandboxes"
-    if sandboxes.exists() and any(sandboxes.iterdir()):
-        problems.append(f"sandbox directories: {sorted(p.name for p in sandboxes.iterdir())}")
-    mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(data_dir) in line]
-    if mounts:
-        problems.append(f"mounts: {mounts}")
-    netns = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
-    leaked_ns = sorted(n for n in netns if n.removeprefix("hutch-") in ids)
-    if leaked_ns:
-        problems.append(f"network namespaces: {leaked_ns}")
-    links = subprocess.run(["ip", "-j", "address"], capture_output=True, text=True).stdout
-    leaked_links = [
-        i["ifname"]
-        for i in json.loads(links or "[]")
-        if any(a.get("local", "").startswith(SUBNET_PREFIX) for a in i.get("addr_info", []))
-    ]
-    if leaked_links:
-        problems.append(f"veth interfaces: {leaked_links}")
-    for controller in ("memory", "pids", "cpu"):
-        parent = Path("/sys/fs/cgroup") / controller / "hutch"
-        if parent.exists():
-            leaked = sorted(p.name for p in parent.iterdir() if p.is_dir() and p.name in ids)
-            if leaked:
-                problems.append(f"{controller} cgroups: {leaked}")
-    processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    if any(str(data_dir) in line for line in processes.splitlines()):
-        problems.append("processes still refer to the data directory")
-    return problems
 
 
 def start_stack(base: Path, *, subnet: str = SUBNET, ports: tuple[int, int] | None = None) -> Stack:
@@ -130,6 +99,7 @@ def start_stack(base: Path, *, subnet: str = SUBNET, ports: tuple[int, int] | No
         api_port=api_port,
         proxy_port=proxy_port,
         process=process,
+        subnet=subnet,
     )
     assert httpx.get(f"{stack.api_url}/health").status_code < 300
     return stack
@@ -143,7 +113,7 @@ def stop_stack(stack: Stack) -> None:
     except subprocess.TimeoutExpired:
         stack.process.kill()
         pytest.fail("hutch up did not stop within 120 s of SIGTERM")
-    problems = _leftovers(stack.data_dir, stack.seen)
+    problems = leftovers(stack.data_dir, stack.subnet, stack.seen)
     log = (stack.data_dir.parent / "hutch.log").read_text()[-3000:]
     assert not problems, f"left behind after the stack stopped: {problems}\n{log}"
 
