@@ -83,12 +83,21 @@ def _alive(stack: Stack, sandbox_id: str) -> bool:
         return False
 
 
+def _listed(stack: Stack) -> set[str]:
+    paginator = Sandbox.list(**stack.opts)
+    ids: set[str] = set()
+    while paginator.has_next:
+        ids.update(s.sandbox_id for s in paginator.next_items())
+    return ids
+
+
 def _restart_and_check(stack: Stack, kept: set[str], results: dict) -> None:
     results["restart_s"].append(round(stack.up(), 2))
-    listed = {s.sandbox_id for s in Sandbox.list(**stack.opts).next_items()}
+    listed = _listed(stack)
     for sandbox_id in list(kept):
         if sandbox_id not in listed or not _alive(stack, sandbox_id):
-            results["lost"].append(sandbox_id)
+            reason = "not listed" if sandbox_id not in listed else "does not answer"
+            results["lost"].append(f"{sandbox_id} ({reason}, restart {len(results['restart_s'])})")
             kept.discard(sandbox_id)
 
 

@@ -1,0 +1,81 @@
+"""Noisy neighbours: how much a fork bomb and a memory bomb in one sandbox slow down a neighbour's
+``commands.run("true")`` (p50 and p95, against the same neighbour at rest), through the official SDK.
+
+It starts its own stack (``hutch up --detach``, temp data, free ports, subnet 10.15.0.0/16) and stops it.
+Run as root: ``python bench/limits_bench.py [--runs 50]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from e2b import Sandbox
+from measure import free_port, timed
+
+from hutch.runtime.leftovers import leftovers
+
+SUBNET = "10.15.0.0/16"
+HUTCH = str(Path(sys.executable).with_name("hutch"))
+BOMBS = {
+    "fork bomb": "bash -c ':(){ :|:& };:'",
+    # Allocates until the sandbox's OOM killer ends it, over and over.
+    "memory bomb": "while :; do python3 -c 'b = []\nwhile True: b.append(bytearray(64 * 2**20))'; done",
+    "CPU hog (4 busy loops)": "for i in 1 2 3 4; do (while :; do :; done) & done; wait",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="hutch-limits-"))
+    env = {
+        **os.environ,
+        "HUTCH_DATA_DIR": str(base / "data"),
+        "HUTCH_API__PORT": str(free_port()),
+        "HUTCH_PROXY__PORT": str(free_port()),
+        "HUTCH_RUNTIME__SUBNET": SUBNET,
+        "HUTCH_RUNTIME__WARM_POOL": json.dumps({"base": 0}),
+    }
+    env_file = base / "env.local"
+    subprocess.run([HUTCH, "up", "--detach", "--env-file", str(env_file)], env=env, check=True)
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    opts = {
+        "api_key": values["E2B_API_KEY"],
+        "api_url": values["E2B_API_URL"],
+        "sandbox_url": values["E2B_SANDBOX_URL"],
+    }
+    results: dict = {}
+    seen: set[str] = set()
+    try:
+        neighbour = Sandbox.create(**opts)
+        seen.add(neighbour.sandbox_id)
+        results["at rest"] = timed(lambda: neighbour.commands.run("true"), args.runs)
+        for name, command in BOMBS.items():
+            bomb = Sandbox.create(**opts)
+            seen.add(bomb.sandbox_id)
+            bomb.commands.run(command, background=True, timeout=0)
+            time.sleep(2)  # let it take what it can
+            results[name] = timed(lambda: neighbour.commands.run("true", timeout=30), args.runs)
+            bomb.kill()
+        rest = results["at rest"]["median_ms"]
+        for name in BOMBS:
+            results[name]["p50_vs_rest"] = round(results[name]["median_ms"] / rest, 2)
+        neighbour.kill()
+    finally:
+        subprocess.run([HUTCH, "down"], env=env, check=False)
+        results["leftovers"] = leftovers(base / "data", SUBNET, seen)
+        shutil.rmtree(base, ignore_errors=True)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
