@@ -60,7 +60,9 @@ def _read_env(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
-def start_stack(base: Path, *, subnet: str = SUBNET, ports: tuple[int, int] | None = None) -> Stack:
+def start_stack(
+    base: Path, *, subnet: str = SUBNET, ports: tuple[int, int] | None = None, settings: dict | None = None
+) -> Stack:
     """Run ``hutch up`` with its data under ``base`` (again, after a crash, with the same ``base``/ports)."""
     api_port, proxy_port = ports or (free_port(), free_port())
     env_file = base / "env.local"
@@ -74,6 +76,7 @@ def start_stack(base: Path, *, subnet: str = SUBNET, ports: tuple[int, int] | No
         "HUTCH_RUNTIME__SUBNET": subnet,
         "HUTCH_RUNTIME__NODE_ID": "e2e",
         "HUTCH_RUNTIME__WARM_POOL": json.dumps({"base": 2}),
+        **(settings or {}),
     }
     with open(log_path, "ab") as log:
         process = subprocess.Popen(

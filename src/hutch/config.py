@@ -41,6 +41,9 @@ class RuntimeSettings(BaseModel):
     # Ready sandboxes kept per template, so that a create only claims and initialises one.
     warm_pool: dict[str, int] = Field(default_factory=lambda: {"base": 4})
     subnet: str = "10.11.0.0/16"
+    # The interface sandboxes may reach the outside through (masqueraded), as each one's egress policy
+    # allows; None: no sandbox has any route out.
+    egress_interface: str | None = None
 
 
 class ProxySettings(BaseModel):

@@ -68,6 +68,7 @@ def _runtime_options(settings: Settings, envd_path: Path) -> dict:
         "envd_path": envd_path,
         "node_id": settings.runtime.node_id,
         "subnet": settings.runtime.subnet,
+        "egress_interface": settings.runtime.egress_interface,
     }
 
 

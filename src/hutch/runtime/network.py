@@ -1,9 +1,9 @@
 """Sandbox networks: a network namespace per sandbox, joined to the host by a veth pair.
 
 Each sandbox gets the index ``i`` of a /31 in the subnet (default 10.11.0.0/16): the host side
-``hh<address in hex>`` holds the even address, the sandbox's ``eth0`` the odd one. There is no default
-route inside, so nothing leaves the sandbox; the proxy reaches any port of it at the odd address. A host
-firewall table drops new connections from sandboxes to the host and forwarding from them.
+``hh<address in hex>`` holds the even address, the sandbox's ``eth0`` the odd one; the proxy reaches any
+port of it at the odd address. Without egress there is no default route inside, so nothing leaves the
+sandbox; with egress the route points at the host and ``firewall`` decides what may leave.
 """
 
 from __future__ import annotations
@@ -14,23 +14,6 @@ import os
 from dataclasses import dataclass
 
 from ..errors import BackendUnavailable, QuotaExceeded
-
-NFT_RULES = """
-table inet hutch
-delete table inet hutch
-table inet hutch {
-    chain input {
-        type filter hook input priority 0; policy accept;
-        iifname "hh*" ct state established,related accept
-        iifname "hh*" drop
-    }
-    chain forward {
-        type filter hook forward priority 0; policy accept;
-        iifname "hh*" drop
-        oifname "hh*" drop
-    }
-}
-"""
 
 
 @dataclass(frozen=True)
@@ -61,8 +44,10 @@ async def _ip(*args: str, script: str, check: bool = True) -> None:
 class Networks:
     """Allocates /31s to sandboxes and builds or removes their namespaces."""
 
-    def __init__(self, subnet: str = "10.11.0.0/16") -> None:
+    def __init__(self, subnet: str = "10.11.0.0/16", *, default_route: bool = False) -> None:
         self.subnet = ipaddress.ip_network(subnet)
+        # With egress on, the sandbox routes everything to the host; the firewall decides what leaves.
+        self.default_route = default_route
         self.capacity = self.subnet.num_addresses // 2
         self.used: set[int] = set()
 
@@ -81,16 +66,6 @@ class Networks:
     def release(self, network: SandboxNetwork) -> None:
         self.used.discard(network.index)
 
-    async def ensure_firewall(self) -> None:
-        """Install the host rules (idempotent)."""
-        process = await asyncio.create_subprocess_exec(
-            "nft", "-f", "-",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        _, stderr = await process.communicate(NFT_RULES.encode())
-        if process.returncode != 0:
-            raise BackendUnavailable(f"nft failed: {stderr.decode(errors='replace').strip()}")
-
     async def create(self, net: SandboxNetwork) -> None:
         await _ip(
             script=(
@@ -100,10 +75,10 @@ class Networks:
                 f"link set {net.host_if} up\n"
             )
         )
-        await _ip(
-            "-n", net.netns,
-            script=f"address add {net.sandbox_ip}/31 dev eth0\nlink set eth0 up\nlink set lo up\n",
-        )  # fmt: skip
+        inside = f"address add {net.sandbox_ip}/31 dev eth0\nlink set eth0 up\nlink set lo up\n"
+        if self.default_route:
+            inside += f"route add default via {net.host_ip}\n"
+        await _ip("-n", net.netns, script=inside)
 
     async def delete(self, net: SandboxNetwork) -> None:
         """Remove the veth (freed at once) and the namespace; parts already gone are fine."""

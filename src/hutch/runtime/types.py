@@ -34,6 +34,9 @@ class SandboxSpec:
     env_vars: dict[str, str] = field(default_factory=dict)
     access_token: str | None = None
     allow_internet_access: bool = False
+    # Egress rules beyond that switch (spec: network.allowOut / denyOut): addresses and CIDRs.
+    allow_out: tuple[str, ...] = ()
+    deny_out: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ async def create_sandbox(
         metadata=body.metadata,
         env_vars=body.env_vars,
         allow_internet_access=body.allow_internet_access,
+        allow_out=body.network.allow_out if body.network else None,
+        deny_out=body.network.deny_out if body.network else None,
         idempotency_key=idempotency_key,
     )
     return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
@@ -63,6 +65,8 @@ async def create_sandbox_v1(
         metadata=body.metadata,
         env_vars=body.env_vars,
         allow_internet_access=body.allow_internet_access,
+        allow_out=body.network.allow_out if body.network else None,
+        deny_out=body.network.deny_out if body.network else None,
     )
     return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
 

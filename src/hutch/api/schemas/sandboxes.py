@@ -16,6 +16,13 @@ from .common import WireModel
 STATES = ("running", "paused")
 
 
+class NetworkConfig(WireModel):
+    """``SandboxNetworkConfig``: the egress rules are applied; the other keys are accepted and ignored."""
+
+    allow_out: list[str] | None = Field(default=None, alias="allowOut")
+    deny_out: list[str] | None = Field(default=None, alias="denyOut")
+
+
 class NewSandbox(WireModel):
     """``NewSandboxV2`` (and v1's ``NewSandbox``, whose extra ``secure`` flag is ignored)."""
 
@@ -25,6 +32,7 @@ class NewSandbox(WireModel):
     env_vars: dict[str, str] | None = Field(default=None, alias="envVars")
     # snake_case on the wire, unlike every other field.
     allow_internet_access: bool | None = None
+    network: NetworkConfig | None = None
 
 
 class ConnectSandbox(WireModel):

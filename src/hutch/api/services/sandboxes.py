@@ -60,6 +60,8 @@ class SandboxService:
         metadata: dict[str, str] | None = None,
         env_vars: dict[str, str] | None = None,
         allow_internet_access: bool | None = None,
+        allow_out: list[str] | None = None,
+        deny_out: list[str] | None = None,
         idempotency_key: str | None = None,
     ) -> Sandbox:
         """Start a sandbox from ``template`` and return it once its envd answers. A repeated
@@ -85,6 +87,8 @@ class SandboxService:
                 # E2B's default: egress unless the caller turned it off. The runtime decides whether
                 # the deployment has an outside to reach at all.
                 allow_internet_access=allow_internet_access is not False,
+                allow_out=tuple(allow_out or ()),
+                deny_out=tuple(deny_out or ()),
             )
         handle = await self._runtime.create(spec)
         row = Sandbox(

@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import httpx
 
 from ...errors import BackendUnavailable, NotFound
 from .. import cgroups, envd_client
+from ..firewall import EgressPolicy, Firewall
 from ..network import Networks, SandboxNetwork
 from ..pool import PoolKey, WarmPool
 from ..rootfs import Overlay, remove_tree
@@ -47,6 +48,7 @@ class _Sandbox:
     handle: SandboxHandle | None = None
     # A pidfd of the container's init: signalling it cannot hit a recycled pid.
     init_pidfd: int | None = None
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
 
     @property
     def envd_url(self) -> str:
@@ -79,6 +81,11 @@ def _save_state(sandbox: _Sandbox) -> None:
     if sandbox.handle is not None:
         state["started_at"] = sandbox.handle.started_at.isoformat()
         state["token"] = sandbox.access_token
+        state["egress"] = {
+            "internet": sandbox.egress.internet,
+            "allow_out": list(sandbox.egress.allow_out),
+            "deny_out": list(sandbox.egress.deny_out),
+        }
     path = sandbox.directory / "sandbox.json"
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(state))
@@ -113,12 +120,14 @@ class ContainerRuntime:
         node_id: str = "local",
         subnet: str = "10.11.0.0/16",
         warm_pool: dict[str, int] | None = None,
+        egress_interface: str | None = None,
     ) -> None:
         self.sandboxes_dir = Path(data_dir) / "sandboxes"
         self.cache_dir = Path(cache_dir)
         self.envd_path = Path(envd_path)
         self.node_id = node_id
-        self.networks = Networks(subnet)
+        self.networks = Networks(subnet, default_route=egress_interface is not None)
+        self.firewall = Firewall(subnet, egress_interface)
         # A crun state directory per data directory: two nodes on a host never see each other's containers.
         digest = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:10]
         self.crun = Crun(state_dir=f"/run/hutch/crun-{digest}")
@@ -138,7 +147,7 @@ class ContainerRuntime:
         self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
         limits = await asyncio.to_thread(cgroups.apply_node_limits)
         log.info("all sandboxes together: at most %(pids)d processes and %(memory)d bytes", limits)
-        await self.networks.ensure_firewall()
+        await self.firewall.install()
         self._seccomp = await asyncio.to_thread(seccomp.precompiled, self.cache_dir)
         await self._recover()
         self._started = True
@@ -151,6 +160,7 @@ class ContainerRuntime:
         for sandbox_id in list(self._live):
             await self.kill(sandbox_id)
         await asyncio.gather(*self._cleanups, return_exceptions=True)
+        await self.firewall.uninstall()
         await self._client.aclose()
 
     def keep_warm(self, template: TemplateImage, size: int, cpu_count: int, memory_mb: int) -> None:
@@ -179,6 +189,8 @@ class ContainerRuntime:
             await self._destroy(sandbox)
             raise
         sandbox.access_token = spec.access_token
+        sandbox.egress = EgressPolicy(spec.allow_internet_access, tuple(spec.allow_out), tuple(spec.deny_out))
+        await self.firewall.apply(sandbox.network.index, sandbox.network.host_if, sandbox.egress)
         sandbox.handle = SandboxHandle(
             sandbox_id=sandbox.sandbox_id,
             template_id=spec.template.template_id,
@@ -260,6 +272,7 @@ class ContainerRuntime:
         errors = []
         for step in (
             lambda: self.crun.delete(sandbox.sandbox_id),
+            lambda: self.firewall.remove(sandbox.network.index, sandbox.network.host_if),
             lambda: self.networks.delete(sandbox.network),
             lambda: asyncio.to_thread(sandbox.overlay.unmount),
         ):
@@ -313,5 +326,12 @@ class ContainerRuntime:
             node_id=self.node_id,
             started_at=datetime.fromisoformat(state["started_at"]),
         )
+        egress = state.get("egress", {})
+        sandbox.egress = EgressPolicy(
+            bool(egress.get("internet")),
+            tuple(egress.get("allow_out", ())),
+            tuple(egress.get("deny_out", ())),
+        )
+        await self.firewall.apply(sandbox.network.index, sandbox.network.host_if, sandbox.egress)
         self._live[sandbox.sandbox_id] = sandbox
         return True

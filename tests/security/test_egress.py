@@ -1,0 +1,127 @@
+"""Egress through a configured uplink: the official SDK's ``allow_internet_access`` and ``network``
+(``allowOut`` / ``denyOut``) decide what a sandbox reaches outside.
+
+"Outside" is a network namespace made here, with an HTTP server, joined to the host by a veth that the
+stack uses as its uplink: nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from e2b import Sandbox
+
+from tests.stack import WORKER, Stack, start_stack, stop_stack
+
+SUBNET = f"10.{50 + WORKER}.0.0/16"
+HOST_IP, OUTSIDE_IP = f"10.250.{WORKER}.1", f"10.250.{WORKER}.2"
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True)
+
+
+@pytest.fixture(scope="module")
+def uplink(tmp_path_factory) -> Iterator[str]:
+    tag = uuid.uuid4().hex[:8]
+    netns, host_if = f"hutch-out-{tag}", f"ho{tag}"
+    _ip("netns", "add", netns)
+    server = None
+    try:
+        _ip("link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", netns)
+        _ip("address", "add", f"{HOST_IP}/24", "dev", host_if)
+        _ip("link", "set", host_if, "up")
+        _ip("-n", netns, "address", "add", f"{OUTSIDE_IP}/24", "dev", "eth0")
+        _ip("-n", netns, "link", "set", "eth0", "up")
+        _ip("-n", netns, "link", "set", "lo", "up")
+        site = tmp_path_factory.mktemp("outside")
+        (site / "index.html").write_text("hello from outside")
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", netns, sys.executable, "-m", "http.server", "8080", "--bind", OUTSIDE_IP],
+            cwd=site, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.get(f"http://{OUTSIDE_IP}:8080/", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the outside server did not start"
+                time.sleep(0.1)
+        yield host_if
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait()
+        subprocess.run(["ip", "link", "del", host_if], check=False, capture_output=True)
+        subprocess.run(["ip", "netns", "del", netns], check=False, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def egress_stack(tmp_path_factory, uplink) -> Iterator[Stack]:
+    if os.geteuid() != 0:
+        pytest.fail("the egress tests need root")
+    stack = start_stack(
+        tmp_path_factory.mktemp("egress"), subnet=SUBNET, settings={"HUTCH_RUNTIME__EGRESS_INTERFACE": uplink}
+    )
+    yield stack
+    stop_stack(stack)
+
+
+def _fetch(sandbox: Sandbox, url: str) -> str:
+    code = f"import urllib.request; print(urllib.request.urlopen('{url}', timeout=3).read().decode())"
+    result = sandbox.commands.run(f'python3 -c "{code}" 2>/dev/null || echo blocked', timeout=20)
+    return result.stdout.strip()
+
+
+def _sandbox(stack: Stack, **options) -> Sandbox:
+    sandbox = Sandbox.create(**options, **stack.opts)
+    stack.seen.add(sandbox.sandbox_id)
+    return sandbox
+
+
+OUTSIDE = f"http://{OUTSIDE_IP}:8080/"
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, "hello from outside"),  # E2B's default: internet access on
+        ({"allow_internet_access": True}, "hello from outside"),
+        ({"allow_internet_access": False}, "blocked"),
+        ({"network": {"deny_out": [f"{OUTSIDE_IP}/32"]}}, "blocked"),
+        ({"network": {"allow_out": [OUTSIDE_IP], "deny_out": ["0.0.0.0/0"]}}, "hello from outside"),
+        ({"allow_internet_access": False, "network": {"allow_out": [OUTSIDE_IP]}}, "hello from outside"),
+        ({"network": {"allow_out": ["192.0.2.1"], "deny_out": ["0.0.0.0/0"]}}, "blocked"),
+    ],
+)
+def test_egress_policy(egress_stack, options, expected):
+    sandbox = _sandbox(egress_stack, **options)
+    try:
+        assert _fetch(sandbox, OUTSIDE) == expected
+    finally:
+        sandbox.kill()
+
+
+def test_the_host_stays_closed_with_egress_on(egress_stack):
+    sandbox = _sandbox(egress_stack)
+    try:
+        assert _fetch(sandbox, f"http://{HOST_IP}:{egress_stack.api_port}/health") == "blocked"
+        assert _fetch(sandbox, f"http://{HOST_IP}:{egress_stack.proxy_port}/") == "blocked"
+    finally:
+        sandbox.kill()
+
+
+def test_no_egress_without_an_uplink(stack, uplink):
+    sandbox = _sandbox(stack)
+    try:
+        assert _fetch(sandbox, OUTSIDE) == "blocked"
+    finally:
+        sandbox.kill()
