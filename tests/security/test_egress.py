@@ -125,3 +125,15 @@ def test_no_egress_without_an_uplink(stack, uplink):
         assert _fetch(sandbox, OUTSIDE) == "blocked"
     finally:
         sandbox.kill()
+
+
+def test_update_network_replaces_the_rules(egress_stack):
+    sandbox = _sandbox(egress_stack)
+    try:
+        assert _fetch(sandbox, OUTSIDE) == "hello from outside"
+        sandbox.update_network({"deny_out": [OUTSIDE_IP]})
+        assert _fetch(sandbox, OUTSIDE) == "blocked"
+        sandbox.update_network({})  # omitted lists are cleared
+        assert _fetch(sandbox, OUTSIDE) == "hello from outside"
+    finally:
+        sandbox.kill()

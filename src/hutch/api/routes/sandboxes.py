@@ -12,6 +12,7 @@ from ..schemas.sandboxes import (
     ConnectSandbox,
     ConnectSandboxV1,
     ListedSandbox,
+    NetworkUpdate,
     NewSandbox,
     Sandbox,
     SandboxDetail,
@@ -119,6 +120,20 @@ async def set_timeout(
     sandbox_id: str, body: TimeoutRequest, team: TeamDep, service: SandboxServiceDep
 ) -> Response:
     await service.set_timeout(team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout)
+    return Response(status_code=204)
+
+
+@router.put("/sandboxes/{sandbox_id}/network", status_code=204, response_class=Response)
+async def update_network(
+    sandbox_id: str, body: NetworkUpdate, team: TeamDep, service: SandboxServiceDep
+) -> Response:
+    await service.update_network(
+        team_id=team.team_id,
+        sandbox_id=sandbox_id,
+        allow_internet_access=body.allow_internet_access,
+        allow_out=body.allow_out,
+        deny_out=body.deny_out,
+    )
     return Response(status_code=204)
 
 

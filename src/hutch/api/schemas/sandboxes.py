@@ -23,6 +23,13 @@ class NetworkConfig(WireModel):
     deny_out: list[str] | None = Field(default=None, alias="denyOut")
 
 
+class NetworkUpdate(NetworkConfig):
+    """``SandboxNetworkUpdateConfig``: the body of ``PUT /sandboxes/{id}/network``."""
+
+    # snake_case on the wire, as in the create body.
+    allow_internet_access: bool | None = None
+
+
 class NewSandbox(WireModel):
     """``NewSandboxV2`` (and v1's ``NewSandbox``, whose extra ``secure`` flag is ignored)."""
 

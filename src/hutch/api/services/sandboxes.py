@@ -18,8 +18,9 @@ from ...catalog.models import Sandbox
 from ...catalog.repos import sandboxes
 from ...catalog.repos.sandboxes import Cursor, SandboxFilter
 from ...envd.version import VERSION as ENVD_VERSION
-from ...errors import Conflict, InvalidRequest
+from ...errors import Conflict, InvalidRequest, NotSupported
 from ...runtime.base import Runtime
+from ...runtime.capabilities import SupportsEgress
 from ...runtime.types import SandboxSpec
 from ..ratelimit import RateLimiter
 from . import pagination, templates
@@ -121,6 +122,29 @@ class SandboxService:
         """Stop the sandbox and forget it: afterwards it is unknown (``NotFound``)."""
         await self.get(team_id=team_id, sandbox_id=sandbox_id)
         await self.destroy(sandbox_id=sandbox_id)
+
+    async def update_network(
+        self,
+        *,
+        team_id: str,
+        sandbox_id: str,
+        allow_internet_access: bool | None,
+        allow_out: list[str] | None,
+        deny_out: list[str] | None,
+    ) -> None:
+        """Replace a running sandbox's egress rules (omitted lists are cleared)."""
+        if not isinstance(self._runtime, SupportsEgress):
+            raise NotSupported(f"the {self._runtime.name} runtime cannot change a sandbox's network")
+        async with self._catalog.transaction() as session:
+            sandbox = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+            await self._runtime.update_egress(
+                sandbox_id,
+                internet=allow_internet_access,
+                allow_out=tuple(allow_out or ()),
+                deny_out=tuple(deny_out or ()),
+            )
+            if allow_internet_access is not None:
+                sandbox.allow_internet_access = allow_internet_access
 
     async def set_timeout(self, *, team_id: str, sandbox_id: str, timeout_s: int) -> Sandbox:
         """The sandbox now ends ``timeout_s`` from now, sooner or later than before."""

@@ -217,6 +217,18 @@ class ContainerRuntime:
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
+    async def update_egress(
+        self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
+    ) -> None:
+        sandbox = self._live.get(sandbox_id)
+        if sandbox is None:
+            raise NotFound(f"sandbox {sandbox_id} is not running on this node")
+        sandbox.egress = EgressPolicy(
+            sandbox.egress.internet if internet is None else internet, allow_out, deny_out
+        )
+        await self.firewall.apply(sandbox.network.index, sandbox.network.host_if, sandbox.egress)
+        _save_state(sandbox)
+
     async def list(self) -> list[SandboxHandle]:
         return [s.handle for s in self._live.values() if s.handle is not None]
 

@@ -1,0 +1,16 @@
+"""Optional abilities of a runtime backend, apart from the core ``Runtime`` interface: a service checks for
+one with ``isinstance`` and answers ``NotSupported`` when the backend lacks it."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class SupportsEgress(Protocol):
+    """Changing a running sandbox's egress rules."""
+
+    async def update_egress(
+        self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
+    ) -> None:
+        """Replace the sandbox's allow/deny lists; ``internet`` None keeps the current switch."""
