@@ -161,6 +161,8 @@ class ContainerRuntime:
             await self.kill(sandbox_id)
         await asyncio.gather(*self._cleanups, return_exceptions=True)
         await self.firewall.uninstall()
+        with contextlib.suppress(OSError):
+            os.rmdir(self.crun.state_dir)  # only when empty: crun keeps a directory per live container
         await self._client.aclose()
 
     def keep_warm(self, template: TemplateImage, size: int, cpu_count: int, memory_mb: int) -> None:
