@@ -27,15 +27,7 @@ from e2b.envd.process import process_pb
 from e2b.sandbox_sync.commands import command as sync_command_module
 from protobuf import Oneof
 
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` names a process that has not terminated (zombies count as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+from tests.envd.host import alive
 
 
 def read_text(path: str) -> str:

@@ -20,15 +20,7 @@ from e2b import (
 )
 from e2b.sandbox_async.commands import command as async_command_module
 
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` names a process that has not terminated (zombies count as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+from tests.envd.host import alive
 
 
 async def listed_pids(sandbox) -> set[int]:

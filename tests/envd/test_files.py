@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import grp
 import gzip
 import io
 import os
@@ -24,25 +23,7 @@ from e2b import (
 )
 from e2b.sandbox.filesystem.filesystem import WriteEntry
 
-
-def owner(path: str) -> str:
-    return pwd.getpwuid(os.lstat(path).st_uid).pw_name
-
-
-def group_of(user: str) -> str:
-    return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
-
-
-def read_disk(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def make_file(path: str, data: bytes = b"") -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-
+from tests.envd.host import group_of, make_file, owner, read_disk
 
 # -- write / read ------------------------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import pwd
 from collections.abc import AsyncIterator
 
 import pytest
@@ -18,22 +17,8 @@ from e2b import (
 )
 from e2b.sandbox.filesystem.filesystem import WriteEntry
 
+from tests.envd.host import make_file, owner, read_disk
 from tests.envd.test_files import small_disk  # noqa: F401  (fixture)
-
-
-def owner(path: str) -> str:
-    return pwd.getpwuid(os.lstat(path).st_uid).pw_name
-
-
-def read_disk(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def make_file(path: str, data: bytes = b"") -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 async def achunks(chunks: list[bytes]) -> AsyncIterator[bytes]:
