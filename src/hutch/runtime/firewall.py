@@ -53,6 +53,22 @@ async def _nft(script: str, check: bool = True) -> None:
         raise BackendUnavailable(f"nft failed: {stderr.decode(errors='replace').strip()}")
 
 
+def sandbox_resolv_conf(host_resolv_conf: str) -> str:
+    """The host's name servers that a sandbox can reach through the uplink (not the host's own loopback
+    resolvers, which are closed to sandboxes), as a ``resolv.conf``."""
+    servers = []
+    for line in host_resolv_conf.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            try:
+                address = ipaddress.ip_address(parts[1])
+            except ValueError:
+                continue
+            if not address.is_loopback:
+                servers.append(f"nameserver {address}")
+    return "".join(f"{line}\n" for line in servers)
+
+
 def _set_forwarding(interface: str) -> None:
     with open(f"/proc/sys/net/ipv4/conf/{interface}/forwarding", "w") as f:
         f.write("1")

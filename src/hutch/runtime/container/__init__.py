@@ -24,7 +24,7 @@ import httpx
 
 from ...errors import BackendUnavailable, NotFound
 from .. import cgroups, envd_client
-from ..firewall import EgressPolicy, Firewall
+from ..firewall import EgressPolicy, Firewall, sandbox_resolv_conf
 from ..network import Networks, SandboxNetwork
 from ..pool import PoolKey, WarmPool
 from ..rootfs import Overlay, remove_tree
@@ -98,6 +98,18 @@ def _load_state(directory: Path) -> dict:
         return json.loads((directory / "sandbox.json").read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _write_resolv_conf(root: Path) -> None:
+    """With egress, the sandbox resolves names through the host's (non-loopback) name servers."""
+    try:
+        servers = sandbox_resolv_conf(Path("/etc/resolv.conf").read_text())
+    except OSError:
+        return
+    if servers:
+        target = root / "etc" / "resolv.conf"
+        target.unlink(missing_ok=True)  # may be a symlink into the template
+        target.write_text(servers)
 
 
 def _write_identity(root: Path, sandbox_id: str) -> None:
@@ -262,6 +274,8 @@ class ContainerRuntime:
             _save_state(sandbox)  # first, so that a restart can undo whatever follows
             overlay.mount()
             _write_identity(overlay.merged, sandbox_id)
+            if self.firewall.uplink:
+                _write_resolv_conf(overlay.merged)
             await self.networks.create(network)
             config = oci.config(
                 sandbox_id=sandbox_id,
