@@ -133,10 +133,10 @@ class SandboxService:
         deny_out: list[str] | None,
     ) -> None:
         """Replace a running sandbox's egress rules (omitted lists are cleared)."""
-        if not isinstance(self._runtime, SupportsEgress):
-            raise NotSupported(f"the {self._runtime.name} runtime cannot change a sandbox's network")
         async with self._catalog.transaction() as session:
             sandbox = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+            if not isinstance(self._runtime, SupportsEgress):
+                raise NotSupported(f"the {self._runtime.name} runtime cannot change a sandbox's network")
             await self._runtime.update_egress(
                 sandbox_id,
                 internet=allow_internet_access,
