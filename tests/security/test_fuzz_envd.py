@@ -65,7 +65,12 @@ def _healthy(envd: Envd) -> None:
     assert httpx.get(f"{envd.url}/health", timeout=5).status_code == 204
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(path=st.sampled_from(UNARY), message=MESSAGES)
 def test_unary_calls_with_any_json(envd, path, message):
     headers = {"content-type": "application/json"}
@@ -74,7 +79,12 @@ def test_unary_calls_with_any_json(envd, path, message):
     assert response.headers["content-type"].startswith("application/json")
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(path=st.sampled_from(STREAMS), message=MESSAGES)
 def test_streams_with_any_json(envd, path, message):
     # A real process may start when the message happens to be valid: give it one second to live.

@@ -27,7 +27,12 @@ def routed(stack):
 HEADER_VALUES = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=40)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(sandbox_id=HEADER_VALUES, port=HEADER_VALUES, path=HEADER_VALUES)
 def test_any_routing_headers(stack, sandbox_id, port, path):
     response = httpx.get(
@@ -41,7 +46,12 @@ def test_any_routing_headers(stack, sandbox_id, port, path):
         assert body["code"] == response.status_code and body["message"]
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(host=HEADER_VALUES)
 def test_any_host(stack, host):
     response = httpx.get(f"http://127.0.0.1:{stack.proxy_port}/", headers={"Host": host}, timeout=10)

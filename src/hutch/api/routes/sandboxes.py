@@ -153,13 +153,17 @@ async def connect_sandbox_v1(
     return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
 
 
+# The last second a datetime can hold (9999-12-31T23:59:59Z): larger ``start``/``end`` are a 400.
+MAX_UNIX_SECONDS = 253_402_300_799
+
+
 @router.get("/sandboxes/{sandbox_id}/metrics")
 async def get_metrics(
     sandbox_id: str,
     team: TeamDep,
     service: SandboxServiceDep,
-    start: Annotated[int | None, Query(ge=0)] = None,
-    end: Annotated[int | None, Query(ge=0)] = None,
+    start: Annotated[int | None, Query(ge=0, le=MAX_UNIX_SECONDS)] = None,
+    end: Annotated[int | None, Query(ge=0, le=MAX_UNIX_SECONDS)] = None,
 ) -> list[SandboxMetric]:
     samples = await service.metrics(
         team_id=team.team_id,
