@@ -12,6 +12,6 @@ class EnvdState:
         self.default_user = default_user
         self.default_workdir: str | None = None
         self.set_clock = False
-        # Filled in by the service packages at start-up (see router.build_state).
+        # Set by the envd application (router.Envd) when it starts.
         self.processes = None
         self.watchers = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,6 +82,4 @@ def build(cache_dir: Path, *, log: Callable[[str], None] = print, force: bool = 
 
 
 if __name__ == "__main__":
-    import sys
-
     print(build(Path(sys.argv[1] if len(sys.argv) > 1 else "/var/cache/hutch"), force="--force" in sys.argv))
