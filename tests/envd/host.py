@@ -34,3 +34,15 @@ def make_file(path: str, data: bytes = b"") -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)
+
+
+def open_descriptors(pid: int) -> list[str]:
+    """What a process has open, sockets left out (they come and go with the clients)."""
+    fd_dir = f"/proc/{pid}/fd"
+    targets = []
+    for name in os.listdir(fd_dir):
+        try:
+            targets.append(os.readlink(os.path.join(fd_dir, name)))
+        except FileNotFoundError:
+            pass
+    return sorted(t for t in targets if not t.startswith("socket:"))

@@ -27,7 +27,7 @@ from e2b.envd.process import process_pb
 from e2b.sandbox_sync.commands import command as sync_command_module
 from protobuf import Oneof
 
-from tests.envd.host import alive
+from tests.envd.host import alive, open_descriptors
 
 
 def read_text(path: str) -> str:
@@ -571,14 +571,7 @@ def test_keepalive_is_tolerated(sandbox, monkeypatch):
 
 def test_no_descriptors_leak(sandbox, envd):
     def open_files() -> list[str]:
-        fd_dir = f"/proc/{envd.process.pid}/fd"
-        targets = []
-        for name in os.listdir(fd_dir):
-            try:
-                targets.append(os.readlink(os.path.join(fd_dir, name)))
-            except FileNotFoundError:
-                pass
-        return sorted(t for t in targets if not t.startswith("socket:"))
+        return open_descriptors(envd.process.pid)
 
     sandbox.commands.run("true")
     before = open_files()

@@ -16,6 +16,8 @@ import time
 import pytest
 from e2b import CommandExitException, NotFoundException, PtySize, SandboxException
 
+from tests.envd.host import open_descriptors
+
 MARK = "echo $((6*7))-mark"
 MARKED = b"42-mark"
 # A prompt the shell prints only when readline waits for a line (the echo shows the quotes).
@@ -279,14 +281,7 @@ def test_pty_timeout_kills_it(sandbox):
 
 def test_pty_no_descriptors_leak(sandbox, envd):
     def open_files() -> list[str]:
-        fd_dir = f"/proc/{envd.process.pid}/fd"
-        targets = []
-        for name in os.listdir(fd_dir):
-            try:
-                targets.append(os.readlink(os.path.join(fd_dir, name)))
-            except FileNotFoundError:
-                pass
-        return sorted(t for t in targets if not t.startswith("socket:"))
+        return open_descriptors(envd.process.pid)
 
     before = open_files()
     for _ in range(3):

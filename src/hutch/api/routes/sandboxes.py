@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 
+from ...catalog.models import Sandbox as SandboxRow
 from ..deps import SandboxServiceDep, SettingsDep, TeamDep, require_team
 from ..schemas.sandboxes import (
     ConnectSandbox,
@@ -21,6 +22,7 @@ from ..schemas.sandboxes import (
     SandboxMetric,
     TimeoutRequest,
 )
+from ..services.sandboxes import SandboxService
 
 router = APIRouter(tags=["sandboxes"], dependencies=[Depends(require_team)])
 
@@ -41,17 +43,7 @@ async def create_sandbox(
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Sandbox:
-    sandbox = await service.create(
-        team_id=team.team_id,
-        template=body.template_id,
-        timeout_s=body.timeout,
-        metadata=body.metadata,
-        env_vars=body.env_vars,
-        allow_internet_access=body.allow_internet_access,
-        allow_out=body.network.allow_out if body.network else None,
-        deny_out=body.network.deny_out if body.network else None,
-        idempotency_key=idempotency_key,
-    )
+    sandbox = await _create(service, team.team_id, body, body.timeout, idempotency_key)
     return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
 
 
@@ -59,17 +51,30 @@ async def create_sandbox(
 async def create_sandbox_v1(
     body: NewSandbox, team: TeamDep, service: SandboxServiceDep, settings: SettingsDep
 ) -> Sandbox:
-    sandbox = await service.create(
-        team_id=team.team_id,
+    timeout_s = V1_DEFAULT_TIMEOUT_S if body.timeout is None else body.timeout
+    sandbox = await _create(service, team.team_id, body, timeout_s, None)
+    return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
+
+
+async def _create(
+    service: SandboxService,
+    team_id: str,
+    body: NewSandbox,
+    timeout_s: int | None,
+    idempotency_key: str | None,
+) -> SandboxRow:
+    """The one create behind both API versions."""
+    return await service.create(
+        team_id=team_id,
         template=body.template_id,
-        timeout_s=V1_DEFAULT_TIMEOUT_S if body.timeout is None else body.timeout,
+        timeout_s=timeout_s,
         metadata=body.metadata,
         env_vars=body.env_vars,
         allow_internet_access=body.allow_internet_access,
         allow_out=body.network.allow_out if body.network else None,
         deny_out=body.network.deny_out if body.network else None,
+        idempotency_key=idempotency_key,
     )
-    return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
 
 
 @router.get("/v2/sandboxes")
