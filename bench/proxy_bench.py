@@ -32,7 +32,7 @@ from packaging.version import Version
 
 from hutch.config import ProxySettings
 from hutch.envd.version import VERSION
-from hutch.proxy import serve
+from hutch.proxy import SandboxRoute, serve
 from hutch.runtime.types import ENVD_PORT, SandboxHandle
 
 SANDBOX_ID = "benchsandbox00000000"
@@ -63,9 +63,9 @@ def run_proxy(port: int, envd_port: int) -> None:
         started_at=datetime.now(UTC),
         port_overrides={ENVD_PORT: envd_port},
     )
-    handles = {SANDBOX_ID: handle}
+    handles = {SANDBOX_ID: SandboxRoute(handle)}
 
-    async def resolve(sandbox_id: str) -> SandboxHandle | None:
+    async def resolve(sandbox_id: str) -> SandboxRoute | None:
         return handles.get(sandbox_id)
 
     asyncio.run(serve(ProxySettings(host="127.0.0.1", port=port), resolve))

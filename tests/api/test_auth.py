@@ -1,12 +1,16 @@
-"""API keys: a missing or wrong key is 401, and a team sees only its own sandboxes."""
+"""API keys: a missing or wrong key is 401, and a team sees only its own sandboxes and templates (and the
+installation's, and other teams' public ones)."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 from e2b import Sandbox
-from e2b.exceptions import AuthenticationException, SandboxNotFoundException
+from e2b.exceptions import AuthenticationException, SandboxException, SandboxNotFoundException
 
+from hutch.catalog import register_template
+from hutch.catalog.models import ApiKey, Team
+from hutch.catalog.repos import teams
 from tests.api.conftest import Caller
 
 
@@ -51,3 +55,40 @@ def test_other_teams_sandboxes_are_not_found(caller: Caller, stranger: Caller) -
 
     assert sandbox.get_info().state.value == "running"
     assert sandbox.kill()
+
+
+def _team_of(caller: Caller) -> Team:
+    async def lookup() -> Team:
+        async with caller.stack.app.state.catalog.transaction() as session:
+            found = await teams.key_with_team(session, caller.api_key)
+            assert found is not None
+            stored, team = found
+            assert isinstance(stored, ApiKey)
+            return team
+
+    return caller.stack.run(lookup())
+
+
+def test_other_teams_private_templates_are_not_found(caller: Caller, stranger: Caller) -> None:
+    owner = _team_of(stranger).name
+    catalog = caller.stack.app.state.catalog
+    private, shared = f"private-{owner}", f"shared-{owner}"
+    caller.stack.run(
+        register_template(catalog, template_id=private, rootfs="/", team_name=owner, public=False)
+    )
+    caller.stack.run(register_template(catalog, template_id=shared, rootfs="/", team_name=owner, public=True))
+
+    with pytest.raises(SandboxException) as refused:
+        Sandbox.create(private, **caller.opts)
+    assert "404" in str(refused.value) and private not in str(refused.value).split("known templates:")[1]
+    with caller.http() as client:
+        response = client.post("/v2/sandboxes", json={"templateID": private})
+    assert response.status_code == 404 and response.json()["code"] == 404
+
+    # The owner uses it; everyone uses the owner's public template and the installation's.
+    for sandbox in (
+        Sandbox.create(private, **stranger.opts),
+        Sandbox.create(shared, **caller.opts),
+        Sandbox.create("base", **caller.opts),
+    ):
+        assert sandbox.kill()

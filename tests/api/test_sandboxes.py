@@ -157,3 +157,36 @@ def test_a_restarted_api_forgets_sandboxes_its_runtime_lost(tmp_path: Path) -> N
     with serving(create_app(settings, runtime=FakeRuntime())) as second:
         caller = Caller(stack=second, api_key=caller.api_key)
         assert Sandbox.list(**caller.opts).next_items() == []
+
+
+def test_a_sandbox_without_public_traffic_gets_a_traffic_token(caller: Caller) -> None:
+    secured = Sandbox.create(network={"allow_public_traffic": False}, **caller.opts)
+    token = secured.traffic_access_token
+    assert isinstance(token, str) and len(token) >= 32 and token != secured._envd_access_token
+    assert Sandbox.connect(secured.sandbox_id, **caller.opts).traffic_access_token == token
+    assert secured.get_info().network == {"allow_public_traffic": False}
+
+    public = Sandbox.create(network={"allow_public_traffic": True}, **caller.opts)
+    default = Sandbox.create(**caller.opts)
+    for sandbox in (public, default):
+        assert sandbox.traffic_access_token is None
+        assert sandbox.get_info().network == {"allow_public_traffic": True}
+    with caller.http() as client:
+        raw = client.post(
+            "/v2/sandboxes", json={"templateID": "base", "network": {"allowPublicTraffic": False}}
+        )
+        assert raw.status_code == 201 and isinstance(raw.json()["trafficAccessToken"], str)
+        detail = client.get(f"/sandboxes/{raw.json()['sandboxID']}").json()
+        assert detail["network"] == {"allowPublicTraffic": False} and "trafficAccessToken" not in detail
+        assert client.delete(f"/sandboxes/{raw.json()['sandboxID']}").status_code == 204
+    for sandbox in (secured, public, default):
+        assert sandbox.kill()
+
+
+def test_an_unknown_engine_is_a_clear_400(caller: Caller) -> None:
+    with caller.http() as client:
+        response = client.post(
+            "/v2/sandboxes", json={"templateID": "base", "metadata": {"hutch.runtime": "firecracker"}}
+        )
+    assert response.status_code == 400
+    assert response.json()["code"] == 400 and "container, gvisor" in response.json()["message"]

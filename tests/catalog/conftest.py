@@ -64,17 +64,21 @@ def postgres_server() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Catalog]:
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database of this test's own, on SQLite and on PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'hutch.db'}"
-    else:
-        server = request.getfixturevalue("postgres_server")
-        name = f"t_{uuid.uuid4().hex}"
-        admin = await asyncpg.connect(server)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
-        url = server.rsplit("/", 1)[0] + f"/{name}"
-    opened = await Catalog.open(url)
+        return f"sqlite+aiosqlite:///{tmp_path / 'data' / 'hutch.db'}"
+    server = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex}"
+    admin = await asyncpg.connect(server)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture()
+async def catalog(database_url: str) -> AsyncIterator[Catalog]:
+    opened = await Catalog.open(database_url)
     try:
         yield opened
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -79,3 +80,23 @@ async def test_an_alias_moves_to_the_template_registered_last(catalog: Catalog) 
         old = await templates.find(session, "old")
         assert old is not None and old.aliases == ["legacy"]
         assert await templates.names(session) == ["base", "legacy", "new", "old"]
+
+
+async def test_a_revoked_key_is_not_stored_again(catalog: Catalog) -> None:
+    key = await create_api_key(catalog, team_name="team")
+    spare = await create_api_key(catalog, team_name="team")
+    async with catalog.transaction() as session:
+        stored = await teams.stored_key(session, key)
+        assert stored is not None
+        await teams.revoke_key(session, stored.key_hash, at=datetime.now(UTC))
+    # As `hutch up` does with the key in its .env.local: a revoked one does not come back.
+    assert await ensure_api_key(catalog, team_name="team", key=key) is None
+    async with catalog.transaction() as session:
+        assert await teams.for_key(session, key) is None
+        assert await teams.for_key(session, spare) is not None
+        team = await teams.get_by_name(session, "team")
+        assert team is not None
+        assert [row.key_hash for row in await teams.keys(session, team.team_id)] != [stored.key_hash]
+        assert await teams.count_keys(session, team.team_id) == 1
+        with pytest.raises(Conflict):
+            await teams.add_key(session, team_id=team.team_id, key=key)

@@ -2,7 +2,8 @@
 
 Each sandbox runs as its own Unix user with its own home, so a relative path names a different file in
 each. The proxy serves in a thread (uvicorn on a socket bound to port 0) with a resolver that maps fake
-sandbox ids to the envds; any other port of a sandbox is that port on 127.0.0.1.
+sandbox ids to the envds; any other port of a sandbox is that port on 127.0.0.1. ``SANDBOX_SECURED`` is
+sandbox A's envd behind a traffic access token (``TRAFFIC_TOKEN``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from packaging.version import Version
 
 from hutch.config import ProxySettings
 from hutch.envd.version import VERSION
-from hutch.proxy import create_server
+from hutch.proxy import SandboxRoute, create_server
 from hutch.proxy.routing import DEBUG_SANDBOX_ID
 from hutch.runtime.types import ENVD_PORT, SandboxHandle
 from tests.envd.conftest import Envd, start_envd, stop_envd
@@ -35,6 +36,9 @@ SANDBOX_B = "sbxbbbbbbbbbbbbbbbbb"
 # Known to the resolver, but nothing listens on its envd port.
 SANDBOX_CLOSED = "sbxclosedport000000"
 UNKNOWN_SANDBOX = "sbxnosuchsandbox0000"
+# Sandbox A again, created with ``allowPublicTraffic: false``.
+SANDBOX_SECURED = "sbxsecured0000000000"
+TRAFFIC_TOKEN = "traffic-token-of-the-secured-sandbox"
 
 
 @dataclass
@@ -73,15 +77,20 @@ def proxy(sandbox_users) -> Iterator[Proxy]:
     try:
         for sandbox_id, user in zip((SANDBOX_A, SANDBOX_B), sandbox_users, strict=True):
             envds[sandbox_id] = start_envd(*user)
-        handles = {sandbox_id: _handle(sandbox_id, envd.port) for sandbox_id, envd in envds.items()}
-        handles[SANDBOX_CLOSED] = _handle(SANDBOX_CLOSED, closed.getsockname()[1])
+        routes = {
+            sandbox_id: SandboxRoute(_handle(sandbox_id, envd.port)) for sandbox_id, envd in envds.items()
+        }
+        routes[SANDBOX_CLOSED] = SandboxRoute(_handle(SANDBOX_CLOSED, closed.getsockname()[1]))
         # As `hutch up` does: the SDK's debug mode reaches one long-lived sandbox.
-        handles[DEBUG_SANDBOX_ID] = handles[SANDBOX_A]
+        routes[DEBUG_SANDBOX_ID] = routes[SANDBOX_A]
+        routes[SANDBOX_SECURED] = SandboxRoute(
+            _handle(SANDBOX_SECURED, envds[SANDBOX_A].port), traffic_access_token=TRAFFIC_TOKEN
+        )
         resolved: list[str] = []
 
-        async def resolve(sandbox_id: str) -> SandboxHandle | None:
+        async def resolve(sandbox_id: str) -> SandboxRoute | None:
             resolved.append(sandbox_id)
-            return handles.get(sandbox_id)
+            return routes.get(sandbox_id)
 
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))

@@ -1,16 +1,20 @@
-"""The timeout loop: kills each sandbox when its time is up, within a fraction of a second."""
+"""The timeout loop: kills each sandbox when its time is up, within a fraction of a second; and, every few
+seconds, forgets sandboxes that died on their own."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 
 from ..errors import HutchError
 from .services.sandboxes import SandboxService
 
 log = logging.getLogger(__name__)
+# How often the catalog is checked against the runtime for sandboxes that died on their own.
+LOST_CHECK_S = 5.0
 
 
 class Reaper:
@@ -20,6 +24,7 @@ class Reaper:
         self._sandboxes = sandboxes
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
+        self._next_lost_check = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hutch-reaper")
@@ -34,6 +39,10 @@ class Reaper:
 
     async def reap(self) -> float:
         """Kill what is due; returns the seconds until the next sandbox is."""
+        if time.monotonic() >= self._next_lost_check:
+            self._next_lost_check = time.monotonic() + LOST_CHECK_S
+            for sandbox_id in await self._sandboxes.forget_lost():
+                log.warning("sandbox %s stopped on its own; forgotten", sandbox_id)
         due, upcoming = await self._sandboxes.due()
         for sandbox_id in due:
             try:

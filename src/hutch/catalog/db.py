@@ -1,7 +1,8 @@
 """The catalog's connection: an async engine, its session factory, and one transaction per unit of work.
 
 SQLite (through aiosqlite) is the default and runs in WAL mode with foreign keys enforced; a
-``postgresql://`` URL selects PostgreSQL through asyncpg with the same code. Tables are created at open.
+``postgresql://`` URL selects PostgreSQL through asyncpg with the same code. Opening a catalog migrates its
+schema to the newest revision (:mod:`.migrate`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from ..errors import NotSupported
-from .models import Base
+from . import migrate
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -55,7 +56,8 @@ class Catalog:
 
     @classmethod
     async def open(cls, url: str) -> Catalog:
-        """Connect to ``url`` (creating a SQLite file's directory) and create any missing tables."""
+        """Connect to ``url`` (creating a SQLite file's directory) and migrate its schema to the newest
+        revision (a database made before migrations keeps its rows)."""
         parsed = _async_url(url)
         options: dict[str, Any] = {}
         if _is_sqlite(parsed):
@@ -72,8 +74,12 @@ class Catalog:
         if _is_sqlite(parsed):
             event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         catalog = cls(engine)
-        async with engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(migrate.upgrade)
+        except BaseException:
+            await engine.dispose()
+            raise
         return catalog
 
     @asynccontextmanager

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -28,6 +29,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+DEFAULT_KEY_NAME = "Unnamed API key"
 
 
 def utcnow() -> datetime:
@@ -54,14 +58,25 @@ class Team(Base):
 
 
 class ApiKey(Base):
-    """An API key, kept only as the SHA-256 of its text; ``mask`` is what listings may show."""
+    """An API key, kept only as the SHA-256 of its text. ``id`` names it in ``/api-keys``; ``mask`` and the
+    ``mask_*`` fields are what listings may show of it (E2B's ``IdentifierMaskingDetails``). A revoked key
+    keeps its row, with ``revoked_at`` set, so that it is never accepted or stored again."""
 
     __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_id", "id", unique=True),)
 
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(36), default=lambda: str(uuid.uuid4()))
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.team_id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default=DEFAULT_KEY_NAME)
     mask: Mapped[str] = mapped_column(String(32))
+    # The key's length after its prefix, and the first and last characters of that part.
+    value_length: Mapped[int] = mapped_column(default=0)
+    mask_prefix: Mapped[str] = mapped_column(String(8), default="")
+    mask_suffix: Mapped[str] = mapped_column(String(8), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
 
     team: Mapped[Team] = relationship(back_populates="api_keys")
 
@@ -82,9 +97,19 @@ class Template(Base):
     disk_mb: Mapped[int] = mapped_column(default=1024)
     start_cmd: Mapped[str | None] = mapped_column(String(8192))
     ready_cmd: Mapped[str | None] = mapped_column(String(8192))
+    # The engine its sandboxes run on unless a create asks for another (metadata ``hutch.runtime``).
+    runtime: Mapped[str] = mapped_column(String(32), default="container", server_default=text("'container'"))
     public: Mapped[bool] = mapped_column(default=True)
+    # The team that owns the template; ``None`` for the installation's own (``base``…), which every team
+    # may use. A team's template that is not ``public`` is unknown to the other teams.
+    team_id: Mapped[str | None] = mapped_column(
+        ForeignKey("teams.team_id", ondelete="CASCADE", name="fk_templates_team_id_teams")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    def visible_to(self, team_id: str) -> bool:
+        return self.team_id is None or self.public or self.team_id == team_id
 
 
 class Sandbox(Base):
@@ -115,6 +140,9 @@ class Sandbox(Base):
     node_id: Mapped[str] = mapped_column(String(255), index=True)
     envd_version: Mapped[str] = mapped_column(String(32))
     envd_access_token: Mapped[str] = mapped_column(String(255))
+    # Set when the sandbox was created with ``network.allowPublicTraffic: false``: the proxy then wants it
+    # in ``E2B-Traffic-Access-Token`` on every port but envd's.
+    traffic_access_token: Mapped[str | None] = mapped_column(String(255))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     allow_internet_access: Mapped[bool | None]
 

@@ -24,11 +24,16 @@ async def ensure_api_key(
 ) -> str | None:
     """Make sure the team exists and has an API key.
 
-    With ``key``, store that key for the team (if it is not stored yet) and return it. Without, make a key
-    only if the team has none and return its text; return ``None`` when the team already had one.
+    With ``key``, store that key for the team (if it is not stored yet) and return it; a key that was
+    revoked is not stored again, and gives ``None``. Without, make a key only if the team has none and
+    return its text; return ``None`` when the team already had one.
     """
     async with catalog.transaction() as session:
         team = await _team(session, team_name)
+        if key is not None:
+            stored = await teams.stored_key(session, key)
+            if stored is not None and stored.revoked_at is not None:
+                return None
         if key is None:
             if await teams.has_keys(session, team.team_id):
                 return None
@@ -60,10 +65,16 @@ async def register_template(
     disk_mb: int = 1024,
     start_cmd: str | None = None,
     ready_cmd: str | None = None,
+    runtime: str = "container",
     public: bool = True,
+    team_name: str | None = None,
 ) -> None:
-    """Create or replace the template ``template_id``; its ``aliases`` move to it from any other template."""
+    """Create or replace the template ``template_id``; its ``aliases`` move to it from any other template.
+
+    Without ``team_name`` the template is the installation's, usable by every team; with one, it is that
+    team's (created if needed), and other teams see it only when it is ``public``."""
     async with catalog.transaction() as session:
+        team_id = None if team_name is None else (await _team(session, team_name)).team_id
         await templates.upsert(
             session,
             template_id=template_id,
@@ -77,7 +88,9 @@ async def register_template(
             disk_mb=disk_mb,
             start_cmd=start_cmd,
             ready_cmd=ready_cmd,
+            runtime=runtime,
             public=public,
+            team_id=team_id,
         )
 
 

@@ -1,8 +1,9 @@
 """The data-plane proxy: a raw ASGI app that routes each request to a sandbox port (spec §2).
 
 It reads the target from the request (:mod:`.routing`), asks the injected resolver where that sandbox
-runs, and forwards: HTTP through one shared keep-alive pool with both bodies streamed (:mod:`.forward`),
-WebSockets through a bridge (:mod:`.websocket`). Every request is routed on its own, so consecutive
+runs, checks the sandbox's traffic access token if it has one (:mod:`.access`), and forwards: HTTP
+through one shared keep-alive pool with both bodies streamed (:mod:`.forward`), WebSockets through a
+bridge (:mod:`.websocket`). Every request is routed on its own, so consecutive
 requests on one client connection may go to different sandboxes. Failures answer with the JSON the SDK
 understands (:mod:`.responses`).
 """
@@ -15,15 +16,14 @@ from collections.abc import Awaitable, Callable
 from websockets import InvalidStatus
 
 from ..errors import InvalidRequest
-from ..runtime.types import SandboxHandle
-from . import forward, responses, websocket
+from . import access, forward, responses, websocket
 from .asgi import Receive, Scope, Send
-from .routing import SANDBOX_ID_HEADER, SANDBOX_PORT_HEADER, Target, route
+from .routing import SANDBOX_ID_HEADER, SANDBOX_PORT_HEADER, SandboxRoute, Target, route
 
-Resolver = Callable[[str], Awaitable[SandboxHandle | None]]
-"""Where a sandbox runs, by id; ``None`` when there is no such sandbox (or it is not running). Called once
-per request (WebSocket: per handshake), so it should be cached; it may wake a paused sandbox before
-answering."""
+Resolver = Callable[[str], Awaitable[SandboxRoute | None]]
+"""Where a sandbox runs and the traffic token it wants, by id; ``None`` when there is no such sandbox (or
+it is not running). Called once per request (WebSocket: per handshake), so it should be cached; it may wake
+a paused sandbox before answering."""
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +84,16 @@ class ProxyApp:
 
     async def _locate(self, scope: Scope) -> tuple[Target, tuple[str, int]]:
         """The target of the request and where it is reached; :class:`responses.Refusal` if there is
-        none."""
+        none, or if the request lacks the sandbox's traffic access token."""
         try:
             target = self._route(scope)
         except InvalidRequest as err:
             raise responses.Refusal(responses.bad_request(err.message)) from err
-        handle = await self._resolve(target.sandbox_id)
-        if handle is None:
+        found = await self._resolve(target.sandbox_id)
+        if found is None:
             raise responses.Refusal(responses.sandbox_error(target.sandbox_id, responses.SANDBOX_NOT_FOUND))
-        return target, handle.address(target.port)
+        access.check(found, target, scope)
+        return target, found.address(target.port)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -123,9 +124,9 @@ class ProxyApp:
 
 
 def create_proxy_app(resolve: Resolver, *, domain: str) -> ProxyApp:
-    """The proxy as an ASGI app. ``resolve`` maps a sandbox id to where it runs (the control plane passes
-    a cached catalog lookup; it also decides what the SDK's ``debug_sandbox_id`` maps to); ``domain`` is
-    the base of host routing, ``{port}-{sandboxId}.{domain}``."""
+    """The proxy as an ASGI app. ``resolve`` maps a sandbox id to a :class:`SandboxRoute`, where it runs
+    and its traffic token (the control plane passes a cached catalog lookup; it also decides what the SDK's
+    ``debug_sandbox_id`` maps to); ``domain`` is the base of host routing, ``{port}-{sandboxId}.{domain}``."""
     return ProxyApp(resolve, domain=domain)
 
 

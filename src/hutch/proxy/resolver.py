@@ -1,4 +1,5 @@
-"""Where a sandbox runs, read from the catalog with a short cache, plus fixed routes (the debug sandbox)."""
+"""Where a sandbox runs and the traffic token it wants, read from the catalog with a short cache, plus fixed
+routes (the debug sandbox)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,25 @@ import time
 from ..catalog import Catalog
 from ..catalog.repos import sandboxes
 from ..runtime.types import SandboxHandle
+from .routing import SandboxRoute
 
 # Short enough that a killed sandbox stops being routed to almost at once.
 TTL_S = 0.25
 
 
 class CatalogResolver:
-    """``await resolver(sandbox_id)`` → the sandbox's :class:`SandboxHandle`, or None."""
+    """``await resolver(sandbox_id)`` → the sandbox's :class:`SandboxRoute` (its handle and traffic access
+    token), or None. ``fixed`` routes (``hutch up``'s debug sandbox) take public traffic."""
 
     def __init__(self, catalog: Catalog, fixed: dict[str, SandboxHandle] | None = None) -> None:
         self.catalog = catalog
         self.fixed = dict(fixed or {})
-        self._cache: dict[str, tuple[float, SandboxHandle]] = {}
+        self._cache: dict[str, tuple[float, SandboxRoute]] = {}
 
-    async def __call__(self, sandbox_id: str) -> SandboxHandle | None:
+    async def __call__(self, sandbox_id: str) -> SandboxRoute | None:
         handle = self.fixed.get(sandbox_id)
         if handle is not None:
-            return handle
+            return SandboxRoute(handle)
         now = time.monotonic()
         cached = self._cache.get(sandbox_id)
         if cached is not None and cached[0] > now:
@@ -41,7 +44,8 @@ class CatalogResolver:
             started_at=row.started_at,
             port_overrides={int(k): int(v) for k, v in (row.port_overrides or {}).items()},
         )
+        found = SandboxRoute(handle, traffic_access_token=row.traffic_access_token)
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[sandbox_id] = (now + TTL_S, handle)
-        return handle
+        self._cache[sandbox_id] = (now + TTL_S, found)
+        return found

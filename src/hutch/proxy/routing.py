@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import InvalidRequest
+from ..runtime.types import SandboxHandle
 
 SANDBOX_ID_HEADER = "e2b-sandbox-id"
 SANDBOX_PORT_HEADER = "e2b-sandbox-port"
@@ -32,6 +33,18 @@ class Target:
 
     sandbox_id: str
     port: int
+
+
+@dataclass(frozen=True)
+class SandboxRoute:
+    """What the resolver knows of a sandbox: where it runs, and the traffic access token its ports want
+    (``None``: the sandbox takes public traffic)."""
+
+    handle: SandboxHandle
+    traffic_access_token: str | None = None
+
+    def address(self, port: int) -> tuple[str, int]:
+        return self.handle.address(port)
 
 
 def route(host: str, headers: Mapping[str, str], *, domain: str) -> Target:

@@ -73,6 +73,7 @@ async def _create(
         allow_internet_access=body.allow_internet_access,
         allow_out=body.network.allow_out if body.network else None,
         deny_out=body.network.deny_out if body.network else None,
+        allow_public_traffic=body.network.allow_public_traffic if body.network else None,
         idempotency_key=idempotency_key,
     )
 

@@ -16,15 +16,21 @@ from .common import WireModel
 STATES = ("running", "paused")
 
 
-class NetworkConfig(WireModel):
-    """``SandboxNetworkConfig``: the egress rules are applied; the other keys are accepted and ignored."""
-
+class _Egress(WireModel):
     allow_out: list[str] | None = Field(default=None, alias="allowOut")
     deny_out: list[str] | None = Field(default=None, alias="denyOut")
 
 
-class NetworkUpdate(NetworkConfig):
-    """``SandboxNetworkUpdateConfig``: the body of ``PUT /sandboxes/{id}/network``."""
+class NetworkConfig(_Egress):
+    """``SandboxNetworkConfig`` of a create: the egress rules are applied, ``allowPublicTraffic: false``
+    secures the sandbox's ports with a traffic access token; the other keys are accepted and ignored."""
+
+    allow_public_traffic: bool | None = Field(default=None, alias="allowPublicTraffic")
+
+
+class NetworkUpdate(_Egress):
+    """``SandboxNetworkUpdateConfig``: the body of ``PUT /sandboxes/{id}/network`` (``allowPublicTraffic``
+    is a create-time setting, so it is not read here)."""
 
     # snake_case on the wire, as in the create body.
     allow_internet_access: bool | None = None
@@ -64,6 +70,8 @@ class Sandbox(WireModel):
     client_id: str = Field(alias="clientID")
     envd_version: str = Field(alias="envdVersion")
     envd_access_token: str = Field(alias="envdAccessToken")
+    # Null unless the sandbox was created with ``network.allowPublicTraffic: false``.
+    traffic_access_token: str | None = Field(alias="trafficAccessToken")
     alias: str | None = None
     domain: str | None = None
 
@@ -75,6 +83,7 @@ class Sandbox(WireModel):
             client_id=row.node_id,
             envd_version=row.envd_version,
             envd_access_token=row.envd_access_token,
+            traffic_access_token=row.traffic_access_token,
             alias=row.alias,
             domain=domain,
         )
@@ -105,12 +114,20 @@ class ListedSandbox(_SandboxFields):
         return cls(**_listed_fields(row))
 
 
+class DetailNetwork(WireModel):
+    """The ``network`` of a sandbox's detail: whether its ports take traffic without its token."""
+
+    allow_public_traffic: bool = Field(alias="allowPublicTraffic")
+
+
 class SandboxDetail(_SandboxFields):
-    """``GET /sandboxes/{id}``: the listed fields plus how to reach the sandbox."""
+    """``GET /sandboxes/{id}``: the listed fields plus how to reach the sandbox. (E2B's detail has no
+    ``trafficAccessToken``: create and connect return it.)"""
 
     envd_access_token: str = Field(alias="envdAccessToken")
     allow_internet_access: bool | None = Field(alias="allowInternetAccess")
     domain: str | None
+    network: DetailNetwork
 
     @classmethod
     def of(cls, row: SandboxRow, *, domain: str | None) -> SandboxDetail:
@@ -119,6 +136,7 @@ class SandboxDetail(_SandboxFields):
             envd_access_token=row.envd_access_token,
             allow_internet_access=row.allow_internet_access,
             domain=domain,
+            network=DetailNetwork(allow_public_traffic=row.traffic_access_token is None),
         )
 
 

@@ -32,6 +32,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# The metadata key choosing the engine of a sandbox, ``container`` (crun) or ``gvisor``, over its template's.
+RUNTIME_KEY = "hutch.runtime"
+RUNTIMES = ("container", "gvisor")
+
+
+def _engine_of(metadata: dict[str, str] | None, default: str) -> str:
+    chosen = (metadata or {}).get(RUNTIME_KEY, default)
+    if chosen not in RUNTIMES:
+        raise InvalidRequest(f"metadata {RUNTIME_KEY} must be one of {', '.join(RUNTIMES)}, not {chosen!r}")
+    return chosen
+
+
 class SandboxService:
     """The operations behind ``/sandboxes``; every method acts for one team and sees only its sandboxes."""
 
@@ -63,19 +75,24 @@ class SandboxService:
         allow_internet_access: bool | None = None,
         allow_out: list[str] | None = None,
         deny_out: list[str] | None = None,
+        allow_public_traffic: bool | None = None,
         idempotency_key: str | None = None,
     ) -> Sandbox:
         """Start a sandbox from ``template`` and return it once its envd answers. A repeated
-        ``idempotency_key`` returns the sandbox the first call made, while that one lives."""
+        ``idempotency_key`` returns the sandbox the first call made, while that one lives.
+
+        ``allow_public_traffic=False`` gives the sandbox a traffic access token, which the proxy then
+        requires on every port but envd's (envd has its own token)."""
         self._create_limiter.take(team_id)
         lifetime = self._lifetime(timeout_s)
         token = secrets.token_urlsafe(32)
+        traffic_token = secrets.token_urlsafe(32) if allow_public_traffic is False else None
         async with self._catalog.transaction() as session:
             if idempotency_key is not None:
                 earlier = await sandboxes.by_idempotency_key(session, team_id=team_id, key=idempotency_key)
                 if earlier is not None:
                     return earlier
-            found = await templates.resolve(session, name=template)
+            found = await templates.resolve(session, name=template, team_id=team_id)
             image = templates.image(found)
             alias = template if template != found.template_id else next(iter(found.aliases), None)
             spec = SandboxSpec(
@@ -90,6 +107,7 @@ class SandboxService:
                 allow_internet_access=allow_internet_access is not False,
                 allow_out=tuple(allow_out or ()),
                 deny_out=tuple(deny_out or ()),
+                runtime=_engine_of(metadata, image.runtime),
             )
         handle = await self._runtime.create(spec)
         row = Sandbox(
@@ -109,6 +127,7 @@ class SandboxService:
             node_id=handle.node_id,
             envd_version=ENVD_VERSION,
             envd_access_token=token,
+            traffic_access_token=traffic_token,
             idempotency_key=idempotency_key,
             allow_internet_access=allow_internet_access,
         )
@@ -179,7 +198,7 @@ class SandboxService:
         async with self._catalog.transaction() as session:
             template_ids = None
             if template is not None:
-                found = await templates.find(session, name=template)
+                found = await templates.find(session, name=template, team_id=team_id)
                 template_ids = frozenset({found.template_id if found else template})
             where = SandboxFilter(
                 states=states, template_ids=template_ids, started_after=started_after, metadata=metadata or {}
@@ -238,16 +257,27 @@ class SandboxService:
     async def reconcile(self) -> tuple[list[str], list[str]]:
         """Make the catalog and this node's runtime agree (at start-up, e.g. after a crash): drop the rows
         of sandboxes the runtime no longer runs, and kill the sandboxes no row knows. Returns both lists."""
+        lost = await self.forget_lost()
         live = {handle.sandbox_id for handle in await self._runtime.list()}
         async with self._catalog.transaction() as session:
             rows = {s.sandbox_id for s in await sandboxes.on_node(session, self._node_id)}
-            lost = sorted(rows - live)
-            for sandbox_id in lost:
-                await sandboxes.remove(session, sandbox_id)
         orphans = sorted(live - rows)
         for sandbox_id in orphans:
             await self._runtime.kill(sandbox_id)
         return lost, orphans
+
+    async def forget_lost(self) -> list[str]:
+        """Drop the rows of sandboxes this node's runtime no longer runs (one that died on its own, e.g.
+        a gVisor sandbox killed for its memory); returns their ids. The rows are read before the runtime
+        is asked: a row is written only after its sandbox runs, so a create in progress is never lost."""
+        async with self._catalog.transaction() as session:
+            rows = {s.sandbox_id for s in await sandboxes.on_node(session, self._node_id)}
+        lost = sorted(rows - {handle.sandbox_id for handle in await self._runtime.list()})
+        if lost:
+            async with self._catalog.transaction() as session:
+                for sandbox_id in lost:
+                    await sandboxes.remove(session, sandbox_id)
+        return lost
 
     async def _record(self, row: Sandbox) -> Sandbox:
         try:

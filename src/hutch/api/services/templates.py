@@ -18,19 +18,21 @@ _LEGACY_IDS = {
 }
 
 
-async def find(session: AsyncSession, *, name: str) -> Template | None:
-    """The template called ``name`` (an id, an alias, or one of E2B's legacy ids)."""
-    template = await templates.find(session, name)
+async def find(session: AsyncSession, *, name: str, team_id: str | None = None) -> Template | None:
+    """The template called ``name`` (an id, an alias, or one of E2B's legacy ids); with ``team_id``, only
+    one that team may use."""
+    template = await templates.find(session, name, team_id=team_id)
     if template is None and name in _LEGACY_IDS:
-        template = await templates.find(session, _LEGACY_IDS[name])
+        template = await templates.find(session, _LEGACY_IDS[name], team_id=team_id)
     return template
 
 
-async def resolve(session: AsyncSession, *, name: str) -> Template:
-    """As :func:`find`, but an unknown name is ``NotFound`` listing the names that do exist."""
-    template = await find(session, name=name)
+async def resolve(session: AsyncSession, *, name: str, team_id: str) -> Template:
+    """The template ``name`` as the team sees it; an unknown one (or another team's private one) is
+    ``NotFound`` listing the names the team may use."""
+    template = await find(session, name=name, team_id=team_id)
     if template is None:
-        known = await templates.names(session)
+        known = await templates.names(session, team_id=team_id)
         listing = ", ".join(known) if known else "none (build one first)"
         raise NotFound(f"template {name!r} not found; known templates: {listing}")
     return template
@@ -45,4 +47,5 @@ def image(template: Template) -> TemplateImage:
         env=dict(template.env),
         start_cmd=template.start_cmd,
         ready_cmd=template.ready_cmd,
+        runtime=template.runtime,
     )

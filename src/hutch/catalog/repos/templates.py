@@ -1,4 +1,4 @@
-"""Templates, found by id or by alias."""
+"""Templates, found by id or by alias, optionally only among those a team may use."""
 
 from __future__ import annotations
 
@@ -11,24 +11,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..models import Template
 
 
-async def find(session: AsyncSession, name: str) -> Template | None:
-    """The template whose id or one of whose aliases is ``name``."""
+async def find(session: AsyncSession, name: str, *, team_id: str | None = None) -> Template | None:
+    """The template whose id or one of whose aliases is ``name``; with ``team_id``, only one that team
+    may use (another team's private template is as unknown as a missing one)."""
     template = await session.get(Template, name)
-    if template is not None:
-        return template
-    # Few templates exist and aliases are a JSON list: matching them here works on every dialect.
-    for candidate in await session.scalars(select(Template)):
-        if name in candidate.aliases:
-            return candidate
-    return None
+    if template is None:
+        # Few templates exist and aliases are a JSON list: matching them here works on every dialect.
+        for candidate in await session.scalars(select(Template)):
+            if name in candidate.aliases:
+                template = candidate
+                break
+    if template is not None and team_id is not None and not template.visible_to(team_id):
+        return None
+    return template
 
 
-async def names(session: AsyncSession) -> list[str]:
-    """Every id and alias, sorted: what an unknown template's error lists."""
+async def names(session: AsyncSession, *, team_id: str | None = None) -> list[str]:
+    """Every id and alias (with ``team_id``, of the templates that team may use), sorted: what an unknown
+    template's error lists."""
     known: set[str] = set()
     for template in await session.scalars(select(Template)):
-        known.add(template.template_id)
-        known.update(template.aliases)
+        if team_id is None or template.visible_to(team_id):
+            known.add(template.template_id)
+            known.update(template.aliases)
     return sorted(known)
 
 

@@ -1,0 +1,1 @@
+"""The catalog's schema history, as Alembic revisions (``versions/``); applied by ``catalog.migrate``."""
