@@ -33,6 +33,7 @@ if ((${#missing[@]})); then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+"$(dirname "$0")/install-runsc.sh"
 
 if [[ ! -x "$venv/bin/python" ]]; then
     "$python" -m venv "$venv"

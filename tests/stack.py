@@ -47,6 +47,14 @@ class Stack:
         """Keyword arguments that point the official SDK at this stack."""
         return {"api_key": self.api_key, "api_url": self.api_url, "sandbox_url": self.sandbox_url}
 
+    def create(self, engine: str = "container", **options) -> Sandbox:
+        """A sandbox of the base template on ``engine`` (``container`` or ``gvisor``), remembered for the
+        leak check."""
+        metadata = {**options.pop("metadata", {}), "hutch.runtime": engine}
+        sandbox = Sandbox.create(metadata=metadata, **self.opts, **options)
+        self.seen.add(sandbox.sandbox_id)
+        return sandbox
+
     def env(self) -> dict[str, str]:
         """Environment variables that point the official SDK (and scripts using it) at this stack."""
         return {
@@ -130,10 +138,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stop_stack(running)
 
 
-@pytest.fixture()
-def sandbox(stack: Stack):
-    """A fresh sandbox of the base template, killed afterwards."""
-    sbx = Sandbox.create(**stack.opts)
-    stack.seen.add(sbx.sandbox_id)
+# The engines every sandbox-level test runs on.
+ENGINES = ["container", "gvisor"]
+
+
+@pytest.fixture(params=ENGINES)
+def sandbox(stack: Stack, request: pytest.FixtureRequest):
+    """A fresh sandbox of the base template on each engine, killed afterwards."""
+    sbx = stack.create(request.param)
     yield sbx
     sbx.kill()

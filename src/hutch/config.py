@@ -40,6 +40,8 @@ class RuntimeSettings(BaseModel):
     node_id: str = "local"
     # Ready sandboxes kept per template, so that a create only claims and initialises one.
     warm_pool: dict[str, int] = Field(default_factory=lambda: {"base": 4})
+    # The same for sandboxes created with metadata ``hutch.runtime: gvisor`` (none by default).
+    gvisor_warm_pool: dict[str, int] = Field(default_factory=dict)
     subnet: str = "10.11.0.0/16"
     # The interface sandboxes may reach the outside through (masqueraded), as each one's egress policy
     # allows; None: no sandbox has any route out.

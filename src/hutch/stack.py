@@ -107,6 +107,9 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
     if keep_warm is not None:
         size = settings.runtime.warm_pool.get(template.template_id, 0)
         keep_warm(template, size, BASE_CPU, BASE_MEMORY_MB)
+        gvisor_size = settings.runtime.gvisor_warm_pool.get(template.template_id, 0)
+        if gvisor_size:
+            keep_warm(template, gvisor_size, BASE_CPU, BASE_MEMORY_MB, engine="gvisor")
     resolver = CatalogResolver(catalog)
     api = _Server(
         uvicorn.Config(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from pathlib import Path
 
 import httpx
 import pytest
-from e2b import AsyncSandbox, Sandbox, SandboxQuery
+from e2b import AsyncSandbox, CommandExitException, Sandbox, SandboxQuery
 from e2b.exceptions import AuthenticationException, NotFoundException, SandboxException
 
 
@@ -87,18 +88,33 @@ def test_files_and_commands_through_the_proxy(sandbox):
     assert result.stdout.split() == [hashlib.sha256(payload).hexdigest()[:16], "user"]
 
 
+def _engine(sandbox) -> str:
+    return sandbox.get_info().metadata["hutch.runtime"]
+
+
 def test_limits_are_applied(sandbox):
-    out = sandbox.commands.run(
-        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>/dev/null"
-        " || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"
-    ).stdout.split()
-    assert out[0] == str(512 * 1024 * 1024)
-    assert int(out[1]) > 0
+    # What binds: the sandbox's cgroups on the host.
+    cgroups = Path("/sys/fs/cgroup")
+    memory = (cgroups / "memory/hutch" / sandbox.sandbox_id / "memory.limit_in_bytes").read_text()
+    assert int(memory) == 512 * 1024 * 1024
+    assert int((cgroups / "pids/hutch" / sandbox.sandbox_id / "pids.max").read_text()) > 0
+    # What the sandbox sees: its cgroup under crun; under gVisor, the size of its (virtual) memory.
+    if _engine(sandbox) == "gvisor":
+        total_kib = sandbox.commands.run("grep MemTotal /proc/meminfo").stdout.split()[1]
+        assert int(total_kib) == 512 * 1024
+    else:
+        seen = sandbox.commands.run("cat /sys/fs/cgroup/memory/memory.limit_in_bytes").stdout
+        assert int(seen) == 512 * 1024 * 1024
 
 
 def test_sudo_and_root(sandbox):
-    assert sandbox.commands.run("sudo id -u").stdout.strip() == "0"
     assert sandbox.commands.run("id -u", user="root").stdout.strip() == "0"
+    if _engine(sandbox) == "gvisor":
+        # gVisor runs every process with no_new_privs: setuid programs keep the caller's identity.
+        with pytest.raises(CommandExitException):
+            sandbox.commands.run("sudo id -u")
+    else:
+        assert sandbox.commands.run("sudo id -u").stdout.strip() == "0"
 
 
 def _reach(ip: str, port: int) -> str:

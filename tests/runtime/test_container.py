@@ -1,4 +1,5 @@
-"""The crun runtime undoes every step of a create that fails halfway, and a kill releases everything."""
+"""The container runtime, on both engines (crun and gVisor), undoes every step of a create that fails
+halfway, and a kill releases everything."""
 
 from __future__ import annotations
 
@@ -49,7 +50,11 @@ def _assert_clean(rt: ContainerRuntime, netns_before: set[str], cgroups_before: 
     assert rt.networks.used == set()
 
 
-async def test_failed_create_leaves_nothing(runtime, tmp_path):
+ENGINES = pytest.mark.parametrize("engine", ["container", "gvisor"])
+
+
+@ENGINES
+async def test_failed_create_leaves_nothing(runtime, tmp_path, engine):
     # A root filesystem without python3: the overlay, network and crun steps run, envd cannot start.
     empty = tmp_path / "empty-rootfs"
     (empty / "usr/local/lib/hutch").mkdir(parents=True)
@@ -57,7 +62,9 @@ async def test_failed_create_leaves_nothing(runtime, tmp_path):
     (empty / "etc").mkdir()
     netns_before, cgroups_before = _netns(), _cgroups()
     with pytest.raises(BackendUnavailable):
-        await runtime.create(SandboxSpec(template=TemplateImage("broken", empty, default_user="root")))
+        await runtime.create(
+            SandboxSpec(template=TemplateImage("broken", empty, default_user="root"), runtime=engine)
+        )
     _assert_clean(runtime, netns_before, cgroups_before)
 
 
@@ -68,10 +75,11 @@ async def test_missing_template_rootfs_leaves_nothing(runtime, tmp_path):
     _assert_clean(runtime, netns_before, cgroups_before)
 
 
-async def test_kill_releases_everything(runtime):
+@ENGINES
+async def test_kill_releases_everything(runtime, engine):
     rootfs = base.build(Path("/var/cache/hutch"))  # cached after the first build
     netns_before, cgroups_before = _netns(), _cgroups()
-    handle = await runtime.create(SandboxSpec(template=TemplateImage("base", rootfs)))
+    handle = await runtime.create(SandboxSpec(template=TemplateImage("base", rootfs), runtime=engine))
     assert f"hutch-{handle.sandbox_id}" in _netns()
     assert handle.sandbox_id in _cgroups()
     await runtime.kill(handle.sandbox_id)

@@ -8,7 +8,9 @@ v2 (``/sys/fs/cgroup/hutch``) are both handled.
 
 from __future__ import annotations
 
+import errno
 import logging
+import time
 from pathlib import Path
 
 log = logging.getLogger("hutch.runtime")
@@ -62,3 +64,22 @@ def _write(path: Path, value: str) -> None:
         path.write_text(value)
     except OSError as err:
         log.warning("cannot set %s to %s: %s", path, value, err)
+
+
+def remove_sandbox(sandbox_id: str, wait_s: float = 3.0) -> None:
+    """Remove a dead sandbox's cgroups that its engine left (runsc does after a failed start). A cgroup
+    goes once its last process has exited: killed processes may take a moment, so this waits a little."""
+    hierarchies = [ROOT, *(path for path in ROOT.iterdir() if path.is_dir())]  # v2, and v1's controllers
+    deadline = time.monotonic() + wait_s
+    for directory in (hierarchy / PARENT / sandbox_id for hierarchy in hierarchies):
+        while True:
+            try:
+                directory.rmdir()
+            except FileNotFoundError:
+                break
+            except OSError as err:
+                if err.errno == errno.EBUSY and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                log.warning("cannot remove cgroup %s: %s", directory, err)
+            break

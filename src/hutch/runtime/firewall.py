@@ -5,6 +5,13 @@ their answers pass), and so is forwarding from or to them. With an uplink interf
 sandbox's traffic may leave through it (masqueraded) as its egress policy says: ``allowOut`` first, then
 ``denyOut``, then — if internet access is on — anything else except link-local addresses (the cloud
 metadata service). A policy is a chain per sandbox, reached through a verdict map by its host interface.
+
+Host names in a policy (``example.com``, ``*.example.com``) are judged by the node's egress proxy
+(``egress_proxy``): a second chain per sandbox, in a NAT prerouting hook, redirects the sandbox's new TCP
+connections whose fate a name could change to the proxy's port, which reads the name the client sends
+and decides with the same precedence. Only redirected connections may reach that port; nothing else,
+from a sandbox or from anywhere, can open a connection to it. Such a sandbox may also reach its name
+servers (port 53), as it must resolve the names it is allowed.
 """
 
 from __future__ import annotations
@@ -13,8 +20,11 @@ import asyncio
 import ipaddress
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 
 from ..errors import BackendUnavailable
+from .sni import matches, pattern
 
 log = logging.getLogger("hutch.runtime")
 LINK_LOCAL = "169.254.0.0/16"
@@ -22,25 +32,70 @@ LINK_LOCAL = "169.254.0.0/16"
 
 @dataclass(frozen=True)
 class EgressPolicy:
-    """Where a sandbox may connect to outside the node (addresses and CIDRs; names are not enforced)."""
+    """Where a sandbox may connect to outside the node: IPv4 addresses and CIDRs, and host-name patterns
+    (``example.com``, ``*.example.com``, ``*``); anything else (IPv6, ``host:port``) is ignored."""
 
     internet: bool = False
     allow_out: tuple[str, ...] = field(default_factory=tuple)
     deny_out: tuple[str, ...] = field(default_factory=tuple)
 
+    @cached_property
+    def allow_networks(self) -> tuple[ipaddress.IPv4Network, ...]:
+        return _networks(self.allow_out)
 
-def _networks(entries: tuple[str, ...]) -> list[str]:
-    """The entries nftables can match: IPv4 addresses and CIDRs (host names and IPv6 are skipped)."""
+    @cached_property
+    def deny_networks(self) -> tuple[ipaddress.IPv4Network, ...]:
+        return _networks(self.deny_out)
+
+    @cached_property
+    def allow_names(self) -> tuple[str, ...]:
+        return _names(self.allow_out)
+
+    @cached_property
+    def deny_names(self) -> tuple[str, ...]:
+        return _names(self.deny_out)
+
+    @property
+    def has_names(self) -> bool:
+        return bool(self.allow_names or self.deny_names)
+
+    def allows(self, address: str, name: str | None) -> bool:
+        """Whether a TCP connection to ``address`` that names the host ``name`` (normalised, or ``None``
+        when it names none) may leave: what the firewall's rules and the egress proxy decide together."""
+        ip = ipaddress.IPv4Address(address)
+        if any(ip in network for network in self.allow_networks):
+            return True
+        if ip.is_link_local:
+            return False
+        if name is not None and matches(name, self.allow_names):
+            return True
+        if any(ip in network for network in self.deny_networks):
+            return False
+        if name is not None and matches(name, self.deny_names):
+            return False
+        return self.internet
+
+
+def _networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network, ...]:
+    """The entries nftables can match: IPv4 addresses and CIDRs."""
     found = []
     for entry in entries:
         try:
-            network = ipaddress.ip_network(entry, strict=False)
+            network = ipaddress.ip_network(entry.strip(), strict=False)
         except ValueError:
-            log.warning("egress rule %r is not an IPv4 address or CIDR; not enforced", entry)
+            if pattern(entry) is None:
+                log.warning("egress rule %r is not an IPv4 address, CIDR or host name; ignored", entry)
             continue
-        if network.version == 4:
-            found.append(str(network))
-    return found
+        if isinstance(network, ipaddress.IPv4Network):
+            found.append(network)
+        else:
+            log.warning("egress rule %r is IPv6; sandboxes have no IPv6 route out, ignored", entry)
+    return tuple(found)
+
+
+def _names(entries: tuple[str, ...]) -> tuple[str, ...]:
+    """The host-name patterns among the entries (normalised), for the egress proxy."""
+    return tuple(dict.fromkeys(p for p in map(pattern, entries) if p is not None))
 
 
 async def _nft(script: str, check: bool = True) -> None:
@@ -69,6 +124,60 @@ def sandbox_resolv_conf(host_resolv_conf: str) -> str:
     return "".join(f"{line}\n" for line in servers)
 
 
+def _name_servers() -> tuple[str, ...]:
+    """The IPv4 name servers sandboxes are given (see ``sandbox_resolv_conf``)."""
+    try:
+        conf = sandbox_resolv_conf(Path("/etc/resolv.conf").read_text())
+    except OSError:
+        return ()
+    servers = (line.split()[1] for line in conf.splitlines())
+    return tuple(s for s in servers if ipaddress.ip_address(s).version == 4)
+
+
+def policy_rules(
+    policy: EgressPolicy, *, uplink: str, subnet: str, proxy_port: int | None, name_servers: tuple[str, ...]
+) -> tuple[list[str], list[str]]:
+    """The rules of a sandbox's two chains: the forward chain (what may leave as routed packets) and the
+    redirect chain (which new TCP connections go to the egress proxy; empty without host names)."""
+    allow = [str(n) for n in policy.allow_networks]
+    deny = [str(n) for n in policy.deny_networks]
+    redirect = f"meta l4proto tcp redirect to :{proxy_port}"
+    names = policy.has_names and proxy_port is not None
+    if policy.has_names and proxy_port is None:
+        log.warning(
+            "egress host names %s are not enforced: no egress proxy", policy.allow_names + policy.deny_names
+        )
+    dns = list(name_servers) if names and policy.allow_names else []
+    forward = [
+        f'ip daddr {ns} {proto} dport 53 oifname "{uplink}" accept' for ns in dns for proto in ("udp", "tcp")
+    ]
+    forward += [f'ip daddr {net} oifname "{uplink}" accept' for net in allow]
+    forward += [f"ip daddr {net} drop" for net in deny]
+    forward.append(f"ip daddr {LINK_LOCAL} drop")
+    if policy.internet:
+        forward.append(f'oifname "{uplink}" accept')
+    forward.append("drop")
+    if not names:
+        return forward, []
+    # A connection goes to the proxy only where a name could change what the addresses decide: an
+    # allowed name can open what denyOut or the default closes, a denied name can close what the
+    # internet default opens. Local, link-local and sandbox addresses are never proxied (dropped later).
+    rerouted = [
+        f"ip daddr {{ {subnet}, {LINK_LOCAL} }} return",
+        "fib daddr type local return",
+        "meta l4proto != tcp return",
+    ]
+    rerouted += [f"ip daddr {ns} tcp dport 53 return" for ns in dns]
+    rerouted += [f"ip daddr {net} return" for net in allow]
+    if policy.allow_names:
+        rerouted += [f"ip daddr {net} {redirect}" for net in deny]
+    else:
+        rerouted += [f"ip daddr {net} return" for net in deny]
+    if policy.deny_names if policy.internet else policy.allow_names:
+        rerouted.append(redirect)
+    return forward, rerouted
+
+
 def _set_forwarding(interface: str) -> None:
     with open(f"/proc/sys/net/ipv4/conf/{interface}/forwarding", "w") as f:
         f.write("1")
@@ -77,28 +186,51 @@ def _set_forwarding(interface: str) -> None:
 class Firewall:
     """The nftables table of one subnet (``inet hutch_<subnet>``), and its NAT table when egress is on."""
 
-    def __init__(self, subnet: str, uplink: str | None = None) -> None:
+    def __init__(
+        self, subnet: str, uplink: str | None = None, *, name_servers: tuple[str, ...] | None = None
+    ):
         self.subnet = str(ipaddress.ip_network(subnet))
         self.uplink = uplink
         self.table = "hutch_" + self.subnet.replace(".", "_").replace("/", "_")
+        # Where sandboxes with host names in their policy may resolve them (default: the host's, read at
+        # install, as ``sandbox_resolv_conf`` gives them to the sandboxes).
+        self.name_servers = name_servers
+        self.proxy_port: int | None = None
 
-    async def install(self) -> None:
+    async def install(self, *, proxy_port: int | None = None) -> None:
         """(Re)create the table: a clean slate, so policies are applied again per sandbox afterwards.
+        ``proxy_port``: the egress proxy's port on this host, if one runs (needs the uplink).
         (The single ``inet hutch`` table of earlier versions is removed too.)"""
-        egress = ""
+        self.proxy_port = proxy_port if self.uplink else None
+        if self.name_servers is None:
+            self.name_servers = await asyncio.to_thread(_name_servers)
+        egress = redirect = proxied = closed = ""
         if self.uplink:
             egress = f"ip saddr {self.subnet} iifname vmap @egress\n"
+        if self.proxy_port is not None:
+            port = self.proxy_port
+            # Redirected connections keep their sandbox source; only they may reach the proxy's port.
+            proxied = f"ip saddr {self.subnet} meta l4proto tcp th dport {port} ct status dnat accept\n"
+            closed = f"meta l4proto tcp th dport {port} drop\n"
+            redirect = f"""
+    map names {{ type ifname : verdict; }}
+    chain prerouting {{
+        type nat hook prerouting priority -100; policy accept;
+        ip saddr {self.subnet} iifname vmap @names
+    }}"""
         script = f"""
 table inet hutch
 delete table inet hutch
 table inet {self.table}
 delete table inet {self.table}
 table inet {self.table} {{
-    map egress {{ type ifname : verdict; }}
+    map egress {{ type ifname : verdict; }}{redirect}
     chain input {{
         type filter hook input priority 0; policy accept;
         ip saddr {self.subnet} ct state established,related accept
+        {proxied}
         ip saddr {self.subnet} drop
+        {closed}
     }}
     chain forward {{
         type filter hook forward priority 0; policy accept;
@@ -131,20 +263,28 @@ table ip {self.table}_nat {{
         await _nft(script, check=False)
 
     async def apply(self, index: int, host_if: str, policy: EgressPolicy) -> None:
-        """Set one sandbox's egress policy (replacing any earlier one)."""
+        """Set one sandbox's egress policy, replacing any earlier one in one transaction (a connection
+        never sees half of either). With host names in it, give the egress proxy the policy first."""
         if not self.uplink:
             return
-        await self.remove(index, host_if)
-        chain = f"sbx_{index}"
-        rules = [f'ip daddr {net} oifname "{self.uplink}" accept' for net in _networks(policy.allow_out)]
-        rules += [f"ip daddr {net} drop" for net in _networks(policy.deny_out)]
-        rules.append(f"ip daddr {LINK_LOCAL} drop")
-        if policy.internet:
-            rules.append(f'oifname "{self.uplink}" accept')
-        rules.append("drop")
-        script = f"add chain inet {self.table} {chain}\n"
-        script += "".join(f"add rule inet {self.table} {chain} {rule}\n" for rule in rules)
-        script += f'add element inet {self.table} egress {{ "{host_if}" : jump {chain} }}\n'
+        forward, rerouted = policy_rules(
+            policy,
+            uplink=self.uplink,
+            subnet=self.subnet,
+            proxy_port=self.proxy_port,
+            name_servers=self.name_servers or (),
+        )
+        table, chain = f"inet {self.table}", f"sbx_{index}"
+        script = f"add chain {table} {chain}\nflush chain {table} {chain}\n"
+        script += "".join(f"add rule {table} {chain} {rule}\n" for rule in forward)
+        script += f'add element {table} egress {{ "{host_if}" : jump {chain} }}\n'
+        if self.proxy_port is not None:
+            names = f"names_{index}"
+            script += f"add chain {table} {names}\nflush chain {table} {names}\n"
+            script += "".join(f"add rule {table} {names} {rule}\n" for rule in rerouted)
+            script += f'add element {table} names {{ "{host_if}" : jump {names} }}\n'
+            if not rerouted:
+                script += f'delete element {table} names {{ "{host_if}" }}\ndelete chain {table} {names}\n'
         await asyncio.to_thread(_set_forwarding, host_if)
         await _nft(script)
 
@@ -152,6 +292,15 @@ table ip {self.table}_nat {{
         """Forget one sandbox's egress policy (parts already gone are fine)."""
         if not self.uplink:
             return
-        chain = f"sbx_{index}"
-        await _nft(f'delete element inet {self.table} egress {{ "{host_if}" }}\n', check=False)
-        await _nft(f"flush chain inet {self.table} {chain}\ndelete chain inet {self.table} {chain}\n", False)
+        table = f"inet {self.table}"
+        # Adding before deleting makes each step valid whether or not the part still exists.
+        maps = [("egress", f"sbx_{index}")]
+        if self.proxy_port is not None:
+            maps.append(("names", f"names_{index}"))
+        script = ""
+        for name, chain in maps:
+            script += f"add chain {table} {chain}\n"
+            script += f'add element {table} {name} {{ "{host_if}" : jump {chain} }}\n'
+            script += f'delete element {table} {name} {{ "{host_if}" }}\n'
+            script += f"flush chain {table} {chain}\ndelete chain {table} {chain}\n"
+        await _nft(script, check=False)

@@ -41,6 +41,14 @@ def leftovers(data_dir: Path, subnet: str, sandbox_ids: Iterable[str] = ()) -> l
             leaked = sorted(p.name for p in parent.iterdir() if p.is_dir() and p.name in ids)
             if leaked:
                 problems.append(f"{controller} cgroups: {leaked}")
+    loops = subprocess.run(["losetup", "--json", "--list"], capture_output=True, text=True).stdout
+    leaked_loops = [
+        device["name"]
+        for device in json.loads(loops or '{"loopdevices": []}')["loopdevices"]
+        if str(data_dir) in (device.get("back-file") or "")
+    ]
+    if leaked_loops:
+        problems.append(f"loop devices (sandbox disks): {leaked_loops}")
     processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     if any(str(data_dir) in line for line in processes.splitlines()):
         problems.append("processes still refer to the data directory")

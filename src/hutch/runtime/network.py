@@ -50,6 +50,7 @@ class Networks:
         self.default_route = default_route
         self.capacity = self.subnet.num_addresses // 2
         self.used: set[int] = set()
+        self._last = 0
 
     def plan(self, sandbox_id: str, index: int) -> SandboxNetwork:
         base = self.subnet.network_address + 2 * index
@@ -57,9 +58,14 @@ class Networks:
         return SandboxNetwork(index, f"hutch-{sandbox_id}", f"hh{int(base):08x}", str(base), str(base + 1))
 
     def allocate(self, sandbox_id: str) -> SandboxNetwork:
-        for index in range(1, self.capacity):
+        """The next free /31 after the last one handed out: an address comes back into use as late as
+        possible, so that no client still holding a connection to a dead sandbox (a gVisor sandbox dies
+        without closing its connections) reaches its successor."""
+        for step in range(1, self.capacity):
+            index = (self._last + step - 1) % (self.capacity - 1) + 1
             if index not in self.used:
                 self.used.add(index)
+                self._last = index
                 return self.plan(sandbox_id, index)
         raise QuotaExceeded(f"no free sandbox address left in {self.subnet}")
 
@@ -81,7 +87,14 @@ class Networks:
         await _ip("-n", net.netns, script=inside)
 
     async def delete(self, net: SandboxNetwork) -> None:
-        """Remove the veth (freed at once) and the namespace; parts already gone are fine."""
+        """Remove the veth (freed at once) and the namespace; parts already gone are fine. Host sockets
+        still connected to the sandbox are closed first: a gVisor sandbox dies without closing its end,
+        and a client (the proxy) would otherwise wait for an answer that never comes."""
+        quiet = asyncio.subprocess.DEVNULL
+        process = await asyncio.create_subprocess_exec(
+            "ss", "--kill", "--tcp", "dst", net.sandbox_ip, stdin=quiet, stdout=quiet, stderr=quiet
+        )
+        await process.wait()
         await _ip("-force", script=f"link del {net.host_if}\nnetns del {net.netns}\n", check=False)
         if os.path.exists(net.netns_path):
             raise BackendUnavailable(f"network namespace {net.netns} could not be removed")

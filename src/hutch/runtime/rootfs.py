@@ -10,12 +10,13 @@ from .linux import MNT_DETACH, mount, umount
 
 
 class Overlay:
-    """One sandbox's overlay directories: ``upper`` (its writes), ``work``, and ``merged`` (its root)."""
+    """One sandbox's overlay directories: ``upper`` (its writes) and ``work`` in ``layer`` (the sandbox's
+    disk), and ``merged`` (its root)."""
 
-    def __init__(self, sandbox_dir: Path, lower: Path) -> None:
+    def __init__(self, sandbox_dir: Path, lower: Path, layer: Path) -> None:
         self.lower = lower
-        self.upper = sandbox_dir / "upper"
-        self.work = sandbox_dir / "work"
+        self.upper = layer / "upper"
+        self.work = layer / "work"
         self.merged = sandbox_dir / "rootfs"
 
     def mount(self) -> None:

@@ -21,6 +21,8 @@ class TemplateImage:
     env: dict[str, str] = field(default_factory=dict)
     start_cmd: str | None = None
     ready_cmd: str | None = None
+    # The engine its sandboxes run on unless the create asks for another.
+    runtime: str = "container"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class SandboxSpec:
     # Egress rules beyond that switch (spec: network.allowOut / denyOut): addresses and CIDRs.
     allow_out: tuple[str, ...] = ()
     deny_out: tuple[str, ...] = ()
+    # The engine: ``container`` (crun) or ``gvisor`` (runsc, a user-space kernel between sandbox and host).
+    runtime: str = "container"
 
 
 @dataclass(frozen=True)

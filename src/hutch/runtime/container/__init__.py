@@ -1,9 +1,11 @@
-"""The ``container`` backend: sandboxes as crun containers over overlay root filesystems.
+"""The ``container`` backend: sandboxes as containers over overlay root filesystems, run by one of two
+engines chosen per sandbox: crun (``container``, the default) or gVisor's runsc (``gvisor``, hardened).
 
-Create: overlay (template below, the sandbox's own layer above) → network namespace + veth → ``crun run``
-with envd as init → wait for envd → ``/init``. Everything a step made is undone if a later step fails, and
-kill undoes it all. A warm pool keeps started sandboxes per template, so a create usually costs only
-``/init``. Each sandbox's directory (``<data_dir>/sandboxes/<id>``) holds its config, layers and envd log.
+Create: disk (the sandbox's own file system, its quota) → overlay (template below, the sandbox's layer
+above) → network namespace + veth → ``crun run``/``runsc run`` with envd as init → wait for envd →
+``/init``. Everything a step made is undone if a later step fails, and kill undoes it all. A warm pool
+keeps started sandboxes per template, so a create usually costs only ``/init``. Each sandbox's directory
+(``<data_dir>/sandboxes/<id>``) holds its config, disk image, overlay and envd log.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from pathlib import Path
 
 import httpx
 
-from ...errors import BackendUnavailable, NotFound
+from ...errors import BackendUnavailable, NotFound, NotSupported
 from .. import cgroups, envd_client
+from ..disk import Disk
+from ..egress_proxy import EgressProxy
 from ..firewall import EgressPolicy, Firewall, sandbox_resolv_conf
 from ..network import Networks, SandboxNetwork
 from ..pool import PoolKey, WarmPool
@@ -31,6 +35,10 @@ from ..rootfs import Overlay, remove_tree
 from ..types import ENVD_PORT, SandboxHandle, SandboxSpec, TemplateImage, new_sandbox_id
 from . import oci, seccomp
 from .crun import Crun
+from .runsc import Runsc
+
+Engine = Crun | Runsc
+ENGINES = ("container", "gvisor")
 
 log = logging.getLogger("hutch.runtime")
 # Pool sandboxes start at a lower CPU priority, so that refilling never slows down sandboxes in use.
@@ -41,9 +49,11 @@ POOL_NICE = 10
 class _Sandbox:
     sandbox_id: str
     directory: Path
+    disk: Disk
     overlay: Overlay
     network: SandboxNetwork
     template: TemplateImage
+    engine: str = "container"
     access_token: str | None = None
     handle: SandboxHandle | None = None
     # A pidfd of the container's init: signalling it cannot hit a recycled pid.
@@ -76,6 +86,8 @@ def _save_state(sandbox: _Sandbox) -> None:
         "template": sandbox.template.template_id,
         "rootfs": str(sandbox.template.rootfs),
         "index": sandbox.network.index,
+        "engine": sandbox.engine,
+        "disk_mb": sandbox.disk.size_mb,
         "claimed": sandbox.handle is not None,
     }
     if sandbox.handle is not None:
@@ -119,7 +131,7 @@ def _write_identity(root: Path, sandbox_id: str) -> None:
 
 
 class ContainerRuntime:
-    """crun containers with overlay roots, a netns each, cgroup limits and a warm pool."""
+    """crun or gVisor sandboxes with overlay roots, a disk and a netns each, cgroup limits and a warm pool."""
 
     name = "container"
 
@@ -140,9 +152,13 @@ class ContainerRuntime:
         self.node_id = node_id
         self.networks = Networks(subnet, default_route=egress_interface is not None)
         self.firewall = Firewall(subnet, egress_interface)
-        # A crun state directory per data directory: two nodes on a host never see each other's containers.
+        # Host names in egress policies are judged by a transparent proxy on this node (only with an uplink).
+        self.egress_proxy = EgressProxy(subnet, egress_interface) if egress_interface else None
+        # A state directory per engine and data directory: two nodes on a host never see each other's.
         digest = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:10]
         self.crun = Crun(state_dir=f"/run/hutch/crun-{digest}")
+        self._runsc_state_dir = f"/run/hutch/runsc-{digest}"
+        self._runsc: Runsc | None = None
         self.warm_sizes = dict(warm_pool or {})
         self.pool: WarmPool[_Sandbox] = WarmPool(self._prepare_for_pool, self._destroy)
         self._templates: dict[str, TemplateImage] = {}
@@ -159,7 +175,9 @@ class ContainerRuntime:
         self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
         limits = await asyncio.to_thread(cgroups.apply_node_limits)
         log.info("all sandboxes together: at most %(pids)d processes and %(memory)d bytes", limits)
-        await self.firewall.install()
+        if self.egress_proxy is not None:
+            await self.egress_proxy.start()
+        await self.firewall.install(proxy_port=self.egress_proxy.port if self.egress_proxy else None)
         self._seccomp = await asyncio.to_thread(seccomp.precompiled, self.cache_dir)
         await self._recover()
         self._started = True
@@ -173,14 +191,25 @@ class ContainerRuntime:
             await self.kill(sandbox_id)
         await asyncio.gather(*self._cleanups, return_exceptions=True)
         await self.firewall.uninstall()
-        with contextlib.suppress(OSError):
-            os.rmdir(self.crun.state_dir)  # only when empty: crun keeps a directory per live container
+        if self.egress_proxy is not None:
+            await self.egress_proxy.stop()
+        for state_dir in (self.crun.state_dir, self._runsc_state_dir):
+            with contextlib.suppress(OSError):
+                os.rmdir(state_dir)  # only when empty: the engines keep a directory per live sandbox
         await self._client.aclose()
 
-    def keep_warm(self, template: TemplateImage, size: int, cpu_count: int, memory_mb: int) -> None:
+    def keep_warm(
+        self,
+        template: TemplateImage,
+        size: int,
+        cpu_count: int,
+        memory_mb: int,
+        disk_mb: int = 1024,
+        engine: str = "container",
+    ) -> None:
         """Keep ``size`` started sandboxes of ``template`` with these limits (from ``start`` on)."""
         self._templates[template.template_id] = template
-        key = (template.template_id, cpu_count, memory_mb)
+        key = (template.template_id, cpu_count, memory_mb, disk_mb, engine)
         if self._started:
             self.pool.keep(key, size)
         else:
@@ -190,7 +219,9 @@ class ContainerRuntime:
 
     async def create(self, spec: SandboxSpec) -> SandboxHandle:
         self._templates.setdefault(spec.template.template_id, spec.template)
-        sandbox = self.pool.claim((spec.template.template_id, spec.cpu_count, spec.memory_mb))
+        self.engine(spec.runtime)  # an engine this node lacks fails before anything is made
+        key = (spec.template.template_id, spec.cpu_count, spec.memory_mb, spec.disk_mb, spec.runtime)
+        sandbox = self.pool.claim(key)
         if sandbox is None:
             sandbox = await self._start(spec.template, spec)
         else:
@@ -204,7 +235,7 @@ class ContainerRuntime:
             raise
         sandbox.access_token = spec.access_token
         sandbox.egress = EgressPolicy(spec.allow_internet_access, tuple(spec.allow_out), tuple(spec.deny_out))
-        await self.firewall.apply(sandbox.network.index, sandbox.network.host_if, sandbox.egress)
+        await self._apply_egress(sandbox)
         sandbox.handle = SandboxHandle(
             sandbox_id=sandbox.sandbox_id,
             template_id=spec.template.template_id,
@@ -214,6 +245,7 @@ class ContainerRuntime:
         )
         _save_state(sandbox)
         self._live[sandbox.sandbox_id] = sandbox
+        self._watch(sandbox)
         return sandbox.handle
 
     async def kill(self, sandbox_id: str) -> None:
@@ -226,7 +258,7 @@ class ContainerRuntime:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(sandbox.init_pidfd, signal.SIGKILL)
         else:
-            await self.crun.delete(sandbox.sandbox_id)
+            await self.engine(sandbox.engine).delete(sandbox.sandbox_id)
         task = asyncio.ensure_future(self._destroy(sandbox))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
@@ -240,7 +272,7 @@ class ContainerRuntime:
         sandbox.egress = EgressPolicy(
             sandbox.egress.internet if internet is None else internet, allow_out, deny_out
         )
-        await self.firewall.apply(sandbox.network.index, sandbox.network.host_if, sandbox.egress)
+        await self._apply_egress(sandbox)
         _save_state(sandbox)
 
     async def list(self) -> list[SandboxHandle]:
@@ -252,26 +284,54 @@ class ContainerRuntime:
             raise NotFound(f"sandbox {sandbox_id} is not running on this node")
         return await envd_client.metrics(self._client, sandbox.envd_url, sandbox.access_token)
 
+    def _watch(self, sandbox: _Sandbox) -> None:
+        """Notice when a sandbox's init ends on its own (a gVisor sandbox over its memory limit is killed
+        whole): it is then torn down like a killed one, and no longer listed."""
+        if sandbox.init_pidfd is not None:
+            asyncio.get_running_loop().add_reader(sandbox.init_pidfd, self._init_exited, sandbox)
+
+    def _init_exited(self, sandbox: _Sandbox) -> None:
+        if self._live.get(sandbox.sandbox_id) is sandbox:
+            log.warning("sandbox %s: its init exited (out of memory?); removing it", sandbox.sandbox_id)
+            task = asyncio.ensure_future(self.kill(sandbox.sandbox_id))
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
+        elif sandbox.init_pidfd is not None:
+            asyncio.get_running_loop().remove_reader(sandbox.init_pidfd)
+
+    def engine(self, name: str) -> Engine:
+        """The engine called ``name`` (``container`` or ``gvisor``); one this host lacks is NotSupported."""
+        if name == "container":
+            return self.crun
+        if name == "gvisor":
+            if self._runsc is None:
+                self._runsc = Runsc(state_dir=self._runsc_state_dir)
+            return self._runsc
+        raise NotSupported(f"unknown sandbox runtime {name!r}; known: {', '.join(ENGINES)}")
+
     # -- the steps ---------------------------------------------------------------------------------------
 
     async def _prepare_for_pool(self, key: PoolKey) -> _Sandbox:
-        template_id, cpu_count, memory_mb = key
+        template_id, cpu_count, memory_mb, disk_mb, engine = key
         template = self._templates[template_id]
-        return await self._start(
-            template, SandboxSpec(template=template, cpu_count=cpu_count, memory_mb=memory_mb)
+        spec = SandboxSpec(
+            template=template, cpu_count=cpu_count, memory_mb=memory_mb, disk_mb=disk_mb, runtime=engine
         )
+        return await self._start(template, spec)
 
     async def _start(self, template: TemplateImage, spec: SandboxSpec, *, nice: int = 0) -> _Sandbox:
         """Root filesystem, network, container, envd answering; all undone if any step fails."""
         sandbox_id = new_sandbox_id()
         directory = self.sandboxes_dir / sandbox_id
         directory.mkdir(parents=True)
-        overlay = Overlay(directory, template.rootfs)
+        disk = Disk(directory, spec.disk_mb)
+        overlay = Overlay(directory, template.rootfs, disk.mountpoint)
         network = self.networks.allocate(sandbox_id)
-        sandbox = _Sandbox(sandbox_id, directory, overlay, network, template)
+        sandbox = _Sandbox(sandbox_id, directory, disk, overlay, network, template, engine=spec.runtime)
         async with AsyncExitStack() as undo:
             undo.push_async_callback(self._destroy, sandbox)
             _save_state(sandbox)  # first, so that a restart can undo whatever follows
+            await asyncio.to_thread(disk.create)
             overlay.mount()
             _write_identity(overlay.merged, sandbox_id)
             if self.firewall.uplink:
@@ -284,25 +344,41 @@ class ContainerRuntime:
                 spec=spec,
                 envd=self.envd_path,
                 seccomp_bpf=self._seccomp,
+                engine=spec.runtime,
             )
             (directory / "config.json").write_text(json.dumps(config))
-            pid = await self.crun.run_detached(sandbox_id, directory, directory / "envd.log", nice=nice)
+            engine = self.engine(spec.runtime)
+            pid = await engine.run_detached(sandbox_id, directory, directory / "envd.log", nice=nice)
             sandbox.init_pidfd = os.pidfd_open(pid)
             await envd_client.wait_healthy(self._client, sandbox.envd_url)
             undo.pop_all()
         return sandbox
 
+    async def _apply_egress(self, sandbox: _Sandbox) -> None:
+        """The sandbox's egress policy, to the proxy first (it must know it before connections arrive)."""
+        if self.egress_proxy is not None:
+            self.egress_proxy.set_policy(sandbox.network.sandbox_ip, sandbox.egress)
+        await self.firewall.apply(sandbox.network.index, sandbox.network.host_if, sandbox.egress)
+
+    async def _remove_egress(self, sandbox: _Sandbox) -> None:
+        await self.firewall.remove(sandbox.network.index, sandbox.network.host_if)
+        if self.egress_proxy is not None:
+            self.egress_proxy.remove(sandbox.network.sandbox_ip)
+
     async def _destroy(self, sandbox: _Sandbox) -> None:
         """Stop the container and release its network, overlay and directory; safe on partial state."""
         if sandbox.init_pidfd is not None:
+            asyncio.get_running_loop().remove_reader(sandbox.init_pidfd)
             os.close(sandbox.init_pidfd)
             sandbox.init_pidfd = None
         errors = []
         for step in (
-            lambda: self.crun.delete(sandbox.sandbox_id),
-            lambda: self.firewall.remove(sandbox.network.index, sandbox.network.host_if),
+            lambda: self.engine(sandbox.engine).delete(sandbox.sandbox_id),
+            lambda: asyncio.to_thread(cgroups.remove_sandbox, sandbox.sandbox_id),
+            lambda: self._remove_egress(sandbox),
             lambda: self.networks.delete(sandbox.network),
             lambda: asyncio.to_thread(sandbox.overlay.unmount),
+            lambda: asyncio.to_thread(sandbox.disk.remove),
         ):
             try:
                 await step()
@@ -317,16 +393,20 @@ class ContainerRuntime:
     async def _recover(self) -> None:
         """After a restart: adopt the claimed sandboxes that still run and answer; tear down the rest
         (pool sandboxes, half-made ones, dead ones), and any container of ours without a directory."""
-        known = set(await self.crun.list())
+        known = {(name, cid) for name, engine in self._engines() for cid in await engine.list()}
         for directory in sorted(self.sandboxes_dir.iterdir()):
-            known.discard(directory.name)
             state = _load_state(directory)
+            engine = state.get("engine", "container")
+            known.discard((engine, directory.name))
+            disk = Disk(directory, int(state.get("disk_mb", 0)))
             sandbox = _Sandbox(
                 directory.name,
                 directory,
-                Overlay(directory, Path(state.get("rootfs", "/"))),
+                disk,
+                Overlay(directory, Path(state.get("rootfs", "/")), disk.mountpoint),
                 self.networks.plan(directory.name, int(state.get("index", 0))),
                 TemplateImage(state.get("template", ""), Path(state.get("rootfs", "/"))),
+                engine=engine if engine in ENGINES else "container",
                 access_token=state.get("token"),
             )
             if sandbox.network.index:
@@ -335,15 +415,22 @@ class ContainerRuntime:
                 log.info("sandbox %s: adopted after a restart", sandbox.sandbox_id)
                 continue
             await self._destroy(sandbox)
-        for container_id in known:
-            await self.crun.delete(container_id)
+        for name, container_id in known:
+            await self.engine(name).delete(container_id)
+
+    def _engines(self) -> list[tuple[str, Engine]]:
+        """The engines this host has (gVisor is optional)."""
+        found: list[tuple[str, Engine]] = [("container", self.crun)]
+        with contextlib.suppress(NotSupported):
+            found.append(("gvisor", self.engine("gvisor")))
+        return found
 
     async def _adopt(self, sandbox: _Sandbox, state: dict) -> bool:
-        crun_state = await self.crun.state(sandbox.sandbox_id)
-        if crun_state.get("status") != "running":
+        engine_state = await self.engine(sandbox.engine).state(sandbox.sandbox_id)
+        if engine_state.get("status") != "running":
             return False
         try:
-            sandbox.init_pidfd = os.pidfd_open(int(crun_state["pid"]))
+            sandbox.init_pidfd = os.pidfd_open(int(engine_state["pid"]))
             await envd_client.wait_healthy(self._client, sandbox.envd_url, timeout_s=3)
         except (OSError, KeyError, ValueError, BackendUnavailable):
             return False
@@ -360,6 +447,7 @@ class ContainerRuntime:
             tuple(egress.get("allow_out", ())),
             tuple(egress.get("deny_out", ())),
         )
-        await self.firewall.apply(sandbox.network.index, sandbox.network.host_if, sandbox.egress)
+        await self._apply_egress(sandbox)
         self._live[sandbox.sandbox_id] = sandbox
+        self._watch(sandbox)
         return True

@@ -60,6 +60,18 @@ def _mounts(envd: Path) -> list[dict]:
     ]
 
 
+def _for_gvisor(cfg: dict, rootfs: Path) -> None:
+    """gVisor's changes: the Sentry applies the seccomp filter to the sandbox's processes (runsc's
+    ``--oci-seccomp``), from the OCI section as crun's annotation is crun's own; the
+    cgroup files it would show are its own bookkeeping, writable by the sandbox's root, while the limits
+    that bind are the host's, so none are mounted; and ``/tmp`` stays on the sandbox's disk, as with crun
+    (gVisor would otherwise put an empty ``/tmp`` in memory)."""
+    mounts = [m for m in cfg["mounts"] if m["destination"] != "/sys/fs/cgroup"]
+    mounts.append(_mount("/tmp", "bind", str(rootfs / "tmp"), "rbind", "rw", "nosuid", "nodev"))
+    cfg["mounts"] = mounts
+    cfg["linux"]["seccomp"] = seccomp.gvisor_section()
+
+
 def config(
     *,
     sandbox_id: str,
@@ -68,8 +80,10 @@ def config(
     spec: SandboxSpec,
     envd: Path,
     seccomp_bpf: str | None,
+    engine: str = "container",
 ) -> dict:
-    """The ``config.json`` for one sandbox."""
+    """The ``config.json`` for one sandbox. Under gVisor the Sentry filters the host system calls itself,
+    so the sandbox's own seccomp filter is left out."""
     memory = spec.memory_mb * 1024 * 1024
     cfg: dict = {
         "ociVersion": "1.0.2",
@@ -107,6 +121,9 @@ def config(
             "readonlyPaths": READONLY,
         },
     }
+    if engine == "gvisor":
+        _for_gvisor(cfg, rootfs)
+        return cfg
     if seccomp_bpf is not None:
         cfg["annotations"] = {"run.oci.seccomp_bpf_data": seccomp_bpf}
     else:

@@ -71,6 +71,15 @@ def oci_section() -> dict:
     }
 
 
+def gvisor_section() -> dict:
+    """The policy for gVisor's Sentry (runsc ``--oci-seccomp``). The Sentry answers every refusal with
+    EPERM whatever ``errnoRet`` says, and glibc gives up on threads when ``clone3`` answers EPERM, so
+    ``clone3`` is left to the Sentry: namespaces made through it exist only inside the Sentry."""
+    section = oci_section()
+    section["syscalls"] = [rule for rule in section["syscalls"] if rule["names"] != ["clone3"]]
+    return section
+
+
 def precompiled(cache_dir: Path, python: str = "/usr/bin/python3") -> str | None:
     """Base64 of the compiled BPF filter, built once and cached; None when libseccomp's binding is missing."""
     policy = {"denied": DENIED, "ns": NAMESPACE_FLAGS, "eperm": EPERM, "enosys": ENOSYS}
