@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hutch.errors import BackendUnavailable
@@ -85,3 +86,25 @@ async def test_kill_releases_everything(runtime, engine):
     await runtime.kill(handle.sandbox_id)
     await runtime.close()  # waits for the background teardown
     _assert_clean(runtime, netns_before, cgroups_before)
+
+
+@ENGINES
+async def test_start_and_ready_commands_run_before_create_returns(runtime, engine):
+    rootfs = base.build(Path("/var/cache/hutch"))
+    template = TemplateImage(
+        "served",
+        rootfs,
+        env={"GREETING": "hello"},
+        start_cmd=(
+            'mkdir -p /tmp/www && echo "$GREETING" > /tmp/www/index.html'
+            " && python3 -m http.server -d /tmp/www 8000"
+        ),
+        ready_cmd="curl -sf http://127.0.0.1:8000/ >/dev/null",
+    )
+    handle = await runtime.create(SandboxSpec(template=template, runtime=engine))
+    try:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            response = await client.get(f"http://{handle.host}:8000/index.html")
+        assert response.text.strip() == "hello"  # answered at once: create waited for the ready command
+    finally:
+        await runtime.kill(handle.sandbox_id)

@@ -1,15 +1,19 @@
-"""The runtime's side of envd: wait for ``/health``, send ``/init``, read ``/metrics``."""
+"""The runtime's side of envd: wait for ``/health``, send ``/init``, read ``/metrics``, and run a template's
+start and ready commands through envd's ``process.Process/Start`` (Connect, JSON codec)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import struct
 import time
 from datetime import UTC, datetime
 
 import httpx
 
 from ..errors import BackendUnavailable
-from .types import SandboxSpec
+from .types import SandboxSpec, TemplateImage
 
 
 async def wait_healthy(client: httpx.AsyncClient, base_url: str, timeout_s: float = 10.0) -> None:
@@ -50,3 +54,84 @@ async def metrics(client: httpx.AsyncClient, base_url: str, access_token: str | 
     response = await client.get(f"{base_url}/metrics", headers=headers, timeout=5.0)
     response.raise_for_status()
     return response.json()
+
+
+_END_STREAM = 0x02
+
+
+def _envelope(message: dict) -> bytes:
+    body = json.dumps(message).encode()
+    return struct.pack(">BI", 0, len(body)) + body
+
+
+async def run(
+    client: httpx.AsyncClient,
+    base_url: str,
+    command: str,
+    *,
+    user: str,
+    envs: dict[str, str] | None = None,
+    tag: str | None = None,
+    wait: bool = True,
+    timeout_s: float = 60.0,
+) -> int | None:
+    """Run ``command`` with ``bash -l -c`` as ``user`` in the sandbox. With ``wait``, returns its exit code;
+    without, returns once it started (envd keeps it running after this call ends)."""
+    process = {"cmd": "/bin/bash", "args": ["-l", "-c", command], "envs": dict(envs or {})}
+    request: dict = {"process": process, "stdin": False}
+    if tag is not None:
+        request["tag"] = tag
+    headers = {
+        "Content-Type": "application/connect+json",
+        "Connect-Protocol-Version": "1",
+        "Authorization": "Basic " + base64.b64encode(f"{user}:".encode()).decode(),
+    }
+    url = f"{base_url}/process.Process/Start"
+    async with client.stream(
+        "POST", url, content=_envelope(request), headers=headers, timeout=timeout_s
+    ) as response:
+        if response.status_code != 200:
+            raise BackendUnavailable(f"envd could not start {command!r}: HTTP {response.status_code}")
+        buffer = b""
+        async for chunk in response.aiter_bytes():
+            buffer += chunk
+            while len(buffer) >= 5:
+                flags, size = struct.unpack(">BI", buffer[:5])
+                if len(buffer) < 5 + size:
+                    break
+                message = json.loads(buffer[5 : 5 + size] or b"{}")
+                buffer = buffer[5 + size :]
+                if flags & _END_STREAM:
+                    error = message.get("error")
+                    if error:
+                        raise BackendUnavailable(f"{command!r} failed in the sandbox: {error}")
+                    raise BackendUnavailable(f"{command!r} ended without an exit status")
+                event = message.get("event", {})
+                if "start" in event and not wait:
+                    return None
+                if "end" in event:
+                    return int(event["end"].get("exitCode", -1))
+    raise BackendUnavailable(f"envd's stream for {command!r} ended early")
+
+
+async def start_template(
+    client: httpx.AsyncClient, base_url: str, template: TemplateImage, timeout_s: float = 60.0
+) -> None:
+    """Start the template's start command (tagged ``start_cmd``) and wait until its ready command
+    succeeds; a template without them is ready at once."""
+    user = template.default_user
+    if template.start_cmd:
+        await run(
+            client, base_url, template.start_cmd, user=user, envs=template.env, tag="start_cmd", wait=False
+        )
+    if not template.ready_cmd:
+        return
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while await run(client, base_url, template.ready_cmd, user=user, envs=template.env) != 0:
+        if time.monotonic() > deadline:
+            raise BackendUnavailable(
+                f"template {template.template_id}: ready command did not succeed within {timeout_s} s"
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)

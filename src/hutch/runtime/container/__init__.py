@@ -351,6 +351,7 @@ class ContainerRuntime:
             pid = await engine.run_detached(sandbox_id, directory, directory / "envd.log", nice=nice)
             sandbox.init_pidfd = os.pidfd_open(pid)
             await envd_client.wait_healthy(self._client, sandbox.envd_url)
+            await envd_client.start_template(self._client, sandbox.envd_url, template)
             undo.pop_all()
         return sandbox
 
