@@ -1,9 +1,11 @@
-"""The whole Hutch stack in one process: runtime, control plane (API) and data plane (proxy).
+"""The whole Hutch stack on one node: runtime and control plane (API) in this process, the data plane
+(proxy) in a child process it supervises.
 
 ``run`` prepares what is missing (the packed envd, the ``base`` template, the catalog and a first API key),
-starts the API and the proxy on one event loop, keeps a development sandbox for the SDK's debug mode
-(``debug_sandbox_id``), writes the client settings to ``.env.local``, and serves until SIGINT/SIGTERM.
-On the way out it stops the servers and the runtime, which removes every sandbox it started.
+starts the proxy (``python -m hutch.proxy``, restarted whenever it dies, killed by the kernel if this process
+dies) and the API, keeps a development sandbox for the SDK's debug mode (``debug_sandbox_id``) and
+publishes it to the proxy, writes the client settings to ``.env.local``, and serves until SIGINT/SIGTERM.
+On the way out it stops the API, the proxy and the runtime, which removes every sandbox it started.
 """
 
 from __future__ import annotations
@@ -20,20 +22,19 @@ import uvicorn
 from .api import create_app
 from .catalog import Catalog, create_api_key, ensure_api_key, register_template
 from .config import Settings
-from .proxy.resolver import CatalogResolver
-from .proxy.server import create_server
+from .proxy import debug
+from .proxy.supervisor import ProxyProcess
 from .runtime import registry
 from .runtime.types import SandboxSpec, TemplateImage
 from .templates import base
 from .templates.envd_zipapp import build as build_envd
 
 log = logging.getLogger("hutch")
-DEBUG_SANDBOX_ID = "debug_sandbox_id"
 BASE_CPU, BASE_MEMORY_MB = 2, 512
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the stack stops both servers together."""
+    """uvicorn without its own signal handling: the stack decides when the API stops."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -110,7 +111,6 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
         gvisor_size = settings.runtime.gvisor_warm_pool.get(template.template_id, 0)
         if gvisor_size:
             keep_warm(template, gvisor_size, BASE_CPU, BASE_MEMORY_MB, engine="gvisor")
-    resolver = CatalogResolver(catalog)
     api = _Server(
         uvicorn.Config(
             create_app(settings, runtime=runtime, catalog=catalog),
@@ -121,28 +121,32 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
             lifespan="on",
         )
     )
-    proxy = _Server(create_server(settings.proxy, resolver).config)
+    debug_file = debug.path_in(settings.data_dir)
+    debug.withdraw(debug_file)  # a crashed run's sandbox is gone
+    proxy = ProxyProcess(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    servers = [asyncio.ensure_future(api.serve()), asyncio.ensure_future(proxy.serve())]
+    server = asyncio.ensure_future(api.serve())
     try:
-        while not (api.started and proxy.started):
-            if any(task.done() for task in servers):
-                await asyncio.gather(*servers)
-                raise RuntimeError("a server stopped while starting")
+        await proxy.start()
+        while not api.started:
+            if server.done():
+                await server
+                raise RuntimeError("the API stopped while starting")
             await asyncio.sleep(0.05)
         dev = await runtime.create(
             SandboxSpec(template=template, cpu_count=BASE_CPU, memory_mb=BASE_MEMORY_MB)
         )
-        resolver.fixed[DEBUG_SANDBOX_ID] = dev
+        debug.publish(debug_file, dev)
         env_file.write_text(client_env(settings, api_key))
         say(f"Hutch is up. Client settings (written to {env_file}):\n\n{client_env(settings, api_key)}")
         await stop.wait()
         say("stopping")
         await runtime.kill(dev.sandbox_id)
     finally:
-        api.should_exit = proxy.should_exit = True
-        await asyncio.gather(*servers, return_exceptions=True)
+        debug.withdraw(debug_file)
+        api.should_exit = True
+        await asyncio.gather(proxy.stop(), server, return_exceptions=True)
         await catalog.close()

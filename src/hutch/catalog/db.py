@@ -17,7 +17,6 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from ..errors import NotSupported
-from . import migrate
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -55,9 +54,10 @@ class Catalog:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    async def open(cls, url: str) -> Catalog:
-        """Connect to ``url`` (creating a SQLite file's directory) and migrate its schema to the newest
-        revision (a database made before migrations keeps its rows)."""
+    async def open(cls, url: str, *, migrate: bool = True) -> Catalog:
+        """Connect to ``url`` (creating a SQLite file's directory) and, with ``migrate``, bring its schema
+        to the newest revision (a database made before migrations keeps its rows). Readers that another
+        process migrates for (the proxy) skip that, and Alembic's import with it."""
         parsed = _async_url(url)
         options: dict[str, Any] = {}
         if _is_sqlite(parsed):
@@ -74,9 +74,13 @@ class Catalog:
         if _is_sqlite(parsed):
             event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         catalog = cls(engine)
+        if not migrate:
+            return catalog
+        from .migrate import upgrade
+
         try:
             async with engine.begin() as connection:
-                await connection.run_sync(migrate.upgrade)
+                await connection.run_sync(upgrade)
         except BaseException:
             await engine.dispose()
             raise

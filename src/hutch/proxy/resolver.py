@@ -1,5 +1,5 @@
-"""Where a sandbox runs and the traffic token it wants, read from the catalog with a short cache, plus fixed
-routes (the debug sandbox)."""
+"""Where a sandbox runs and the traffic token it wants, read from the catalog with a short cache; the SDK's
+debug id goes to the development sandbox ``hutch up`` publishes (:mod:`.debug`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 from ..catalog import Catalog
 from ..catalog.repos import sandboxes
 from ..runtime.types import SandboxHandle
-from .routing import SandboxRoute
+from .debug import DebugSandbox
+from .routing import DEBUG_SANDBOX_ID, SandboxRoute
 
 # Short enough that a killed sandbox stops being routed to almost at once.
 TTL_S = 0.25
@@ -16,17 +17,18 @@ TTL_S = 0.25
 
 class CatalogResolver:
     """``await resolver(sandbox_id)`` → the sandbox's :class:`SandboxRoute` (its handle and traffic access
-    token), or None. ``fixed`` routes (``hutch up``'s debug sandbox) take public traffic."""
+    token), or None. With ``debug``, the SDK's debug id resolves to the sandbox published there, which
+    takes public traffic; without, to nothing."""
 
-    def __init__(self, catalog: Catalog, fixed: dict[str, SandboxHandle] | None = None) -> None:
+    def __init__(self, catalog: Catalog, *, debug: DebugSandbox | None = None) -> None:
         self.catalog = catalog
-        self.fixed = dict(fixed or {})
+        self.debug = debug
         self._cache: dict[str, tuple[float, SandboxRoute]] = {}
 
     async def __call__(self, sandbox_id: str) -> SandboxRoute | None:
-        handle = self.fixed.get(sandbox_id)
-        if handle is not None:
-            return SandboxRoute(handle)
+        if sandbox_id == DEBUG_SANDBOX_ID:
+            handle = self.debug.get() if self.debug is not None else None
+            return SandboxRoute(handle) if handle is not None else None
         now = time.monotonic()
         cached = self._cache.get(sandbox_id)
         if cached is not None and cached[0] > now:

@@ -1,0 +1,73 @@
+"""``python -m hutch.proxy``: the data-plane proxy as a process of its own.
+
+It reads the usual settings (``HUTCH_*``, ``HUTCH_CONFIG``), resolves sandboxes through the catalog (SQLite
+in WAL mode or PostgreSQL, both shared with the API's process) and the SDK's debug id through the file
+``hutch up`` publishes (:mod:`.debug`). It binds ``settings.proxy.host``/``port``, unless ``--fd`` hands it
+a listening socket (``hutch up`` does: :mod:`.supervisor`). SIGTERM or SIGINT stops it gracefully.
+
+It imports only the proxy, the settings and the catalog: no API, no runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from ..catalog import Catalog
+from ..config import Settings
+from .debug import DebugSandbox, path_in
+from .resolver import CatalogResolver
+from .server import create_server
+
+_PR_SET_PDEATHSIG = 1
+# One line per record, marked as the proxy's: under `hutch up` it shares the log with the API.
+_LOG_FORMAT = "%(asctime)s %(levelname)s proxy[%(process)d] %(name)s: %(message)s"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hutch.proxy", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, help="the node's data directory (default: the settings')")
+    parser.add_argument("--fd", type=int, help="serve this inherited listening socket instead of binding")
+    parser.add_argument("--parent", type=int, help="exit when the process with this pid exits")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    if args.parent is not None:
+        _die_with(args.parent)
+    logging.basicConfig(level=args.log_level.upper(), format=_LOG_FORMAT)
+    settings = Settings(data_dir=args.data_dir) if args.data_dir else Settings()
+    listener = socket.socket(fileno=args.fd) if args.fd is not None else None
+    asyncio.run(serve(settings, listener))
+
+
+async def serve(settings: Settings, listener: socket.socket | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, on ``listener`` if given."""
+    catalog = await Catalog.open(settings.catalog_url, migrate=False)  # the main process migrates
+    try:
+        resolver = CatalogResolver(catalog, debug=DebugSandbox(path_in(settings.data_dir)))
+        server = create_server(settings.proxy, resolver)
+        await server.serve(sockets=[listener] if listener is not None else None)
+    finally:
+        await catalog.close()
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies, however it dies (``kill -9`` included),
+    so that no proxy outlives ``hutch up`` holding the port. If the parent is already gone (it died while
+    this process started, before the request took effect), exit now."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:
+        sys.exit("hutch.proxy: the process that started it has exited")
+
+
+if __name__ == "__main__":
+    main()
