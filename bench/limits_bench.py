@@ -1,5 +1,6 @@
-"""Noisy neighbours: how much a fork bomb and a memory bomb in one sandbox slow down a neighbour's
-``commands.run("true")`` (p50 and p95, against the same neighbour at rest), through the official SDK.
+"""Noisy neighbours: how much a fork bomb, a memory bomb, a CPU hog and a disk filler in one sandbox slow
+down a neighbour's ``commands.run("true")`` (p50 and p95, against the same neighbour at rest), through the
+official SDK.
 
 It starts its own stack (``hutch up --detach``, temp data, free ports, subnet 10.15.0.0/16) and stops it.
 Run as root: ``python bench/limits_bench.py [--runs 50]``.
@@ -29,6 +30,8 @@ BOMBS = {
     # Allocates until the sandbox's OOM killer ends it, over and over.
     "memory bomb": "while :; do python3 -c 'b = []\nwhile True: b.append(bytearray(64 * 2**20))'; done",
     "CPU hog (4 busy loops)": "for i in 1 2 3 4; do (while :; do :; done) & done; wait",
+    # Fills its disk quota, then keeps trying to write.
+    "disk filler": "dd if=/dev/zero of=/home/user/fill bs=1M; while :; do echo x >> /home/user/fill; done",
 }
 
 
