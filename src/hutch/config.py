@@ -39,7 +39,7 @@ class RuntimeSettings(BaseModel):
     backend: str = "container"
     node_id: str = "local"
     # Ready sandboxes kept per template, so that a create only claims and initialises one.
-    warm_pool: dict[str, int] = Field(default_factory=lambda: {"base": 4})
+    warm_pool: dict[str, int] = Field(default_factory=lambda: {"base": 4, "code-interpreter-v1": 1})
     # The same for sandboxes created with metadata ``hutch.runtime: gvisor`` (none by default).
     gvisor_warm_pool: dict[str, int] = Field(default_factory=dict)
     subnet: str = "10.11.0.0/16"
@@ -56,6 +56,8 @@ class ProxySettings(BaseModel):
 
 class TemplateSettings(BaseModel):
     cache_dir: Path = Path("/var/cache/hutch")
+    # Build and serve ``code-interpreter-v1`` (Jupyter; about a minute to build once, ~0.7 GB on disk).
+    code_interpreter: bool = True
 
 
 class Settings(BaseSettings):

@@ -1,7 +1,8 @@
 """The whole Hutch stack on one node: runtime and control plane (API) in this process, the data plane
 (proxy) in a child process it supervises.
 
-``run`` prepares what is missing (the packed envd, the ``base`` template, the catalog and a first API key),
+``run`` prepares what is missing (the packed envd, the built-in templates ``base`` and
+``code-interpreter-v1``, the catalog and a first API key), keeps warm pools of them,
 starts the proxy (``python -m hutch.proxy``, restarted whenever it dies, killed by the kernel if this process
 dies) and the API, keeps a development sandbox for the SDK's debug mode (``debug_sandbox_id``) and
 publishes it to the proxy, writes the client settings to ``.env.local``, and serves until SIGINT/SIGTERM.
@@ -15,6 +16,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
@@ -26,11 +28,22 @@ from .proxy import debug
 from .proxy.supervisor import ProxyProcess
 from .runtime import registry
 from .runtime.types import SandboxSpec, TemplateImage
-from .templates import base
+from .templates import base, code_interpreter
 from .templates.envd_zipapp import build as build_envd
 
 log = logging.getLogger("hutch")
 BASE_CPU, BASE_MEMORY_MB = 2, 512
+# Jupyter, a warm kernel and the data libraries need more room than a bare sandbox.
+INTERPRETER_CPU, INTERPRETER_MEMORY_MB = 2, 1024
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A template the stack builds and registers itself, with the limits its sandboxes get."""
+
+    image: TemplateImage
+    cpu_count: int
+    memory_mb: int
 
 
 class _Server(uvicorn.Server):
@@ -75,42 +88,73 @@ def _runtime_options(settings: Settings, envd_path: Path) -> dict:
 
 async def prepare(
     settings: Settings, env_file: Path, say: Callable[[str], None]
-) -> tuple[Catalog, str, TemplateImage, Path]:
-    """Everything the stack needs before it serves: envd, the base template, the catalog and an API key."""
+) -> tuple[Catalog, str, list[Builtin], Path]:
+    """Everything the stack needs before it serves: envd, the built-in templates, the catalog and an API
+    key. The templates are built once and cached (the fake backend needs none)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     envd_path = await asyncio.to_thread(build_envd, settings.data_dir / "envd" / "envd.pyz")
-    rootfs = base.rootfs_path(settings.templates.cache_dir)
-    if settings.runtime.backend != "fake":
-        rootfs = await asyncio.to_thread(base.build, settings.templates.cache_dir, log=say)
+    cache = settings.templates.cache_dir
+    real = settings.runtime.backend != "fake"
+    rootfs = await asyncio.to_thread(base.build, cache, log=say) if real else base.rootfs_path(cache)
+    builtins = [
+        Builtin(
+            TemplateImage(base.TEMPLATE_ID, rootfs, default_user=base.DEFAULT_USER), BASE_CPU, BASE_MEMORY_MB
+        )
+    ]
+    if real and settings.templates.code_interpreter:
+        interpreter_rootfs = await asyncio.to_thread(code_interpreter.build, cache, log=say)
+        image = TemplateImage(
+            code_interpreter.TEMPLATE_ID,
+            interpreter_rootfs,
+            default_user=base.DEFAULT_USER,
+            start_cmd=code_interpreter.START_CMD,
+            ready_cmd=code_interpreter.READY_CMD,
+        )
+        builtins.append(Builtin(image, INTERPRETER_CPU, INTERPRETER_MEMORY_MB))
     catalog = await Catalog.open(settings.catalog_url)
-    await register_template(
-        catalog,
-        template_id=base.TEMPLATE_ID,
-        rootfs=str(rootfs),
-        aliases=base.ALIASES,
-        default_user=base.DEFAULT_USER,
-        cpu_count=BASE_CPU,
-        memory_mb=BASE_MEMORY_MB,
-    )
+    aliases = {base.TEMPLATE_ID: base.ALIASES, code_interpreter.TEMPLATE_ID: code_interpreter.ALIASES}
+    for builtin in builtins:
+        await register_template(
+            catalog,
+            template_id=builtin.image.template_id,
+            rootfs=str(builtin.image.rootfs),
+            aliases=aliases[builtin.image.template_id],
+            default_user=builtin.image.default_user,
+            cpu_count=builtin.cpu_count,
+            memory_mb=builtin.memory_mb,
+            start_cmd=builtin.image.start_cmd,
+            ready_cmd=builtin.image.ready_cmd,
+        )
     existing = read_env_file(env_file).get("E2B_API_KEY")
     key = await ensure_api_key(catalog, key=existing) if existing else None
     if key is None:
         key = await ensure_api_key(catalog) or await create_api_key(catalog)
-    template = TemplateImage(base.TEMPLATE_ID, rootfs, default_user=base.DEFAULT_USER)
-    return catalog, key, template, envd_path
+    return catalog, key, builtins, envd_path
+
+
+def _keep_warm(runtime: object, settings: Settings, builtins: list[Builtin]) -> None:
+    """Ask the runtime (if it has pools) to keep the configured number of each built-in template ready."""
+    keep_warm = getattr(runtime, "keep_warm", None)
+    if keep_warm is None:
+        return
+    for builtin in builtins:
+        template_id = builtin.image.template_id
+        for engine, sizes in (
+            ("container", settings.runtime.warm_pool),
+            ("gvisor", settings.runtime.gvisor_warm_pool),
+        ):
+            if sizes.get(template_id, 0):
+                keep_warm(
+                    builtin.image, sizes[template_id], builtin.cpu_count, builtin.memory_mb, engine=engine
+                )
 
 
 async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] = print) -> None:
     """Serve the stack until SIGINT or SIGTERM."""
-    catalog, api_key, template, envd_path = await prepare(settings, env_file, say)
+    catalog, api_key, builtins, envd_path = await prepare(settings, env_file, say)
     runtime = registry.load(settings.runtime.backend, **_runtime_options(settings, envd_path))
-    keep_warm = getattr(runtime, "keep_warm", None)
-    if keep_warm is not None:
-        size = settings.runtime.warm_pool.get(template.template_id, 0)
-        keep_warm(template, size, BASE_CPU, BASE_MEMORY_MB)
-        gvisor_size = settings.runtime.gvisor_warm_pool.get(template.template_id, 0)
-        if gvisor_size:
-            keep_warm(template, gvisor_size, BASE_CPU, BASE_MEMORY_MB, engine="gvisor")
+    _keep_warm(runtime, settings, builtins)
+    template = builtins[0].image  # base: the development sandbox's
     api = _Server(
         uvicorn.Config(
             create_app(settings, runtime=runtime, catalog=catalog),
