@@ -11,54 +11,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from e2b import Sandbox
-from measure import free_port, summary, timed
-
-from hutch.runtime.leftovers import leftovers
+from measure import own_stack, summary, timed
 
 SUBNET = "10.16.0.0/16"
-HUTCH = str(Path(sys.executable).with_name("hutch"))
 ENGINES = ("container", "gvisor")
 
 
-@contextmanager
-def stack(pool: int, seen: set[str]) -> Iterator[dict]:
-    """A stack with ``pool`` warm sandboxes per engine; yields the SDK's connection options."""
-    base = Path(tempfile.mkdtemp(prefix="hutch-engines-"))
-    env = {
-        **os.environ,
-        "HUTCH_DATA_DIR": str(base / "data"),
-        "HUTCH_API__PORT": str(free_port()),
-        "HUTCH_PROXY__PORT": str(free_port()),
-        "HUTCH_RUNTIME__SUBNET": SUBNET,
-        "HUTCH_RUNTIME__WARM_POOL": json.dumps({"base": pool}),
-        "HUTCH_RUNTIME__GVISOR_WARM_POOL": json.dumps({"base": pool}),
-    }
-    env_file = base / "env.local"
-    subprocess.run([HUTCH, "up", "--detach", "--env-file", str(env_file)], env=env, check=True)
-    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
-    try:
-        yield {
-            "api_key": values["E2B_API_KEY"],
-            "api_url": values["E2B_API_URL"],
-            "sandbox_url": values["E2B_SANDBOX_URL"],
-        }
-    finally:
-        subprocess.run([HUTCH, "down"], env=env, check=False)
-        problems = leftovers(base / "data", SUBNET, seen)
-        shutil.rmtree(base, ignore_errors=True)
-        if problems:
-            raise SystemExit(f"left behind: {problems}")
+def pools(size: int) -> dict[str, object]:
+    """``size`` warm base sandboxes per engine."""
+    return {"HUTCH_RUNTIME__WARM_POOL": {"base": size}, "HUTCH_RUNTIME__GVISOR_WARM_POOL": {"base": size}}
 
 
 def create(opts: dict, engine: str, seen: set[str]) -> Sandbox:
@@ -108,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     seen: set[str] = set()
     results: dict = {engine: {} for engine in ENGINES}
-    with stack(0, seen) as opts:
+    with own_stack(SUBNET, pools(0), seen) as opts:
         for engine in ENGINES:
             results[engine]["cold"] = creates(opts, engine, args.runs // 3, 0.2, seen)
             sandbox = create(opts, engine, seen)
@@ -121,7 +86,7 @@ def main() -> None:
             results[engine]["file_4k_write_read"] = timed(file_round_trip, args.runs)
             sandbox.kill()
             results[engine]["idle_MiB_per_sandbox"] = idle_memory(opts, engine, args.idle, seen)
-    with stack(2, seen) as opts:
+    with own_stack(SUBNET, pools(2), seen) as opts:
         for engine in ENGINES:
             create(opts, engine, seen).kill()  # the first claim waits for the pool's first fill
             results[engine]["warm"] = creates(opts, engine, args.runs, 1.5, seen)

@@ -24,23 +24,17 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 from e2b import ConnectionConfig
 from e2b_code_interpreter import Sandbox
-from measure import free_port, summary, timed
+from measure import free_port, own_stack, summary, timed
 from packaging.version import Version
 
-HUTCH = str(Path(sys.executable).with_name("hutch"))
 SUBNET = "10.17.0.0/16"
 PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [3, 1, 2])\nplt.show()"
 
@@ -76,32 +70,6 @@ def sandbox_for(url: str, sandbox_id: str, token: str | None) -> Sandbox:
         envd_access_token=token,
         connection_config=ConnectionConfig(sandbox_url=url, extra_sandbox_headers=headers, debug=True),
     )
-
-
-@contextmanager
-def stack() -> Iterator[dict]:
-    """A stack of its own with two warm code-interpreter sandboxes; yields the SDK's connection options."""
-    base = Path(tempfile.mkdtemp(prefix="hutch-interpreter-"))
-    env = {
-        **os.environ,
-        "HUTCH_DATA_DIR": str(base / "data"),
-        "HUTCH_API__PORT": str(free_port()),
-        "HUTCH_PROXY__PORT": str(free_port()),
-        "HUTCH_RUNTIME__SUBNET": SUBNET,
-        "HUTCH_RUNTIME__WARM_POOL": json.dumps({"base": 0, "code-interpreter-v1": 2}),
-    }
-    env_file = base / "env.local"
-    subprocess.run([HUTCH, "up", "--detach", "--env-file", str(env_file)], env=env, check=True)
-    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
-    try:
-        yield {
-            "api_key": values["E2B_API_KEY"],
-            "api_url": values["E2B_API_URL"],
-            "sandbox_url": values["E2B_SANDBOX_URL"],
-        }
-    finally:
-        subprocess.run([HUTCH, "down"], env=env, check=False)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def creates(opts: dict, count: int) -> dict:
@@ -181,7 +149,8 @@ def main() -> None:
     results: dict = {}
     url = args.url
     if args.stack:
-        with stack() as opts:
+        pool = {"HUTCH_RUNTIME__WARM_POOL": {"base": 0, "code-interpreter-v1": 2}}
+        with own_stack(SUBNET, pool, set()) as opts:
             results["create -> first run_code(1+1)"] = creates(opts, args.creates)
             sandbox = Sandbox.create(**opts)
             try:

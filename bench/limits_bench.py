@@ -2,7 +2,8 @@
 down a neighbour's ``commands.run("true")`` (p50 and p95, against the same neighbour at rest), through the
 official SDK.
 
-It starts its own stack (``hutch up --detach``, temp data, free ports, subnet 10.15.0.0/16) and stops it.
+It starts its own stack (``hutch up --detach``, temp data, free ports, subnet 10.15.0.0/16) and stops it;
+anything left behind is an error.
 Run as root: ``python bench/limits_bench.py [--runs 50]``.
 """
 
@@ -10,21 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 from e2b import Sandbox
-from measure import free_port, timed
-
-from hutch.runtime.leftovers import leftovers
+from measure import own_stack, timed
 
 SUBNET = "10.15.0.0/16"
-HUTCH = str(Path(sys.executable).with_name("hutch"))
 BOMBS = {
     "fork bomb": "bash -c ':(){ :|:& };:'",
     # Allocates until the sandbox's OOM killer ends it, over and over.
@@ -39,26 +31,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="hutch-limits-"))
-    env = {
-        **os.environ,
-        "HUTCH_DATA_DIR": str(base / "data"),
-        "HUTCH_API__PORT": str(free_port()),
-        "HUTCH_PROXY__PORT": str(free_port()),
-        "HUTCH_RUNTIME__SUBNET": SUBNET,
-        "HUTCH_RUNTIME__WARM_POOL": json.dumps({"base": 0}),
-    }
-    env_file = base / "env.local"
-    subprocess.run([HUTCH, "up", "--detach", "--env-file", str(env_file)], env=env, check=True)
-    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
-    opts = {
-        "api_key": values["E2B_API_KEY"],
-        "api_url": values["E2B_API_URL"],
-        "sandbox_url": values["E2B_SANDBOX_URL"],
-    }
     results: dict = {}
     seen: set[str] = set()
-    try:
+    with own_stack(SUBNET, {"HUTCH_RUNTIME__WARM_POOL": {"base": 0}}, seen) as opts:
         neighbour = Sandbox.create(**opts)
         seen.add(neighbour.sandbox_id)
         results["at rest"] = timed(lambda: neighbour.commands.run("true"), args.runs)
@@ -73,10 +48,6 @@ def main() -> None:
         for name in BOMBS:
             results[name]["p50_vs_rest"] = round(results[name]["median_ms"] / rest, 2)
         neighbour.kill()
-    finally:
-        subprocess.run([HUTCH, "down"], env=env, check=False)
-        results["leftovers"] = leftovers(base / "data", SUBNET, seen)
-        shutil.rmtree(base, ignore_errors=True)
     print(json.dumps(results, indent=2))
 
 

@@ -1,11 +1,24 @@
-"""What the benchmark scripts share: free ports, timing loops and their summaries."""
+"""What the benchmark scripts share: free ports, timing loops and their summaries, and a stack of their
+own."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hutch.runtime.leftovers import leftovers
+
+HUTCH = str(Path(sys.executable).with_name("hutch"))
 
 
 def free_port() -> int:
@@ -44,3 +57,34 @@ def throughput(fn: Callable[[], object], size: int, runs: int = 3) -> dict:
         fn()
         rates.append(size / (time.perf_counter() - start) / 1e6)
     return {"median_MBps": round(statistics.median(rates), 1), "best_MBps": round(max(rates), 1)}
+
+
+@contextmanager
+def own_stack(subnet: str, settings: dict[str, object], seen: set[str]) -> Iterator[dict]:
+    """``hutch up --detach`` with temporary data, free ports, ``subnet`` and ``settings`` (``HUTCH_…``
+    names; dicts as JSON); yields the SDK's connection options. Afterwards ``hutch down``, and an error if
+    anything of the sandboxes in ``seen`` was left behind."""
+    base = Path(tempfile.mkdtemp(prefix="hutch-bench-"))
+    env = {
+        **os.environ,
+        "HUTCH_DATA_DIR": str(base / "data"),
+        "HUTCH_API__PORT": str(free_port()),
+        "HUTCH_PROXY__PORT": str(free_port()),
+        "HUTCH_RUNTIME__SUBNET": subnet,
+        **{name: value if isinstance(value, str) else json.dumps(value) for name, value in settings.items()},
+    }
+    env_file = base / "env.local"
+    subprocess.run([HUTCH, "up", "--detach", "--env-file", str(env_file)], env=env, check=True)
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    try:
+        yield {
+            "api_key": values["E2B_API_KEY"],
+            "api_url": values["E2B_API_URL"],
+            "sandbox_url": values["E2B_SANDBOX_URL"],
+        }
+    finally:
+        subprocess.run([HUTCH, "down"], env=env, check=False)
+        problems = leftovers(base / "data", subnet, seen)
+        shutil.rmtree(base, ignore_errors=True)
+        if problems:
+            raise SystemExit(f"left behind: {problems}")

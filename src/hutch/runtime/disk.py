@@ -8,13 +8,12 @@ the sandbox writes. Making one costs a few milliseconds, paid by the warm pool a
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 from pathlib import Path
 
 from ..errors import BackendUnavailable
-from .linux import MNT_DETACH, umount
+from .linux import detach
 
 # No journal (the layer dies with its sandbox), nothing reserved for root, inode tables initialised lazily.
 _MKFS = ["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", "-E", "lazy_itable_init=1,nodiscard"]
@@ -45,8 +44,4 @@ class Disk:
 
     def remove(self) -> None:
         """Unmount; safe when it was never mounted. The image goes with the sandbox's directory."""
-        try:
-            umount(str(self.mountpoint), MNT_DETACH)
-        except OSError as err:
-            if err.errno not in (errno.EINVAL, errno.ENOENT):  # not mounted, or gone
-                raise
+        detach(str(self.mountpoint))

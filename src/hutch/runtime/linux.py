@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 
 MNT_DETACH = 2
@@ -30,6 +31,15 @@ def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: st
 
 def umount(target: str, flags: int = 0) -> None:
     _check(_libc.umount2(target.encode(), flags), f"umount {target}")
+
+
+def detach(target: str) -> None:
+    """Unmount ``target`` lazily; one that is not mounted (or gone) is fine."""
+    try:
+        umount(target, MNT_DETACH)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.ENOENT):
+            raise
 
 
 def is_mountpoint(path: str) -> bool:

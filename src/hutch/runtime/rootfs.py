@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import errno
 import shutil
 from pathlib import Path
 
-from .linux import MNT_DETACH, mount, umount
+from .linux import detach, mount
 
 
 class Overlay:
@@ -26,11 +25,7 @@ class Overlay:
         mount("overlay", str(self.merged), "overlay", 0, options)
 
     def unmount(self) -> None:
-        try:
-            umount(str(self.merged), MNT_DETACH)
-        except OSError as err:
-            if err.errno not in (errno.EINVAL, errno.ENOENT):  # not mounted, or gone
-                raise
+        detach(str(self.merged))
 
 
 def remove_tree(path: Path) -> None:

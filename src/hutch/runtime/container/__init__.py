@@ -35,9 +35,9 @@ from ..rootfs import Overlay, remove_tree
 from ..types import ENVD_PORT, SandboxHandle, SandboxSpec, TemplateImage, new_sandbox_id
 from . import oci, seccomp
 from .crun import Crun
+from .engine import OciCli
 from .runsc import Runsc
 
-Engine = Crun | Runsc
 ENGINES = ("container", "gvisor")
 
 log = logging.getLogger("hutch.runtime")
@@ -299,7 +299,7 @@ class ContainerRuntime:
         elif sandbox.init_pidfd is not None:
             asyncio.get_running_loop().remove_reader(sandbox.init_pidfd)
 
-    def engine(self, name: str) -> Engine:
+    def engine(self, name: str) -> OciCli:
         """The engine called ``name`` (``container`` or ``gvisor``); one this host lacks is NotSupported."""
         if name == "container":
             return self.crun
@@ -419,9 +419,9 @@ class ContainerRuntime:
         for name, container_id in known:
             await self.engine(name).delete(container_id)
 
-    def _engines(self) -> list[tuple[str, Engine]]:
+    def _engines(self) -> list[tuple[str, OciCli]]:
         """The engines this host has (gVisor is optional)."""
-        found: list[tuple[str, Engine]] = [("container", self.crun)]
+        found: list[tuple[str, OciCli]] = [("container", self.crun)]
         with contextlib.suppress(NotSupported):
             found.append(("gvisor", self.engine("gvisor")))
         return found

@@ -12,13 +12,11 @@ plain command line is started with ``vfork``.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import shutil
-from pathlib import Path
 
-from ...errors import BackendUnavailable, NotSupported
+from ...errors import NotSupported
 from ..linux import is_mountpoint
+from .engine import OciCli
 
 _UNIFIED = "/sys/fs/cgroup/unified"
 _HIDE_UNIFIED = [
@@ -32,65 +30,16 @@ def hybrid_cgroups() -> bool:
     return is_mountpoint(_UNIFIED)
 
 
-class Crun:
+class Crun(OciCli):
     """Runs ``crun`` with this host's workaround, if it needs one."""
+
+    binary_name = "crun"
 
     def __init__(self, state_dir: str = "/run/hutch/crun", binary: str | None = None) -> None:
         found = binary or shutil.which("crun")
         if not found:
             raise NotSupported("crun is not installed: apt-get install crun")
         # Hutch's containers live in their own crun state directory, apart from any other crun user.
-        self.state_dir = state_dir
-        self.command = [*(_HIDE_UNIFIED if hybrid_cgroups() else []), found, "--root", state_dir]
-
-    async def call(self, *args: str, check: bool = True) -> str:
-        """Run ``crun ARGS`` and return its stdout."""
-        process = await asyncio.create_subprocess_exec(
-            *self.command,
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        super().__init__(
+            [*(_HIDE_UNIFIED if hybrid_cgroups() else []), found, "--root", state_dir], state_dir
         )
-        stdout, stderr = await process.communicate()
-        if check and process.returncode != 0:
-            raise BackendUnavailable(f"crun {args[0]} failed: {stderr.decode(errors='replace').strip()}")
-        return stdout.decode(errors="replace")
-
-    async def run_detached(self, container_id: str, bundle: Path, log: Path, *, nice: int = 0) -> int:
-        """Start a container in the background; returns its init's pid.
-
-        Its init inherits crun's stdout and stderr, so both go to ``log`` (a file): a pipe would stay open
-        for the container's whole life. With ``nice``, crun and the container start at that lower CPU
-        priority (background work that must not slow down running sandboxes).
-        """
-        pid_file = bundle / "init.pid"
-        niceness = ["nice", "-n", str(nice)] if nice else []
-        with open(log, "ab") as out:
-            process = await asyncio.create_subprocess_exec(
-                *niceness, *self.command,
-                "run", "--detach", "--pid-file", str(pid_file), "--bundle", str(bundle), container_id,
-                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
-            )  # fmt: skip
-            code = await process.wait()
-        if code != 0:
-            tail = log.read_bytes()[-2000:].decode(errors="replace").strip()
-            raise BackendUnavailable(f"crun run failed: {tail}")
-        return int(pid_file.read_text().strip())
-
-    async def delete(self, container_id: str) -> None:
-        """Kill and remove a container; a missing one is fine."""
-        await self.call("delete", "--force", container_id, check=False)
-
-    async def state(self, container_id: str) -> dict:
-        """crun's state of a container (``status``, ``pid``, …); empty when crun does not know it."""
-        text = await self.call("state", container_id, check=False)
-        try:
-            return json.loads(text)
-        except ValueError:
-            return {}
-
-    async def list(self) -> list[str]:
-        """Ids of the containers crun knows."""
-        text = await self.call("list", "--quiet", check=False)
-        return [line.strip() for line in text.splitlines() if line.strip()]
