@@ -24,6 +24,7 @@ import uvicorn
 from .api import create_app
 from .catalog import Catalog, create_api_key, ensure_api_key, register_template
 from .config import Settings
+from .dotenv import read_env_file
 from .proxy import debug
 from .proxy.supervisor import ProxyProcess
 from .runtime import registry
@@ -52,16 +53,6 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not line.lstrip().startswith("#"):
-                values[key.strip()] = value.strip()
-    return values
 
 
 def client_env(settings: Settings, api_key: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 from e2b import AuthenticationException
 
 import hutch
-from hutch.sdk._dotenv import find_env_file, read_env_file
+from hutch.dotenv import find_env_file, read_env_file
 from hutch.sdk._settings import DEFAULT_SANDBOX_URL, api_answers, resolve
 from tests.conftest import free_port
 

@@ -15,7 +15,7 @@ from ..runtime.base import Runtime
 from . import errors, openapi
 from .ratelimit import RateLimiter
 from .reaper import Reaper
-from .routes import api_keys, health, sandboxes
+from .routes import api_keys, health, sandboxes, templates
 from .services.sandboxes import SandboxService
 
 log = logging.getLogger(__name__)
@@ -70,4 +70,5 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
     app.include_router(health.router)
     app.include_router(sandboxes.router, responses=errors.ERROR_RESPONSES)
     app.include_router(api_keys.router, responses=errors.ERROR_RESPONSES)
+    app.include_router(templates.router, responses=errors.ERROR_RESPONSES)
     return app

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from ..config import Settings
-from ..stack import read_env_file, run
+from ..dotenv import read_env_file
 
 console = Console()
 
@@ -50,6 +50,9 @@ def up(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request to envd is noise here
     _pid_file(settings).parent.mkdir(parents=True, exist_ok=True)
     _pid_file(settings).write_text(str(os.getpid()))
+    # The stack (FastAPI, the runtime…) is loaded only here: the other commands start in a fraction of it.
+    from ..stack import run
+
     try:
         asyncio.run(run(settings, env_file=env_file.resolve(), say=console.print))
     finally:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from e2b import ApiParams, AuthenticationException
 
-from ._dotenv import find_env_file, read_env_file
+from ..dotenv import find_env_file, read_env_file
 
 log = logging.getLogger("hutch.sdk")
 

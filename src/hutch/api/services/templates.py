@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ...catalog import Catalog
 from ...catalog.models import Template
 from ...catalog.repos import templates
-from ...errors import NotFound
+from ...errors import Forbidden, NotFound
 from ...runtime.types import TemplateImage
 
 # The long template ids of E2B's public templates, which older code passes instead of the names.
@@ -36,6 +38,25 @@ async def resolve(session: AsyncSession, *, name: str, team_id: str) -> Template
         listing = ", ".join(known) if known else "none (build one first)"
         raise NotFound(f"template {name!r} not found; known templates: {listing}")
     return template
+
+
+async def visible(*, catalog: Catalog, team_id: str) -> list[Template]:
+    """The templates the team may use: the installation's, its own and other teams' public ones."""
+    async with catalog.transaction() as session:
+        rows = await session.scalars(select(Template).order_by(Template.created_at, Template.template_id))
+        return [row for row in rows if row.visible_to(team_id)]
+
+
+async def delete(*, catalog: Catalog, team_id: str, name: str) -> None:
+    """Delete the team's template ``name`` (id or alias). Sandboxes started from it keep running.
+    A built-in template is ``Forbidden``; one the team does not own is ``NotFound``."""
+    async with catalog.transaction() as session:
+        template = await find(session, name=name, team_id=team_id)
+        if template is not None and template.team_id is None:
+            raise Forbidden(f"template {name!r} is built in and cannot be deleted")
+        if template is None or template.team_id != team_id:
+            raise NotFound(f"template {name!r} not found among the team's own templates")
+        await session.delete(template)
 
 
 def image(template: Template) -> TemplateImage:

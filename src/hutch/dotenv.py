@@ -17,11 +17,13 @@ def find_env_file(start: Path) -> Path | None:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """The ``KEY=VALUE`` lines of ``path``.
+    """The ``KEY=VALUE`` lines of ``path`` (none when there is no such file).
 
     Blank lines and ``#`` comments are skipped; an ``export`` prefix and quotes around a value are removed.
     """
     values: dict[str, str] = {}
+    if not path.is_file():
+        return values
     for raw in path.read_text().splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):

@@ -1,0 +1,55 @@
+"""Template bodies: ``Template``, the items of ``GET /templates`` (spec §1.5)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from ...catalog.models import Template as TemplateRow
+from ...envd.version import VERSION as ENVD_VERSION
+from .common import WireModel
+
+
+class Template(WireModel):
+    """A template as E2B lists it. Hutch keeps one build per template, so ``buildCount`` is 1 and
+    ``buildID`` is derived from the template's id and its last update."""
+
+    template_id: str = Field(alias="templateID")
+    build_id: str = Field(alias="buildID")
+    cpu_count: int = Field(alias="cpuCount")
+    memory_mb: int = Field(alias="memoryMB")
+    disk_size_mb: int = Field(alias="diskSizeMB")
+    public: bool
+    aliases: list[str]
+    names: list[str]
+    created_at: datetime = Field(alias="createdAt")
+    updated_at: datetime = Field(alias="updatedAt")
+    created_by: None = Field(default=None, alias="createdBy")
+    last_spawned_at: datetime | None = Field(default=None, alias="lastSpawnedAt")
+    spawn_count: int = Field(default=0, alias="spawnCount")
+    build_count: int = Field(default=1, alias="buildCount")
+    envd_version: str = Field(default=ENVD_VERSION, alias="envdVersion")
+    build_status: Literal["building", "waiting", "ready", "error"] = Field(
+        default="ready", alias="buildStatus"
+    )
+    is_default: bool = Field(alias="isDefault")
+
+    @classmethod
+    def of(cls, row: TemplateRow) -> Template:
+        build = uuid.uuid5(uuid.NAMESPACE_URL, f"hutch:{row.template_id}:{row.updated_at.isoformat()}")
+        return cls(
+            template_id=row.template_id,
+            build_id=str(build),
+            cpu_count=row.cpu_count,
+            memory_mb=row.memory_mb,
+            disk_size_mb=row.disk_mb,
+            public=row.public,
+            aliases=list(row.aliases),
+            names=list(row.aliases) or [row.template_id],
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            is_default=row.team_id is None,
+        )
