@@ -100,6 +100,7 @@ async def prepare(
             default_user=base.DEFAULT_USER,
             start_cmd=code_interpreter.START_CMD,
             ready_cmd=code_interpreter.READY_CMD,
+            start_user=code_interpreter.START_USER,
         )
         builtins.append(Builtin(image, INTERPRETER_CPU, INTERPRETER_MEMORY_MB))
     catalog = await Catalog.open(settings.catalog_url)
@@ -115,6 +116,7 @@ async def prepare(
             memory_mb=builtin.memory_mb,
             start_cmd=builtin.image.start_cmd,
             ready_cmd=builtin.image.ready_cmd,
+            start_user=builtin.image.start_user,
         )
     existing = read_env_file(env_file).get("E2B_API_KEY")
     key = await ensure_api_key(catalog, key=existing) if existing else None

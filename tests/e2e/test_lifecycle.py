@@ -204,3 +204,14 @@ def test_orphans_are_reaped(sandbox):
     sandbox.commands.run("sleep 0.6")
     zombies = sandbox.commands.run("ps -eo stat= | grep -c '^Z' || true").stdout.strip()
     assert zombies == "0"
+
+
+def test_a_command_of_a_killed_sandbox_ends_saying_so(stack):
+    # The proxy's cache still routes to the sandbox a moment after the kill; the SDK's health probe
+    # must nevertheless hear "not found", so that it reports the sandbox as gone.
+    sandbox = stack.create()
+    command = sandbox.commands.run("sleep 60", background=True)
+    sandbox.kill()
+    with pytest.raises(SandboxException) as err:
+        command.wait()
+    assert "sandbox was killed or reached its end of life" in str(err.value)

@@ -131,3 +131,14 @@ def test_missing_values_do_not_break_the_display(sandbox: Sandbox):
     plot = sandbox.run_code("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, float('nan'), 3])")
     [figure] = [r for r in plot.results if r.png]
     assert figure.chart.elements[0].points == [(1, 1), (2, None), (3, 3)]
+
+
+def test_a_pillow_image_saved_to_a_file_is_displayed(sandbox: Sandbox):
+    execution = sandbox.run_code(
+        "from PIL import Image\nimport tempfile, os\n"
+        "path = os.path.join(tempfile.mkdtemp(), 'red.png')\n"
+        "Image.new('RGB', (4, 4), 'red').save(path)\nos.path.getsize(path) > 0"
+    )
+    assert execution.error is None and execution.text == "True"
+    [image] = [result for result in execution.results if not result.is_main_result]
+    assert image.png

@@ -97,6 +97,8 @@ class Template(Base):
     disk_mb: Mapped[int] = mapped_column(default=1024)
     start_cmd: Mapped[str | None] = mapped_column(String(8192))
     ready_cmd: Mapped[str | None] = mapped_column(String(8192))
+    # The user the start command runs as; ``None``: ``default_user``.
+    start_user: Mapped[str | None] = mapped_column(String(255))
     # The engine its sandboxes run on unless a create asks for another (metadata ``hutch.runtime``).
     runtime: Mapped[str] = mapped_column(String(32), default="container", server_default=text("'container'"))
     public: Mapped[bool] = mapped_column(default=True)

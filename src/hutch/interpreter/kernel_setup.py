@@ -2,7 +2,8 @@
 
 Adds the display formats the code interpreter reports besides IPython's own: ``e2b/data`` (a pandas
 DataFrame as columns), ``e2b/chart`` (a matplotlib figure's data, by ``charts.py`` next to this file) and
-``application/json`` for plain lists and dicts.
+``application/json`` for plain lists and dicts. And, as E2B's interpreter does, a Pillow image saved to a
+file or shown with ``show()`` is also displayed (a PNG result), instead of looking for an image viewer.
 """
 
 import importlib.util
@@ -98,6 +99,26 @@ def _plain(value):
     raise TypeError(type(value).__name__)
 
 
+def _display_pillow_images():
+    try:
+        from PIL import Image, ImageShow
+    except ImportError:  # no Pillow in this environment
+        return
+    from IPython.display import display
+
+    save = Image.Image.save
+
+    def save_and_display(self, fp, format=None, **params):
+        save(self, fp, format, **params)
+        if isinstance(fp, (str, bytes, os.PathLike)):
+            display(self)
+
+    Image.Image.save = save_and_display
+    Image.Image.show = lambda self, title=None: display(self)
+    ImageShow._viewers.clear()
+
+
+_display_pillow_images()
 _formatter = get_ipython().display_formatter
 _formatter.formatters["e2b/data"] = DataFormatter(parent=_formatter)
 _formatter.formatters["e2b/chart"] = ChartFormatter(parent=_formatter)

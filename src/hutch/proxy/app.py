@@ -60,7 +60,7 @@ class ProxyApp:
         try:
             await forward.forward(self._transport, scope, receive, send, address)
         except (forward.PortClosed, forward.UpstreamFailed) as err:
-            await responses.send_json(send, _unreachable(target.sandbox_id, err))
+            await responses.send_json(send, await self._unreachable(target.sandbox_id, err))
         except forward.ClientGone:
             pass
 
@@ -75,7 +75,7 @@ class ProxyApp:
         try:
             upstream = await websocket.open_upstream(scope, address)
         except (forward.PortClosed, forward.UpstreamFailed) as err:
-            await self._deny(scope, send, _unreachable(target.sandbox_id, err))
+            await self._deny(scope, send, await self._unreachable(target.sandbox_id, err))
             return
         except InvalidStatus as err:
             await websocket.refuse_with(send, scope, err)
@@ -105,6 +105,20 @@ class ProxyApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def _unreachable(self, sandbox_id: str, err: Exception) -> responses.Answer:
+        """The answer when the sandbox's port did not answer. A sandbox killed a moment ago may still be in
+        the resolver's cache: asked afresh, the catalog tells "not found" (the SDK then knows it is gone)
+        from "port not open"."""
+        forget = getattr(self._resolve, "forget", None)
+        if forget is not None:
+            forget(sandbox_id)
+            if await self._resolve(sandbox_id) is None:
+                return responses.sandbox_error(sandbox_id, responses.SANDBOX_NOT_FOUND)
+        if isinstance(err, forward.PortClosed):
+            return responses.sandbox_error(sandbox_id, responses.PORT_NOT_OPEN)
+        log.warning("sandbox %s: no response from its port: %s", sandbox_id, err)
+        return responses.sandbox_error(sandbox_id, f"The sandbox closed the connection: {err}")
+
     def _route(self, scope: Scope) -> Target:
         host = ""
         routing: dict[str, str] = {}
@@ -128,10 +142,3 @@ def create_proxy_app(resolve: Resolver, *, domain: str) -> ProxyApp:
     and its traffic token (the control plane passes a cached catalog lookup; it also decides what the SDK's
     ``debug_sandbox_id`` maps to); ``domain`` is the base of host routing, ``{port}-{sandboxId}.{domain}``."""
     return ProxyApp(resolve, domain=domain)
-
-
-def _unreachable(sandbox_id: str, err: Exception) -> responses.Answer:
-    if isinstance(err, forward.PortClosed):
-        return responses.sandbox_error(sandbox_id, responses.PORT_NOT_OPEN)
-    log.warning("sandbox %s: no response from its port: %s", sandbox_id, err)
-    return responses.sandbox_error(sandbox_id, f"The sandbox closed the connection: {err}")

@@ -25,6 +25,10 @@ class CatalogResolver:
         self.debug = debug
         self._cache: dict[str, tuple[float, SandboxRoute]] = {}
 
+    def forget(self, sandbox_id: str) -> None:
+        """Drop the cached route: the next lookup asks the catalog."""
+        self._cache.pop(sandbox_id, None)
+
     async def __call__(self, sandbox_id: str) -> SandboxRoute | None:
         if sandbox_id == DEBUG_SANDBOX_ID:
             handle = self.debug.get() if self.debug is not None else None

@@ -119,7 +119,7 @@ async def start_template(
 ) -> None:
     """Start the template's start command (tagged ``start_cmd``) and wait until its ready command
     succeeds; a template without them is ready at once."""
-    user = template.default_user
+    user = template.start_user or template.default_user
     if template.start_cmd:
         await run(
             client, base_url, template.start_cmd, user=user, envs=template.env, tag="start_cmd", wait=False

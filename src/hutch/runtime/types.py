@@ -21,6 +21,8 @@ class TemplateImage:
     env: dict[str, str] = field(default_factory=dict)
     start_cmd: str | None = None
     ready_cmd: str | None = None
+    # Who runs the start command (None: ``default_user``): E2B's code interpreter runs Jupyter as root.
+    start_user: str | None = None
     # The engine its sandboxes run on unless the create asks for another.
     runtime: str = "container"
 

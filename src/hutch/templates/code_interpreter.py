@@ -2,10 +2,10 @@
 
 Built from a copy of the base template (which stays untouched): pip installs the pinned packages below in a
 chroot, ``hutch/interpreter`` is copied to ``INTERPRETER_DIR``, and matplotlib's font cache is built for
-the user ``user``, so that the first plot in a sandbox does not pay for it. A cached image is rebuilt when
-its ``fingerprint`` (the packages and the interpreter's sources) changes. The server starts with
-``START_CMD`` (as ``user``, in ``/home/user``) and is ready when ``READY_CMD`` succeeds; it answers only
-once its default Python kernel is up.
+root and ``user``, so that the first plot in a sandbox does not pay for it. A cached image is rebuilt when
+its ``fingerprint`` (the packages, this builder and the interpreter's sources) changes. The server starts
+with ``START_CMD`` as ``START_USER`` (root, as in E2B's template; the kernels start in ``/home/user``) and
+is ready when ``READY_CMD`` succeeds; it answers only once its default Python kernel is up.
 """
 
 from __future__ import annotations
@@ -25,13 +25,15 @@ TEMPLATE_ID = "code-interpreter-v1"
 ALIASES = ["code-interpreter-v1", "code-interpreter"]
 PACKAGES = [
     "jupyter_client==8.10.0", "ipykernel==7.4.0", "ipython==9.18.1", "bash_kernel==0.10.0",
-    "numpy==2.4.6", "pandas==3.1.1", "matplotlib==3.11.2", "deno==2.9.8",
+    "numpy==2.4.6", "pandas==3.1.1", "matplotlib==3.10.9", "deno==2.9.8",
     "starlette==1.10.0", "uvicorn==0.54.0", "httpx==0.28.1",
 ]  # fmt: skip
 # Where the package lives in the image: on the server's PYTHONPATH only, not on the kernels'.
 INTERPRETER_DIR = "/usr/local/lib/hutch/interpreter"
 PORT = 49999
 START_CMD = f"PYTHONPATH={INTERPRETER_DIR} exec python3 -m hutch.interpreter --host 0.0.0.0 --port {PORT}"
+# As in E2B's template, the server and its kernels run as root (commands still default to ``user``).
+START_USER = "root"
 READY_CMD = f"curl -sf -o /dev/null http://127.0.0.1:{PORT}/health"
 _CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 _SOURCE = Path(__file__).resolve().parent.parent / "interpreter"
@@ -46,8 +48,8 @@ def rootfs_path(cache_dir: Path) -> Path:
 
 
 def fingerprint() -> str:
-    """What the image is made of here: the pinned packages and the interpreter's source files."""
-    digest = hashlib.sha256("\n".join(PACKAGES).encode())
+    """What the image is made of here: the pinned packages, this builder and the interpreter's sources."""
+    digest = hashlib.sha256("\n".join(PACKAGES).encode() + Path(__file__).read_bytes())
     for path in sorted(_SOURCE.rglob("*.py")):
         digest.update(path.relative_to(_SOURCE).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
@@ -74,8 +76,9 @@ def build(cache_dir: Path, *, log: Callable[[str], None] = print, force: bool = 
                   "--disable-pip-version-check", "--root-user-action=ignore", *PACKAGES], log)  # fmt: skip
             _install_package(partial)
             _run(["chroot", str(partial), "python3", "-m", "compileall", "-q", INTERPRETER_DIR], log)
-            _run(["chroot", "--userspec=user:user", str(partial), "env", "HOME=/home/user",
-                  "python3", "-c", _WARM_MATPLOTLIB], log)  # fmt: skip
+            for user, home in ((START_USER, "/root"), ("user", "/home/user")):  # the kernels', and commands'
+                _run(["chroot", f"--userspec={user}:{user}", str(partial), "env", f"HOME={home}",
+                      "python3", "-c", _WARM_MATPLOTLIB], log)  # fmt: skip
     except BaseException:
         _remove(partial)
         raise

@@ -68,5 +68,6 @@ def image(template: Template) -> TemplateImage:
         env=dict(template.env),
         start_cmd=template.start_cmd,
         ready_cmd=template.ready_cmd,
+        start_user=template.start_user,
         runtime=template.runtime,
     )
