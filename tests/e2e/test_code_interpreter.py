@@ -64,6 +64,9 @@ def test_contexts_are_separate_and_have_their_cwd(interpreter):
     assert interpreter.run_code("'value' in globals()", context=first).text == "False"
     interpreter.remove_code_context(second)
     assert second.id not in {c.id for c in interpreter.list_code_contexts()}
+    # As in E2B's template, the kernels run as root (commands still run as ``user``).
+    root = interpreter.create_code_context(cwd="/root")
+    assert interpreter.run_code("import os\n(os.getuid(), os.getcwd())", context=root).text == "(0, '/root')"
 
 
 def test_bash_context(interpreter):
