@@ -106,3 +106,12 @@ def test_commands_and_files_work_in_the_same_sandbox(interpreter):
     assert interpreter.run_code("open('/home/user/data.txt').read()").text == "from files"
     interpreter.run_code("open('/home/user/out.txt', 'w').write('from code')")
     assert interpreter.commands.run("cat /home/user/out.txt").stdout == "from code"
+
+
+def test_python_and_javascript_contexts_exist_from_the_start(interpreter):
+    deadline = time.monotonic() + 10  # the JavaScript kernel starts in the background, after Python's
+    languages: set[str] = set()
+    while "javascript" not in languages and time.monotonic() < deadline:
+        languages = {context.language for context in interpreter.list_code_contexts()}
+        time.sleep(0.2)
+    assert {"python", "javascript"} <= languages

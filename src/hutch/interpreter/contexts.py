@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +13,8 @@ from typing import Any
 from . import languages
 from .envs import SandboxEnv
 from .kernel import Kernel, KernelStartError
+
+log = logging.getLogger("hutch.interpreter")
 
 
 class ContextNotFound(Exception):
@@ -98,12 +101,25 @@ class Contexts:
         self._contexts: dict[str, Context] = {}
         self._defaults: dict[str, str] = {}
         self._default_locks: dict[str, asyncio.Lock] = {}
+        self._warming: asyncio.Task | None = None
 
     async def start(self) -> None:
-        """Start the default Python kernel, so that the first execution does not wait for it."""
+        """Start the default Python kernel, so that the first execution does not wait for it; then, in the
+        background, the default JavaScript one (E2B's server starts both; it is listed once it answers)."""
         await self.default(languages.PYTHON)
+        if languages.kernel_command(languages.JAVASCRIPT) is not None:
+            self._warming = asyncio.create_task(self._warm(languages.JAVASCRIPT))
+
+    async def _warm(self, language: str) -> None:
+        try:
+            await self.default(language)
+        except ContextStartError as error:
+            log.warning("the default %s context did not start: %s", language, error)
 
     async def close(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
+            await asyncio.gather(self._warming, return_exceptions=True)
         await asyncio.gather(*(c.kernel.stop() for c in self._contexts.values()), return_exceptions=True)
         self._contexts.clear()
         self._defaults.clear()
