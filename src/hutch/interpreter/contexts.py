@@ -101,14 +101,12 @@ class Contexts:
         self._contexts: dict[str, Context] = {}
         self._defaults: dict[str, str] = {}
         self._default_locks: dict[str, asyncio.Lock] = {}
-        self._warming: asyncio.Task | None = None
 
     async def start(self) -> None:
-        """Start the default Python kernel, so that the first execution does not wait for it; then, in the
-        background, the default JavaScript one (E2B's server starts both; it is listed once it answers)."""
-        await self.default(languages.PYTHON)
-        if languages.kernel_command(languages.JAVASCRIPT) is not None:
-            self._warming = asyncio.create_task(self._warm(languages.JAVASCRIPT))
+        """Start the default Python and JavaScript kernels, side by side, as E2B's server does: neither the
+        first execution nor the list of contexts waits for them. JavaScript is optional."""
+        others = [self._warm(languages.JAVASCRIPT)] if languages.kernel_command(languages.JAVASCRIPT) else []
+        await asyncio.gather(self.default(languages.PYTHON), *others)
 
     async def _warm(self, language: str) -> None:
         try:
@@ -117,9 +115,6 @@ class Contexts:
             log.warning("the default %s context did not start: %s", language, error)
 
     async def close(self) -> None:
-        if self._warming is not None:
-            self._warming.cancel()
-            await asyncio.gather(self._warming, return_exceptions=True)
         await asyncio.gather(*(c.kernel.stop() for c in self._contexts.values()), return_exceptions=True)
         self._contexts.clear()
         self._defaults.clear()
