@@ -190,3 +190,12 @@ def test_an_unknown_engine_is_a_clear_400(caller: Caller) -> None:
         )
     assert response.status_code == 400
     assert response.json()["code"] == 400 and "container, gvisor" in response.json()["message"]
+
+
+def test_a_mask_request_host_with_line_breaks_is_a_400(caller: Caller) -> None:
+    with caller.http() as client:
+        response = client.post(
+            "/v2/sandboxes",
+            json={"templateID": "base", "network": {"maskRequestHost": "a.test\r\nX-Evil: 1"}},
+        )
+    assert response.status_code == 400 and response.json()["code"] == 400

@@ -46,3 +46,37 @@ def test_closed_port_is_reported(stack, sandbox):
     )
     assert response.status_code == 502
     assert response.json()["message"] == "The sandbox is running but port is not open"
+
+
+ECHO_HOST = """
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class Echo(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = self.headers.get("Host", "").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+HTTPServer(("0.0.0.0", 8002), Echo).serve_forever()
+"""
+
+
+def test_mask_request_host_rewrites_the_host_of_user_ports(stack):
+    sandbox = stack.create(network={"mask_request_host": "app.example.test:${PORT}"})
+    try:
+        sandbox.files.write("/home/user/echo.py", ECHO_HOST)
+        sandbox.commands.run("python3 /home/user/echo.py", background=True, timeout=0)
+        deadline = time.monotonic() + 10
+        while True:
+            response = httpx.get(
+                f"http://127.0.0.1:{stack.proxy_port}/",
+                headers={"Host": f"8002-{sandbox.sandbox_id}.localhost:{stack.proxy_port}"},
+            )
+            if response.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert response.text == "app.example.test:8002"
+        # envd's port keeps the client's Host: the SDK still works.
+        assert sandbox.commands.run("echo fine").stdout.strip() == "fine"
+    finally:
+        sandbox.kill()

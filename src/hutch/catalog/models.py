@@ -145,6 +145,8 @@ class Sandbox(Base):
     # Set when the sandbox was created with ``network.allowPublicTraffic: false``: the proxy then wants it
     # in ``E2B-Traffic-Access-Token`` on every port but envd's.
     traffic_access_token: Mapped[str | None] = mapped_column(String(255))
+    # ``network.maskRequestHost``: the ``Host`` the proxy sends to the sandbox's user ports.
+    mask_request_host: Mapped[str | None] = mapped_column(String(1024))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     allow_internet_access: Mapped[bool | None]
 

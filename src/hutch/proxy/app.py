@@ -53,7 +53,7 @@ class ProxyApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            target, address = await self._locate(scope)
+            target, address, scope = await self._locate(scope)
         except responses.Refusal as refusal:
             await responses.send_json(send, refusal.answer)
             return
@@ -68,7 +68,7 @@ class ProxyApp:
         if (await receive())["type"] != "websocket.connect":
             return
         try:
-            target, address = await self._locate(scope)
+            target, address, scope = await self._locate(scope)
         except responses.Refusal as refusal:
             await self._deny(scope, send, refusal.answer)
             return
@@ -82,9 +82,10 @@ class ProxyApp:
             return
         await websocket.bridge(upstream, receive, send)
 
-    async def _locate(self, scope: Scope) -> tuple[Target, tuple[str, int]]:
-        """The target of the request and where it is reached; :class:`responses.Refusal` if there is
-        none, or if the request lacks the sandbox's traffic access token."""
+    async def _locate(self, scope: Scope) -> tuple[Target, tuple[str, int], Scope]:
+        """The target of the request, where it is reached, and the request as it goes there (its ``Host``
+        masked if the sandbox asked so); :class:`responses.Refusal` if there is no such sandbox, or if the
+        request lacks the sandbox's traffic access token."""
         try:
             target = self._route(scope)
         except InvalidRequest as err:
@@ -93,7 +94,11 @@ class ProxyApp:
         if found is None:
             raise responses.Refusal(responses.sandbox_error(target.sandbox_id, responses.SANDBOX_NOT_FOUND))
         access.check(found, target, scope)
-        return target, found.address(target.port)
+        host = found.host_for(target.port)
+        if host is not None:
+            headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
+            scope = {**scope, "headers": [(b"host", host.encode("latin-1")), *headers]}
+        return target, found.address(target.port), scope
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

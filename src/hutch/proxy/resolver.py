@@ -50,7 +50,9 @@ class CatalogResolver:
             started_at=row.started_at,
             port_overrides={int(k): int(v) for k, v in (row.port_overrides or {}).items()},
         )
-        found = SandboxRoute(handle, traffic_access_token=row.traffic_access_token)
+        found = SandboxRoute(
+            handle, traffic_access_token=row.traffic_access_token, mask_request_host=row.mask_request_host
+        )
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[sandbox_id] = (now + TTL_S, found)

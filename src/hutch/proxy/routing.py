@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import InvalidRequest
-from ..runtime.types import SandboxHandle
+from ..runtime.types import ENVD_PORT, SandboxHandle
 
 SANDBOX_ID_HEADER = "e2b-sandbox-id"
 SANDBOX_PORT_HEADER = "e2b-sandbox-port"
@@ -42,6 +42,14 @@ class SandboxRoute:
 
     handle: SandboxHandle
     traffic_access_token: str | None = None
+    # The Host header for the sandbox's user ports (``${PORT}`` expanded), instead of the client's.
+    mask_request_host: str | None = None
+
+    def host_for(self, port: int) -> str | None:
+        """The ``Host`` to send to ``port``; None keeps the client's (always for envd's port)."""
+        if self.mask_request_host is None or port == ENVD_PORT:
+            return None
+        return self.mask_request_host.replace("${PORT}", str(port))
 
     def address(self, port: int) -> tuple[str, int]:
         return self.handle.address(port)

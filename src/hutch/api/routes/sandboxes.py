@@ -74,6 +74,7 @@ async def _create(
         allow_out=body.network.allow_out if body.network else None,
         deny_out=body.network.deny_out if body.network else None,
         allow_public_traffic=body.network.allow_public_traffic if body.network else None,
+        mask_request_host=body.network.mask_request_host if body.network else None,
         idempotency_key=idempotency_key,
     )
 

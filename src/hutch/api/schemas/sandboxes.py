@@ -23,9 +23,14 @@ class _Egress(WireModel):
 
 class NetworkConfig(_Egress):
     """``SandboxNetworkConfig`` of a create: the egress rules are applied, ``allowPublicTraffic: false``
-    secures the sandbox's ports with a traffic access token; the other keys are accepted and ignored."""
+    secures the sandbox's ports with a traffic access token, ``maskRequestHost`` sets the ``Host`` its user
+    ports receive; the other keys are accepted and ignored."""
 
     allow_public_traffic: bool | None = Field(default=None, alias="allowPublicTraffic")
+    # The Host header the sandbox's user ports receive; ``${PORT}`` becomes the port.
+    mask_request_host: str | None = Field(
+        default=None, alias="maskRequestHost", max_length=1024, pattern=r"^[\x21-\x7e]+$"
+    )
 
 
 class NetworkUpdate(_Egress):

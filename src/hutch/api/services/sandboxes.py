@@ -76,6 +76,7 @@ class SandboxService:
         allow_out: list[str] | None = None,
         deny_out: list[str] | None = None,
         allow_public_traffic: bool | None = None,
+        mask_request_host: str | None = None,
         idempotency_key: str | None = None,
     ) -> Sandbox:
         """Start a sandbox from ``template`` and return it once its envd answers. A repeated
@@ -128,6 +129,7 @@ class SandboxService:
             envd_version=ENVD_VERSION,
             envd_access_token=token,
             traffic_access_token=traffic_token,
+            mask_request_host=mask_request_host or None,
             idempotency_key=idempotency_key,
             allow_internet_access=allow_internet_access,
         )
