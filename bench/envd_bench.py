@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import socket
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import httpx
 from e2b import AsyncSandbox, Sandbox
-from measure import free_port, summary, throughput, timed
+from measure import free_port, report, summary, throughput, timed
 
 from hutch.templates.envd_zipapp import build
 
@@ -180,12 +179,8 @@ def main() -> None:
         subprocess.run(["userdel", "-f", "-r", USER], check=False, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return
-    print(f"envd benchmark (python3 {sys.version.split()[0]} client; envd: {ENVD_PYTHON} -I dist/envd.pyz)")
-    for name, value in results.items():
-        print(f"  {name:32} {value}")
+    title = f"envd benchmark (python3 {sys.version.split()[0]} client; envd: {ENVD_PYTHON} -I dist/envd.pyz)"
+    report(title, results, as_json=args.json, width=32)
 
 
 if __name__ == "__main__":

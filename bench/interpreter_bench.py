@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import time
 import httpx
 from e2b import ConnectionConfig
 from e2b_code_interpreter import Sandbox
-from measure import free_port, own_stack, summary, timed
+from measure import free_port, own_stack, report, summary, timed
 from packaging.version import Version
 
 SUBNET = "10.17.0.0/16"
@@ -171,12 +170,8 @@ def main() -> None:
                 process.terminate()
                 process.wait()
 
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return
-    print(f"code interpreter benchmark ({url}; python3 {sys.version.split()[0]} client)")
-    for name, value in results.items():
-        print(f"  {name:40} {value}")
+    title = f"code interpreter benchmark ({url}; python3 {sys.version.split()[0]} client)"
+    report(title, results, as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,16 @@ def throughput(fn: Callable[[], object], size: int, runs: int = 3) -> dict:
     return {"median_MBps": round(statistics.median(rates), 1), "best_MBps": round(max(rates), 1)}
 
 
+def report(title: str, results: dict, *, as_json: bool, width: int = 40) -> None:
+    """Print ``results``: as JSON, or one line per measurement under ``title``."""
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    print(title)
+    for name, value in results.items():
+        print(f"  {name:{width}} {value}")
+
+
 @contextmanager
 def own_stack(subnet: str, settings: dict[str, object], seen: set[str]) -> Iterator[dict]:
     """``hutch up --detach`` with temporary data, free ports, ``subnet`` and ``settings`` (``HUTCH_…``

@@ -152,10 +152,11 @@ def envelope(flags: int, payload: bytes) -> bytes:
     return struct.pack(">BI", flags, len(payload)) + payload
 
 
-async def read_envelopes(request: Request) -> AsyncIterator[Message]:
-    """Yield the JSON messages of a streaming request body, envelope by envelope."""
+async def frames(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, bytes]]:
+    """Split a byte stream into envelopes: ``(flags, payload)``. Used on both sides of a stream (envd's
+    requests, the runtime's reading of envd's answers)."""
     buf = bytearray()
-    async for chunk in request.stream():
+    async for chunk in chunks:
         buf += chunk
         while len(buf) >= 5:
             flags, length = struct.unpack_from(">BI", buf)
@@ -165,13 +166,19 @@ async def read_envelopes(request: Request) -> AsyncIterator[Message]:
                 break
             payload = bytes(buf[5 : 5 + length])
             del buf[: 5 + length]
-            if flags & COMPRESSED:
-                raise RpcError("unimplemented", "compressed messages are not supported")
-            if flags & END_STREAM:
-                continue
-            yield _parse(payload)
+            yield flags, payload
     if buf:
-        raise RpcError("invalid_argument", "incomplete envelope at end of request")
+        raise RpcError("invalid_argument", "incomplete envelope at end of stream")
+
+
+async def read_envelopes(request: Request) -> AsyncIterator[Message]:
+    """Yield the JSON messages of a streaming request body, envelope by envelope."""
+    async for flags, payload in frames(request.stream()):
+        if flags & COMPRESSED:
+            raise RpcError("unimplemented", "compressed messages are not supported")
+        if flags & END_STREAM:
+            continue
+        yield _parse(payload)
 
 
 def _check_content_type(request: Request, expected: str) -> str | None:

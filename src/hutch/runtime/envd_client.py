@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import struct
 import time
 from datetime import UTC, datetime
 
 import httpx
 
+from ..envd.connect import END_STREAM, envelope, frames
+from ..envd.errors import RpcError
 from ..errors import BackendUnavailable
 from .types import SandboxSpec, TemplateImage
 
@@ -56,14 +57,6 @@ async def metrics(client: httpx.AsyncClient, base_url: str, access_token: str | 
     return response.json()
 
 
-_END_STREAM = 0x02
-
-
-def _envelope(message: dict) -> bytes:
-    body = json.dumps(message).encode()
-    return struct.pack(">BI", 0, len(body)) + body
-
-
 async def run(
     client: httpx.AsyncClient,
     base_url: str,
@@ -88,20 +81,14 @@ async def run(
     }
     url = f"{base_url}/process.Process/Start"
     async with client.stream(
-        "POST", url, content=_envelope(request), headers=headers, timeout=timeout_s
+        "POST", url, content=envelope(0, json.dumps(request).encode()), headers=headers, timeout=timeout_s
     ) as response:
         if response.status_code != 200:
             raise BackendUnavailable(f"envd could not start {command!r}: HTTP {response.status_code}")
-        buffer = b""
-        async for chunk in response.aiter_bytes():
-            buffer += chunk
-            while len(buffer) >= 5:
-                flags, size = struct.unpack(">BI", buffer[:5])
-                if len(buffer) < 5 + size:
-                    break
-                message = json.loads(buffer[5 : 5 + size] or b"{}")
-                buffer = buffer[5 + size :]
-                if flags & _END_STREAM:
+        try:
+            async for flags, payload in frames(response.aiter_bytes()):
+                message = json.loads(payload or b"{}")
+                if flags & END_STREAM:
                     error = message.get("error")
                     if error:
                         raise BackendUnavailable(f"{command!r} failed in the sandbox: {error}")
@@ -111,6 +98,8 @@ async def run(
                     return None
                 if "end" in event:
                     return int(event["end"].get("exitCode", -1))
+        except RpcError as error:
+            raise BackendUnavailable(f"envd's stream for {command!r} is broken: {error}") from error
     raise BackendUnavailable(f"envd's stream for {command!r} ended early")
 
 
