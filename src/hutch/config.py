@@ -58,6 +58,18 @@ class TemplateSettings(BaseModel):
     cache_dir: Path = Path("/var/cache/hutch")
     # Build and serve ``code-interpreter-v1`` (Jupyter; about a minute to build once, ~0.7 GB on disk).
     code_interpreter: bool = True
+    # Template builds: at most this many at once; each step's sandbox gets a sparse disk of this size and
+    # may run this long.
+    max_parallel_builds: int = 2
+    build_disk_mb: int = 8192
+    build_step_timeout_s: float = 3600
+    # Egress of build sandboxes (through ``runtime.egress_interface``; none without one): anything, or
+    # only ``build_allow_out`` (addresses, CIDRs, host names like ``pypi.org``, ``*.debian.org``).
+    build_internet: bool = True
+    build_allow_out: list[str] = Field(default_factory=list)
+    # The largest ``COPY`` upload, and registries reached over plain HTTP (loopback ones always are).
+    max_upload_mb: int = 4096
+    insecure_registries: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):

@@ -12,11 +12,16 @@ from fastapi import FastAPI
 from ..catalog import Catalog
 from ..config import Settings
 from ..runtime.base import Runtime
+from ..runtime.capabilities import SupportsCommit
+from ..templates import base
+from ..templates.builder import Builder, BuildSandboxes
+from ..templates.uploads import UploadStore
 from . import errors, openapi
 from .ratelimit import RateLimiter
 from .reaper import Reaper
-from .routes import api_keys, health, sandboxes, templates
+from .routes import api_keys, health, sandboxes, template_builds, templates
 from .services.sandboxes import SandboxService
+from .services.template_builds import TemplateBuildService
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,15 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
                 log.info("forgot %d sandboxes the runtime no longer runs: %s", len(lost), ", ".join(lost))
             if orphans:
                 log.info("killed %d sandboxes unknown to the catalog: %s", len(orphans), ", ".join(orphans))
+            builds = TemplateBuildService(
+                catalog=database,
+                builder=_builder(settings, runtime),
+                uploads=UploadStore(settings.data_dir, max_bytes=settings.templates.max_upload_mb << 20),
+            )
+            interrupted = await builds.recover()
+            if interrupted:
+                log.info("marked %d builds interrupted by the restart as failed", len(interrupted))
+            stack.push_async_callback(builds.close)
             reaper = Reaper(service, interval_s=settings.api.reaper_interval_s)
             reaper.start()
             stack.push_async_callback(reaper.stop)
@@ -58,6 +72,7 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
             app.state.catalog = database
             app.state.runtime = runtime
             app.state.sandboxes = service
+            app.state.template_builds = builds
             app.state.request_limiter = RateLimiter(
                 settings.api.requests_per_s, settings.api.requests_burst, "requests"
             )
@@ -70,5 +85,29 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
     app.include_router(health.router)
     app.include_router(sandboxes.router, responses=errors.ERROR_RESPONSES)
     app.include_router(api_keys.router, responses=errors.ERROR_RESPONSES)
+    # Before ``templates``: its ``/templates/{templateID}`` would match ``/templates/tags``.
+    app.include_router(template_builds.router, responses=errors.ERROR_RESPONSES)
+    app.include_router(template_builds.uploads, responses=errors.ERROR_RESPONSES)
     app.include_router(templates.router, responses=errors.ERROR_RESPONSES)
     return app
+
+
+def _builder(settings: Settings, runtime: Runtime) -> Builder | None:
+    """The node's template builder, when its runtime can keep a sandbox's layer."""
+    if not isinstance(runtime, SupportsCommit):
+        return None
+    t = settings.templates
+    return Builder(
+        runtime,  # type: ignore[arg-type]
+        cache_dir=t.cache_dir,
+        uploads=UploadStore(settings.data_dir, max_bytes=t.max_upload_mb << 20),
+        base_rootfs=base.rootfs_path(t.cache_dir),
+        sandboxes=BuildSandboxes(
+            disk_mb=t.build_disk_mb,
+            internet=t.build_internet and not t.build_allow_out,
+            allow_out=tuple(t.build_allow_out),
+            step_timeout_s=t.build_step_timeout_s,
+            insecure_registries=tuple(t.insecure_registries),
+        ),
+        max_parallel=t.max_parallel_builds,
+    )

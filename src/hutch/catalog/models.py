@@ -1,4 +1,5 @@
-"""The catalog's tables: teams, their API keys, templates and sandboxes (SQLAlchemy 2, any dialect)."""
+"""The catalog's tables: teams, their API keys, templates with their builds, tags and build logs, and
+sandboxes (SQLAlchemy 2, any dialect)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -82,7 +83,9 @@ class ApiKey(Base):
 
 
 class Template(Base):
-    """A built template: its root filesystem and how sandboxes from it start."""
+    """A template: the image its sandboxes start from (its last successful build's), and how they start.
+    ``rootfs`` is the overlay's lower directories, top first, joined with ``:``; it is empty while the
+    template's first build has not finished."""
 
     __tablename__ = "templates"
 
@@ -102,6 +105,9 @@ class Template(Base):
     # The engine its sandboxes run on unless a create asks for another (metadata ``hutch.runtime``).
     runtime: Mapped[str] = mapped_column(String(32), default="container", server_default=text("'container'"))
     public: Mapped[bool] = mapped_column(default=True)
+    # The build whose image ``rootfs`` is (None for the built-in templates), and the state of the latest.
+    build_id: Mapped[str | None] = mapped_column(String(36))
+    build_status: Mapped[str] = mapped_column(String(16), default="ready", server_default=text("'ready'"))
     # The team that owns the template; ``None`` for the installation's own (``base``…), which every team
     # may use. A team's template that is not ``public`` is unknown to the other teams.
     team_id: Mapped[str | None] = mapped_column(
@@ -112,6 +118,73 @@ class Template(Base):
 
     def visible_to(self, team_id: str) -> bool:
         return self.team_id is None or self.public or self.team_id == team_id
+
+
+class TemplateBuild(Base):
+    """One build of a template (E2B's build API): its state, why it failed, and the image it made."""
+
+    __tablename__ = "template_builds"
+
+    build_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    template_id: Mapped[str] = mapped_column(
+        ForeignKey(
+            "templates.template_id", ondelete="CASCADE", name="fk_template_builds_template_id_templates"
+        ),
+        index=True,
+    )
+    # waiting (created, not started), building, ready, error
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    # Why it failed: {"message": str, "step": str | None}
+    reason: Mapped[dict[str, Any] | None]
+    cpu_count: Mapped[int] = mapped_column(default=2)
+    memory_mb: Mapped[int] = mapped_column(default=1024)
+    disk_mb: Mapped[int] = mapped_column(default=1024)
+    # The image it made, once ready (as the columns of ``Template``).
+    rootfs: Mapped[str | None] = mapped_column(String(4096))
+    default_user: Mapped[str | None] = mapped_column(String(255))
+    default_workdir: Mapped[str | None] = mapped_column(String(4096))
+    env: Mapped[dict[str, str]] = mapped_column(default=dict)
+    start_cmd: Mapped[str | None] = mapped_column(String(8192))
+    ready_cmd: Mapped[str | None] = mapped_column(String(8192))
+    # Tags the build gets once ready.
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    # How many log entries it has (the next entry's ``seq``).
+    log_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class TemplateBuildLog(Base):
+    """A build's log entry; ``seq`` counts from 0 per build (what ``logsOffset`` pages over)."""
+
+    __tablename__ = "template_build_logs"
+
+    build_id: Mapped[str] = mapped_column(
+        ForeignKey("template_builds.build_id", ondelete="CASCADE", name="fk_template_build_logs_build_id"),
+        primary_key=True,
+    )
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    timestamp: Mapped[datetime]
+    level: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(Text)
+    step: Mapped[str | None] = mapped_column(String(32))
+
+
+class TemplateTag(Base):
+    """A tag of a template (``name:tag``), naming one of its builds."""
+
+    __tablename__ = "template_tags"
+
+    template_id: Mapped[str] = mapped_column(
+        ForeignKey(
+            "templates.template_id", ondelete="CASCADE", name="fk_template_tags_template_id_templates"
+        ),
+        primary_key=True,
+    )
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True)
+    build_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Sandbox(Base):

@@ -3,6 +3,7 @@ one with ``isinstance`` and answers ``NotSupported`` when the backend lacks it."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 
@@ -14,3 +15,12 @@ class SupportsEgress(Protocol):
         self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
     ) -> None:
         """Replace the sandbox's allow/deny lists; ``internet`` None keeps the current switch."""
+
+
+@runtime_checkable
+class SupportsCommit(Protocol):
+    """Keeping what a sandbox wrote to its root filesystem: how a template build makes a layer."""
+
+    async def commit(self, sandbox_id: str, destination: Path) -> None:
+        """Stop the sandbox, copy its writable layer (overlay upper directory, whiteouts included) to
+        ``destination`` (which must not exist), and remove the sandbox."""

@@ -1,5 +1,6 @@
-"""The runtime's side of envd: wait for ``/health``, send ``/init``, read ``/metrics``, and run a template's
-start and ready commands through envd's ``process.Process/Start`` (Connect, JSON codec)."""
+"""The runtime's side of envd: wait for ``/health``, send ``/init``, read ``/metrics``, upload a file, and
+run commands (a template's start and ready commands, a build's steps) through envd's
+``process.Process/Start`` (Connect, JSON codec)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import AsyncIterable, Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -57,6 +59,21 @@ async def metrics(client: httpx.AsyncClient, base_url: str, access_token: str | 
     return response.json()
 
 
+async def upload(
+    client: httpx.AsyncClient, base_url: str, path: str, content: AsyncIterable[bytes], *, user: str = "root"
+) -> None:
+    """Write ``content`` to ``path`` in the sandbox (envd's raw ``/files`` upload), as ``user``."""
+    response = await client.post(
+        f"{base_url}/files",
+        params={"path": path, "username": user},
+        content=content,
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=None,
+    )
+    if response.status_code >= 300:
+        raise BackendUnavailable(f"upload to {path} failed: {response.status_code} {response.text}")
+
+
 async def run(
     client: httpx.AsyncClient,
     base_url: str,
@@ -64,13 +81,19 @@ async def run(
     *,
     user: str,
     envs: dict[str, str] | None = None,
+    cwd: str | None = None,
     tag: str | None = None,
     wait: bool = True,
-    timeout_s: float = 60.0,
+    timeout_s: float | None = 60.0,
+    shell: tuple[str, ...] = ("/bin/bash", "-l", "-c"),
+    on_output: Callable[[str], None] | None = None,
 ) -> int | None:
-    """Run ``command`` with ``bash -l -c`` as ``user`` in the sandbox. With ``wait``, returns its exit code;
-    without, returns once it started (envd keeps it running after this call ends)."""
-    process = {"cmd": "/bin/bash", "args": ["-l", "-c", command], "envs": dict(envs or {})}
+    """Run ``command`` with ``shell`` (``bash -l -c``) as ``user`` in the sandbox; ``on_output`` gets its
+    stdout and stderr as they come. With ``wait``, returns its exit code; without, returns once it started
+    (envd keeps it running after this call ends)."""
+    process: dict = {"cmd": shell[0], "args": [*shell[1:], command], "envs": dict(envs or {})}
+    if cwd is not None:
+        process["cwd"] = cwd
     request: dict = {"process": process, "stdin": False}
     if tag is not None:
         request["tag"] = tag
@@ -94,6 +117,10 @@ async def run(
                         raise BackendUnavailable(f"{command!r} failed in the sandbox: {error}")
                     raise BackendUnavailable(f"{command!r} ended without an exit status")
                 event = message.get("event", {})
+                if on_output is not None and "data" in event:
+                    for stream in ("stdout", "stderr"):
+                        if stream in event["data"]:
+                            on_output(base64.b64decode(event["data"][stream]).decode(errors="replace"))
                 if "start" in event and not wait:
                     return None
                 if "end" in event:

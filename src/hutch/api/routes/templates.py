@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from ..deps import CatalogDep, TeamDep, require_team
 from ..schemas.templates import Template
@@ -18,7 +18,8 @@ async def list_templates(team: TeamDep, catalog: CatalogDep) -> list[Template]:
 
 @router.delete("/templates/{templateID}", status_code=204, response_class=Response)
 async def delete_template(
-    team: TeamDep, catalog: CatalogDep, template_id: str = Path(alias="templateID")
+    request: Request, team: TeamDep, catalog: CatalogDep, template_id: str = Path(alias="templateID")
 ) -> Response:
-    await templates.delete(catalog=catalog, team_id=team.team_id, name=template_id)
+    deleted = await templates.delete(catalog=catalog, team_id=team.team_id, name=template_id)
+    await request.app.state.template_builds.forget(deleted)
     return Response(status_code=204)

@@ -14,8 +14,8 @@ from .common import WireModel
 
 
 class Template(WireModel):
-    """A template as E2B lists it. Hutch keeps one build per template, so ``buildCount`` is 1 and
-    ``buildID`` is derived from the template's id and its last update."""
+    """A template as E2B lists it: ``buildID`` is the build its sandboxes start from (for a built-in
+    template, one derived from its id and last update) and ``buildStatus`` the state of its latest."""
 
     template_id: str = Field(alias="templateID")
     build_id: str = Field(alias="buildID")
@@ -39,10 +39,13 @@ class Template(WireModel):
 
     @classmethod
     def of(cls, row: TemplateRow) -> Template:
-        build = uuid.uuid5(uuid.NAMESPACE_URL, f"hutch:{row.template_id}:{row.updated_at.isoformat()}")
+        build = row.build_id or str(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"hutch:{row.template_id}:{row.updated_at.isoformat()}")
+        )
         return cls(
             template_id=row.template_id,
-            build_id=str(build),
+            build_id=build,
+            build_status=row.build_status,
             cpu_count=row.cpu_count,
             memory_mb=row.memory_mb,
             disk_size_mb=row.disk_mb,

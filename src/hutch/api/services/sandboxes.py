@@ -93,8 +93,7 @@ class SandboxService:
                 earlier = await sandboxes.by_idempotency_key(session, team_id=team_id, key=idempotency_key)
                 if earlier is not None:
                     return earlier
-            found = await templates.resolve(session, name=template, team_id=team_id)
-            image = templates.image(found)
+            found, image = await templates.resolve_image(session, name=template, team_id=team_id)
             alias = template if template != found.template_id else next(iter(found.aliases), None)
             spec = SandboxSpec(
                 template=image,

@@ -1,4 +1,4 @@
-"""Template names to templates, and templates to what the runtime starts."""
+"""Template names (``name`` or ``name:tag``) to templates, and templates to what the runtime starts."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...catalog import Catalog
-from ...catalog.models import Template
+from ...catalog.models import Template, TemplateBuild, TemplateTag
 from ...catalog.repos import templates
-from ...errors import Forbidden, NotFound
+from ...errors import Forbidden, InvalidRequest, NotFound
 from ...runtime.types import TemplateImage
 
 # The long template ids of E2B's public templates, which older code passes instead of the names.
@@ -40,6 +40,34 @@ async def resolve(session: AsyncSession, *, name: str, team_id: str) -> Template
     return template
 
 
+async def resolve_image(session: AsyncSession, *, name: str, team_id: str) -> tuple[Template, TemplateImage]:
+    """The template ``name`` stands for and the image to start: with ``:tag``, the build the tag names;
+    otherwise the template's latest successful build. A template never built successfully is
+    ``InvalidRequest``."""
+    base, _, tag = name.partition(":")
+    template = await resolve(session, name=base if tag else name, team_id=team_id)
+    if not tag:
+        if not template.rootfs:
+            raise InvalidRequest(
+                f"template {name!r} has no successful build yet (its build is {template.build_status})"
+            )
+        return template, image(template)
+    row = await session.get(TemplateTag, (template.template_id, tag))
+    build = None if row is None else await session.get(TemplateBuild, row.build_id)
+    if build is None or build.status != "ready" or not build.rootfs:
+        raise NotFound(f"template {base!r} has no tag {tag!r}")
+    return template, TemplateImage(
+        template_id=template.template_id,
+        rootfs=Path(build.rootfs),
+        default_user=build.default_user or template.default_user,
+        default_workdir=build.default_workdir,
+        env=dict(build.env),
+        start_cmd=build.start_cmd,
+        ready_cmd=build.ready_cmd,
+        runtime=template.runtime,
+    )
+
+
 async def visible(*, catalog: Catalog, team_id: str) -> list[Template]:
     """The templates the team may use: the installation's, its own and other teams' public ones."""
     async with catalog.transaction() as session:
@@ -47,9 +75,9 @@ async def visible(*, catalog: Catalog, team_id: str) -> list[Template]:
         return [row for row in rows if row.visible_to(team_id)]
 
 
-async def delete(*, catalog: Catalog, team_id: str, name: str) -> None:
-    """Delete the team's template ``name`` (id or alias). Sandboxes started from it keep running.
-    A built-in template is ``Forbidden``; one the team does not own is ``NotFound``."""
+async def delete(*, catalog: Catalog, team_id: str, name: str) -> str:
+    """Delete the team's template ``name`` (id or alias) and return its id. Sandboxes started from it keep
+    running. A built-in template is ``Forbidden``; one the team does not own is ``NotFound``."""
     async with catalog.transaction() as session:
         template = await find(session, name=name, team_id=team_id)
         if template is not None and template.team_id is None:
@@ -57,6 +85,7 @@ async def delete(*, catalog: Catalog, team_id: str, name: str) -> None:
         if template is None or template.team_id != team_id:
             raise NotFound(f"template {name!r} not found among the team's own templates")
         await session.delete(template)
+        return template.template_id
 
 
 def image(template: Template) -> TemplateImage:

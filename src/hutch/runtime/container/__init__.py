@@ -230,12 +230,14 @@ class ContainerRuntime:
             await envd_client.init(
                 self._client, sandbox.envd_url, spec, default_user=spec.template.default_user
             )
-        except BaseException:
-            await self._destroy(sandbox)
+            sandbox.access_token = spec.access_token
+            sandbox.egress = EgressPolicy(
+                spec.allow_internet_access, tuple(spec.allow_out), tuple(spec.deny_out)
+            )
+            await self._apply_egress(sandbox)
+        except BaseException:  # a cancelled create too: nothing may outlive it
+            await asyncio.shield(self._destroy(sandbox))
             raise
-        sandbox.access_token = spec.access_token
-        sandbox.egress = EgressPolicy(spec.allow_internet_access, tuple(spec.allow_out), tuple(spec.deny_out))
-        await self._apply_egress(sandbox)
         sandbox.handle = SandboxHandle(
             sandbox_id=sandbox.sandbox_id,
             template_id=spec.template.template_id,
@@ -262,6 +264,25 @@ class ContainerRuntime:
         task = asyncio.ensure_future(self._destroy(sandbox))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
+
+    async def commit(self, sandbox_id: str, destination: Path) -> None:
+        """Stop the sandbox, copy its writable layer to ``destination`` and remove the sandbox."""
+        sandbox = self._live.pop(sandbox_id, None)
+        if sandbox is None:
+            raise NotFound(f"sandbox {sandbox_id} is not running on this node")
+        try:
+            await self.engine(sandbox.engine).delete(sandbox.sandbox_id)
+            process = await asyncio.create_subprocess_exec(
+                "cp", "-a", "--reflink=auto", str(sandbox.overlay.upper), str(destination),
+                stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            _, stderr = await process.communicate()
+            if process.returncode != 0:
+                raise BackendUnavailable(
+                    f"copying the layer of {sandbox_id} failed: {stderr.decode().strip()}"
+                )
+        finally:
+            await self._destroy(sandbox)
 
     async def update_egress(
         self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]

@@ -1,0 +1,460 @@
+"""Template builds through E2B's build API: request a build (a new template or a new build of the team's
+own), upload ``COPY`` files, start it, follow its status and logs; aliases and tags.
+
+A started build runs in the background on this node's builder; its log entries are written to the
+catalog in batches, so ``logsOffset`` pages over them. A build that a restart interrupted is marked failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select
+
+from ...catalog import Catalog
+from ...catalog.models import Template, TemplateBuild, TemplateBuildLog, TemplateTag
+from ...errors import Conflict, Forbidden, HutchError, InvalidRequest, NotFound, NotSupported
+from ...templates import steps as build_steps
+from ...templates.builder import Builder, BuildFailed, Built, Plan, TemplateBase
+from ...templates.uploads import UploadStore
+from ..schemas.template_builds import (
+    BuildLogEntry,
+    BuildStatusReason,
+    TemplateBuildFileUpload,
+    TemplateBuildInfo,
+    TemplateBuildRequestV3,
+    TemplateBuildStartV2,
+    TemplateRequestResponseV3,
+)
+from . import templates
+
+if TYPE_CHECKING:
+    from ...templates.oci_image import RegistryCredentials
+
+log = logging.getLogger("hutch.api")
+# Template names: lower-case, optionally with a ``namespace/``; tags as Docker's.
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}(/[a-z0-9][a-z0-9._-]{0,62})?\Z")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
+_HASH = re.compile(r"[0-9a-f]{64}\Z")
+_LEVELS = ("debug", "info", "warn", "error")
+DEFAULT_TAG = "default"
+# A new template's limits, as E2B's defaults.
+DEFAULT_CPU, DEFAULT_MEMORY_MB, DEFAULT_DISK_MB = 2, 1024, 1024
+LOG_FLUSH_S = 0.2
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """``name[:tag]`` into the name and the tag; either one invalid is ``InvalidRequest``."""
+    base, _, tag = name.partition(":")
+    if not _NAME.match(base):
+        raise InvalidRequest(
+            f"invalid template name {base!r}: lower-case letters, digits, '.', '_' and '-', "
+            "optionally after 'namespace/'"
+        )
+    if tag and not _TAG.match(tag):
+        raise InvalidRequest(f"invalid tag {tag!r}")
+    return base, tag or None
+
+
+def _check_tags(tags: list[str]) -> list[str]:
+    for tag in tags:
+        if not _TAG.match(tag):
+            raise InvalidRequest(f"invalid tag {tag!r}")
+    return list(dict.fromkeys(tags))
+
+
+class TemplateBuildService:
+    """Builds of templates, run on this node's ``builder`` (None: this node cannot build)."""
+
+    def __init__(self, *, catalog: Catalog, builder: Builder | None, uploads: UploadStore) -> None:
+        self._catalog = catalog
+        self._builder = builder
+        self._uploads = uploads
+        self._running: dict[str, asyncio.Task[None]] = {}
+
+    async def recover(self) -> list[str]:
+        """Mark the builds a restart interrupted as failed; returns their ids."""
+        async with self._catalog.transaction() as session:
+            rows = await session.scalars(
+                select(TemplateBuild).where(TemplateBuild.status.in_(("waiting", "building")))
+            )
+            interrupted = []
+            for build in rows:
+                if build.status == "building":
+                    build.status = "error"
+                    build.reason = {
+                        "message": "the build was interrupted by a restart of Hutch",
+                        "step": None,
+                    }
+                    build.finished_at = datetime.now(UTC)
+                    await _set_template_status(session, build.template_id)
+                    interrupted.append(build.build_id)
+            return interrupted
+
+    async def close(self) -> None:
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        if self._builder is not None:
+            await self._builder.close()
+
+    # -- requesting and starting -------------------------------------------------------------------------
+
+    async def request(self, team_id: str, body: TemplateBuildRequestV3) -> TemplateRequestResponseV3:
+        """A new build: of the team's template with that name, or of a new template."""
+        name = body.name or body.alias
+        if not name:
+            raise InvalidRequest("a template build needs a name")
+        alias, tag = split_name(name)
+        tags = _check_tags([*([tag] if tag else []), *(body.tags or [])]) or [DEFAULT_TAG]
+        async with self._catalog.transaction() as session:
+            template = await templates.find(session, name=alias)
+            if template is not None and template.team_id != team_id:
+                raise Conflict(f"the name {alias!r} is taken by another template")
+            if template is None:
+                template = Template(
+                    template_id=_new_template_id(),
+                    aliases=[alias],
+                    rootfs="",
+                    default_user="user",
+                    team_id=team_id,
+                    public=False,
+                    build_status="waiting",
+                    cpu_count=DEFAULT_CPU,
+                    memory_mb=DEFAULT_MEMORY_MB,
+                    disk_mb=DEFAULT_DISK_MB,
+                )
+                session.add(template)
+            build = TemplateBuild(
+                build_id=str(uuid.uuid4()),
+                template_id=template.template_id,
+                status="waiting",
+                cpu_count=body.cpu_count or template.cpu_count,
+                memory_mb=body.memory_mb or template.memory_mb,
+                disk_mb=template.disk_mb,
+                tags=tags,
+            )
+            session.add(build)
+            await session.flush()
+            return TemplateRequestResponseV3(
+                template_id=template.template_id,
+                build_id=build.build_id,
+                public=template.public,
+                names=[f"{alias}:{t}" for t in tags],
+                tags=tags,
+                aliases=[alias],
+            )
+
+    async def upload_link(
+        self, team_id: str, template_id: str, files_hash: str, base_url: str
+    ) -> TemplateBuildFileUpload:
+        """Whether the files of ``files_hash`` are here; if not, a URL that accepts them without a key."""
+        if not _HASH.match(files_hash):
+            raise InvalidRequest("the files hash must be 64 lower-case hexadecimal digits")
+        async with self._catalog.transaction() as session:
+            await self._own(session, team_id, template_id)
+        if self._uploads.has(template_id, files_hash):
+            return TemplateBuildFileUpload(present=True)
+        expires, signature = self._uploads.sign(template_id, files_hash)
+        query = f"expires={expires}&signature={signature}"
+        url = f"{base_url}templates/{template_id}/files/{files_hash}/upload?{query}"
+        return TemplateBuildFileUpload(present=False, url=url, headers={})
+
+    async def receive(
+        self, template_id: str, files_hash: str, expires: int, signature: str, chunks: AsyncIterator[bytes]
+    ) -> int:
+        if not _HASH.match(files_hash):
+            raise InvalidRequest("the files hash must be 64 lower-case hexadecimal digits")
+        self._uploads.verify(template_id, files_hash, expires, signature)
+        return await self._uploads.receive(template_id, files_hash, chunks)
+
+    async def start(self, team_id: str, template_id: str, build_id: str, body: TemplateBuildStartV2) -> None:
+        """Start a waiting build in the background."""
+        if self._builder is None:
+            raise NotSupported("this node's runtime cannot build templates")
+        if bool(body.from_image) == bool(body.from_template):
+            raise InvalidRequest("a build starts from exactly one of fromImage and fromTemplate")
+        parsed = build_steps.parse(body.raw_steps())
+        for step in parsed:
+            if step.type == "COPY" and not self._uploads.has(template_id, step.files_hash or ""):
+                raise InvalidRequest(f"step {step.index}: the files of {step.args[0]!r} were not uploaded")
+        async with self._catalog.transaction() as session:
+            template = await self._own(session, team_id, template_id)
+            build = await session.get(TemplateBuild, build_id)
+            if build is None or build.template_id != template_id:
+                raise NotFound(f"build {build_id} of template {template_id} not found")
+            if build.status != "waiting":
+                raise Conflict(f"build {build_id} was already started")
+            base = None
+            if body.from_template:
+                _, image = await templates.resolve_image(session, name=body.from_template, team_id=team_id)
+                state = build_steps.State(
+                    env=image.env, user=image.default_user, workdir=image.default_workdir
+                )
+                base = TemplateBase(str(image.rootfs), state)
+            plan = Plan(
+                build_id=build_id,
+                template_id=template_id,
+                steps=parsed,
+                from_image=body.from_image,
+                from_template=base,
+                credentials=_credentials(body),
+                force=body.force,
+                start_cmd=body.start_cmd or None,
+                ready_cmd=body.ready_cmd or None,
+                cpu_count=build.cpu_count,
+                memory_mb=build.memory_mb,
+            )
+            build.status = "building"
+            template.build_status = "building"
+        self._running[build_id] = asyncio.ensure_future(self._run(plan))
+
+    async def forget(self, template_id: str) -> None:
+        """After a template is deleted: stop its builds and drop its uploads."""
+        for build_id, task in list(self._running.items()):
+            if task.get_name() == template_id:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                self._running.pop(build_id, None)
+        self._uploads.remove_template(template_id)
+
+    async def _run(self, plan: Plan) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            task.set_name(plan.template_id)
+        assert self._builder is not None
+        sink = _LogSink(self._catalog, plan.build_id)
+        sink.start()
+        try:
+            built = await self._builder.build(plan, sink.add)
+        except BuildFailed as error:
+            sink.add(error.message, "error", error.step)
+            await sink.close()
+            await self._finish(plan, None, {"message": error.message, "step": error.step})
+        except asyncio.CancelledError:
+            await sink.close()
+            raise
+        except Exception as error:  # a bug or a failing host: the build fails, the API keeps serving
+            log.exception("build %s failed", plan.build_id)
+            message = error.message if isinstance(error, HutchError) else f"internal error: {error}"
+            sink.add(message, "error", None)
+            await sink.close()
+            await self._finish(plan, None, {"message": message, "step": None})
+        else:
+            sink.add(f"build {plan.build_id} is ready", "info", None)
+            await sink.close()
+            await self._finish(plan, built, None)
+        finally:
+            self._running.pop(plan.build_id, None)
+
+    async def _finish(self, plan: Plan, built: Built | None, reason: dict[str, Any] | None) -> None:
+        async with self._catalog.transaction() as session:
+            build = await session.get(TemplateBuild, plan.build_id)
+            template = await session.get(Template, plan.template_id)
+            if build is None or template is None:
+                return  # deleted meanwhile
+            build.finished_at = datetime.now(UTC)
+            if built is None:
+                build.status, build.reason = "error", reason
+                template.build_status = "error"
+                return
+            build.status = "ready"
+            build.rootfs = built.rootfs
+            build.default_user = built.state.user
+            build.default_workdir = built.state.workdir
+            build.env = dict(built.state.env)
+            build.start_cmd, build.ready_cmd = plan.start_cmd, plan.ready_cmd
+            template.rootfs = built.rootfs
+            template.default_user = built.state.user
+            template.default_workdir = built.state.workdir
+            template.env = dict(built.state.env)
+            template.start_cmd, template.ready_cmd, template.start_user = plan.start_cmd, plan.ready_cmd, None
+            template.cpu_count, template.memory_mb = build.cpu_count, build.memory_mb
+            template.build_id, template.build_status = build.build_id, "ready"
+            for tag in build.tags:
+                row = await session.get(TemplateTag, (template.template_id, tag))
+                if row is None:
+                    session.add(
+                        TemplateTag(template_id=template.template_id, tag=tag, build_id=build.build_id)
+                    )
+                else:
+                    row.build_id, row.created_at = build.build_id, datetime.now(UTC)
+
+    # -- status ------------------------------------------------------------------------------------------
+
+    async def status(
+        self, team_id: str, template_id: str, build_id: str, *, offset: int, limit: int, level: str | None
+    ) -> TemplateBuildInfo:
+        """The build's state and its log entries after ``offset`` (at ``level`` or above)."""
+        async with self._catalog.transaction() as session:
+            await self._own(session, team_id, template_id)
+            build = await session.get(TemplateBuild, build_id)
+            if build is None or build.template_id != template_id:
+                raise NotFound(f"build {build_id} of template {template_id} not found")
+            query = select(TemplateBuildLog).where(TemplateBuildLog.build_id == build_id)
+            if level is not None:
+                query = query.where(TemplateBuildLog.level.in_(_LEVELS[_LEVELS.index(level) :]))
+            rows = await session.scalars(query.order_by(TemplateBuildLog.seq).offset(offset).limit(limit))
+            entries = [BuildLogEntry.of(row) for row in rows]
+        reason = None
+        if build.reason:
+            reason = BuildStatusReason(
+                message=build.reason.get("message") or "Build failed", step=build.reason.get("step")
+            )
+        return TemplateBuildInfo(
+            template_id=template_id,
+            build_id=build_id,
+            status=build.status,  # type: ignore[arg-type]
+            logs=[entry.message for entry in entries],
+            log_entries=entries,
+            reason=reason,
+        )
+
+    async def _own(self, session: Any, team_id: str, template_id: str) -> Template:
+        template = await session.get(Template, template_id)
+        if template is None or template.team_id != team_id:
+            raise NotFound(f"template {template_id} not found among the team's own templates")
+        return template
+
+    # -- aliases and tags --------------------------------------------------------------------------------
+
+    async def alias(self, team_id: str, alias: str) -> Template:
+        """The template called ``alias``; another team's private one is ``Forbidden``."""
+        async with self._catalog.transaction() as session:
+            template = await templates.find(session, name=alias)
+            if template is None:
+                raise NotFound(f"template alias {alias!r} not found")
+            if not template.visible_to(team_id):
+                raise Forbidden(f"template alias {alias!r} belongs to another team")
+            return template
+
+    async def assign_tags(self, team_id: str, target: str, tags: list[str]) -> tuple[list[str], str]:
+        """Give ``tags`` to the build ``target`` (``name:tag``, or ``name`` for the latest) names."""
+        name, tag = split_name(target)
+        tags = _check_tags(tags)
+        async with self._catalog.transaction() as session:
+            template = await self._own_by_name(session, team_id, name)
+            build_id = template.build_id
+            if tag is not None:
+                row = await session.get(TemplateTag, (template.template_id, tag))
+                build_id = None if row is None else row.build_id
+            if build_id is None:
+                raise NotFound(f"template {target!r} has no such build")
+            for new in tags:
+                row = await session.get(TemplateTag, (template.template_id, new))
+                if row is None:
+                    session.add(TemplateTag(template_id=template.template_id, tag=new, build_id=build_id))
+                else:
+                    row.build_id, row.created_at = build_id, datetime.now(UTC)
+            return tags, build_id
+
+    async def remove_tags(self, team_id: str, name: str, tags: list[str]) -> None:
+        base, _ = split_name(name)
+        async with self._catalog.transaction() as session:
+            template = await self._own_by_name(session, team_id, base)
+            await session.execute(
+                delete(TemplateTag).where(
+                    TemplateTag.template_id == template.template_id, TemplateTag.tag.in_(tags)
+                )
+            )
+
+    async def tags(self, team_id: str, template_id: str) -> list[TemplateTag]:
+        async with self._catalog.transaction() as session:
+            template = await templates.find(session, name=template_id, team_id=team_id)
+            if template is None:
+                raise NotFound(f"template {template_id} not found")
+            rows = await session.scalars(
+                select(TemplateTag)
+                .where(TemplateTag.template_id == template.template_id)
+                .order_by(TemplateTag.tag)
+            )
+            return list(rows)
+
+    async def _own_by_name(self, session: Any, team_id: str, name: str) -> Template:
+        template = await templates.find(session, name=name, team_id=team_id)
+        if template is None or template.team_id != team_id:
+            raise NotFound(f"template {name!r} not found among the team's own templates")
+        return template
+
+
+async def _set_template_status(session: Any, template_id: str) -> None:
+    template = await session.get(Template, template_id)
+    if template is not None:
+        template.build_status = "ready" if template.rootfs else "error"
+
+
+def _credentials(body: TemplateBuildStartV2) -> RegistryCredentials | None:
+    registry = body.from_image_registry
+    if registry is None:
+        return None
+    from ...templates.oci_image import RegistryCredentials
+
+    if registry.type != "registry" or not registry.username:
+        raise InvalidRequest(
+            "only registry credentials of type 'registry' (username, password) are supported"
+        )
+    return RegistryCredentials(username=registry.username, password=registry.password or "")
+
+
+def _new_template_id() -> str:
+    return "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(20))
+
+
+class _LogSink:
+    """A build's log entries, written to the catalog in batches (entries may come from other threads)."""
+
+    def __init__(self, catalog: Catalog, build_id: str) -> None:
+        self._catalog = catalog
+        self._build_id = build_id
+        self._pending: deque[tuple[datetime, str, str, str | None]] = deque()
+        self._seq = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, message: str, level: str = "info", step: str | None = None) -> None:
+        self._pending.append((datetime.now(UTC), message[:16384], level, step))
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._flush_forever())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self._flush()
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(LOG_FLUSH_S)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch = []
+        while self._pending:
+            batch.append(self._pending.popleft())
+        if not batch:
+            return
+        async with self._catalog.transaction() as session:
+            for timestamp, message, level, step in batch:
+                session.add(
+                    TemplateBuildLog(
+                        build_id=self._build_id,
+                        seq=self._seq,
+                        timestamp=timestamp,
+                        level=level,
+                        message=message,
+                        step=step,
+                    )
+                )
+                self._seq += 1
+            build = await session.get(TemplateBuild, self._build_id)
+            if build is not None:
+                build.log_count = self._seq

@@ -1,0 +1,356 @@
+"""The template builder: a base image, then each step in a sandbox of the runtime, each step's changes a
+cached layer.
+
+A build starts from a base (an existing template's layers, a Debian-family image built with mmdebstrap, or
+an image from a registry; image bases get the default user ``user``). Then, for every step that changes
+files, its layer key is computed from the key below it, the step and the build's state (env, user,
+workdir). A cached layer is reused as it is; otherwise a sandbox is started over the layers so far, the
+step runs in it (``RUN`` through envd as the step's user, ``COPY`` by unpacking the uploaded archive
+inside the sandbox), and the sandbox's writable layer becomes the new layer. A step's ``force`` (or the
+build's) rebuilds it and every later step. Last, a template with a start or ready command is started once
+to check that it becomes ready. Failures are ``BuildFailed`` naming the step (``base``, its index, or
+``finalize``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import httpx
+
+from ..errors import HutchError
+from ..runtime import envd_client
+from ..runtime.base import Runtime
+from ..runtime.capabilities import SupportsCommit
+from ..runtime.linux import detach, mount
+from ..runtime.types import ENVD_PORT, SandboxSpec, TemplateImage
+from . import debian_images, layers
+from .layers import LayerStore
+from .steps import COPY_ARCHIVE, State, Step, after, changes_files, run_user, script, user_script
+from .uploads import UploadStore
+
+if TYPE_CHECKING:
+    from . import oci_image as oci
+
+# What a build log entry is handed to: message, level (info, warn, error, debug), step.
+Log = Callable[[str, str, str | None], None]
+# ``e2bdev/base``, the SDK's default base image, is Hutch's own ``base`` template.
+E2B_BASE_IMAGES = (
+    "e2bdev/base",
+    "e2bdev/base:latest",
+    "docker.io/e2bdev/base",
+    "docker.io/e2bdev/base:latest",
+)
+_SHELL = ("/bin/sh", "-c")
+_CHUNK = 1 << 20
+
+
+class BuildRuntime(Runtime, SupportsCommit, Protocol):
+    """A runtime that can also keep a sandbox's writable layer."""
+
+
+class BuildFailed(HutchError):
+    """A build that cannot finish; ``step`` is ``base``, a step's index, or ``finalize``."""
+
+    def __init__(self, message: str, step: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+@dataclass(frozen=True)
+class TemplateBase:
+    """An existing template to build on: its layers and its state."""
+
+    rootfs: str
+    state: State
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One build: where it starts, its steps, and the commands its sandboxes start with."""
+
+    build_id: str
+    template_id: str
+    steps: list[Step]
+    from_image: str | None = None
+    from_template: TemplateBase | None = None
+    credentials: oci.RegistryCredentials | None = None
+    force: bool = False
+    start_cmd: str | None = None
+    ready_cmd: str | None = None
+    cpu_count: int = 2
+    memory_mb: int = 1024
+
+
+@dataclass(frozen=True)
+class Built:
+    """What a build made: the layers (``rootfs``, top first, ``:``-joined) and the final state."""
+
+    rootfs: str
+    state: State
+
+
+@dataclass(frozen=True)
+class BuildSandboxes:
+    """How the sandboxes that run build steps are made: disk size, egress, and the time a step may take."""
+
+    disk_mb: int = 8192
+    internet: bool = True
+    allow_out: tuple[str, ...] = ()
+    step_timeout_s: float = 3600.0
+    insecure_registries: tuple[str, ...] = ()
+
+
+class Builder:
+    """Runs builds on ``runtime`` (which must be able to commit a sandbox's layer)."""
+
+    def __init__(
+        self,
+        runtime: BuildRuntime,
+        *,
+        cache_dir: Path,
+        uploads: UploadStore,
+        base_rootfs: Path,
+        sandboxes: BuildSandboxes,
+        max_parallel: int = 2,
+    ) -> None:
+        self.runtime = runtime
+        self.cache_dir = Path(cache_dir)
+        self.layers = LayerStore(self.cache_dir)
+        self.uploads = uploads
+        self.base_rootfs = base_rootfs
+        self.sandboxes = sandboxes
+        self._slots = asyncio.Semaphore(max_parallel)
+        self._client = httpx.AsyncClient(trust_env=False)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def build(self, plan: Plan, log: Log) -> Built:
+        async with self._slots:
+            chain, state, key = await self._base(plan, log)
+            forced = plan.force
+            for step in plan.steps:
+                forced = forced or step.force
+                if not changes_files(step):
+                    log(f"[{step.index}] {step.describe()}", "info", str(step.index))
+                    state = after(state, step)
+                    continue
+                key = layers.key(
+                    key, step.type, step.args, step.files_hash, state.identity(), forced and plan.build_id
+                )
+                if self.layers.has(key):
+                    log(f"[{step.index}] CACHED {step.describe()}", "info", str(step.index))
+                else:
+                    log(f"[{step.index}] {step.describe()}", "info", str(step.index))
+                    await self._make_layer(plan, chain, state, key, step, log)
+                chain = [self.layers.path(key), *chain]
+                state = after(state, step)
+            if len(layers.join(chain)) > layers.MAX_CHAIN_CHARS:
+                chain = [await self._flatten(chain, key)]
+            built = Built(layers.join(chain), state)
+            if plan.start_cmd or plan.ready_cmd:
+                await self._finalize(plan, built, log)
+            return built
+
+    # -- the base ----------------------------------------------------------------------------------------
+
+    async def _base(self, plan: Plan, log: Log) -> tuple[list[Path], State, str]:
+        """The chain, state and layer key a build starts from."""
+        if plan.from_template is not None:
+            chain = layers.split(plan.from_template.rootfs)
+            log(f"FROM template ({len(chain)} layers)", "info", "base")
+            return chain, plan.from_template.state, layers.key("template", layers.identity(chain))
+        image = plan.from_image or "e2bdev/base"
+        log(f"FROM {image}", "info", "base")
+        if image in E2B_BASE_IMAGES:
+            chain = [self.base_rootfs]
+            return chain, State(), layers.key("template", layers.identity(chain))
+        rootfs, state = await self._image(image, plan, log)
+        chain = [rootfs]
+        key = layers.key("image", layers.identity(chain))
+        # Every image gets the default user (with passwordless sudo), as E2B's do.
+        key = layers.key(key, "provision", state.identity())
+        if not self.layers.has(key):
+            await self._make_layer(plan, chain, replace(state, user="root"), key, None, log)
+        return [self.layers.path(key), *chain], state, key
+
+    async def _image(self, image: str, plan: Plan, log: Log) -> tuple[Path, State]:
+        def line(message: str) -> None:
+            log(message, "debug", "base")
+
+        from . import oci_image as oci
+
+        debian = debian_images.parse(image)
+        try:
+            if debian is not None:
+                return await asyncio.to_thread(debian_images.build, debian, self.cache_dir, log=line), State()
+            rootfs = await asyncio.to_thread(
+                oci.pull,
+                image,
+                self.cache_dir,
+                credentials=plan.credentials,
+                insecure_registries=self.sandboxes.insecure_registries,
+                log=line,
+            )
+        except HutchError as error:
+            raise BuildFailed(f"base image {image}: {error.message}", "base") from error
+        config = oci.image_config(rootfs)
+        state = State(env=dict(config.env), workdir=config.workdir or None)
+        return rootfs, state
+
+    # -- steps -------------------------------------------------------------------------------------------
+
+    async def _make_layer(
+        self, plan: Plan, chain: list[Path], state: State, key: str, step: Step | None, log: Log
+    ) -> None:
+        """Run ``step`` (None: the image's provisioning) in a sandbox over ``chain`` and publish what it
+        wrote as the layer ``key``."""
+        label = "base" if step is None else str(step.index)
+        spec = SandboxSpec(
+            template=TemplateImage(
+                template_id=f"build-{plan.build_id}",
+                rootfs=Path(layers.join(chain)),
+                default_user="root",
+                env=dict(state.env),
+            ),
+            cpu_count=plan.cpu_count,
+            memory_mb=plan.memory_mb,
+            disk_mb=self.sandboxes.disk_mb,
+            allow_internet_access=self.sandboxes.internet,
+            allow_out=self.sandboxes.allow_out,
+        )
+        try:
+            handle = await self.runtime.create(spec)
+        except HutchError as error:
+            raise BuildFailed(f"could not start a build sandbox: {error.message}", label) from error
+        committed = False
+        try:
+            host, port = handle.address(ENVD_PORT)
+            url = f"http://{host}:{port}"
+            await self._run_step(plan, url, state, step, log)
+            partial = self.layers.partial()
+            try:
+                await self.runtime.commit(handle.sandbox_id, partial)
+                committed = True
+                self.layers.publish(partial, key)
+            except BaseException:
+                self.layers.discard(partial)
+                raise
+        finally:
+            if not committed:
+                await self.runtime.kill(handle.sandbox_id)
+
+    async def _run_step(self, plan: Plan, url: str, state: State, step: Step | None, log: Log) -> None:
+        label = "base" if step is None else str(step.index)
+        output = _Lines(lambda line: log(line, "info", label))
+        if step is None:
+            command, user, shell = user_script("user", sudo=True), "root", _SHELL
+        elif step.type == "RUN":
+            command, user, shell = step.args[0], run_user(step, state), ("/bin/bash", "-l", "-c")
+        else:
+            gzip = False
+            if step.type == "COPY":
+                gzip = await self._upload(plan, url, step)
+            command, user, shell = script(step, state, gzip=gzip), "root", _SHELL
+        try:
+            code = await envd_client.run(
+                self._client,
+                url,
+                command,
+                user=user,
+                envs=dict(state.env),
+                cwd=state.workdir if step is not None and step.type == "RUN" else None,
+                shell=shell,
+                timeout_s=self.sandboxes.step_timeout_s,
+                on_output=output.feed,
+            )
+        except (HutchError, httpx.HTTPError) as error:
+            raise BuildFailed(f"step {label} could not run: {error}", label) from error
+        finally:
+            output.close()
+        if code != 0:
+            what = "the image's provisioning" if step is None else f"step {label} ({step.describe()})"
+            raise BuildFailed(f"{what} failed with exit code {code}", label)
+
+    async def _upload(self, plan: Plan, url: str, step: Step) -> bool:
+        """Put the step's archive in the sandbox; returns whether it is gzip-compressed."""
+        assert step.files_hash is not None
+        path = self.uploads.path(plan.template_id, step.files_hash)
+        if not path.is_file():
+            raise BuildFailed(
+                f"step {step.index}: the files of {step.args[0]!r} were not uploaded", str(step.index)
+            )
+        with open(path, "rb") as archive:
+            gzip = archive.read(2) == b"\x1f\x8b"
+        await envd_client.upload(self._client, url, COPY_ARCHIVE, _chunks(path))
+        return gzip
+
+    async def _flatten(self, chain: list[Path], key: str) -> Path:
+        """One layer with the whole chain's content (when the chain is too long to mount)."""
+        flat_key = layers.key(key, "flatten")
+        if self.layers.has(flat_key):
+            return self.layers.path(flat_key)
+        partial = self.layers.partial()
+        view = partial.with_name(partial.name + ".view")
+        view.mkdir()
+        try:
+            mount("overlay", str(view), "overlay", 0, f"ro,lowerdir={layers.join(chain)}")
+            try:
+                process = await asyncio.create_subprocess_exec("cp", "-a", f"{view}/.", str(partial))
+                if await process.wait() != 0:
+                    raise BuildFailed("flattening the template's layers failed", "finalize")
+            finally:
+                detach(str(view))
+            return self.layers.publish(partial, flat_key)
+        finally:
+            view.rmdir()
+            self.layers.discard(partial)
+
+    async def _finalize(self, plan: Plan, built: Built, log: Log) -> None:
+        """Start the template once, as its sandboxes will be, and wait until its ready command succeeds."""
+        log("starting the template to check its start and ready commands", "info", "finalize")
+        template = TemplateImage(
+            template_id=f"build-{plan.build_id}",
+            rootfs=Path(built.rootfs),
+            default_user=built.state.user,
+            default_workdir=built.state.workdir,
+            env=dict(built.state.env),
+            start_cmd=plan.start_cmd,
+            ready_cmd=plan.ready_cmd,
+        )
+        spec = SandboxSpec(template=template, cpu_count=plan.cpu_count, memory_mb=plan.memory_mb)
+        try:
+            handle = await self.runtime.create(spec)
+        except HutchError as error:
+            raise BuildFailed(f"the template did not become ready: {error.message}", "finalize") from error
+        await self.runtime.kill(handle.sandbox_id)
+        log("the template is ready", "info", "finalize")
+
+
+class _Lines:
+    """Splits streamed output into lines."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        self.emit = emit
+        self.pending = ""
+
+    def feed(self, text: str) -> None:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            self.emit(line.rstrip("\r"))
+
+    def close(self) -> None:
+        if self.pending:
+            self.emit(self.pending)
+            self.pending = ""
+
+
+async def _chunks(path: Path) -> AsyncIterator[bytes]:
+    with open(path, "rb") as archive:
+        while chunk := await asyncio.to_thread(archive.read, _CHUNK):
+            yield chunk
