@@ -60,8 +60,6 @@ def test_upload_links_and_their_signatures(caller: Caller) -> None:
         url = link.json()["url"]
         assert http.get(f"/templates/{template_id}/files/not-a-hash").status_code == 400
         assert http.get(f"/templates/unknown/files/{files_hash}").status_code == 404
-    import httpx
-
     assert httpx.put(url.replace("signature=", "signature=00"), content=b"x").status_code == 401
     assert httpx.put(url.replace("expires=", "expires=1"), content=b"x").status_code == 401
     assert httpx.put(url, content=b"").status_code == 400
