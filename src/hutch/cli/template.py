@@ -1,4 +1,5 @@
-"""``hutch template ls|rm``: the templates a team may use, and removing its own."""
+"""``hutch template ls|build|rm``: the templates a team may use, building one from a Dockerfile, and
+removing the team's own."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import typer
 
 from .client import Api, segment
 from .output import JsonOption, console, emit_json, short_time, table
+from .template_build import build
 
-app = typer.Typer(help="List and remove templates.", no_args_is_help=True)
+app = typer.Typer(help="List, build and remove templates.", no_args_is_help=True)
+app.command("build")(build)
 
 
 @app.command("ls")
