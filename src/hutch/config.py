@@ -67,6 +67,9 @@ class TemplateSettings(BaseModel):
     # only ``build_allow_out`` (addresses, CIDRs, host names like ``pypi.org``, ``*.debian.org``).
     build_internet: bool = True
     build_allow_out: list[str] = Field(default_factory=list)
+    # A CA bundle that build steps trust too (for networks that inspect TLS), e.g. the host's
+    # /etc/ssl/certs/ca-certificates.crt.
+    build_ca_bundle: Path | None = None
     # The largest ``COPY`` upload, and registries reached over plain HTTP (loopback ones always are).
     max_upload_mb: int = 4096
     insecure_registries: list[str] = Field(default_factory=list)

@@ -108,6 +108,7 @@ def _builder(settings: Settings, runtime: Runtime) -> Builder | None:
             allow_out=tuple(t.build_allow_out),
             step_timeout_s=t.build_step_timeout_s,
             insecure_registries=tuple(t.insecure_registries),
+            ca_bundle=t.build_ca_bundle,
         ),
         max_parallel=t.max_parallel_builds,
     )

@@ -46,6 +46,15 @@ E2B_BASE_IMAGES = (
     "docker.io/e2bdev/base:latest",
 )
 _SHELL = ("/bin/sh", "-c")
+CA_BUNDLE = "/tmp/.hutch-build-ca.pem"
+_CA_VARIABLES = (
+    "SSL_CERT_FILE",
+    "PIP_CERT",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
+)
 _CHUNK = 1 << 20
 
 
@@ -103,6 +112,9 @@ class BuildSandboxes:
     allow_out: tuple[str, ...] = ()
     step_timeout_s: float = 3600.0
     insecure_registries: tuple[str, ...] = ()
+    # Certificates ``RUN`` steps trust besides the image's own (a network that inspects TLS has its own
+    # authority): put in the sandbox for each step, named by the usual variables, gone from the layer.
+    ca_bundle: Path | None = None
 
 
 class Builder:
@@ -140,10 +152,8 @@ class Builder:
                     log(f"[{step.index}] {step.describe()}", "info", str(step.index))
                     state = after(state, step)
                     continue
-                key = layers.key(
-                    key, step.type, step.args, step.files_hash, state.identity(), forced and plan.build_id
-                )
-                if self.layers.has(key):
+                key = layers.key(key, step.type, step.args, step.files_hash, state.identity())
+                if self.layers.has(key) and not forced:
                     log(f"[{step.index}] CACHED {step.describe()}", "info", str(step.index))
                 else:
                     log(f"[{step.index}] {step.describe()}", "info", str(step.index))
@@ -248,10 +258,12 @@ class Builder:
     async def _run_step(self, plan: Plan, url: str, state: State, step: Step | None, log: Log) -> None:
         label = "base" if step is None else str(step.index)
         output = _Lines(lambda line: log(line, "info", label))
+        envs = dict(state.env)
         if step is None:
             command, user, shell = user_script("user", sudo=True), "root", _SHELL
         elif step.type == "RUN":
             command, user, shell = step.args[0], run_user(step, state), ("/bin/bash", "-l", "-c")
+            envs.update(await self._trust(url))
         else:
             gzip = False
             if step.type == "COPY":
@@ -263,7 +275,7 @@ class Builder:
                 url,
                 command,
                 user=user,
-                envs=dict(state.env),
+                envs=envs,
                 cwd=state.workdir if step is not None and step.type == "RUN" else None,
                 shell=shell,
                 timeout_s=self.sandboxes.step_timeout_s,
@@ -276,6 +288,15 @@ class Builder:
         if code != 0:
             what = "the image's provisioning" if step is None else f"step {label} ({step.describe()})"
             raise BuildFailed(f"{what} failed with exit code {code}", label)
+        if CA_BUNDLE in envs.values():
+            await envd_client.run(self._client, url, f"rm -f {CA_BUNDLE}", user="root", shell=_SHELL)
+
+    async def _trust(self, url: str) -> dict[str, str]:
+        """Put the configured certificates in the sandbox; the variables that point tools at them."""
+        if self.sandboxes.ca_bundle is None:
+            return {}
+        await envd_client.upload(self._client, url, CA_BUNDLE, _chunks(self.sandboxes.ca_bundle))
+        return dict.fromkeys(_CA_VARIABLES, CA_BUNDLE)
 
     async def _upload(self, plan: Plan, url: str, step: Step) -> bool:
         """Put the step's archive in the sandbox; returns whether it is gzip-compressed."""

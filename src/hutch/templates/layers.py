@@ -2,8 +2,10 @@
 included), stored under a key made from everything that decides its content.
 
 A template's root filesystem is a chain of layers over a base, mounted as one overlay (top first, joined
-with ``:`` as overlayfs's ``lowerdir`` wants). Layers are never changed once published, so any number of
-templates and sandboxes share them; a layer is built in a partial directory and renamed into place.
+with ``:`` as overlayfs's ``lowerdir`` wants). A layer's directory (``data/<id>``) never changes once
+published, so any number of templates and sandboxes share it; the key is a symbolic link to it, which a
+forced rebuild points at a new directory while the templates made from the old one keep theirs. Layers are
+built in a partial directory and renamed into place.
 """
 
 from __future__ import annotations
@@ -46,31 +48,31 @@ def identity(chain: list[Path]) -> list[str]:
 
 
 class LayerStore:
-    """Layers under ``<cache_dir>/layers/<key>``."""
+    """Layers under ``<cache_dir>/layers/data/<id>``, found by their keys (``<cache_dir>/layers/<key>``)."""
 
     def __init__(self, cache_dir: Path) -> None:
         self.root = Path(cache_dir) / "layers"
+        self.data = self.root / "data"
 
     def path(self, layer_key: str) -> Path:
-        return self.root / layer_key
+        """The directory of the layer ``layer_key`` names now."""
+        return (self.root / layer_key).resolve()
 
     def has(self, layer_key: str) -> bool:
-        return self.path(layer_key).is_dir()
+        return (self.root / layer_key).is_dir()
 
     def partial(self) -> Path:
         """A fresh path (not created) to build a layer in."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        return self.root / f".partial-{uuid.uuid4().hex}"
+        self.data.mkdir(parents=True, exist_ok=True)
+        return self.data / f".partial-{uuid.uuid4().hex}"
 
     def publish(self, partial: Path, layer_key: str) -> Path:
-        """Move a finished layer into place; when another build published the same key first, keep that."""
-        target = self.path(layer_key)
-        try:
-            partial.rename(target)
-        except OSError:
-            if not target.is_dir():
-                raise
-            shutil.rmtree(partial, ignore_errors=True)
+        """Move a finished layer into place and point ``layer_key`` at it; returns its directory."""
+        target = self.data / uuid.uuid4().hex
+        partial.rename(target)
+        link = self.root / f".{layer_key}.{target.name}"
+        link.symlink_to(Path("data") / target.name)
+        os.replace(link, self.root / layer_key)
         return target
 
     def discard(self, partial: Path) -> None:
