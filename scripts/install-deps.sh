@@ -16,6 +16,7 @@ declare -A wanted=(
     [nft]=nftables
     [useradd]=passwd
     [curl]=curl
+    [skopeo]=skopeo [umoci]=umoci [docker-registry]=docker-registry  # fromImage pulls; a registry for tests
     [ps]=procps
     [/usr/lib/python3/dist-packages/seccomp.cpython-*.so]=python3-seccomp
     [/usr/lib/postgresql/*/bin/initdb]=postgresql   # the catalog's PostgreSQL tests

@@ -28,5 +28,6 @@ def wait_http(url: str, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-# The real stack (``hutch up`` on free ports) and a sandbox in it, shared by tests/e2e and tests/security.
-pytest_plugins = ["tests.stack"]
+# The real stack (``hutch up`` on free ports) and a sandbox in it, shared by tests/e2e and tests/security;
+# registries on loopback and images to push to them.
+pytest_plugins = ["tests.stack", "tests.registry"]

@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import httpx
 
@@ -29,12 +29,10 @@ from ..runtime.capabilities import SupportsCommit
 from ..runtime.linux import detach, mount
 from ..runtime.types import ENVD_PORT, SandboxSpec, TemplateImage
 from . import debian_images, layers
+from . import oci_image as oci
 from .layers import LayerStore
 from .steps import COPY_ARCHIVE, State, Step, after, changes_files, run_user, script, user_script
 from .uploads import UploadStore
-
-if TYPE_CHECKING:
-    from . import oci_image as oci
 
 # What a build log entry is handed to: message, level (info, warn, error, debug), step.
 Log = Callable[[str, str, str | None], None]
@@ -192,8 +190,6 @@ class Builder:
     async def _image(self, image: str, plan: Plan, log: Log) -> tuple[Path, State]:
         def line(message: str) -> None:
             log(message, "debug", "base")
-
-        from . import oci_image as oci
 
         debian = debian_images.parse(image)
         try:

@@ -15,7 +15,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete, select
 
@@ -24,6 +24,7 @@ from ...catalog.models import Template, TemplateBuild, TemplateBuildLog, Templat
 from ...errors import Conflict, Forbidden, HutchError, InvalidRequest, NotFound, NotSupported
 from ...templates import steps as build_steps
 from ...templates.builder import Builder, BuildFailed, Built, Plan, TemplateBase
+from ...templates.oci_image import RegistryCredentials
 from ...templates.uploads import UploadStore
 from ..schemas.template_builds import (
     BuildLogEntry,
@@ -35,9 +36,6 @@ from ..schemas.template_builds import (
     TemplateRequestResponseV3,
 )
 from . import templates
-
-if TYPE_CHECKING:
-    from ...templates.oci_image import RegistryCredentials
 
 log = logging.getLogger("hutch.api")
 # Template names: lower-case, optionally with a ``namespace/``; tags as Docker's.
@@ -395,8 +393,6 @@ def _credentials(body: TemplateBuildStartV2) -> RegistryCredentials | None:
     registry = body.from_image_registry
     if registry is None:
         return None
-    from ...templates.oci_image import RegistryCredentials
-
     if registry.type != "registry" or not registry.username:
         raise InvalidRequest(
             "only registry credentials of type 'registry' (username, password) are supported"
