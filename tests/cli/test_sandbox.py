@@ -1,10 +1,10 @@
-"""``hutch sandbox``: create → ls → exec → metrics → kill against the real stack."""
+"""``hutch sandbox``: create → ls → exec → logs → metrics → kill against the real stack."""
 
 from __future__ import annotations
 
-import json
-
+import httpx
 import pytest
+from e2b import Sandbox
 
 from tests.cli.conftest import Hutch, error_line, parse
 from tests.stack import Stack
@@ -73,12 +73,23 @@ def test_create_from_an_unknown_template_shows_the_apis_message(hutch: Hutch) ->
     assert line.startswith("404: ") and "known templates" in line
 
 
-def test_logs_without_a_logs_route_is_the_apis_error(hutch: Hutch, sandbox_id: str) -> None:
-    result = hutch("sandbox", "logs", sandbox_id)
-    if result.returncode == 0:  # an API that keeps logs
-        json.loads(hutch("sandbox", "logs", sandbox_id, "--json").stdout)
-    else:
-        assert error_line(result).startswith("404: ")
+def test_logs_show_the_sandboxs_processes(hutch: Hutch, stack: Stack, sandbox_id: str) -> None:
+    Sandbox.connect(sandbox_id, **stack.opts).commands.run("true", user="root")
+    entries = parse(hutch("sandbox", "logs", sandbox_id, "--json"))["logEntries"]
+    started = [entry for entry in entries if "started: /bin/bash as root" in entry["message"]]
+    assert started and {"timestamp", "message", "level", "fields"} <= set(started[-1])
+    pid = started[-1]["message"].split()[1]
+    assert any(entry["message"] == f"process {pid} ended: exit status 0" for entry in entries)
+    table = hutch("sandbox", "logs", sandbox_id)
+    assert table.returncode == 0 and f"process {pid} started" in table.stdout
+    # The v2 route pages backwards from a cursor and filters by level and text.
+    v2 = httpx.get(
+        f"{stack.api_url}/v2/sandboxes/{sandbox_id}/logs",
+        params={"direction": "backward", "limit": 1, "search": "ended"},
+        headers={"X-API-Key": stack.api_key},
+    )
+    assert [entry["message"] for entry in v2.json()["logs"]] == [f"process {pid} ended: exit status 0"]
+    assert error_line(hutch("sandbox", "logs", "nosuchsandbox")).startswith("404: ")
 
 
 def test_bad_metadata_is_refused_before_any_call(hutch: Hutch) -> None:

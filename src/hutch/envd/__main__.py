@@ -15,6 +15,7 @@ import asyncio  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
+import time  # noqa: E402
 
 from . import reaper  # noqa: E402
 from .router import Envd  # noqa: E402
@@ -35,7 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="set the system clock from /init (only in a VM with its own clock)",
     )
-    parser.add_argument("--log-level", default=os.environ.get("ENVD_LOG_LEVEL", "WARNING"))
+    parser.add_argument("--log-level", default=os.environ.get("ENVD_LOG_LEVEL", "INFO"))
     parser.add_argument("--version", action="version", version=VERSION)
     return parser.parse_args(argv)
 
@@ -58,8 +59,13 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # One line per event, stamped in UTC: the runtime serves this log as the sandbox's logs.
+    logging.Formatter.converter = time.gmtime
     logging.basicConfig(
-        level=args.log_level.upper(), stream=sys.stderr, format="envd %(levelname)s %(message)s"
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s.%(msecs)03dZ %(levelname)s %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
     )
     asyncio.run(run(args))
 

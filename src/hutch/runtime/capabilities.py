@@ -3,8 +3,19 @@ one with ``isinstance`` and answers ``NotSupported`` when the backend lacks it."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a sandbox's log."""
+
+    timestamp: datetime
+    level: str
+    message: str
 
 
 @runtime_checkable
@@ -24,3 +35,11 @@ class SupportsCommit(Protocol):
     async def commit(self, sandbox_id: str, destination: Path) -> None:
         """Stop the sandbox, copy its writable layer (overlay upper directory, whiteouts included) to
         ``destination`` (which must not exist), and remove the sandbox."""
+
+
+@runtime_checkable
+class SupportsLogs(Protocol):
+    """Reading what a sandbox's envd logged (its processes starting and ending, its errors)."""
+
+    async def logs(self, sandbox_id: str) -> list[LogLine]:
+        """The sandbox's log, oldest first."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 
 from ...catalog.models import Sandbox as SandboxRow
 from ..deps import SandboxServiceDep, SettingsDep, TeamDep, require_team
+from ..schemas.sandbox_logs import LogLevel, SandboxLogEntry, SandboxLogs, SandboxLogsV2
 from ..schemas.sandboxes import (
     ConnectSandbox,
     ConnectSandboxV1,
@@ -160,6 +161,7 @@ async def connect_sandbox_v1(
     return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
 
 
+LEVELS = ("debug", "info", "warn", "error")
 # The last second a datetime can hold (9999-12-31T23:59:59Z): larger ``start``/``end`` are a 400.
 MAX_UNIX_SECONDS = 253_402_300_799
 
@@ -179,3 +181,44 @@ async def get_metrics(
         end=None if end is None else datetime.fromtimestamp(end, UTC),
     )
     return [SandboxMetric.of(sample) for sample in samples]
+
+
+@router.get("/sandboxes/{sandbox_id}/logs")
+async def get_logs(
+    sandbox_id: str,
+    team: TeamDep,
+    service: SandboxServiceDep,
+    start: Annotated[int | None, Query(ge=0, le=MAX_UNIX_SECONDS * 1000)] = None,
+    limit: Annotated[int, Query(ge=0, le=10_000)] = 1000,
+) -> SandboxLogs:
+    """The sandbox's log from ``start`` (unix milliseconds) on, at most ``limit`` lines."""
+    lines = await service.logs(team_id=team.team_id, sandbox_id=sandbox_id)
+    if start is not None:
+        lines = [line for line in lines if line.timestamp >= datetime.fromtimestamp(start / 1000, UTC)]
+    return SandboxLogs.of(lines[:limit])
+
+
+@router.get("/v2/sandboxes/{sandbox_id}/logs")
+async def get_logs_v2(
+    sandbox_id: str,
+    team: TeamDep,
+    service: SandboxServiceDep,
+    cursor: Annotated[int | None, Query(ge=0, le=MAX_UNIX_SECONDS * 1000)] = None,
+    limit: Annotated[int, Query(ge=0, le=1000)] = 1000,
+    direction: Literal["forward", "backward"] = "forward",
+    level: LogLevel | None = None,
+    search: Annotated[str | None, Query(max_length=256)] = None,
+) -> SandboxLogsV2:
+    """The sandbox's log from ``cursor`` (unix milliseconds) on, or before it going ``backward``; at
+    ``level`` or above, with ``search`` in the message."""
+    lines = await service.logs(team_id=team.team_id, sandbox_id=sandbox_id)
+    if cursor is not None:
+        at = datetime.fromtimestamp(cursor / 1000, UTC)
+        lines = [line for line in lines if (line.timestamp >= at) == (direction == "forward")]
+    if direction == "backward":
+        lines.reverse()
+    if level is not None:
+        lines = [line for line in lines if LEVELS.index(line.level) >= LEVELS.index(level)]
+    if search:
+        lines = [line for line in lines if search in line.message]
+    return SandboxLogsV2(logs=[SandboxLogEntry.of(line) for line in lines[:limit]])

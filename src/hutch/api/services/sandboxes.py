@@ -20,7 +20,7 @@ from ...catalog.repos.sandboxes import Cursor, SandboxFilter
 from ...envd.version import VERSION as ENVD_VERSION
 from ...errors import Conflict, InvalidRequest, NotSupported
 from ...runtime.base import Runtime
-from ...runtime.capabilities import SupportsEgress
+from ...runtime.capabilities import LogLine, SupportsEgress, SupportsLogs
 from ...runtime.types import SandboxSpec
 from ..ratelimit import RateLimiter
 from . import pagination, templates
@@ -240,6 +240,13 @@ class SandboxService:
         if (start is not None and sample.timestamp < start) or (end is not None and sample.timestamp > end):
             return []
         return [sample]
+
+    async def logs(self, *, team_id: str, sandbox_id: str) -> list[LogLine]:
+        """The sandbox's log (what its envd wrote), oldest first."""
+        await self.get(team_id=team_id, sandbox_id=sandbox_id)
+        if not isinstance(self._runtime, SupportsLogs):
+            raise NotSupported(f"the {self._runtime.name} runtime keeps no sandbox logs")
+        return await self._runtime.logs(sandbox_id)
 
     async def destroy(self, *, sandbox_id: str) -> None:
         """Kill a sandbox of any team, then drop its row (kept if the kill fails, so a retry can finish)."""

@@ -25,7 +25,8 @@ from pathlib import Path
 import httpx
 
 from ...errors import BackendUnavailable, NotFound, NotSupported
-from .. import cgroups, envd_client
+from .. import cgroups, envd_client, envd_log
+from ..capabilities import LogLine
 from ..disk import Disk
 from ..egress_proxy import EgressProxy
 from ..firewall import EgressPolicy, Firewall, sandbox_resolv_conf
@@ -304,6 +305,12 @@ class ContainerRuntime:
         if sandbox is None:
             raise NotFound(f"sandbox {sandbox_id} is not running on this node")
         return await envd_client.metrics(self._client, sandbox.envd_url, sandbox.access_token)
+
+    async def logs(self, sandbox_id: str) -> list[LogLine]:
+        sandbox = self._live.get(sandbox_id)
+        if sandbox is None:
+            raise NotFound(f"sandbox {sandbox_id} is not running on this node")
+        return await asyncio.to_thread(envd_log.read, sandbox.directory / "envd.log")
 
     def _watch(self, sandbox: _Sandbox) -> None:
         """Notice when a sandbox's init ends on its own (a gVisor sandbox over its memory limit is killed

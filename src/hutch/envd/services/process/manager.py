@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import fcntl
 import grp
+import logging
 import os
 import signal
 import struct
@@ -25,6 +26,7 @@ from ...connect import field, text, uint
 from ...errors import RpcError
 from ...users import User
 
+log = logging.getLogger("hutch.envd")
 CHUNK = 32 * 1024
 PTY_CHUNK = 16 * 1024
 ENDED_TTL_S = 30.0
@@ -361,12 +363,16 @@ class ProcessManager:
         process.popen = popen
         process.pid = popen.pid
         self.live[process.pid] = process
+        # The program, not its arguments (they may hold secrets).
+        tagged = f" [{tag}]" if tag else ""
+        log.info("process %d started: %s as %s%s", process.pid, argv[0], user.name, tagged)
         process._watch(self.loop)
         if timeout_s:
             process._deadline = self.loop.call_later(timeout_s, process._on_deadline)
         return process, queue
 
     def _ended(self, process: Process) -> None:
+        log.info("process %d ended: %s", process.pid, process.end.get("status", "") if process.end else "")
         self.live.pop(process.pid, None)
         self.ended[process.pid] = process
         self.loop.call_later(ENDED_TTL_S, self._forget, process)

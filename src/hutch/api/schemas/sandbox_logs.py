@@ -1,0 +1,45 @@
+"""Sandbox logs (spec §1.5): v1 ``SandboxLogs`` and v2 ``SandboxLogsV2Response``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from ...runtime.capabilities import LogLine
+from .common import WireModel
+
+LogLevel = Literal["debug", "info", "warn", "error"]
+
+
+class SandboxLog(WireModel):
+    timestamp: datetime
+    line: str
+
+
+class SandboxLogEntry(WireModel):
+    timestamp: datetime
+    message: str
+    level: LogLevel
+    fields: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, line: LogLine) -> SandboxLogEntry:
+        return cls(timestamp=line.timestamp, message=line.message, level=line.level)  # type: ignore[arg-type]
+
+
+class SandboxLogs(WireModel):
+    logs: list[SandboxLog]
+    log_entries: list[SandboxLogEntry] = Field(alias="logEntries")
+
+    @classmethod
+    def of(cls, lines: list[LogLine]) -> SandboxLogs:
+        return cls(
+            logs=[SandboxLog(timestamp=line.timestamp, line=line.message) for line in lines],
+            log_entries=[SandboxLogEntry.of(line) for line in lines],
+        )
+
+
+class SandboxLogsV2(WireModel):
+    logs: list[SandboxLogEntry]
