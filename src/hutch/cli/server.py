@@ -19,6 +19,7 @@ from rich.logging import RichHandler
 
 from ..config import Settings
 from ..dotenv import read_env_file
+from .setup_progress import SetupProgress
 
 console = Console()
 
@@ -54,7 +55,8 @@ def up(
     from ..stack import run
 
     try:
-        asyncio.run(run(settings, env_file=env_file.resolve(), say=console.print))
+        with SetupProgress(console) as say:
+            asyncio.run(run(settings, env_file=env_file.resolve(), say=say))
     finally:
         _pid_file(settings).unlink(missing_ok=True)
 
