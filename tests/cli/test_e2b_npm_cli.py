@@ -1,5 +1,6 @@
 """The official E2B CLI (npm ``@e2b/cli``, the ``e2b`` command) against the real stack: ``sandbox list``,
-``sandbox kill`` (by id, and ``--all`` by metadata) and ``template list``.
+``sandbox kill`` (by id, and ``--all`` by metadata), ``sandbox logs``, ``template list``, and ``template
+create`` from a Dockerfile then ``template delete``.
 
 The CLI runs under node with a temporary HOME, the stack's ``E2B_*`` variables only, the update check off,
 and ``loopback_only.cjs`` preloaded, which refuses (and reports) every connection outside loopback.
@@ -8,13 +9,16 @@ and ``loopback_only.cjs`` preloaded, which refuses (and reports) every connectio
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2b import NotFoundException, Sandbox
+from e2b import NotFoundException, Sandbox, Template
 
 from tests.cli.conftest import clean_env
 from tests.stack import Stack
@@ -26,18 +30,35 @@ REFUSED = "refused by loopback_only:"
 E2b = Callable[..., subprocess.CompletedProcess[str]]
 
 
+@dataclass(frozen=True)
+class Cli:
+    """The pinned ``@e2b/cli``: the node that runs it and its entry point."""
+
+    node: str
+    entry: str
+
+
 @pytest.fixture(scope="session")
-def e2b_cli() -> Path:
-    """The entry point of the pinned ``@e2b/cli``, installed into the cache on first use."""
-    result = subprocess.run([str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=600, check=False)
+def e2b_cli() -> Cli:
+    """The pinned ``@e2b/cli``, installed into the cache on first use (with a Node.js of its own if the
+    machine's is missing or too old)."""
+    result = subprocess.run(
+        [str(INSTALL_SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
     if result.returncode != 0:
         pytest.fail(f"could not install @e2b/cli with {INSTALL_SCRIPT.name}: {result.stderr.strip()}")
-    return Path(result.stdout.strip())
+    node, entry = result.stdout.split()
+    return Cli(node, entry)
 
 
-def run_e2b(cli: Path, *args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_e2b(cli: Cli, *args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["node", "--require", str(LOOPBACK_ONLY), str(cli), *args],
+        [cli.node, "--require", str(LOOPBACK_ONLY), cli.entry, *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -58,7 +79,7 @@ def cli_env(stack: Stack, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture()
-def e2b(e2b_cli: Path, cli_env: dict[str, str], tmp_path: Path) -> E2b:
+def e2b(e2b_cli: Cli, cli_env: dict[str, str], tmp_path: Path) -> E2b:
     """``e2b(*args)``: the finished CLI process, which must not have tried to leave loopback."""
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -147,20 +168,50 @@ def test_template_list(e2b: E2b) -> None:
     assert "base" in table and "code-interpreter-v1" in table
 
 
-def test_wrong_api_key_is_refused(e2b_cli: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
+def test_sandbox_logs(e2b: E2b, stack: Stack, tag: str) -> None:
+    sandbox = stack.create(metadata={"cli": tag})
+    try:
+        pid = sandbox.commands.run("echo hi", background=True).pid
+        sandbox.commands.connect(pid).wait()
+        printed = succeeded(e2b("sandbox", "logs", sandbox.sandbox_id, "--format", "json")).splitlines()
+        messages = [json.loads(line)["message"] for line in printed if line.strip()]
+        assert f"process {pid} started: /bin/bash as user" in messages, printed
+        assert f"process {pid} ended: exit status 0" in messages
+    finally:
+        sandbox.kill()
+
+
+def test_template_create_from_a_dockerfile(e2b: E2b, stack: Stack, tmp_path: Path) -> None:
+    name = f"npm-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "hello.txt").write_text(name)
+    (tmp_path / "e2b.Dockerfile").write_text(
+        "FROM e2bdev/base\nCOPY hello.txt /opt/hello.txt\nRUN cat /opt/hello.txt\n"
+    )
+    succeeded(e2b("template", "create", name, "--path", str(tmp_path), "--ready-cmd", "true"))
+    sandbox = Sandbox.create(name, **stack.opts)
+    stack.seen.add(sandbox.sandbox_id)
+    try:
+        assert sandbox.files.read("/opt/hello.txt") == name
+    finally:
+        sandbox.kill()
+    assert f"Deleting sandbox template {name}" in succeeded(e2b("template", "delete", name, "--yes"))
+    assert not Template.exists(name, **stack.opts)
+
+
+def test_wrong_api_key_is_refused(e2b_cli: Cli, cli_env: dict[str, str], tmp_path: Path) -> None:
     env = {**cli_env, "E2B_API_KEY": "e2b_" + "0" * 40}
     for command in (["sandbox", "list"], ["template", "list"]):
         result = run_e2b(e2b_cli, *command, env=env, cwd=tmp_path)
         assert result.returncode == 1 and "invalid API key" in result.stderr, result.stderr
 
 
-def test_without_api_key_asks_to_log_in(e2b_cli: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
+def test_without_api_key_asks_to_log_in(e2b_cli: Cli, cli_env: dict[str, str], tmp_path: Path) -> None:
     env = {name: value for name, value in cli_env.items() if name != "E2B_API_KEY"}
     result = run_e2b(e2b_cli, "sandbox", "list", env=env, cwd=tmp_path)
     assert result.returncode == 1 and "E2B_API_KEY" in result.stderr, result.stderr
 
 
-def test_without_api_url_it_goes_to_e2b(e2b_cli: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
+def test_without_api_url_it_goes_to_e2b(e2b_cli: Cli, cli_env: dict[str, str], tmp_path: Path) -> None:
     """The guard works, and ``E2B_API_URL`` is what keeps the CLI at home."""
     env = {name: value for name, value in cli_env.items() if name != "E2B_API_URL"}
     result = run_e2b(e2b_cli, "sandbox", "list", env=env, cwd=tmp_path)

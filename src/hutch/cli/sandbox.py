@@ -91,8 +91,8 @@ def logs(ctx: typer.Context, sandbox_id: SandboxId, as_json: JsonOption = False)
     if as_json:
         emit_json(body)
         return
-    for entry in body.get("logs", []):
-        console.print(f"{short_time(entry.get('timestamp'))}  {entry.get('line', '')}", highlight=False)
+    for entry in body.get("logEntries", []):
+        console.print(f"{short_time(entry.get('timestamp'))}  {entry.get('message', '')}", highlight=False)
 
 
 @app.command("metrics")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Literal
 
@@ -14,8 +15,16 @@ LogLevel = Literal["debug", "info", "warn", "error"]
 
 
 class SandboxLog(WireModel):
+    """A v1 log line: as E2B's envd writes them, a JSON object (``level``, ``logger``, ``message``), which
+    E2B's CLI parses."""
+
     timestamp: datetime
     line: str
+
+    @classmethod
+    def of(cls, line: LogLine) -> SandboxLog:
+        fields = {"level": line.level, "logger": "envd", "message": line.message}
+        return cls(timestamp=line.timestamp, line=json.dumps(fields))
 
 
 class SandboxLogEntry(WireModel):
@@ -36,7 +45,7 @@ class SandboxLogs(WireModel):
     @classmethod
     def of(cls, lines: list[LogLine]) -> SandboxLogs:
         return cls(
-            logs=[SandboxLog(timestamp=line.timestamp, line=line.message) for line in lines],
+            logs=[SandboxLog.of(line) for line in lines],
             log_entries=[SandboxLogEntry.of(line) for line in lines],
         )
 
