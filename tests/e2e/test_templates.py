@@ -5,6 +5,8 @@ sandboxes from the new templates."""
 from __future__ import annotations
 
 import secrets
+import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -146,9 +148,14 @@ def test_tags_aliases_and_delete(stack: Stack) -> None:
     assert set(tags) == {"v1", "v2", "stable"} and tags["stable"] == tags["v1"]
     Template.remove_tags(name, ["stable"], **stack.opts)
     assert {tag.tag for tag in Template.get_tags(name, **stack.opts)} == {"v1", "v2"}
-    deleted = httpx.delete(f"{stack.api_url}/templates/{name}", headers={"X-API-Key": stack.api_key})
+    headers = {"X-API-Key": stack.api_key}
+    detail = httpx.get(f"{stack.api_url}/templates/{name}", headers=headers).json()
+    assert [build["status"] for build in detail["builds"]] == ["ready", "ready"]
+    assert detail["buildID"] == detail["builds"][0]["buildID"] == tags["v2"] and detail["buildCount"] == 2
+    deleted = httpx.delete(f"{stack.api_url}/templates/{name}", headers=headers)
     assert deleted.status_code == 204
     assert not Template.exists(name, **stack.opts)
+    assert httpx.get(f"{stack.api_url}/templates/{name}", headers=headers).status_code == 404
 
 
 def test_a_template_built_on_a_built_template(stack: Stack) -> None:
@@ -179,3 +186,14 @@ def test_upload_urls_authorise_only_themselves(stack: Stack) -> None:
     assert httpx.put(url, content=b"archive").status_code == 201
     again = httpx.get(f"{stack.api_url}/templates/{template_id}/files/{files_hash}", headers=headers)
     assert again.json() == {"present": True}
+
+
+def test_an_image_that_cannot_be_had_is_a_quick_build_error(stack: Stack) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there
+    template = Template().from_image(f"127.0.0.1:{port}/nothing/here:1").run_cmd("true")
+    began = time.monotonic()
+    with pytest.raises(BuildException) as raised:
+        Template.build(template, f"unhad-{unique()}", **BUILD_OPTS, **stack.opts)
+    assert "unreachable" in str(raised.value) and time.monotonic() - began < 30

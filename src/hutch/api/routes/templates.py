@@ -1,11 +1,12 @@
-"""``/templates``: list the templates a team may use, delete the team's own (spec §1.3 #12, §1.5)."""
+"""``/templates``: list the templates a team may use, show one with its builds, delete the team's own
+(spec §1.3 #12, §1.5)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from ..deps import CatalogDep, TeamDep, require_team
-from ..schemas.templates import Template
+from ..schemas.templates import Template, TemplateWithBuilds
 from ..services import templates
 
 router = APIRouter(tags=["templates"], dependencies=[Depends(require_team)])
@@ -14,6 +15,14 @@ router = APIRouter(tags=["templates"], dependencies=[Depends(require_team)])
 @router.get("/templates")
 async def list_templates(team: TeamDep, catalog: CatalogDep) -> list[Template]:
     return [Template.of(row) for row in await templates.visible(catalog=catalog, team_id=team.team_id)]
+
+
+@router.get("/templates/{templateID}")
+async def get_template(
+    team: TeamDep, catalog: CatalogDep, template_id: str = Path(alias="templateID")
+) -> TemplateWithBuilds:
+    template, builds = await templates.detail(catalog=catalog, team_id=team.team_id, name=template_id)
+    return TemplateWithBuilds.with_builds(template, builds)
 
 
 @router.delete("/templates/{templateID}", status_code=204, response_class=Response)

@@ -1,4 +1,5 @@
-"""Template bodies: ``Template``, the items of ``GET /templates`` (spec §1.5)."""
+"""Template bodies: ``Template``, the items of ``GET /templates``, and ``TemplateWithBuilds`` of
+``GET /templates/{id}`` (spec §1.5)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from ...catalog.models import Template as TemplateRow
+from ...catalog.models import TemplateBuild as BuildRow
 from ...envd.version import VERSION as ENVD_VERSION
 from .common import WireModel
 
@@ -56,3 +58,40 @@ class Template(WireModel):
             updated_at=row.updated_at,
             is_default=row.team_id is None,
         )
+
+
+class TemplateBuildSummary(WireModel):
+    build_id: str = Field(alias="buildID")
+    status: Literal["building", "waiting", "ready", "error"]
+    created_at: datetime = Field(alias="createdAt")
+    updated_at: datetime = Field(alias="updatedAt")
+    finished_at: datetime | None = Field(default=None, alias="finishedAt")
+    cpu_count: int = Field(alias="cpuCount")
+    memory_mb: int = Field(alias="memoryMB")
+    disk_size_mb: int = Field(alias="diskSizeMB")
+    envd_version: str = Field(default=ENVD_VERSION, alias="envdVersion")
+
+    @classmethod
+    def of(cls, row: BuildRow) -> TemplateBuildSummary:
+        return cls(
+            build_id=row.build_id,
+            status=row.status,  # type: ignore[arg-type]
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            finished_at=row.finished_at,
+            cpu_count=row.cpu_count,
+            memory_mb=row.memory_mb,
+            disk_size_mb=row.disk_mb,
+        )
+
+
+class TemplateWithBuilds(Template):
+    """A template and its builds, newest first."""
+
+    builds: list[TemplateBuildSummary]
+
+    @classmethod
+    def with_builds(cls, row: TemplateRow, builds: list[BuildRow]) -> TemplateWithBuilds:
+        summaries = [TemplateBuildSummary.of(build) for build in builds]
+        fields = {**Template.of(row).model_dump(), "build_count": max(1, len(builds))}
+        return cls(**fields, builds=summaries)

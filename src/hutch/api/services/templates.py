@@ -75,6 +75,20 @@ async def visible(*, catalog: Catalog, team_id: str) -> list[Template]:
         return [row for row in rows if row.visible_to(team_id)]
 
 
+async def detail(*, catalog: Catalog, team_id: str, name: str) -> tuple[Template, list[TemplateBuild]]:
+    """The template ``name`` the team may use, and its builds, newest first."""
+    async with catalog.transaction() as session:
+        template = await find(session, name=name, team_id=team_id)
+        if template is None:
+            raise NotFound(f"template {name!r} not found")
+        builds = await session.scalars(
+            select(TemplateBuild)
+            .where(TemplateBuild.template_id == template.template_id)
+            .order_by(TemplateBuild.created_at.desc())
+        )
+        return template, list(builds)
+
+
 async def delete(*, catalog: Catalog, team_id: str, name: str) -> str:
     """Delete the team's template ``name`` (id or alias) and return its id. Sandboxes started from it keep
     running. A built-in template is ``Forbidden``; one the team does not own is ``NotFound``."""
