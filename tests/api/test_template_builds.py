@@ -76,7 +76,6 @@ def test_status_of_a_waiting_build_and_unknown_ones(caller: Caller) -> None:
         assert status.status_code == 200
         assert status.json() == {
             "templateID": template_id, "buildID": build_id, "status": "waiting", "logs": [], "logEntries": [],
-            "reason": None,
         }  # fmt: skip
         assert http.get(f"/templates/{template_id}/builds/{uuid.uuid4()}/status").status_code == 404
         assert http.get(f"/templates/{template_id}/builds/{build_id}/status?level=loud").status_code == 400
