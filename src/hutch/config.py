@@ -20,6 +20,8 @@ class ApiSettings(BaseModel):
     port: int = 3000
     default_timeout_s: int = 300
     max_timeout_s: int = 24 * 3600
+    # How long a paused sandbox is kept (then killed, its disk freed).
+    paused_retention_s: int = 30 * 24 * 3600
     reaper_interval_s: float = 0.5
     # Per team, token buckets (0 turns one off): any request, and sandbox creates.
     requests_per_s: float = 500

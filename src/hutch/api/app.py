@@ -49,6 +49,7 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
                 node_id=settings.runtime.node_id,
                 default_timeout_s=settings.api.default_timeout_s,
                 max_timeout_s=settings.api.max_timeout_s,
+                paused_retention_s=settings.api.paused_retention_s,
                 create_limiter=RateLimiter(settings.api.creates_per_s, settings.api.creates_burst, "creates"),
             )
             lost, orphans = await service.reconcile()

@@ -1,5 +1,5 @@
-"""The timeout loop: kills each sandbox when its time is up, within a fraction of a second; and, every few
-seconds, forgets sandboxes that died on their own."""
+"""The timeout loop: kills (or, with ``autoPause``, pauses) each sandbox when its time is up, within a
+fraction of a second; and, every few seconds, forgets sandboxes that died on their own."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class Reaper:
         self._task = None
 
     async def reap(self) -> float:
-        """Kill what is due; returns the seconds until the next sandbox is."""
+        """Kill or pause what is due; returns the seconds until the next sandbox is."""
         if time.monotonic() >= self._next_lost_check:
             self._next_lost_check = time.monotonic() + LOST_CHECK_S
             for sandbox_id in await self._sandboxes.forget_lost():
@@ -46,9 +46,9 @@ class Reaper:
         due, upcoming = await self._sandboxes.due()
         for sandbox_id in due:
             try:
-                await self._sandboxes.destroy(sandbox_id=sandbox_id)
+                await self._sandboxes.expire(sandbox_id=sandbox_id)
             except HutchError as error:
-                log.error("could not kill expired sandbox %s: %s", sandbox_id, error.message)
+                log.error("could not end expired sandbox %s: %s", sandbox_id, error.message)
         if upcoming is None:
             return self._interval_s
         return max(0.0, (upcoming - datetime.now(UTC)).total_seconds())

@@ -222,6 +222,14 @@ class Sandbox(Base):
     mask_request_host: Mapped[str | None] = mapped_column(String(1024))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     allow_internet_access: Mapped[bool | None]
+    # Lifecycle: what its timeout does (``kill`` or ``pause``, then with its memory unless
+    # ``auto_pause_memory`` is false), and whether traffic to it while paused resumes it.
+    on_timeout: Mapped[str] = mapped_column(String(8), default="kill", server_default=text("'kill'"))
+    auto_pause_memory: Mapped[bool | None]
+    auto_resume: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # While paused: how (``full``: with its memory; ``filesystem``), and since when.
+    pause_mode: Mapped[str | None] = mapped_column(String(16))
+    paused_at: Mapped[datetime | None]
 
     def address(self, port: int) -> tuple[str, int]:
         """Where the sandbox's ``port`` is reached from its node (as ``SandboxHandle.address``)."""

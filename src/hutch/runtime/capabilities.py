@@ -43,3 +43,16 @@ class SupportsLogs(Protocol):
 
     async def logs(self, sandbox_id: str) -> list[LogLine]:
         """The sandbox's log, oldest first."""
+
+
+@runtime_checkable
+class SupportsPause(Protocol):
+    """Pausing a sandbox and resuming it where it was (same id, address and tokens)."""
+
+    async def pause(self, sandbox_id: str, *, memory: bool) -> str:
+        """Pause: keeping its memory (``full``) when ``memory`` and the engine can, else only its files
+        (``filesystem``: its processes end, and start again on resume). Returns the mode it got."""
+
+    async def resume(self, sandbox_id: str, *, memory: bool = True) -> None:
+        """Resume a paused sandbox; without ``memory`` it boots again from its files even after a full
+        pause. Returns once its envd answers (and its template's ready command succeeded, after a boot)."""

@@ -1,5 +1,5 @@
 """Node-wide limits: the parent cgroup of all sandboxes (``/hutch``) keeps a reserve of the host for Hutch
-itself and the system, whatever the sandboxes do together.
+itself and the system, whatever the sandboxes do together. Also: freezing a sandbox's processes (pause).
 
 Each sandbox has its own limits (set by the OCI config); this caps their sum: processes (a fork bomb in every
 sandbox still leaves ``pid_max`` room) and memory. cgroup v1 (``/sys/fs/cgroup/<controller>/hutch``) and
@@ -83,3 +83,23 @@ def remove_sandbox(sandbox_id: str, wait_s: float = 3.0) -> None:
                     continue
                 log.warning("cannot remove cgroup %s: %s", directory, err)
             break
+
+
+def freeze(sandbox_id: str, frozen: bool, wait_s: float = 5.0) -> None:
+    """Freeze (or thaw) every process of a sandbox with the cgroup freezer: they stay in memory and use no
+    CPU. Returns once the kernel reports the new state."""
+    v2 = ROOT / PARENT / sandbox_id / "cgroup.freeze"
+    if v2.exists():
+        v2.write_text("1" if frozen else "0")
+        events, wanted = v2.parent / "cgroup.events", f"frozen {1 if frozen else 0}"
+    else:
+        events = ROOT / "freezer" / PARENT / sandbox_id / "freezer.state"
+        events.write_text("FROZEN" if frozen else "THAWED")
+        wanted = "FROZEN" if frozen else "THAWED"
+    deadline = time.monotonic() + wait_s
+    delay = 0.0005
+    while wanted not in events.read_text().split("\n"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"sandbox {sandbox_id} did not become {'frozen' if frozen else 'thawed'}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)

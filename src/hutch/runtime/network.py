@@ -81,21 +81,31 @@ class Networks:
                 f"link set {net.host_if} up\n"
             )
         )
-        inside = f"address add {net.sandbox_ip}/31 dev eth0\nlink set eth0 up\nlink set lo up\n"
+        await self.address(net)
+
+    async def address(self, net: SandboxNetwork) -> None:
+        """Give the sandbox's ``eth0`` its address and route: at creation, and again before gVisor boots a
+        sandbox a second time (runsc moves the address into its own network stack at each start)."""
+        inside = f"address replace {net.sandbox_ip}/31 dev eth0\nlink set eth0 up\nlink set lo up\n"
         if self.default_route:
-            inside += f"route add default via {net.host_ip}\n"
+            inside += f"route replace default via {net.host_ip}\n"
         await _ip("-n", net.netns, script=inside)
 
     async def delete(self, net: SandboxNetwork) -> None:
         """Remove the veth (freed at once) and the namespace; parts already gone are fine. Host sockets
         still connected to the sandbox are closed first: a gVisor sandbox dies without closing its end,
         and a client (the proxy) would otherwise wait for an answer that never comes."""
-        quiet = asyncio.subprocess.DEVNULL
-        process = await asyncio.create_subprocess_exec(
-            "ss", "--kill", "--tcp", "dst", net.sandbox_ip, stdin=quiet, stdout=quiet, stderr=quiet
-        )
-        await process.wait()
+        await cut(net)
         await _ip("-force", script=f"link del {net.host_if}\nnetns del {net.netns}\n", check=False)
         if os.path.exists(net.netns_path):
             raise BackendUnavailable(f"network namespace {net.netns} could not be removed")
         self.release(net)
+
+
+async def cut(net: SandboxNetwork) -> None:
+    """Close the host's TCP connections to the sandbox (its peers then see them end at once)."""
+    quiet = asyncio.subprocess.DEVNULL
+    process = await asyncio.create_subprocess_exec(
+        "ss", "--kill", "--tcp", "dst", net.sandbox_ip, stdin=quiet, stdout=quiet, stderr=quiet
+    )
+    await process.wait()

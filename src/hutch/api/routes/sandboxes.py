@@ -16,6 +16,8 @@ from ..schemas.sandboxes import (
     ListedSandbox,
     NetworkUpdate,
     NewSandbox,
+    PauseRequest,
+    ResumeRequest,
     Sandbox,
     SandboxDetail,
     SandboxListQuery,
@@ -77,6 +79,9 @@ async def _create(
         allow_public_traffic=body.network.allow_public_traffic if body.network else None,
         mask_request_host=body.network.mask_request_host if body.network else None,
         idempotency_key=idempotency_key,
+        auto_pause=body.auto_pause,
+        auto_pause_memory=body.auto_pause_memory,
+        auto_resume=body.auto_resume is not None and body.auto_resume.enabled,
     )
 
 
@@ -145,19 +150,64 @@ async def update_network(
     return Response(status_code=204)
 
 
-@router.post("/v2/sandboxes/{sandbox_id}/connect")
+@router.post("/v2/sandboxes/{sandbox_id}/connect", status_code=200, responses={201: {"model": Sandbox}})
 async def connect_sandbox(
-    sandbox_id: str, body: ConnectSandbox, team: TeamDep, service: SandboxServiceDep, settings: SettingsDep
+    sandbox_id: str,
+    body: ConnectSandbox,
+    team: TeamDep,
+    service: SandboxServiceDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> Sandbox:
-    sandbox = await service.connect(team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout)
+    """200 with a running sandbox; 201 when it was paused and has just been resumed."""
+    sandbox, resumed = await service.connect(
+        team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout, memory=body.memory
+    )
+    if resumed:
+        response.status_code = 201
     return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
 
 
-@router.post("/sandboxes/{sandbox_id}/connect")
+@router.post("/sandboxes/{sandbox_id}/connect", status_code=200, responses={201: {"model": Sandbox}})
 async def connect_sandbox_v1(
-    sandbox_id: str, body: ConnectSandboxV1, team: TeamDep, service: SandboxServiceDep, settings: SettingsDep
+    sandbox_id: str,
+    body: ConnectSandboxV1,
+    team: TeamDep,
+    service: SandboxServiceDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> Sandbox:
-    sandbox = await service.connect(team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout)
+    sandbox, resumed = await service.connect(
+        team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout
+    )
+    if resumed:
+        response.status_code = 201
+    return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
+
+
+@router.post("/sandboxes/{sandbox_id}/pause", status_code=204, response_class=Response)
+async def pause_sandbox(
+    sandbox_id: str, team: TeamDep, service: SandboxServiceDep, body: PauseRequest | None = None
+) -> Response:
+    """Pause a running sandbox: with its memory by default, only its files with ``memory: false``."""
+    memory = True if body is None else body.memory
+    await service.pause(team_id=team.team_id, sandbox_id=sandbox_id, memory=memory)
+    return Response(status_code=204)
+
+
+@router.post("/sandboxes/{sandbox_id}/resume", status_code=201)
+async def resume_sandbox(
+    sandbox_id: str,
+    team: TeamDep,
+    service: SandboxServiceDep,
+    settings: SettingsDep,
+    body: ResumeRequest | None = None,
+) -> Sandbox:
+    """v1 resume: a paused sandbox runs again (409 if it runs already)."""
+    body = body or ResumeRequest()
+    sandbox = await service.resume(
+        team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout, memory=body.memory
+    )
     return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
 
 

@@ -1,13 +1,14 @@
 """Sandbox bodies: ``NewSandboxV2``, ``ConnectSandboxV2``, ``Sandbox``, ``SandboxDetail``, ``ListedSandbox``,
-``SandboxMetric`` and the ``GET /v2/sandboxes`` query (spec §1.4.1 to §1.4.6)."""
+``SandboxMetric``, the ``GET /v2/sandboxes`` query (spec §1.4.1 to §1.4.6), and pause and resume requests
+(§1.4.7, §1.5)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from pydantic import Field, field_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 from ...catalog.models import Sandbox as SandboxRow
 from ..services.metrics import SandboxMetrics
@@ -41,6 +42,10 @@ class NetworkUpdate(_Egress):
     allow_internet_access: bool | None = None
 
 
+class AutoResume(WireModel):
+    enabled: bool = False
+
+
 class NewSandbox(WireModel):
     """``NewSandboxV2`` (and v1's ``NewSandbox``, whose extra ``secure`` flag is ignored)."""
 
@@ -51,16 +56,39 @@ class NewSandbox(WireModel):
     # snake_case on the wire, unlike every other field.
     allow_internet_access: bool | None = None
     network: NetworkConfig | None = None
+    # Lifecycle: pause instead of kill at the timeout (with the memory unless ``autoPauseMemory`` is
+    # false), and resume on traffic.
+    auto_pause: bool = Field(default=False, alias="autoPause")
+    auto_pause_memory: bool | None = Field(default=None, alias="autoPauseMemory")
+    auto_resume: AutoResume | None = Field(default=None, alias="autoResume")
 
 
 class ConnectSandbox(WireModel):
-    """``ConnectSandboxV2``: an optional new time to live, which only ever extends the current one."""
+    """``ConnectSandboxV2``: an optional new time to live, which only ever extends the current one, and
+    for a paused sandbox whether to restore its memory (``memory: false``: boot it from its files)."""
 
     timeout: int | None = Field(default=None, ge=0)
+    memory: bool = True
+
+
+class PauseRequest(WireModel):
+    """``SandboxPauseRequest``: keep the memory (default) or only the files."""
+
+    memory: bool = True
+    require_healthy_guest: bool = Field(default=False, alias="requireHealthyGuest")
+
+
+class ResumeRequest(WireModel):
+    """v1 ``ResumedSandbox``: a time to live from now, and how to resume."""
+
+    timeout: int | None = Field(default=None, ge=0)
+    auto_pause: bool | None = Field(default=None, alias="autoPause")
+    memory: bool = True
 
 
 class ConnectSandboxV1(WireModel):
     timeout: int = Field(ge=0)
+    memory: bool = True
 
 
 class TimeoutRequest(WireModel):
@@ -119,6 +147,11 @@ class ListedSandbox(_SandboxFields):
         return cls(**_listed_fields(row))
 
 
+class Lifecycle(WireModel):
+    auto_resume: bool = Field(alias="autoResume")
+    on_timeout: Literal["kill", "pause"] = Field(alias="onTimeout")
+
+
 class DetailNetwork(WireModel):
     """The ``network`` of a sandbox's detail: whether its ports take traffic without its token."""
 
@@ -133,6 +166,17 @@ class SandboxDetail(_SandboxFields):
     allow_internet_access: bool | None = Field(alias="allowInternetAccess")
     domain: str | None
     network: DetailNetwork
+    lifecycle: Lifecycle
+    # While paused: ``full`` (its memory kept) or ``filesystem``; absent otherwise (the SDK refuses null).
+    pause_mode: Literal["full", "filesystem"] | None = Field(default=None, alias="pauseMode")
+
+    @model_serializer(mode="wrap")
+    def _without_null_pause_mode(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in ("pauseMode", "pause_mode"):
+            if key in data and data[key] is None:
+                del data[key]
+        return data
 
     @classmethod
     def of(cls, row: SandboxRow, *, domain: str | None) -> SandboxDetail:
@@ -142,6 +186,8 @@ class SandboxDetail(_SandboxFields):
             allow_internet_access=row.allow_internet_access,
             domain=domain,
             network=DetailNetwork(allow_public_traffic=row.traffic_access_token is None),
+            lifecycle=Lifecycle(auto_resume=row.auto_resume, on_timeout=row.on_timeout),  # type: ignore[arg-type]
+            pause_mode=row.pause_mode if row.state == "paused" else None,  # type: ignore[arg-type]
         )
 
 

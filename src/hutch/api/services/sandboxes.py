@@ -1,4 +1,6 @@
-"""Sandbox lifecycle: create (idempotently), inspect, extend, list, measure and kill a team's sandboxes.
+"""Sandbox lifecycle: create (idempotently), inspect, extend, list, measure, pause, resume and kill a team's
+sandboxes. At its timeout a sandbox is killed, or paused if it was created with ``autoPause``; a paused
+sandbox is kept for ``paused_retention_s``, then killed.
 
 Each call is one unit of work in the catalog, except ``create``: it reads in one transaction, starts the
 sandbox outside any (a runtime create takes a while), then records it in a second; if that fails, the new
@@ -18,9 +20,9 @@ from ...catalog.models import Sandbox
 from ...catalog.repos import sandboxes
 from ...catalog.repos.sandboxes import Cursor, SandboxFilter
 from ...envd.version import VERSION as ENVD_VERSION
-from ...errors import Conflict, InvalidRequest, NotSupported
+from ...errors import Conflict, InvalidRequest, NotFound, NotSupported
 from ...runtime.base import Runtime
-from ...runtime.capabilities import LogLine, SupportsEgress, SupportsLogs
+from ...runtime.capabilities import LogLine, SupportsEgress, SupportsLogs, SupportsPause
 from ...runtime.types import SandboxSpec
 from ..ratelimit import RateLimiter
 from . import pagination, templates
@@ -55,6 +57,7 @@ class SandboxService:
         node_id: str,
         default_timeout_s: int,
         max_timeout_s: int,
+        paused_retention_s: int = 30 * 24 * 3600,
         create_limiter: RateLimiter | None = None,
     ) -> None:
         self._catalog = catalog
@@ -62,7 +65,10 @@ class SandboxService:
         self._node_id = node_id
         self._default_timeout_s = default_timeout_s
         self._max_timeout_s = max_timeout_s
+        self._paused_retention = timedelta(seconds=paused_retention_s)
         self._create_limiter = create_limiter or RateLimiter(0, 1, "creates")
+        # Pause, resume and kill of one sandbox happen one at a time.
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def create(
         self,
@@ -78,6 +84,9 @@ class SandboxService:
         allow_public_traffic: bool | None = None,
         mask_request_host: str | None = None,
         idempotency_key: str | None = None,
+        auto_pause: bool = False,
+        auto_pause_memory: bool | None = None,
+        auto_resume: bool = False,
     ) -> Sandbox:
         """Start a sandbox from ``template`` and return it once its envd answers. A repeated
         ``idempotency_key`` returns the sandbox the first call made, while that one lives.
@@ -131,6 +140,9 @@ class SandboxService:
             mask_request_host=mask_request_host or None,
             idempotency_key=idempotency_key,
             allow_internet_access=allow_internet_access,
+            on_timeout="pause" if auto_pause else "kill",
+            auto_pause_memory=auto_pause_memory,
+            auto_resume=auto_resume,
         )
         return await self._record(row)
 
@@ -142,6 +154,99 @@ class SandboxService:
         """Stop the sandbox and forget it: afterwards it is unknown (``NotFound``)."""
         await self.get(team_id=team_id, sandbox_id=sandbox_id)
         await self.destroy(sandbox_id=sandbox_id)
+
+    async def pause(self, *, team_id: str, sandbox_id: str, memory: bool = True) -> Sandbox:
+        """Pause a running sandbox (``Conflict`` if it is paused already); it is kept for the paused
+        retention from now on."""
+        await self.get(team_id=team_id, sandbox_id=sandbox_id)
+        return await self._pause(sandbox_id, memory=memory)
+
+    async def connect(
+        self, *, team_id: str, sandbox_id: str, timeout_s: int | None = None, memory: bool = True
+    ) -> tuple[Sandbox, bool]:
+        """Reattach to a sandbox, resuming it if paused; returns it and whether it was resumed. A running
+        sandbox's end moves to ``timeout_s`` from now if that is later; a resumed one ends then."""
+        lifetime = self._lifetime(timeout_s)
+        async with self._lock(sandbox_id):
+            async with self._catalog.transaction() as session:
+                sandbox = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+                if sandbox.state == "running":
+                    sandbox.end_at = max(sandbox.end_at, _now() + lifetime)
+                    return sandbox, False
+            return await self._resume(sandbox_id, lifetime=lifetime, memory=memory), True
+
+    async def resume(
+        self, *, team_id: str, sandbox_id: str, timeout_s: int | None = None, memory: bool = True
+    ) -> Sandbox:
+        """Resume a paused sandbox (``Conflict`` if it runs); it then ends ``timeout_s`` from now."""
+        lifetime = self._lifetime(timeout_s)
+        async with self._lock(sandbox_id):
+            sandbox = await self.get(team_id=team_id, sandbox_id=sandbox_id)
+            if sandbox.state != "paused":
+                raise Conflict(f"sandbox {sandbox_id} is already running")
+            return await self._resume(sandbox_id, lifetime=lifetime, memory=memory)
+
+    async def wake(self, *, sandbox_id: str) -> Sandbox:
+        """Resume a paused sandbox created with ``autoResume`` because traffic came for it (the proxy
+        asks); one already running is left as it is."""
+        async with self._lock(sandbox_id):
+            async with self._catalog.transaction() as session:
+                sandbox = await sandboxes.get_any(session, sandbox_id)
+            if sandbox is None or sandbox.state == "running":
+                return sandbox  # type: ignore[return-value]
+            if not sandbox.auto_resume:
+                raise Conflict(f"sandbox {sandbox_id} is paused, and was not created with autoResume")
+            return await self._resume(sandbox_id, lifetime=self._lifetime(None), memory=True)
+
+    async def expire(self, *, sandbox_id: str) -> None:
+        """What a sandbox's timeout does: pause a running one created with ``autoPause``, kill the others
+        (a paused one whose retention is over, too)."""
+        async with self._catalog.transaction() as session:
+            sandbox = await sandboxes.get_any(session, sandbox_id)
+        if sandbox is None:
+            return
+        if sandbox.state == "running" and sandbox.on_timeout == "pause":
+            await self._pause(sandbox_id, memory=sandbox.auto_pause_memory is not False)
+        else:
+            await self.destroy(sandbox_id=sandbox_id)
+
+    async def _pause(self, sandbox_id: str, *, memory: bool) -> Sandbox:
+        pauser = self._pauser()
+        async with self._lock(sandbox_id):
+            async with self._catalog.transaction() as session:
+                sandbox = await sandboxes.get_any(session, sandbox_id)
+                if sandbox is None:
+                    raise NotFound(f"sandbox {sandbox_id} not found")
+                if sandbox.state == "paused":
+                    raise Conflict(f"sandbox {sandbox_id} is already paused")
+            mode = await pauser.pause(sandbox_id, memory=memory)
+            async with self._catalog.transaction() as session:
+                sandbox = await sandboxes.get_any(session, sandbox_id)
+                if sandbox is None:
+                    raise NotFound(f"sandbox {sandbox_id} not found")
+                sandbox.state, sandbox.pause_mode = "paused", mode
+                sandbox.paused_at = _now()
+                sandbox.end_at = sandbox.paused_at + self._paused_retention
+                return sandbox
+
+    async def _resume(self, sandbox_id: str, *, lifetime: timedelta, memory: bool) -> Sandbox:
+        """Resume (the caller holds the sandbox's lock)."""
+        await self._pauser().resume(sandbox_id, memory=memory)
+        async with self._catalog.transaction() as session:
+            sandbox = await sandboxes.get_any(session, sandbox_id)
+            if sandbox is None:
+                raise NotFound(f"sandbox {sandbox_id} not found")
+            sandbox.state, sandbox.pause_mode, sandbox.paused_at = "running", None, None
+            sandbox.end_at = _now() + lifetime
+            return sandbox
+
+    def _pauser(self) -> SupportsPause:
+        if not isinstance(self._runtime, SupportsPause):
+            raise NotSupported(f"the {self._runtime.name} runtime cannot pause sandboxes")
+        return self._runtime
+
+    def _lock(self, sandbox_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(sandbox_id, asyncio.Lock())
 
     async def update_network(
         self,
@@ -172,14 +277,6 @@ class SandboxService:
         async with self._catalog.transaction() as session:
             sandbox = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
             sandbox.end_at = _now() + lifetime
-            return sandbox
-
-    async def connect(self, *, team_id: str, sandbox_id: str, timeout_s: int | None = None) -> Sandbox:
-        """Reattach to a running sandbox; its end moves to ``timeout_s`` from now if that is later."""
-        lifetime = self._lifetime(timeout_s)
-        async with self._catalog.transaction() as session:
-            sandbox = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
-            sandbox.end_at = max(sandbox.end_at, _now() + lifetime)
             return sandbox
 
     async def page(
@@ -234,8 +331,10 @@ class SandboxService:
     async def metrics(
         self, *, team_id: str, sandbox_id: str, start: datetime | None = None, end: datetime | None = None
     ) -> list[SandboxMetrics]:
-        """The sandbox's current resource use, if now falls in the window [``start``, ``end``]."""
-        await self.get(team_id=team_id, sandbox_id=sandbox_id)
+        """The sandbox's current resource use, if now falls in the window [``start``, ``end``] (none while
+        it is paused)."""
+        if (await self.get(team_id=team_id, sandbox_id=sandbox_id)).state == "paused":
+            return []
         sample = SandboxMetrics.from_envd(await self._runtime.metrics(sandbox_id))
         if (start is not None and sample.timestamp < start) or (end is not None and sample.timestamp > end):
             return []
@@ -250,9 +349,11 @@ class SandboxService:
 
     async def destroy(self, *, sandbox_id: str) -> None:
         """Kill a sandbox of any team, then drop its row (kept if the kill fails, so a retry can finish)."""
-        await self._runtime.kill(sandbox_id)
-        async with self._catalog.transaction() as session:
-            await sandboxes.remove(session, sandbox_id)
+        async with self._lock(sandbox_id):
+            await self._runtime.kill(sandbox_id)
+            async with self._catalog.transaction() as session:
+                await sandboxes.remove(session, sandbox_id)
+        self._locks.pop(sandbox_id, None)
 
     async def due(self) -> tuple[list[str], datetime | None]:
         """The sandboxes whose time is up, and when the next one's will be."""

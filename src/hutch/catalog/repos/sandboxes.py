@@ -46,6 +46,11 @@ async def get_or_raise(session: AsyncSession, *, team_id: str, sandbox_id: str) 
     return sandbox
 
 
+async def get_any(session: AsyncSession, sandbox_id: str) -> Sandbox | None:
+    """The sandbox ``sandbox_id`` of any team (for the node's own work: timeouts, auto-resume)."""
+    return await session.get(Sandbox, sandbox_id)
+
+
 async def by_idempotency_key(session: AsyncSession, *, team_id: str, key: str) -> Sandbox | None:
     statement = select(Sandbox).where(Sandbox.team_id == team_id, Sandbox.idempotency_key == key)
     return await session.scalar(statement)

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import httpx
 
-from ...errors import BackendUnavailable, NotFound, NotSupported
+from ...errors import BackendUnavailable, Conflict, NotFound, NotSupported
 from .. import cgroups, envd_client, envd_log
 from ..capabilities import LogLine
 from ..disk import Disk
 from ..egress_proxy import EgressProxy
 from ..firewall import EgressPolicy, Firewall, sandbox_resolv_conf
-from ..network import Networks, SandboxNetwork
+from ..network import Networks, SandboxNetwork, cut
 from ..pool import PoolKey, WarmPool
 from ..rootfs import Overlay, remove_tree
 from ..types import ENVD_PORT, SandboxHandle, SandboxSpec, TemplateImage, new_sandbox_id
@@ -60,6 +60,10 @@ class _Sandbox:
     # A pidfd of the container's init: signalling it cannot hit a recycled pid.
     init_pidfd: int | None = None
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    # What it was started with (a boot after a filesystem pause starts it the same way).
+    spec: SandboxSpec | None = None
+    # ``full`` (frozen in memory) or ``filesystem`` (processes ended, files kept) while paused.
+    paused: str | None = None
 
     @property
     def envd_url(self) -> str:
@@ -90,6 +94,7 @@ def _save_state(sandbox: _Sandbox) -> None:
         "engine": sandbox.engine,
         "disk_mb": sandbox.disk.size_mb,
         "claimed": sandbox.handle is not None,
+        "paused": sandbox.paused,
     }
     if sandbox.handle is not None:
         state["started_at"] = sandbox.handle.started_at.isoformat()
@@ -232,6 +237,7 @@ class ContainerRuntime:
                 self._client, sandbox.envd_url, spec, default_user=spec.template.default_user
             )
             sandbox.access_token = spec.access_token
+            sandbox.spec = spec
             sandbox.egress = EgressPolicy(
                 spec.allow_internet_access, tuple(spec.allow_out), tuple(spec.deny_out)
             )
@@ -260,6 +266,8 @@ class ContainerRuntime:
             # The init dies, and with it every process of the sandbox's pid namespace, at once.
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(sandbox.init_pidfd, signal.SIGKILL)
+            if sandbox.paused == "full":
+                await asyncio.to_thread(cgroups.freeze, sandbox.sandbox_id, False)  # the kill lands now
         else:
             await self.engine(sandbox.engine).delete(sandbox.sandbox_id)
         task = asyncio.ensure_future(self._destroy(sandbox))
@@ -285,6 +293,72 @@ class ContainerRuntime:
         finally:
             await self._destroy(sandbox)
 
+    async def pause(self, sandbox_id: str, *, memory: bool) -> str:
+        """Freeze the sandbox's processes in memory (``full``), or end them and keep its files
+        (``filesystem``). Either way its address, disk and egress rules stay; the host's connections to
+        it are cut, so streams in flight end now rather than hang."""
+        sandbox = self._running(sandbox_id)
+        if sandbox.paused is not None:
+            raise Conflict(f"sandbox {sandbox_id} is already paused")
+        await cut(sandbox.network)
+        if memory:
+            await asyncio.to_thread(cgroups.freeze, sandbox_id, True)
+            sandbox.paused = "full"
+        else:
+            await self._stop(sandbox)
+            sandbox.paused = "filesystem"
+        _save_state(sandbox)
+        return sandbox.paused
+
+    async def resume(self, sandbox_id: str, *, memory: bool = True) -> None:
+        """Thaw a ``full`` pause; boot a ``filesystem`` one (or any, without ``memory``) from its files."""
+        sandbox = self._running(sandbox_id)
+        if sandbox.paused is None:
+            raise Conflict(f"sandbox {sandbox_id} is not paused")
+        if sandbox.paused == "full" and memory:
+            await asyncio.to_thread(cgroups.freeze, sandbox_id, False)
+        else:
+            if sandbox.paused == "full":
+                await self._stop(sandbox)
+            await self._boot(sandbox)
+        sandbox.paused = None
+        _save_state(sandbox)
+
+    def _running(self, sandbox_id: str) -> _Sandbox:
+        sandbox = self._live.get(sandbox_id)
+        if sandbox is None:
+            raise NotFound(f"sandbox {sandbox_id} is not running on this node")
+        return sandbox
+
+    async def _stop(self, sandbox: _Sandbox) -> None:
+        """End every process of the sandbox and remove its container; its files, address and rules stay."""
+        if sandbox.init_pidfd is not None:
+            asyncio.get_running_loop().remove_reader(sandbox.init_pidfd)
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(sandbox.init_pidfd, signal.SIGKILL)
+            if sandbox.paused == "full":
+                await asyncio.to_thread(cgroups.freeze, sandbox.sandbox_id, False)
+            os.close(sandbox.init_pidfd)
+            sandbox.init_pidfd = None
+        await self.engine(sandbox.engine).delete(sandbox.sandbox_id)
+        await asyncio.to_thread(cgroups.remove_sandbox, sandbox.sandbox_id)
+
+    async def _boot(self, sandbox: _Sandbox) -> None:
+        """Start the sandbox's container again over its files, as it was first started."""
+        spec = sandbox.spec
+        if spec is None:
+            raise BackendUnavailable(f"sandbox {sandbox.sandbox_id} cannot boot: how it was made is unknown")
+        engine = self.engine(sandbox.engine)
+        directory = sandbox.directory
+        if sandbox.engine == "gvisor":
+            await self.networks.address(sandbox.network)
+        pid = await engine.run_detached(sandbox.sandbox_id, directory, directory / "envd.log")
+        sandbox.init_pidfd = os.pidfd_open(pid)
+        await envd_client.wait_healthy(self._client, sandbox.envd_url)
+        await envd_client.start_template(self._client, sandbox.envd_url, spec.template)
+        await envd_client.init(self._client, sandbox.envd_url, spec, default_user=spec.template.default_user)
+        self._watch(sandbox)
+
     async def update_egress(
         self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
     ) -> None:
@@ -301,9 +375,9 @@ class ContainerRuntime:
         return [s.handle for s in self._live.values() if s.handle is not None]
 
     async def metrics(self, sandbox_id: str) -> dict:
-        sandbox = self._live.get(sandbox_id)
-        if sandbox is None:
-            raise NotFound(f"sandbox {sandbox_id} is not running on this node")
+        sandbox = self._running(sandbox_id)
+        if sandbox.paused is not None:
+            raise Conflict(f"sandbox {sandbox_id} is paused")
         return await envd_client.metrics(self._client, sandbox.envd_url, sandbox.access_token)
 
     async def logs(self, sandbox_id: str) -> list[LogLine]:
