@@ -1,11 +1,13 @@
 """Pause and resume through the official SDK against the real stack, on both engines: files, a background
 process and its in-memory state survive a full pause; a filesystem pause keeps the files and reboots;
-pausing twice is refused, and pausing and resuming again keeps everything (E2B's data-loss reports)."""
+pausing twice is refused, and pausing and resuming again keeps everything (E2B's data-loss reports); a
+timeout pauses a sandbox created with ``on_timeout: pause``, and traffic to its port resumes it."""
 
 from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 from e2b import Sandbox, SandboxQuery, SandboxState
 
@@ -23,7 +25,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(f"{token} {count[0]}".encode())
     def log_message(self, *args):
         pass
-http.server.HTTPServer(("127.0.0.1", 8000), Handler).serve_forever()
+http.server.HTTPServer(("0.0.0.0", 8000), Handler).serve_forever()
 """
 ASK = "curl -s --retry 20 --retry-connrefused --retry-delay 0 --max-time 5 http://127.0.0.1:8000/"
 
@@ -93,3 +95,44 @@ def test_kill_of_a_paused_sandbox_frees_it(stack: Stack) -> None:
     while directory.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not directory.exists()
+
+
+def wait_for_state(stack: Stack, sandbox_id: str, state: str, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while Sandbox.get_info(sandbox_id, **stack.opts).state.value != state:
+        assert time.monotonic() < deadline, f"sandbox {sandbox_id} did not become {state}"
+        time.sleep(0.1)
+
+
+def test_a_timeout_pauses_and_traffic_resumes(stack: Stack) -> None:
+    lifecycle = {"on_timeout": "pause", "auto_resume": True}
+    sandbox = Sandbox.create(timeout=3, lifecycle=lifecycle, **stack.opts)
+    stack.seen.add(sandbox.sandbox_id)
+    try:
+        start_server(sandbox)
+        token, count = ask(sandbox)
+        info = Sandbox.get_info(sandbox.sandbox_id, **stack.opts)
+        assert info.lifecycle == {"on_timeout": "pause", "auto_resume": True}
+        wait_for_state(stack, sandbox.sandbox_id, "paused")
+        # A request to the sandbox's port through the proxy wakes it and is answered.
+        headers = {"E2b-Sandbox-Id": sandbox.sandbox_id, "E2b-Sandbox-Port": "8000"}
+        answer = httpx.get(f"{stack.sandbox_url}/", headers=headers, timeout=60)
+        assert answer.status_code == 200 and answer.text == f"{token} {count + 1}"
+        assert Sandbox.get_info(sandbox.sandbox_id, **stack.opts).state.value == "running"
+    finally:
+        sandbox.kill()
+
+
+def test_a_timeout_pauses_the_files_then_connect_resumes(stack: Stack) -> None:
+    lifecycle = {"on_timeout": {"action": "pause", "mode": "filesystem"}}
+    sandbox = Sandbox.create(timeout=2, lifecycle=lifecycle, **stack.opts)
+    stack.seen.add(sandbox.sandbox_id)
+    try:
+        sandbox.files.write("/home/user/notes.txt", "kept")
+        wait_for_state(stack, sandbox.sandbox_id, "paused")
+        # Without autoResume, traffic does not wake it: it is not running.
+        assert not sandbox.is_running()
+        resumed = Sandbox.connect(sandbox.sandbox_id, timeout=60, **stack.opts)
+        assert resumed.files.read("/home/user/notes.txt") == "kept"
+    finally:
+        sandbox.kill()

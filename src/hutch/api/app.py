@@ -19,7 +19,7 @@ from ..templates.uploads import UploadStore
 from . import errors, openapi
 from .ratelimit import RateLimiter
 from .reaper import Reaper
-from .routes import api_keys, health, sandboxes, template_builds, templates
+from .routes import api_keys, health, internal, sandboxes, template_builds, templates
 from .services.sandboxes import SandboxService
 from .services.template_builds import TemplateBuildService
 
@@ -90,6 +90,7 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
     app.include_router(template_builds.router, responses=errors.ERROR_RESPONSES)
     app.include_router(template_builds.uploads, responses=errors.ERROR_RESPONSES)
     app.include_router(templates.router, responses=errors.ERROR_RESPONSES)
+    app.include_router(internal.router)
     return app
 
 

@@ -5,7 +5,8 @@ in WAL mode or PostgreSQL, both shared with the API's process) and the SDK's deb
 ``hutch up`` publishes (:mod:`.debug`). It binds ``settings.proxy.host``/``port``, unless ``--fd`` hands it
 a listening socket (``hutch up`` does: :mod:`.supervisor`). SIGTERM or SIGINT stops it gracefully.
 
-It imports only the proxy, the settings and the catalog: no API, no runtime.
+It imports only the proxy, the settings and the catalog: no API, no runtime. To resume a paused sandbox
+created with ``autoResume`` it asks the node's API (on loopback, with the node key).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..config import Settings
 from .debug import DebugSandbox, path_in
 from .resolver import CatalogResolver
 from .server import create_server
+from .waker import Waker
 
 _PR_SET_PDEATHSIG = 1
 # One line per record, marked as the proxy's: under `hutch up` it shares the log with the API.
@@ -49,11 +51,14 @@ def main(argv: list[str] | None = None) -> None:
 async def serve(settings: Settings, listener: socket.socket | None = None) -> None:
     """Serve until SIGINT or SIGTERM, on ``listener`` if given."""
     catalog = await Catalog.open(settings.catalog_url, migrate=False)  # the main process migrates
+    waker = Waker(f"http://127.0.0.1:{settings.api.port}", settings.data_dir)
     try:
-        resolver = CatalogResolver(catalog, debug=DebugSandbox(path_in(settings.data_dir)))
+        debug = DebugSandbox(path_in(settings.data_dir))
+        resolver = CatalogResolver(catalog, debug=debug, wake=waker)
         server = create_server(settings.proxy, resolver)
         await server.serve(sockets=[listener] if listener is not None else None)
     finally:
+        await waker.aclose()
         await catalog.close()
 
 

@@ -1,9 +1,11 @@
 """Where a sandbox runs and the traffic token it wants, read from the catalog with a short cache; the SDK's
-debug id goes to the development sandbox ``hutch up`` publishes (:mod:`.debug`)."""
+debug id goes to the development sandbox ``hutch up`` publishes (:mod:`.debug`). A paused sandbox created
+with ``autoResume`` is woken first (:mod:`.waker`), the request waiting meanwhile."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from ..catalog import Catalog
 from ..catalog.repos import sandboxes
@@ -20,9 +22,16 @@ class CatalogResolver:
     token), or None. With ``debug``, the SDK's debug id resolves to the sandbox published there, which
     takes public traffic; without, to nothing."""
 
-    def __init__(self, catalog: Catalog, *, debug: DebugSandbox | None = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        debug: DebugSandbox | None = None,
+        wake: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> None:
         self.catalog = catalog
         self.debug = debug
+        self.wake = wake
         self._cache: dict[str, tuple[float, SandboxRoute]] = {}
 
     def forget(self, sandbox_id: str) -> None:
@@ -39,6 +48,10 @@ class CatalogResolver:
             return cached[1]
         async with self.catalog.transaction() as session:
             row = await sandboxes.get(session, sandbox_id)
+        wakes = row is not None and row.state == "paused" and row.auto_resume and self.wake is not None
+        if wakes and await self.wake(sandbox_id):  # type: ignore[misc]
+            async with self.catalog.transaction() as session:
+                row = await sandboxes.get(session, sandbox_id)
         if row is None or row.state != "running":
             self._cache.pop(sandbox_id, None)
             return None

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 import shutil
 import time
 import uuid
@@ -18,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from ..errors import InvalidRequest, QuotaExceeded, Unauthenticated
+from ..secret_files import load_or_create
 
 URL_TTL_S = 3600
 
@@ -28,7 +27,7 @@ class UploadStore:
     def __init__(self, data_dir: Path, *, max_bytes: int) -> None:
         self.root = Path(data_dir) / "template-files"
         self.max_bytes = max_bytes
-        self._key = _load_key(Path(data_dir) / "secrets" / "upload.key")
+        self._key = load_or_create(Path(data_dir) / "secrets" / "upload.key")
 
     def path(self, template_id: str, files_hash: str) -> Path:
         return self.root / template_id / files_hash
@@ -75,16 +74,3 @@ class UploadStore:
     def _signature(self, template_id: str, files_hash: str, expires: int) -> str:
         message = f"{template_id}\0{files_hash}\0{expires}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
-
-
-def _load_key(path: Path) -> bytes:
-    """The upload key, made on first use."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        partial = path.with_suffix(f".{os.getpid()}")
-        partial.write_bytes(secrets.token_bytes(32))
-        partial.chmod(0o600)
-        partial.replace(path)
-        return path.read_bytes()

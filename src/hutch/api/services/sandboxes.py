@@ -192,8 +192,10 @@ class SandboxService:
         async with self._lock(sandbox_id):
             async with self._catalog.transaction() as session:
                 sandbox = await sandboxes.get_any(session, sandbox_id)
-            if sandbox is None or sandbox.state == "running":
-                return sandbox  # type: ignore[return-value]
+            if sandbox is None:
+                raise NotFound(f"sandbox {sandbox_id} not found")
+            if sandbox.state == "running":
+                return sandbox
             if not sandbox.auto_resume:
                 raise Conflict(f"sandbox {sandbox_id} is paused, and was not created with autoResume")
             return await self._resume(sandbox_id, lifetime=self._lifetime(None), memory=True)
