@@ -1,17 +1,23 @@
 """Pause and resume through the official SDK against the real stack, on both engines: files, a background
 process and its in-memory state survive a full pause; a filesystem pause keeps the files and reboots;
 pausing twice is refused, and pausing and resuming again keeps everything (E2B's data-loss reports); a
-timeout pauses a sandbox created with ``on_timeout: pause``, and traffic to its port resumes it."""
+timeout pauses a sandbox created with ``on_timeout: pause``, and traffic to its port resumes it; paused
+sandboxes outlive a restart of Hutch."""
 
 from __future__ import annotations
 
+import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from e2b import Sandbox, SandboxQuery, SandboxState
 
-from tests.stack import ENGINES, Stack
+from tests.stack import ENGINES, WORKER, Stack, start_stack, stop_stack
+
+# The restart test's own stack, apart from the session's (and test_crash's 30+).
+RESTART_SUBNET = f"10.{40 + WORKER}.0.0/16"
 
 # A server whose answer is a random token made at its start (its memory) and a request counter.
 SERVER = """\
@@ -136,3 +142,28 @@ def test_a_timeout_pauses_the_files_then_connect_resumes(stack: Stack) -> None:
         assert resumed.files.read("/home/user/notes.txt") == "kept"
     finally:
         sandbox.kill()
+
+
+def test_paused_sandboxes_survive_a_restart(tmp_path: Path) -> None:
+    first = start_stack(tmp_path, subnet=RESTART_SUBNET)
+    ports = (first.api_port, first.proxy_port)
+    frozen = Sandbox.create(**first.opts)
+    filed = Sandbox.create(**first.opts)
+    first.seen.update({frozen.sandbox_id, filed.sandbox_id})
+    token, count = (start_server(frozen), ask(frozen))[1]
+    filed.files.write("/home/user/notes.txt", "kept")
+    frozen.pause()
+    filed.pause(mode="filesystem")
+    first.process.send_signal(signal.SIGTERM)  # a clean stop: paused sandboxes stay
+    first.process.wait(120)
+
+    second = start_stack(tmp_path, subnet=RESTART_SUBNET, ports=ports)
+    second.seen.update(first.seen)
+    try:
+        assert Sandbox.get_info(frozen.sandbox_id, **second.opts).state.value == "paused"
+        assert ask(Sandbox.connect(frozen.sandbox_id, **second.opts)) == (token, count + 1)
+        assert Sandbox.connect(filed.sandbox_id, **second.opts).files.read("/home/user/notes.txt") == "kept"
+    finally:
+        for sandbox in (frozen, filed):
+            Sandbox.kill(sandbox.sandbox_id, **second.opts)
+        stop_stack(second)

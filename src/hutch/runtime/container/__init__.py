@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -99,6 +100,8 @@ def _save_state(sandbox: _Sandbox) -> None:
     if sandbox.handle is not None:
         state["started_at"] = sandbox.handle.started_at.isoformat()
         state["token"] = sandbox.access_token
+        if sandbox.spec is not None:
+            state["spec"] = dataclasses.asdict(sandbox.spec)
         state["egress"] = {
             "internet": sandbox.egress.internet,
             "allow_out": list(sandbox.egress.allow_out),
@@ -106,9 +109,19 @@ def _save_state(sandbox: _Sandbox) -> None:
         }
     path = sandbox.directory / "sandbox.json"
     partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(state))
+    partial.write_text(json.dumps(state, default=str))  # (paths)
     partial.chmod(0o600)
     partial.replace(path)
+
+
+def _spec_of(state: dict) -> SandboxSpec | None:
+    """The spec ``_save_state`` kept (a boot after a restart needs it)."""
+    data = state.get("spec")
+    if not data:
+        return None
+    template = TemplateImage(**{**data["template"], "rootfs": Path(data["template"]["rootfs"])})
+    egress = {"allow_out": tuple(data.get("allow_out", ())), "deny_out": tuple(data.get("deny_out", ()))}
+    return SandboxSpec(**{**data, "template": template, **egress})
 
 
 def _load_state(directory: Path) -> dict:
@@ -191,10 +204,14 @@ class ContainerRuntime:
             self.pool.keep(key, size)
 
     async def close(self) -> None:
-        """Stop the pool and every sandbox (this node does not yet re-adopt sandboxes after a restart)."""
+        """Stop the pool and every running sandbox. Paused ones stay as they are (frozen, or only their
+        files): the next start of the node adopts them, and they resume as if nothing happened."""
         await self.pool.close()
-        for sandbox_id in list(self._live):
-            await self.kill(sandbox_id)
+        for sandbox_id, sandbox in list(self._live.items()):
+            if sandbox.paused is None:
+                await self.kill(sandbox_id)
+            else:
+                self._forget(sandbox)
         await asyncio.gather(*self._cleanups, return_exceptions=True)
         await self.firewall.uninstall()
         if self.egress_proxy is not None:
@@ -323,6 +340,14 @@ class ContainerRuntime:
             await self._boot(sandbox)
         sandbox.paused = None
         _save_state(sandbox)
+
+    def _forget(self, sandbox: _Sandbox) -> None:
+        """Let go of a paused sandbox without touching it (the node stops; it will be adopted again)."""
+        self._live.pop(sandbox.sandbox_id, None)
+        if sandbox.init_pidfd is not None:
+            asyncio.get_running_loop().remove_reader(sandbox.init_pidfd)
+            os.close(sandbox.init_pidfd)
+            sandbox.init_pidfd = None
 
     def _running(self, sandbox_id: str) -> _Sandbox:
         sandbox = self._live.get(sandbox_id)
@@ -529,14 +554,25 @@ class ContainerRuntime:
         return found
 
     async def _adopt(self, sandbox: _Sandbox, state: dict) -> bool:
+        """Take a sandbox back after a restart: a running one that answers, a frozen one whose container is
+        still there, or one paused to its files (it has no container)."""
+        sandbox.paused = state.get("paused")
+        sandbox.spec = _spec_of(state)
+        if sandbox.spec is not None:
+            sandbox.template = sandbox.spec.template
         engine_state = await self.engine(sandbox.engine).state(sandbox.sandbox_id)
-        if engine_state.get("status") != "running":
-            return False
-        try:
-            sandbox.init_pidfd = os.pidfd_open(int(engine_state["pid"]))
-            await envd_client.wait_healthy(self._client, sandbox.envd_url, timeout_s=3)
-        except (OSError, KeyError, ValueError, BackendUnavailable):
-            return False
+        if sandbox.paused == "filesystem":
+            if sandbox.spec is None or engine_state:
+                return False
+        else:
+            if engine_state.get("status") not in ("running", "paused"):
+                return False
+            try:
+                sandbox.init_pidfd = os.pidfd_open(int(engine_state["pid"]))
+                if sandbox.paused is None:
+                    await envd_client.wait_healthy(self._client, sandbox.envd_url, timeout_s=3)
+            except (OSError, KeyError, ValueError, BackendUnavailable):
+                return False
         sandbox.handle = SandboxHandle(
             sandbox_id=sandbox.sandbox_id,
             template_id=sandbox.template.template_id,
