@@ -90,6 +90,23 @@ def test_filesystem_pause_keeps_files_and_reboots(stack: Stack, engine: str) -> 
         sandbox.kill()
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_boot_id_is_kept_by_a_full_pause_and_renewed_by_a_boot(stack: Stack, engine: str) -> None:
+    sandbox = stack.create(engine)
+    try:
+        read = "cat /proc/sys/kernel/random/boot_id"
+        first = sandbox.commands.run(read).stdout
+        other = stack.create(engine)
+        assert first.strip() and first != other.commands.run(read).stdout
+        other.kill()
+        sandbox.pause()
+        assert Sandbox.connect(sandbox.sandbox_id, **stack.opts).commands.run(read).stdout == first
+        sandbox.pause(mode="filesystem")
+        assert Sandbox.connect(sandbox.sandbox_id, **stack.opts).commands.run(read).stdout != first
+    finally:
+        sandbox.kill()
+
+
 def test_kill_of_a_paused_sandbox_frees_it(stack: Stack) -> None:
     sandbox = stack.create()
     sandbox.pause()

@@ -35,7 +35,7 @@ from ..network import Networks, SandboxNetwork, cut
 from ..pool import PoolKey, WarmPool
 from ..rootfs import Overlay, remove_tree
 from ..types import ENVD_PORT, SandboxHandle, SandboxSpec, TemplateImage, new_sandbox_id
-from . import oci, seccomp
+from . import boot_id, oci, seccomp
 from .crun import Crun
 from .engine import OciCli
 from .runsc import Runsc
@@ -377,6 +377,7 @@ class ContainerRuntime:
         directory = sandbox.directory
         if sandbox.engine == "gvisor":
             await self.networks.address(sandbox.network)
+        boot_id.renew(sandbox.disk.mountpoint)
         pid = await engine.run_detached(sandbox.sandbox_id, directory, directory / "envd.log")
         sandbox.init_pidfd = os.pidfd_open(pid)
         await envd_client.wait_healthy(self._client, sandbox.envd_url)
@@ -473,6 +474,8 @@ class ContainerRuntime:
                 seccomp_bpf=self._seccomp,
                 engine=spec.runtime,
             )
+            boot_id.renew(disk.mountpoint)
+            boot_id.mount(config, disk.mountpoint)
             (directory / "config.json").write_text(json.dumps(config))
             engine = self.engine(spec.runtime)
             pid = await engine.run_detached(sandbox_id, directory, directory / "envd.log", nice=nice)

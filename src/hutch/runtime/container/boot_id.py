@@ -1,0 +1,34 @@
+"""A sandbox's own ``/proc/sys/kernel/random/boot_id``, which behaves like a machine's: the same across a
+pause that keeps its memory, a new one whenever it boots (created, or resumed from a filesystem-only
+pause). It is a file on the sandbox's own disk (beside its overlay's layers, so whatever is written to it
+counts against the sandbox's quota), bind-mounted read-only over the kernel's. The bind is read-only only
+where the engine keeps it so (crun's read-only remount of ``/proc/sys`` copies it writable): root in the
+sandbox may change its own boot id, as it could fake it anyway."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+PATH = "/proc/sys/kernel/random/boot_id"
+FILE = "boot_id"
+
+
+def renew(directory: Path) -> str:
+    """A new boot id on the sandbox's disk mounted at ``directory`` (before each boot); returns it."""
+    value = str(uuid.uuid4())
+    (directory / FILE).write_text(value + "\n")
+    return value
+
+
+def mount(config: dict, directory: Path) -> None:
+    """Add the bind mount of the boot id on the disk mounted at ``directory`` to the OCI ``config``."""
+    source = str(directory / FILE)
+    config["mounts"].append(
+        {
+            "destination": PATH,
+            "type": "bind",
+            "source": source,
+            "options": ["bind", "ro", "nosuid", "nodev", "noexec"],
+        }
+    )
