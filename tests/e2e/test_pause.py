@@ -165,11 +165,15 @@ def test_paused_sandboxes_survive_a_restart(tmp_path: Path) -> None:
     first = start_stack(tmp_path, subnet=RESTART_SUBNET)
     ports = (first.api_port, first.proxy_port)
     frozen = Sandbox.create(**first.opts)
+    saved = Sandbox.create(metadata={"hutch.runtime": "gvisor"}, **first.opts)  # a checkpoint on disk
     filed = Sandbox.create(**first.opts)
-    first.seen.update({frozen.sandbox_id, filed.sandbox_id})
-    token, count = (start_server(frozen), ask(frozen))[1]
+    first.seen.update({frozen.sandbox_id, saved.sandbox_id, filed.sandbox_id})
+    answers = {}
+    for sandbox in (frozen, saved):
+        start_server(sandbox)
+        answers[sandbox.sandbox_id] = ask(sandbox)
+        sandbox.pause()
     filed.files.write("/home/user/notes.txt", "kept")
-    frozen.pause()
     filed.pause(mode="filesystem")
     first.process.send_signal(signal.SIGTERM)  # a clean stop: paused sandboxes stay
     first.process.wait(120)
@@ -177,10 +181,12 @@ def test_paused_sandboxes_survive_a_restart(tmp_path: Path) -> None:
     second = start_stack(tmp_path, subnet=RESTART_SUBNET, ports=ports)
     second.seen.update(first.seen)
     try:
-        assert Sandbox.get_info(frozen.sandbox_id, **second.opts).state.value == "paused"
-        assert ask(Sandbox.connect(frozen.sandbox_id, **second.opts)) == (token, count + 1)
+        for sandbox in (frozen, saved):
+            assert Sandbox.get_info(sandbox.sandbox_id, **second.opts).state.value == "paused"
+            token, count = answers[sandbox.sandbox_id]
+            assert ask(Sandbox.connect(sandbox.sandbox_id, **second.opts)) == (token, count + 1)
         assert Sandbox.connect(filed.sandbox_id, **second.opts).files.read("/home/user/notes.txt") == "kept"
     finally:
-        for sandbox in (frozen, filed):
+        for sandbox in (frozen, saved, filed):
             Sandbox.kill(sandbox.sandbox_id, **second.opts)
         stop_stack(second)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from .engine import OciCli
 from .runsc import Runsc
 
 ENGINES = ("container", "gvisor")
+# Where a gVisor sandbox paused with its memory keeps its checkpoint (in its directory).
+CHECKPOINT = "checkpoint"
 
 log = logging.getLogger("hutch.runtime")
 # Pool sandboxes start at a lower CPU priority, so that refilling never slows down sandboxes in use.
@@ -318,7 +321,10 @@ class ContainerRuntime:
         if sandbox.paused is not None:
             raise Conflict(f"sandbox {sandbox_id} is already paused")
         await cut(sandbox.network)
-        if memory:
+        if memory and sandbox.engine == "gvisor":
+            await self._checkpoint(sandbox)
+            sandbox.paused = "full"
+        elif memory:
             await asyncio.to_thread(cgroups.freeze, sandbox_id, True)
             sandbox.paused = "full"
         else:
@@ -332,14 +338,48 @@ class ContainerRuntime:
         sandbox = self._running(sandbox_id)
         if sandbox.paused is None:
             raise Conflict(f"sandbox {sandbox_id} is not paused")
-        if sandbox.paused == "full" and memory:
+        checkpointed = sandbox.engine == "gvisor" and sandbox.paused == "full"
+        if checkpointed and memory:
+            await self._restore(sandbox)
+        elif sandbox.paused == "full" and memory:
             await asyncio.to_thread(cgroups.freeze, sandbox_id, False)
         else:
-            if sandbox.paused == "full":
+            if sandbox.paused == "full" and not checkpointed:
                 await self._stop(sandbox)
             await self._boot(sandbox)
+        if checkpointed:
+            await asyncio.to_thread(shutil.rmtree, sandbox.directory / CHECKPOINT, True)
         sandbox.paused = None
         _save_state(sandbox)
+
+    async def _checkpoint(self, sandbox: _Sandbox) -> None:
+        """Save a gVisor sandbox whole (memory, processes) to its directory; its Sentry then exits."""
+        runsc = self.engine("gvisor")
+        assert isinstance(runsc, Runsc) and sandbox.init_pidfd is not None
+        asyncio.get_running_loop().remove_reader(sandbox.init_pidfd)  # its end is expected now
+        image = sandbox.directory / CHECKPOINT
+        image.mkdir(exist_ok=True)
+        try:
+            await runsc.checkpoint(sandbox.sandbox_id, image)
+        except BaseException:
+            self._watch(sandbox)
+            raise
+        os.close(sandbox.init_pidfd)
+        sandbox.init_pidfd = None
+        await runsc.delete(sandbox.sandbox_id)
+
+    async def _restore(self, sandbox: _Sandbox) -> None:
+        """Start a checkpointed gVisor sandbox again where it stopped."""
+        runsc = self.engine("gvisor")
+        assert isinstance(runsc, Runsc)
+        await self.networks.address(sandbox.network)
+        image = sandbox.directory / CHECKPOINT
+        pid = await runsc.restore(
+            sandbox.sandbox_id, sandbox.directory, image, sandbox.directory / "envd.log"
+        )
+        sandbox.init_pidfd = os.pidfd_open(pid)
+        await envd_client.wait_healthy(self._client, sandbox.envd_url)
+        self._watch(sandbox)
 
     def _forget(self, sandbox: _Sandbox) -> None:
         """Let go of a paused sandbox without touching it (the node stops; it will be adopted again)."""
@@ -558,13 +598,16 @@ class ContainerRuntime:
 
     async def _adopt(self, sandbox: _Sandbox, state: dict) -> bool:
         """Take a sandbox back after a restart: a running one that answers, a frozen one whose container is
-        still there, or one paused to its files (it has no container)."""
+        still there, or one paused to disk (its files, or a gVisor checkpoint: it has no container)."""
         sandbox.paused = state.get("paused")
         sandbox.spec = _spec_of(state)
         if sandbox.spec is not None:
             sandbox.template = sandbox.spec.template
         engine_state = await self.engine(sandbox.engine).state(sandbox.sandbox_id)
-        if sandbox.paused == "filesystem":
+        on_disk = sandbox.paused == "filesystem" or (
+            sandbox.paused == "full" and (sandbox.directory / CHECKPOINT).is_dir()
+        )
+        if on_disk:  # it has no container
             if sandbox.spec is None or engine_state:
                 return False
         else:

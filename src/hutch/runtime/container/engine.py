@@ -46,18 +46,24 @@ class OciCli:
         open for the container's whole life. With ``nice``, the runtime and the container start at that
         lower CPU priority (background work that must not slow down running sandboxes).
         """
+        return await self._start_detached(container_id, bundle, log, "run", nice=nice)
+
+    async def _start_detached(
+        self, container_id: str, bundle: Path, log: Path, command: str, *options: str, nice: int = 0
+    ) -> int:
+        """``run`` (or ``restore``) a container in the background; returns the pid of its init."""
         pid_file = bundle / "init.pid"
         niceness = ["nice", "-n", str(nice)] if nice else []
         with open(log, "ab") as out:
             process = await asyncio.create_subprocess_exec(
-                *niceness, *self.run_prefix(bundle), *self.command,
-                "run", "--detach", "--pid-file", str(pid_file), "--bundle", str(bundle), container_id,
+                *niceness, *self.run_prefix(bundle), *self.command, command, *options,
+                "--detach", "--pid-file", str(pid_file), "--bundle", str(bundle), container_id,
                 stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
             )  # fmt: skip
             code = await process.wait()
         if code != 0:
             tail = log.read_bytes()[-2000:].decode(errors="replace").strip()
-            raise BackendUnavailable(f"{self.binary_name} run failed: {tail}")
+            raise BackendUnavailable(f"{self.binary_name} {command} failed: {tail}")
         return int(pid_file.read_text().strip())
 
     async def delete(self, container_id: str) -> None:

@@ -55,3 +55,11 @@ class Runsc(OciCli):
 
     def run_prefix(self, bundle: Path) -> list[str]:
         return _enter_netns(_netns_of(bundle))
+
+    async def checkpoint(self, container_id: str, image: Path) -> None:
+        """Save the whole sandbox (memory, processes, kernel state) to ``image``; the container stops."""
+        await self.call("checkpoint", "--image-path", str(image), container_id)
+
+    async def restore(self, container_id: str, bundle: Path, image: Path, log: Path) -> int:
+        """Start the container again from ``image`` (in the background); returns the Sentry's pid."""
+        return await self._start_detached(container_id, bundle, log, "restore", "--image-path", str(image))
