@@ -70,11 +70,14 @@ def report(title: str, results: dict, *, as_json: bool, width: int = 40) -> None
 
 
 @contextmanager
-def own_stack(subnet: str, settings: dict[str, object], seen: set[str]) -> Iterator[dict]:
-    """``hutch up --detach`` with temporary data, free ports, ``subnet`` and ``settings`` (``HUTCH_…``
-    names; dicts as JSON); yields the SDK's connection options. Afterwards ``hutch down``, and an error if
-    anything of the sandboxes in ``seen`` was left behind."""
-    base = Path(tempfile.mkdtemp(prefix="hutch-bench-"))
+def own_stack(
+    subnet: str, settings: dict[str, object], seen: set[str], base: Path | None = None
+) -> Iterator[dict]:
+    """``hutch up --detach`` with temporary data (in ``base``, default a new directory; its data directory
+    is ``base/data``), free ports, ``subnet`` and ``settings`` (``HUTCH_…`` names; dicts as JSON); yields
+    the SDK's connection options. Afterwards ``hutch down``, and an error if anything of the sandboxes in
+    ``seen`` was left behind."""
+    base = base or Path(tempfile.mkdtemp(prefix="hutch-bench-"))
     env = {
         **os.environ,
         "HUTCH_DATA_DIR": str(base / "data"),

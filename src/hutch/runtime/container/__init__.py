@@ -68,6 +68,8 @@ class _Sandbox:
     spec: SandboxSpec | None = None
     # ``full`` (frozen in memory) or ``filesystem`` (processes ended, files kept) while paused.
     paused: str | None = None
+    # The removal of its stopped container, left to run after a pause returned (runsc takes ~1 s).
+    removing: asyncio.Task[None] | None = None
 
     @property
     def envd_url(self) -> str:
@@ -366,12 +368,13 @@ class ContainerRuntime:
             raise
         os.close(sandbox.init_pidfd)
         sandbox.init_pidfd = None
-        await runsc.delete(sandbox.sandbox_id)
+        self._remove_container_later(sandbox)
 
     async def _restore(self, sandbox: _Sandbox) -> None:
         """Start a checkpointed gVisor sandbox again where it stopped."""
         runsc = self.engine("gvisor")
         assert isinstance(runsc, Runsc)
+        await self._container_removed(sandbox)
         await self.networks.address(sandbox.network)
         image = sandbox.directory / CHECKPOINT
         pid = await runsc.restore(
@@ -396,7 +399,8 @@ class ContainerRuntime:
         return sandbox
 
     async def _stop(self, sandbox: _Sandbox) -> None:
-        """End every process of the sandbox and remove its container; its files, address and rules stay."""
+        """End every process of the sandbox at once; its container is removed in the background. Its
+        files, address and rules stay."""
         if sandbox.init_pidfd is not None:
             asyncio.get_running_loop().remove_reader(sandbox.init_pidfd)
             with contextlib.suppress(ProcessLookupError):
@@ -405,8 +409,23 @@ class ContainerRuntime:
                 await asyncio.to_thread(cgroups.freeze, sandbox.sandbox_id, False)
             os.close(sandbox.init_pidfd)
             sandbox.init_pidfd = None
-        await self.engine(sandbox.engine).delete(sandbox.sandbox_id)
-        await asyncio.to_thread(cgroups.remove_sandbox, sandbox.sandbox_id)
+        self._remove_container_later(sandbox)
+
+    def _remove_container_later(self, sandbox: _Sandbox) -> None:
+        async def remove() -> None:
+            await self.engine(sandbox.engine).delete(sandbox.sandbox_id)
+            await asyncio.to_thread(cgroups.remove_sandbox, sandbox.sandbox_id)
+
+        sandbox.removing = asyncio.ensure_future(remove())
+        self._cleanups.add(sandbox.removing)
+        sandbox.removing.add_done_callback(self._cleanups.discard)
+
+    async def _container_removed(self, sandbox: _Sandbox) -> None:
+        """Wait for the removal ``_stop`` or a checkpoint left running (before the id is used again)."""
+        if sandbox.removing is not None:
+            with contextlib.suppress(Exception):
+                await sandbox.removing
+            sandbox.removing = None
 
     async def _boot(self, sandbox: _Sandbox) -> None:
         """Start the sandbox's container again over its files, as it was first started."""
@@ -415,6 +434,7 @@ class ContainerRuntime:
             raise BackendUnavailable(f"sandbox {sandbox.sandbox_id} cannot boot: how it was made is unknown")
         engine = self.engine(sandbox.engine)
         directory = sandbox.directory
+        await self._container_removed(sandbox)
         if sandbox.engine == "gvisor":
             await self.networks.address(sandbox.network)
         boot_id.renew(sandbox.disk.mountpoint)
@@ -538,6 +558,7 @@ class ContainerRuntime:
 
     async def _destroy(self, sandbox: _Sandbox) -> None:
         """Stop the container and release its network, overlay and directory; safe on partial state."""
+        await self._container_removed(sandbox)
         if sandbox.init_pidfd is not None:
             asyncio.get_running_loop().remove_reader(sandbox.init_pidfd)
             os.close(sandbox.init_pidfd)
