@@ -8,9 +8,9 @@ in a sandbox running a small Python server that holds state in memory and 10 MiB
   (a resume sooner than ~1.2 s after a gVisor pause also waits for runsc to finish removing the stopped
   container);
 
-then ``--cycles`` pause/resume cycles in one sandbox per engine (full pauses), each checked against the
-sandbox's files (SHA-256) and its server's memory (a token made at its start, and a counter): the number of
-differences must be 0.
+then, per engine, a snapshot and a fork into 5 (until all 5 answer a command); and ``--cycles`` pause/resume
+cycles in one sandbox (full pauses), each checked against the sandbox's files (SHA-256) and its server's
+memory (a token made at its start, and a counter): the number of differences must be 0.
 
 ``python bench/pause_bench.py [--runs 20] [--cycles 100] [--paused-for 2] [--json]``
 """
@@ -49,7 +49,7 @@ def prepare(opts: dict, engine: str, seen: set[str]) -> tuple[Sandbox, str]:
     sandbox = Sandbox.create(metadata={"hutch.runtime": engine}, timeout=3600, **opts)
     seen.add(sandbox.sandbox_id)
     sandbox.files.write("/home/user/server.py", SERVER)
-    sandbox.commands.run("python3 /home/user/server.py", background=True)
+    sandbox.commands.run("python3 /home/user/server.py", background=True, timeout=0)  # no time limit
     digest = sandbox.commands.run(FILES).stdout.split()[0]
     sandbox.commands.run(ASK)
     return sandbox, digest
@@ -81,6 +81,28 @@ def measure_mode(
         "resume_to_first_command_ms": summary(resumes, 1),
         "checkpoint_on_disk_mib": round(sorted(images)[len(images) // 2] / 2**20, 1),
     }
+
+
+def copies(opts: dict, engine: str, runs: int, seen: set[str]) -> dict:
+    """``create_snapshot()``, and ``fork(count=5)`` until every fork has answered a command."""
+    sandbox, _ = prepare(opts, engine, seen)
+    snapshots, forks = [], []
+    for _ in range(runs):
+        began = time.perf_counter()
+        info = sandbox.create_snapshot()
+        snapshots.append((time.perf_counter() - began) * 1000)
+        Sandbox.delete_snapshot(info.snapshot_id, **opts)
+        began = time.perf_counter()
+        children = sandbox.fork(count=5, **opts)
+        for child in children:
+            assert isinstance(child, Sandbox), child
+            seen.add(child.sandbox_id)
+            child.commands.run("true")
+        forks.append((time.perf_counter() - began) * 1000)
+        for child in children:
+            child.kill()
+    sandbox.kill()
+    return {"snapshot_ms": summary(snapshots, 1), "fork_into_5_ms": summary(forks, 1)}
 
 
 def cycles(opts: dict, engine: str, count: int, seen: set[str]) -> dict:
@@ -124,8 +146,9 @@ def main() -> None:
             for engine in ("container", "gvisor"):
                 for mode in ("full", "filesystem"):
                     results[f"{engine} {mode}"] = measure_mode(
-                        opts, engine, mode, args.runs, base / "data", seen
+                        opts, engine, mode, args.runs, args.paused_for, base / "data", seen
                     )
+                results[f"{engine} snapshot and fork"] = copies(opts, engine, max(3, args.runs // 4), seen)
                 results[f"{engine} {args.cycles} full cycles"] = cycles(opts, engine, args.cycles, seen)
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -38,7 +38,7 @@ ASK = "curl -s --retry 20 --retry-connrefused --retry-delay 0 --max-time 5 http:
 
 def start_server(sandbox: Sandbox) -> int:
     sandbox.files.write("/home/user/server.py", SERVER)
-    return sandbox.commands.run("python3 /home/user/server.py", background=True).pid
+    return sandbox.commands.run("python3 /home/user/server.py", background=True, timeout=0).pid
 
 
 def ask(sandbox: Sandbox) -> tuple[str, int]:
@@ -65,6 +65,8 @@ def test_full_pause_keeps_files_processes_and_memory_twice(stack: Stack, engine:
             assert resumed.files.read("/home/user/notes.txt") == "kept"
             assert ask(resumed) == (token, count + round_)
             assert pid in {process.pid for process in resumed.commands.list()}
+        # The server started before the pauses is still the SDK's to follow and to stop.
+        assert Sandbox.connect(sandbox.sandbox_id, **stack.opts).commands.connect(pid).kill()
     finally:
         sandbox.kill()
 

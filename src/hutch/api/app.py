@@ -19,8 +19,9 @@ from ..templates.uploads import UploadStore
 from . import errors, openapi
 from .ratelimit import RateLimiter
 from .reaper import Reaper
-from .routes import api_keys, health, internal, sandboxes, template_builds, templates
+from .routes import api_keys, health, internal, sandboxes, snapshots, template_builds, templates
 from .services.sandboxes import SandboxService
+from .services.snapshots import SnapshotService
 from .services.template_builds import TemplateBuildService
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
             app.state.runtime = runtime
             app.state.sandboxes = service
             app.state.template_builds = builds
+            app.state.snapshots = SnapshotService(
+                catalog=database, runtime=runtime, sandboxes=service, cache_dir=settings.templates.cache_dir
+            )
             app.state.request_limiter = RateLimiter(
                 settings.api.requests_per_s, settings.api.requests_burst, "requests"
             )
@@ -85,6 +89,7 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
     openapi.install(app)
     app.include_router(health.router)
     app.include_router(sandboxes.router, responses=errors.ERROR_RESPONSES)
+    app.include_router(snapshots.router, responses=errors.ERROR_RESPONSES)
     app.include_router(api_keys.router, responses=errors.ERROR_RESPONSES)
     # Before ``templates``: its ``/templates/{templateID}`` would match ``/templates/tags``.
     app.include_router(template_builds.router, responses=errors.ERROR_RESPONSES)

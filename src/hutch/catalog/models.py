@@ -108,6 +108,8 @@ class Template(Base):
     # The build whose image ``rootfs`` is (None for the built-in templates), and the state of the latest.
     build_id: Mapped[str | None] = mapped_column(String(36))
     build_status: Mapped[str] = mapped_column(String(16), default="ready", server_default=text("'ready'"))
+    # For a snapshot (a template made from a sandbox's files): that sandbox's id.
+    snapshot_of: Mapped[str | None] = mapped_column(String(64), index=True)
     # The team that owns the template; ``None`` for the installation's own (``base``…), which every team
     # may use. A team's template that is not ``public`` is unknown to the other teams.
     team_id: Mapped[str | None] = mapped_column(

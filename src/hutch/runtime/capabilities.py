@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .types import SandboxSpec
 
 
 @dataclass(frozen=True)
@@ -56,3 +59,12 @@ class SupportsPause(Protocol):
     async def resume(self, sandbox_id: str, *, memory: bool = True) -> None:
         """Resume a paused sandbox; without ``memory`` it boots again from its files even after a full
         pause. Returns once its envd answers (and its template's ready command succeeded, after a boot)."""
+
+
+@runtime_checkable
+class SupportsSnapshot(Protocol):
+    """Copying what a running sandbox wrote (snapshots, forks)."""
+
+    async def snapshot(self, sandbox_id: str, destination: Path) -> SandboxSpec:
+        """Copy the sandbox's writable layer to ``destination`` (which must not exist) while its processes
+        are frozen, so the copy is consistent; it then runs on. Returns the spec it was started with."""

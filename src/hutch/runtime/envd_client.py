@@ -87,6 +87,7 @@ async def run(
     timeout_s: float | None = 60.0,
     shell: tuple[str, ...] = ("/bin/bash", "-l", "-c"),
     on_output: Callable[[str], None] | None = None,
+    access_token: str | None = None,
 ) -> int | None:
     """Run ``command`` with ``shell`` (``bash -l -c``) as ``user`` in the sandbox; ``on_output`` gets its
     stdout and stderr as they come. With ``wait``, returns its exit code; without, returns once it started
@@ -102,6 +103,8 @@ async def run(
         "Connect-Protocol-Version": "1",
         "Authorization": "Basic " + base64.b64encode(f"{user}:".encode()).decode(),
     }
+    if access_token:
+        headers["X-Access-Token"] = access_token
     url = f"{base_url}/process.Process/Start"
     async with client.stream(
         "POST", url, content=envelope(0, json.dumps(request).encode()), headers=headers, timeout=timeout_s

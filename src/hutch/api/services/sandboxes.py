@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -23,7 +25,7 @@ from ...envd.version import VERSION as ENVD_VERSION
 from ...errors import Conflict, InvalidRequest, NotFound, NotSupported
 from ...runtime.base import Runtime
 from ...runtime.capabilities import LogLine, SupportsEgress, SupportsLogs, SupportsPause
-from ...runtime.types import SandboxSpec
+from ...runtime.types import SandboxHandle, SandboxSpec
 from ..ratelimit import RateLimiter
 from . import pagination, templates
 from .metrics import SandboxMetrics
@@ -44,6 +46,25 @@ def _engine_of(metadata: dict[str, str] | None, default: str) -> str:
     if chosen not in RUNTIMES:
         raise InvalidRequest(f"metadata {RUNTIME_KEY} must be one of {', '.join(RUNTIMES)}, not {chosen!r}")
     return chosen
+
+
+def _row(handle: SandboxHandle, spec: SandboxSpec, **fields: Any) -> Sandbox:
+    """The catalog row of a sandbox the runtime just started from ``spec``, with ``fields`` (who it is
+    for, how it is named, its end and lifecycle)."""
+    return Sandbox(
+        sandbox_id=handle.sandbox_id,
+        state="running",
+        cpu_count=spec.cpu_count,
+        memory_mb=spec.memory_mb,
+        disk_mb=spec.disk_mb,
+        started_at=handle.started_at,
+        host=handle.host,
+        port_overrides={str(port): target for port, target in handle.port_overrides.items()},
+        node_id=handle.node_id,
+        envd_version=ENVD_VERSION,
+        envd_access_token=spec.access_token,
+        **fields,
+    )
 
 
 class SandboxService:
@@ -119,23 +140,14 @@ class SandboxService:
                 runtime=_engine_of(metadata, image.runtime),
             )
         handle = await self._runtime.create(spec)
-        row = Sandbox(
-            sandbox_id=handle.sandbox_id,
+        row = _row(
+            handle,
+            spec,
             team_id=team_id,
             template_id=found.template_id,
             alias=alias,
-            state="running",
             metadata_=dict(metadata or {}),
-            cpu_count=spec.cpu_count,
-            memory_mb=spec.memory_mb,
-            disk_mb=spec.disk_mb,
-            started_at=handle.started_at,
             end_at=_now() + lifetime,
-            host=handle.host,
-            port_overrides={str(port): target for port, target in handle.port_overrides.items()},
-            node_id=handle.node_id,
-            envd_version=ENVD_VERSION,
-            envd_access_token=token,
             traffic_access_token=traffic_token,
             mask_request_host=mask_request_host or None,
             idempotency_key=idempotency_key,
@@ -143,6 +155,29 @@ class SandboxService:
             on_timeout="pause" if auto_pause else "kill",
             auto_pause_memory=auto_pause_memory,
             auto_resume=auto_resume,
+        )
+        return await self._record(row)
+
+    async def replicate(self, source: Sandbox, spec: SandboxSpec, *, timeout_s: int | None = None) -> Sandbox:
+        """A new sandbox like ``source`` (its team, template, metadata, limits and lifecycle) from ``spec``
+        (whose files are a copy of the source's), with its own id, address and tokens: a fork."""
+        self._create_limiter.take(source.team_id)
+        lifetime = self._lifetime(timeout_s)
+        token = secrets.token_urlsafe(32)
+        traffic_token = secrets.token_urlsafe(32) if source.traffic_access_token else None
+        spec = replace(spec, access_token=token)
+        handle = await self._runtime.create(spec)
+        copied = ("template_id", "alias", "mask_request_host", "allow_internet_access", "on_timeout")
+        row = _row(
+            handle,
+            spec,
+            team_id=source.team_id,
+            metadata_=dict(source.metadata_),
+            end_at=_now() + lifetime,
+            traffic_access_token=traffic_token,
+            auto_pause_memory=source.auto_pause_memory,
+            auto_resume=source.auto_resume,
+            **{name: getattr(source, name) for name in copied},
         )
         return await self._record(row)
 

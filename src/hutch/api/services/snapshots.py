@@ -1,0 +1,141 @@
+"""Snapshots of running sandboxes: a sandbox's files, copied while its processes are frozen for a moment,
+become a private template of its team (usable as ``templateID`` in a create, removed with
+``DELETE /templates/{id}``); and forks: copies of a running sandbox started from such a copy.
+
+Both keep files, not memory: a sandbox from a snapshot, and a fork, boot afresh over the copied files
+(``pauseMode``-like honesty: the API says so in the docs, and a ``memory: true`` request gets the same).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ...catalog import Catalog
+from ...catalog.models import Sandbox, Template
+from ...catalog.repos import sandboxes, templates
+from ...errors import Conflict, HutchError, NotSupported
+from ...runtime.base import Runtime
+from ...runtime.capabilities import SupportsSnapshot
+from ...runtime.types import SandboxSpec
+from ...templates import layers
+from ...templates.layers import LayerStore
+from .sandboxes import SandboxService
+from .template_builds import split_name
+
+MAX_FORKS = 20
+
+
+@dataclass(frozen=True)
+class Fork:
+    """One fork's outcome: the new sandbox, or why it could not be made."""
+
+    sandbox: Sandbox | None = None
+    error: HutchError | None = None
+
+
+class SnapshotService:
+    def __init__(
+        self, *, catalog: Catalog, runtime: Runtime, sandboxes: SandboxService, cache_dir: Path
+    ) -> None:
+        self._catalog = catalog
+        self._runtime = runtime
+        self._sandboxes = sandboxes
+        self._layers = LayerStore(cache_dir)
+
+    async def create(self, *, team_id: str, sandbox_id: str, name: str | None = None) -> Template:
+        """Snapshot a running sandbox of the team into a new private template (named ``name`` too)."""
+        alias = None if name is None else split_name(name)[0]
+        async with self._catalog.transaction() as session:
+            source = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+            taken = None if alias is None else await templates.find(session, alias)
+            if taken is not None and (taken.team_id != team_id or taken.snapshot_of is None):
+                raise Conflict(f"the name {alias!r} is taken by another template")
+        rootfs, spec = await self._copy(source)
+        async with self._catalog.transaction() as session:
+            snapshot = Template(
+                template_id=_new_id(),
+                aliases=[],
+                rootfs=rootfs,
+                default_user=spec.template.default_user,
+                default_workdir=spec.template.default_workdir,
+                env={**spec.template.env, **spec.env_vars},
+                cpu_count=source.cpu_count,
+                memory_mb=source.memory_mb,
+                disk_mb=source.disk_mb,
+                start_cmd=spec.template.start_cmd,
+                ready_cmd=spec.template.ready_cmd,
+                start_user=spec.template.start_user,
+                runtime=spec.runtime,
+                public=False,
+                team_id=team_id,
+                build_status="ready",
+                snapshot_of=sandbox_id,
+            )
+            session.add(snapshot)
+            await session.flush()
+            if alias is not None:  # taken from the team's earlier snapshot of that name, if any
+                await templates.upsert(session, template_id=snapshot.template_id, aliases=[alias])
+            return snapshot
+
+    async def list(
+        self, *, team_id: str, sandbox_id: str | None = None, name: str | None = None
+    ) -> list[Template]:
+        """The team's snapshots (of one sandbox, or with one name), oldest first."""
+        async with self._catalog.transaction() as session:
+            query = select(Template).where(Template.team_id == team_id, Template.snapshot_of.is_not(None))
+            if sandbox_id is not None:
+                query = query.where(Template.snapshot_of == sandbox_id)
+            rows = await session.scalars(query.order_by(Template.created_at, Template.template_id))
+            return [row for row in rows if name is None or name in row.aliases]
+
+    async def fork(
+        self, *, team_id: str, sandbox_id: str, count: int = 1, timeout_s: int | None = None
+    ) -> list[Fork]:
+        """``count`` new sandboxes, each with its own id, address and tokens, over a copy of the
+        sandbox's files; they start as the sandbox did (its template's start command, its env vars)."""
+        async with self._catalog.transaction() as session:
+            source = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+        rootfs, spec = await self._copy(source)
+        # An image of its own: a warm sandbox of the source's template must not stand in for a fork.
+        template = replace(spec.template, template_id=f"fork-{uuid.uuid4().hex}", rootfs=Path(rootfs))
+        children = await asyncio.gather(
+            *(self._child(source, replace(spec, template=template), timeout_s) for _ in range(count)),
+            return_exceptions=True,
+        )
+        results = []
+        for child in children:
+            if isinstance(child, HutchError):
+                results.append(Fork(error=child))
+            elif isinstance(child, BaseException):
+                raise child
+            else:
+                results.append(Fork(sandbox=child))
+        return results
+
+    async def _child(self, source: Sandbox, spec: SandboxSpec, timeout_s: int | None) -> Sandbox:
+        return await self._sandboxes.replicate(source, spec, timeout_s=timeout_s)
+
+    async def _copy(self, source: Sandbox) -> tuple[str, SandboxSpec]:
+        """Copy a running sandbox's files into a new layer; returns the layers of the copy and its spec."""
+        if source.state != "running":
+            raise Conflict(f"sandbox {source.sandbox_id} is paused; resume it first")
+        if not isinstance(self._runtime, SupportsSnapshot):
+            raise NotSupported(f"the {self._runtime.name} runtime cannot snapshot sandboxes")
+        partial = self._layers.partial()
+        try:
+            spec = await self._runtime.snapshot(source.sandbox_id, partial)
+            layer = self._layers.publish(partial, f"snapshot-{uuid.uuid4().hex}")
+        except BaseException:
+            self._layers.discard(partial)
+            raise
+        return layers.join([layer, *layers.split(str(spec.template.rootfs))]), spec
+
+
+def _new_id() -> str:
+    return "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(20))
