@@ -29,7 +29,7 @@ from .proxy import debug
 from .proxy.supervisor import ProxyProcess
 from .runtime import registry
 from .runtime.types import SandboxSpec, TemplateImage
-from .templates import base, code_interpreter
+from .templates import base, code_interpreter, envd_runtime
 from .templates.envd_zipapp import build as build_envd
 
 log = logging.getLogger("hutch")
@@ -67,10 +67,12 @@ def client_env(settings: Settings, api_key: str) -> str:
 def _runtime_options(settings: Settings, envd_path: Path) -> dict:
     if settings.runtime.backend == "fake":
         return {"node_id": settings.runtime.node_id}
+    cache = settings.templates.cache_dir
     return {
         "data_dir": settings.data_dir,
-        "cache_dir": settings.templates.cache_dir,
+        "cache_dir": cache,
         "envd_path": envd_path,
+        "envd_runtime": envd_runtime.path(cache, base.rootfs_path(cache)),  # built by ``prepare``
         "node_id": settings.runtime.node_id,
         "subnet": settings.runtime.subnet,
         "egress_interface": settings.runtime.egress_interface,
@@ -80,13 +82,15 @@ def _runtime_options(settings: Settings, envd_path: Path) -> dict:
 async def prepare(
     settings: Settings, env_file: Path, say: Callable[[str], None]
 ) -> tuple[Catalog, str, list[Builtin], Path]:
-    """Everything the stack needs before it serves: envd, the built-in templates, the catalog and an API
-    key. The templates are built once and cached (the fake backend needs none)."""
+    """Everything the stack needs before it serves: envd and the Python it runs on, the built-in templates,
+    the catalog and an API key. The templates are built once and cached (the fake backend needs none)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     envd_path = await asyncio.to_thread(build_envd, settings.data_dir / "envd" / "envd.pyz")
     cache = settings.templates.cache_dir
     real = settings.runtime.backend != "fake"
     rootfs = await asyncio.to_thread(base.build, cache, log=say) if real else base.rootfs_path(cache)
+    if real:  # the Python envd runs on in every sandbox, from the base image's packages
+        await asyncio.to_thread(envd_runtime.build, cache, rootfs)
     builtins = [
         Builtin(
             TemplateImage(base.TEMPLATE_ID, rootfs, default_user=base.DEFAULT_USER), BASE_CPU, BASE_MEMORY_MB

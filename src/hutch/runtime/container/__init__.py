@@ -148,6 +148,16 @@ def _write_resolv_conf(root: Path) -> None:
         target.write_text(servers)
 
 
+async def _copy_tree(source: Path, destination: Path) -> None:
+    """``cp -a`` a writable layer (owners, modes, xattrs, overlay whiteouts) to a new directory."""
+    process = await asyncio.create_subprocess_exec(
+        "cp", "-a", "--reflink=auto", str(source), str(destination), stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await process.communicate()
+    if process.returncode != 0:
+        raise BackendUnavailable(f"copying {source} failed: {stderr.decode().strip()}")
+
+
 def _write_identity(root: Path, sandbox_id: str) -> None:
     """/etc/hostname and /etc/hosts naming the sandbox (sudo and many tools resolve the host name)."""
     (root / "etc" / "hostname").write_text(f"{sandbox_id}\n")
@@ -165,6 +175,7 @@ class ContainerRuntime:
         data_dir: Path,
         cache_dir: Path,
         envd_path: Path,
+        envd_runtime: Path | None = None,
         node_id: str = "local",
         subnet: str = "10.11.0.0/16",
         warm_pool: dict[str, int] | None = None,
@@ -173,6 +184,8 @@ class ContainerRuntime:
         self.sandboxes_dir = Path(data_dir) / "sandboxes"
         self.cache_dir = Path(cache_dir)
         self.envd_path = Path(envd_path)
+        # The Python that runs envd in every sandbox (None: the template's own ``/usr/bin/python3``).
+        self.envd_runtime = None if envd_runtime is None else Path(envd_runtime)
         self.node_id = node_id
         self.networks = Networks(subnet, default_route=egress_interface is not None)
         self.firewall = Firewall(subnet, egress_interface)
@@ -246,7 +259,6 @@ class ContainerRuntime:
     # -- create and kill ---------------------------------------------------------------------------------
 
     async def create(self, spec: SandboxSpec) -> SandboxHandle:
-        self._templates.setdefault(spec.template.template_id, spec.template)
         self.engine(spec.runtime)  # an engine this node lacks fails before anything is made
         key = (spec.template.template_id, spec.cpu_count, spec.memory_mb, spec.disk_mb, spec.runtime)
         sandbox = self.pool.claim(key)
@@ -303,17 +315,26 @@ class ContainerRuntime:
             raise NotFound(f"sandbox {sandbox_id} is not running on this node")
         try:
             await self.engine(sandbox.engine).delete(sandbox.sandbox_id)
-            process = await asyncio.create_subprocess_exec(
-                "cp", "-a", "--reflink=auto", str(sandbox.overlay.upper), str(destination),
-                stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-            _, stderr = await process.communicate()
-            if process.returncode != 0:
-                raise BackendUnavailable(
-                    f"copying the layer of {sandbox_id} failed: {stderr.decode().strip()}"
-                )
+            await _copy_tree(sandbox.overlay.upper, destination)
         finally:
             await self._destroy(sandbox)
+
+    async def snapshot(self, sandbox_id: str, destination: Path) -> SandboxSpec:
+        """Copy a running sandbox's writable layer while its processes are frozen; it then runs on."""
+        sandbox = self._running(sandbox_id)
+        if sandbox.paused is not None or sandbox.spec is None:
+            raise Conflict(f"sandbox {sandbox_id} is paused; resume it first")
+        # What the sandbox's kernel (gVisor's, too) still holds in memory goes to its files first.
+        await envd_client.run(
+            self._client, sandbox.envd_url, "sync", user="root", shell=("/bin/sh", "-c"),
+            access_token=sandbox.access_token, timeout_s=60,
+        )  # fmt: skip
+        await asyncio.to_thread(cgroups.freeze, sandbox_id, True)
+        try:
+            await _copy_tree(sandbox.overlay.upper, destination)
+        finally:
+            await asyncio.to_thread(cgroups.freeze, sandbox_id, False)
+        return sandbox.spec
 
     async def pause(self, sandbox_id: str, *, memory: bool) -> str:
         """Freeze the sandbox's processes in memory (``full``), or end them and keep its files
@@ -531,6 +552,7 @@ class ContainerRuntime:
                 netns_path=network.netns_path,
                 spec=spec,
                 envd=self.envd_path,
+                envd_runtime=self.envd_runtime,
                 seccomp_bpf=self._seccomp,
                 engine=spec.runtime,
             )

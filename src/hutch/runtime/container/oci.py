@@ -1,10 +1,11 @@
 """The OCI runtime configuration (``config.json``) of a container sandbox.
 
 envd is the container's init, bind-mounted read-only from the node's copy (so every sandbox runs
-the node's envd, whatever the age of its template). The sandbox gets its own pid, mount, uts
-(hostname = sandbox id), ipc and cgroup namespaces and the network namespace prepared by ``network``;
-a reduced capability set, seccomp, masked and read-only kernel paths, and cgroup limits (memory, CPU
-quota, pids).
+the node's envd, whatever the age of its template), and so is the Python runtime it runs on (so a template
+needs no Python): started through that runtime's own dynamic loader, envd sets no variable that the
+processes it starts would inherit. The sandbox gets its own pid, mount, uts (hostname = sandbox id), ipc
+and cgroup namespaces and the network namespace prepared by ``network``; a reduced capability set,
+seccomp, masked and read-only kernel paths, and cgroup limits (memory, CPU quota, pids).
 
 ``noNewPrivileges`` stays off: the base template gives ``user`` passwordless ``sudo`` as E2B's does, and
 sudo is a setuid program. The capability set, seccomp and the namespaces bound what root can do.
@@ -18,6 +19,7 @@ from ..types import ENVD_PORT, SandboxSpec
 from . import seccomp
 
 ENVD_PATH = "/usr/local/lib/hutch/envd.pyz"
+ENVD_RUNTIME = "/usr/local/lib/hutch/runtime"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PIDS_LIMIT = 1024
 NOFILE = 16384  # below this host's hard limit (20000)
@@ -36,9 +38,19 @@ def _mount(destination: str, kind: str, source: str, *options: str) -> dict:
     return {"destination": destination, "type": kind, "source": source, "options": list(options)}
 
 
-def _mounts(envd: Path) -> list[dict]:
+def _envd_mounts(envd: Path, envd_runtime: Path | None) -> list[dict]:
+    """envd and the runtime it runs on (none: the template's own Python runs it), read-only."""
+    sources = {ENVD_PATH: envd, ENVD_RUNTIME: envd_runtime}
     return [
-        _mount(ENVD_PATH, "bind", str(envd), "bind", "ro", "nosuid", "nodev"),
+        _mount(destination, "bind", str(source), "bind", "ro", "nosuid", "nodev")
+        for destination, source in sources.items()
+        if source is not None
+    ]
+
+
+def _mounts(envd: Path, envd_runtime: Path | None) -> list[dict]:
+    return [
+        *_envd_mounts(envd, envd_runtime),
         _mount("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
         _mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
         _mount(
@@ -60,6 +72,16 @@ def _mounts(envd: Path) -> list[dict]:
     ]
 
 
+def _init_args(envd_runtime: Path | None) -> list[str]:
+    """envd on the mounted runtime (its loader, its libraries, its Python: the links at its top), or on
+    the template's own ``python3`` without one."""
+    envd = ["-I", ENVD_PATH, "--port", str(ENVD_PORT)]
+    if envd_runtime is None:
+        return ["/usr/bin/python3", *envd]
+    loader, libraries, python = (f"{ENVD_RUNTIME}/{name}" for name in ("ld.so", "lib", "python3"))
+    return [loader, "--library-path", libraries, python, *envd]
+
+
 def _for_gvisor(cfg: dict, rootfs: Path) -> None:
     """gVisor's changes: the Sentry applies the seccomp filter to the sandbox's processes (runsc's
     ``--oci-seccomp``), from the OCI section as crun's annotation is crun's own; the
@@ -79,6 +101,7 @@ def config(
     netns_path: str,
     spec: SandboxSpec,
     envd: Path,
+    envd_runtime: Path | None,
     seccomp_bpf: str | None,
     engine: str = "container",
 ) -> dict:
@@ -92,7 +115,7 @@ def config(
         "process": {
             "terminal": False,
             "user": {"uid": 0, "gid": 0},
-            "args": ["/usr/bin/python3", "-I", ENVD_PATH, "--port", str(ENVD_PORT)],
+            "args": _init_args(envd_runtime),
             "env": [f"PATH={PATH}", "LANG=C.UTF-8", f"HOSTNAME={sandbox_id}"],
             "cwd": "/",
             "noNewPrivileges": False,
@@ -100,7 +123,7 @@ def config(
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": NOFILE, "soft": NOFILE}],
             "oomScoreAdj": 500,
         },
-        "mounts": _mounts(envd),
+        "mounts": _mounts(envd, envd_runtime),
         "linux": {
             "namespaces": [
                 {"type": "pid"},
