@@ -17,7 +17,7 @@ from e2b import Sandbox, SandboxQuery, SandboxState
 from tests.stack import ENGINES, WORKER, Stack, start_stack, stop_stack
 
 # The restart test's own stack, apart from the session's (and test_crash's 30+).
-RESTART_SUBNET = f"10.{40 + WORKER}.0.0/16"
+RESTART_SUBNET = f"10.{50 + WORKER}.0.0/16"
 
 # A server whose answer is a random token made at its start (its memory) and a request counter.
 SERVER = """\

@@ -1,11 +1,14 @@
 """Template builds through the official SDK's ``Template`` against the real stack: every step type, start
-and ready commands, build errors naming the failing step, the layer cache, tags and aliases, and then
-sandboxes from the new templates."""
+and ready commands, build errors naming the failing step, the layer cache, tags and aliases, bases from a
+registry on loopback and from the Debian archive (neither with Python), and then sandboxes from the new
+templates."""
 
 from __future__ import annotations
 
 import secrets
+import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import httpx
 import pytest
 from e2b import BuildException, LogEntry, Sandbox, Template, wait_for_port
 
+from tests.registry import push
 from tests.stack import Stack
 
 # A build may take a while (a cold one starts a sandbox per step); the SDK polls until it ends.
@@ -197,3 +201,81 @@ def test_an_image_that_cannot_be_had_is_a_quick_build_error(stack: Stack) -> Non
     with pytest.raises(BuildException) as raised:
         Template.build(template, f"unhad-{unique()}", **BUILD_OPTS, **stack.opts)
     assert "unreachable" in str(raised.value) and time.monotonic() - began < 30
+
+
+# busybox's tools that a template build's own scripts use (COPY, USER), besides a static bash.
+# (Debian's busybox has no adduser: the build writes the default user into /etc/passwd itself.)
+BUSYBOX = ["sh", "id", "mkdir", "chmod", "chown", "cp", "rm", "tar", "mktemp", "dirname", "cat", "ls",
+           "env", "echo", "test", "whoami", "sync", "grep"]  # fmt: skip
+
+
+def tiny_image(work: Path) -> str:
+    """An OCI image (``layout:tag``) with a static bash and busybox and nothing else: no Python, no
+    package manager, no shared library; root only."""
+    layout, bundle = f"{work / 'layout'}:1", work / "bundle"
+
+    def umoci(*args: str) -> None:
+        subprocess.run(["umoci", *args], check=True, capture_output=True)
+
+    umoci("init", "--layout", str(work / "layout"))
+    umoci("new", "--image", layout)
+    umoci("unpack", "--image", layout, str(bundle))
+    root = bundle / "rootfs"
+    for directory in ("bin", "etc", "root", "tmp", "home"):
+        (root / directory).mkdir(exist_ok=True)
+    (root / "tmp").chmod(0o1777)
+    shutil.copy2("/bin/bash-static", root / "bin/bash")
+    shutil.copy2("/bin/busybox", root / "bin/busybox")
+    for tool in BUSYBOX:
+        (root / "bin" / tool).symlink_to("busybox")
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (root / "etc/group").write_text("root:x:0:\n")
+    umoci("repack", "--image", layout, str(bundle))
+    umoci("config", "--image", layout, "--config.env=PATH=/bin", "--config.env=FROM_IMAGE=tiny")
+    return layout
+
+
+def test_a_registry_image_without_python(stack: Stack, start_registry, tmp_path: Path) -> None:
+    registry = start_registry()
+    name = f"{registry.host}/hutch/tiny:{unique()}"
+    push(tiny_image(tmp_path / "image"), name)
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "hello.txt").write_text("hello from the context\n")
+    template = (
+        Template(file_context_path=context)
+        .from_image(name)
+        .copy("hello.txt", "/opt/hello.txt")
+        .run_cmd("echo ran as $(whoami) > /opt/ran", user="root")
+    )
+    built = f"tiny-{unique()}"
+    logs: list[LogEntry] = []
+    try:
+        Template.build(template, built, on_build_logs=logs.append, **BUILD_OPTS, **stack.opts)
+    except BuildException:
+        print("\n".join(entry.message for entry in logs))
+        raise
+    assert any("Copying blob" in entry.message for entry in logs)
+    sandbox = create(stack, built)
+    try:
+        result = sandbox.commands.run("cat /opt/hello.txt /opt/ran; whoami; echo $FROM_IMAGE")
+        assert result.stdout == "hello from the context\nran as root\nuser\ntiny\n"
+        assert sandbox.files.read("/opt/hello.txt") == "hello from the context\n"
+        assert sandbox.commands.run("test -e /usr/bin/python3 || echo none").stdout == "none\n"
+    finally:
+        sandbox.kill()
+
+
+def test_a_debian_image_without_python(stack: Stack) -> None:
+    template = (
+        Template().from_image("debian:bookworm-slim").run_cmd("cat /etc/debian_version > /opt/v", user="root")
+    )
+    built = f"slim-{unique()}"
+    build(stack, template, built)
+    sandbox = create(stack, built)
+    try:
+        assert sandbox.files.read("/opt/v").startswith("12.")
+        result = sandbox.commands.run("command -v python3 || echo none; whoami; sudo -n true && echo sudo")
+        assert result.stdout == "none\nuser\nsudo\n"
+    finally:
+        sandbox.kill()

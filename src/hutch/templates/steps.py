@@ -180,14 +180,22 @@ def script(step: Step, state: State, *, gzip: bool = False) -> str:
 
 
 def user_script(name: str, *, sudo: bool) -> str:
-    """Create the user ``name`` unless it exists (``useradd``, or busybox's ``adduser``); with ``sudo``,
-    passwordless sudo for it."""
+    """Create the user ``name`` unless it exists: ``useradd``, else busybox's ``adduser``, else entries
+    written to ``/etc/passwd`` and ``/etc/group`` (an image with neither); with ``sudo``, passwordless
+    sudo for it."""
     user = shlex.quote(name)
     lines = [
+        "set -e",
         f"if ! id -u {user} >/dev/null 2>&1; then",
         "  if command -v useradd >/dev/null 2>&1; then",
         f"    useradd --create-home --shell /bin/bash {user}",
-        f"  else adduser -D -s /bin/sh {user}; fi",
+        f"  elif ! adduser -D -s /bin/sh {user} >/dev/null 2>&1; then",
+        "    uid=1000",
+        '    while grep -q "^[^:]*:[^:]*:$uid:" /etc/passwd; do uid=$((uid + 1)); done',
+        f'    echo "{name}:x:$uid:$uid::/home/{name}:/bin/sh" >> /etc/passwd',
+        f'    grep -q "^{name}:" /etc/group || echo "{name}:x:$uid:" >> /etc/group',
+        f'    mkdir -p /home/{name} && chown "$uid:$uid" /home/{name}',
+        "  fi",
         "fi",
     ]
     if sudo:
