@@ -6,7 +6,8 @@
 starts the proxy (``python -m hutch.proxy``, restarted whenever it dies, killed by the kernel if this process
 dies) and the API, keeps a development sandbox for the SDK's debug mode (``debug_sandbox_id``) and
 publishes it to the proxy, writes the client settings to ``.env.local``, and serves until SIGINT/SIGTERM.
-On the way out it stops the API, the proxy and the runtime, which removes every sandbox it started.
+On the way out it stops the API, the proxy and the runtime, which removes every running sandbox (paused
+ones stay, for the next start to adopt).
 """
 
 from __future__ import annotations
