@@ -20,7 +20,7 @@ declare -A wanted=(
     [ps]=procps
     [/usr/lib/python3/dist-packages/seccomp.cpython-*.so]=python3-seccomp
     [/usr/lib/postgresql/*/bin/initdb]=postgresql   # the catalog's PostgreSQL tests
-    [/bin/bash-static]=bash-static [/bin/busybox]=busybox-static  # a template without Python, for tests
+    [/bin/bash-static]=bash-static [/var/lib/dpkg/info/busybox-static.list]=busybox-static  # static: a template without Python, for tests
 )
 missing=()
 for probe in "${!wanted[@]}"; do
