@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2b import Sandbox, SandboxQuery, SandboxState
+from e2b import NotFoundException, Sandbox, SandboxQuery, SandboxState
 
 from tests.stack import ENGINES, WORKER, Stack, start_stack, stop_stack
 
@@ -192,3 +192,33 @@ def test_paused_sandboxes_survive_a_restart(tmp_path: Path) -> None:
         for sandbox in (frozen, saved, filed):
             Sandbox.kill(sandbox.sandbox_id, **second.opts)
         stop_stack(second)
+
+
+def test_pause_and_resume_errors(stack: Stack) -> None:
+    with pytest.raises(NotFoundException):
+        Sandbox.pause("nosuchsandbox", **stack.opts)
+    with pytest.raises(NotFoundException):
+        Sandbox.connect("nosuchsandbox", **stack.opts)
+    sandbox = stack.create()
+    try:
+        headers = {"X-API-Key": stack.api_key}
+        running = httpx.post(
+            f"{stack.api_url}/sandboxes/{sandbox.sandbox_id}/resume", json={}, headers=headers
+        )
+        assert running.status_code == 409 and running.json()["code"] == 409
+        # An already running sandbox's connect is a 200, a paused one's a 201.
+        assert (
+            httpx.post(
+                f"{stack.api_url}/v2/sandboxes/{sandbox.sandbox_id}/connect", json={}, headers=headers
+            ).status_code
+            == 200
+        )
+        sandbox.pause()
+        assert (
+            httpx.post(
+                f"{stack.api_url}/v2/sandboxes/{sandbox.sandbox_id}/connect", json={}, headers=headers
+            ).status_code
+            == 201
+        )
+    finally:
+        sandbox.kill()

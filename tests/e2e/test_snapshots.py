@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from e2b import Sandbox, SandboxException
+from e2b import NotFoundException, Sandbox, SandboxException
 
 from tests.stack import ENGINES, Stack
 
@@ -67,5 +67,19 @@ def test_fork_makes_independent_copies(stack: Stack, engine: str) -> None:
         assert sandbox.files.read("/home/user/notes.txt") == "original"
         for fork in forks:
             fork.kill()
+    finally:
+        sandbox.kill()
+
+
+def test_snapshots_and_forks_of_missing_or_paused_sandboxes_are_refused(stack: Stack) -> None:
+    with pytest.raises(NotFoundException):
+        Sandbox.fork("nosuchsandbox", count=1, **stack.opts)
+    with pytest.raises(SandboxException):
+        Sandbox.create_snapshot("nosuchsandbox", **stack.opts)
+    sandbox = stack.create()
+    try:
+        sandbox.pause()
+        with pytest.raises(SandboxException, match="paused"):
+            Sandbox.create_snapshot(sandbox.sandbox_id, **stack.opts)
     finally:
         sandbox.kill()
