@@ -6,7 +6,6 @@ templates."""
 from __future__ import annotations
 
 import secrets
-import shutil
 import socket
 import subprocess
 import time
@@ -18,6 +17,7 @@ from e2b import BuildException, LogEntry, Sandbox, Template, wait_for_port
 
 from tests.registry import push
 from tests.stack import Stack
+from tests.tiny_rootfs import tiny_rootfs
 
 # A build may take a while (a cold one starts a sandbox per step); the SDK polls until it ends.
 BUILD_OPTS = {"request_timeout": 60}
@@ -210,8 +210,8 @@ BUSYBOX = ["sh", "id", "mkdir", "chmod", "chown", "cp", "rm", "tar", "mktemp", "
 
 
 def tiny_image(work: Path) -> str:
-    """An OCI image (``layout:tag``) with a static bash and busybox and nothing else: no Python, no
-    package manager, no shared library; root only."""
+    """An OCI image (``layout:tag``) of a tiny root filesystem: no Python, no package manager, no shared
+    library; root only."""
     layout, bundle = f"{work / 'layout'}:1", work / "bundle"
 
     def umoci(*args: str) -> None:
@@ -220,16 +220,7 @@ def tiny_image(work: Path) -> str:
     umoci("init", "--layout", str(work / "layout"))
     umoci("new", "--image", layout)
     umoci("unpack", "--image", layout, str(bundle))
-    root = bundle / "rootfs"
-    for directory in ("bin", "etc", "root", "tmp", "home"):
-        (root / directory).mkdir(exist_ok=True)
-    (root / "tmp").chmod(0o1777)
-    shutil.copy2("/bin/bash-static", root / "bin/bash")
-    shutil.copy2("/bin/busybox", root / "bin/busybox")
-    for tool in BUSYBOX:
-        (root / "bin" / tool).symlink_to("busybox")
-    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (root / "etc/group").write_text("root:x:0:\n")
+    tiny_rootfs(bundle / "rootfs", BUSYBOX, user=False)
     umoci("repack", "--image", layout, str(bundle))
     umoci("config", "--image", layout, "--config.env=PATH=/bin", "--config.env=FROM_IMAGE=tiny")
     return layout

@@ -5,7 +5,6 @@ cannot change it."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,29 +15,13 @@ from hutch.runtime.container import ContainerRuntime
 from hutch.runtime.types import ENVD_PORT, SandboxSpec, TemplateImage
 from hutch.templates import base, envd_runtime
 from hutch.templates.envd_zipapp import build
+from tests.tiny_rootfs import tiny_rootfs
 
 SUBNET = f"10.{40 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0').removeprefix('gw') or 0)}.0.0/16"
 CACHE = Path("/var/cache/hutch")
 MOUNT = "/usr/local/lib/hutch/runtime"
 TOOLS = ["sh", "env", "id", "cat", "grep", "touch", "ls", "tr", "whoami"]
 LEAKS = ("LD_LIBRARY_PATH", "LD_PRELOAD", "PYTHONHOME", "PYTHONPATH")
-
-
-def _tiny_rootfs(root: Path) -> Path:
-    """Static bash and busybox, root and ``user`` (uid 1000) with a home: no Python, no shared library."""
-    for directory in ("bin", "etc", "root", "tmp", "home/user"):
-        (root / directory).mkdir(parents=True)
-    (root / "tmp").chmod(0o1777)
-    os.chown(root / "home/user", 1000, 1000)
-    shutil.copy2("/bin/bash-static", root / "bin/bash")
-    shutil.copy2("/bin/busybox", root / "bin/busybox")
-    for tool in TOOLS:
-        (root / "bin" / tool).symlink_to("busybox")
-    (root / "etc/passwd").write_text(
-        "root:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000:user:/home/user:/bin/bash\n"
-    )
-    (root / "etc/group").write_text("root:x:0:\nuser:x:1000:\n")
-    return root
 
 
 @pytest.fixture()
@@ -60,7 +43,7 @@ async def runtime(tmp_path):
 
 @pytest.mark.parametrize("engine", ["container", "gvisor"])
 async def test_template_without_python_runs_commands(runtime, tmp_path, engine):
-    rootfs = _tiny_rootfs(tmp_path / "tiny")
+    rootfs = tiny_rootfs(tmp_path / "tiny", TOOLS)
     assert not any(rootfs.glob("**/python*"))
     template = TemplateImage("tiny", rootfs, default_user="user")
     handle = await runtime.create(SandboxSpec(template=template, runtime=engine))

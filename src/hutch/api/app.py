@@ -58,10 +58,9 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
                 log.info("forgot %d sandboxes the runtime no longer runs: %s", len(lost), ", ".join(lost))
             if orphans:
                 log.info("killed %d sandboxes unknown to the catalog: %s", len(orphans), ", ".join(orphans))
+            uploads = UploadStore(settings.data_dir, max_bytes=settings.templates.max_upload_mb << 20)
             builds = TemplateBuildService(
-                catalog=database,
-                builder=_builder(settings, runtime),
-                uploads=UploadStore(settings.data_dir, max_bytes=settings.templates.max_upload_mb << 20),
+                catalog=database, builder=_builder(settings, runtime, uploads), uploads=uploads
             )
             interrupted = await builds.recover()
             if interrupted:
@@ -99,7 +98,7 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
     return app
 
 
-def _builder(settings: Settings, runtime: Runtime) -> Builder | None:
+def _builder(settings: Settings, runtime: Runtime, uploads: UploadStore) -> Builder | None:
     """The node's template builder, when its runtime can keep a sandbox's layer."""
     if not isinstance(runtime, SupportsCommit):
         return None
@@ -107,7 +106,7 @@ def _builder(settings: Settings, runtime: Runtime) -> Builder | None:
     return Builder(
         runtime,  # type: ignore[arg-type]
         cache_dir=t.cache_dir,
-        uploads=UploadStore(settings.data_dir, max_bytes=t.max_upload_mb << 20),
+        uploads=uploads,
         base_rootfs=base.rootfs_path(t.cache_dir),
         sandboxes=BuildSandboxes(
             disk_mb=t.build_disk_mb,

@@ -9,12 +9,12 @@ passwordless sudo. envd is not baked in: the runtime mounts the node's copy at
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import BackendUnavailable
+from .commands import run_logged
 
 TEMPLATE_ID = "base"
 ALIASES = ["base", "base-template-000-0000-0000-000000000001"]
@@ -68,13 +68,11 @@ def build(cache_dir: Path, *, log: Callable[[str], None] = print, force: bool = 
         *MIRRORS,
     ]
     log(f"building the base template into {target} (mmdebstrap, about a minute)")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
-    for line in process.stdout:
-        log(line.rstrip())
-    if process.wait() != 0:
+    try:
+        run_logged(command, log)
+    except BackendUnavailable:
         shutil.rmtree(partial, ignore_errors=True)
-        raise BackendUnavailable(f"mmdebstrap failed with exit code {process.returncode}")
+        raise
     if target.exists():
         shutil.rmtree(target)
     partial.rename(target)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import BackendUnavailable
 from . import base
+from .commands import run_logged
 
 TEMPLATE_ID = "code-interpreter-v1"
 ALIASES = ["code-interpreter-v1", "code-interpreter"]
@@ -69,15 +70,15 @@ def build(cache_dir: Path, *, log: Callable[[str], None] = print, force: bool = 
     partial.parent.mkdir(parents=True, exist_ok=True)
     log(f"building the {TEMPLATE_ID} template into {target} (pip, about a minute)")
     try:
-        _run(["cp", "-a", "--reflink=auto", str(source), str(partial)], log)
+        run_logged(["cp", "-a", "--reflink=auto", str(source), str(partial)], log)
         with ExitStack() as mounts:
             _mount_for_chroot(partial, mounts)
-            _run(["chroot", str(partial), "python3", "-m", "pip", "install", "--no-cache-dir",
+            run_logged(["chroot", str(partial), "python3", "-m", "pip", "install", "--no-cache-dir",
                   "--disable-pip-version-check", "--root-user-action=ignore", *PACKAGES], log)  # fmt: skip
             _install_package(partial)
-            _run(["chroot", str(partial), "python3", "-m", "compileall", "-q", INTERPRETER_DIR], log)
+            run_logged(["chroot", str(partial), "python3", "-m", "compileall", "-q", INTERPRETER_DIR], log)
             for user, home in ((START_USER, "/root"), ("user", "/home/user")):  # the kernels', and commands'
-                _run(["chroot", f"--userspec={user}:{user}", str(partial), "env", f"HOME={home}",
+                run_logged(["chroot", f"--userspec={user}:{user}", str(partial), "env", f"HOME={home}",
                       "python3", "-c", _WARM_MATPLOTLIB], log)  # fmt: skip
     except BaseException:
         _remove(partial)
@@ -109,15 +110,6 @@ def _mount_for_chroot(rootfs: Path, mounts: ExitStack) -> None:
     for host, inside in binds:
         subprocess.run(["mount", "--bind", host, str(inside)], check=True)
         mounts.callback(subprocess.run, ["umount", "-l", str(inside)], check=False)
-
-
-def _run(command: list[str], log: Callable[[str], None]) -> None:
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
-    for line in process.stdout:
-        log(line.rstrip())
-    if process.wait() != 0:
-        raise BackendUnavailable(f"{command[0]} {command[1]} … failed with exit code {process.returncode}")
 
 
 def _remove(path: Path) -> None:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BackendUnavailable, InvalidRequest
+from ..errors import BackendUnavailable
+from .commands import run_logged
 
 SUITES = {"bookworm": "3.11", "trixie": "3.13"}
 _ALIASES = {"12": "bookworm", "oldstable": "bookworm", "13": "trixie", "stable": "trixie", "latest": "trixie"}
@@ -133,15 +133,3 @@ def build(image: DebianImage, cache_dir: Path, *, log: Callable[[str], None] = p
     partial.rename(target)
     stamp.write_text(image.fingerprint())
     return target
-
-
-def run_logged(command: list[str], log: Callable[[str], None]) -> None:
-    """Run ``command``, each line of its output to ``log``; a failure is ``InvalidRequest`` with the tail."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
-    tail: list[str] = []
-    for line in process.stdout:
-        log(line.rstrip())
-        tail = [*tail[-4:], line.rstrip()]
-    if process.wait() != 0:
-        raise InvalidRequest(f"{command[0]} failed with exit code {process.returncode}: {' | '.join(tail)}")

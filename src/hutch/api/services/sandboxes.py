@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...catalog import Catalog
 from ...catalog.models import Sandbox
@@ -46,6 +47,14 @@ def _engine_of(metadata: dict[str, str] | None, default: str) -> str:
     if chosen not in RUNTIMES:
         raise InvalidRequest(f"metadata {RUNTIME_KEY} must be one of {', '.join(RUNTIMES)}, not {chosen!r}")
     return chosen
+
+
+async def _existing(session: AsyncSession, sandbox_id: str) -> Sandbox:
+    """The sandbox ``sandbox_id`` of any team; ``NotFound`` if it is gone (killed meanwhile)."""
+    sandbox = await sandboxes.get_any(session, sandbox_id)
+    if sandbox is None:
+        raise NotFound(f"sandbox {sandbox_id} not found")
+    return sandbox
 
 
 def _row(handle: SandboxHandle, spec: SandboxSpec, **fields: Any) -> Sandbox:
@@ -226,9 +235,7 @@ class SandboxService:
         asks); one already running is left as it is."""
         async with self._lock(sandbox_id):
             async with self._catalog.transaction() as session:
-                sandbox = await sandboxes.get_any(session, sandbox_id)
-            if sandbox is None:
-                raise NotFound(f"sandbox {sandbox_id} not found")
+                sandbox = await _existing(session, sandbox_id)
             if sandbox.state == "running":
                 return sandbox
             if not sandbox.auto_resume:
@@ -251,16 +258,12 @@ class SandboxService:
         pauser = self._pauser()
         async with self._lock(sandbox_id):
             async with self._catalog.transaction() as session:
-                sandbox = await sandboxes.get_any(session, sandbox_id)
-                if sandbox is None:
-                    raise NotFound(f"sandbox {sandbox_id} not found")
+                sandbox = await _existing(session, sandbox_id)
                 if sandbox.state == "paused":
                     raise Conflict(f"sandbox {sandbox_id} is already paused")
             mode = await pauser.pause(sandbox_id, memory=memory)
             async with self._catalog.transaction() as session:
-                sandbox = await sandboxes.get_any(session, sandbox_id)
-                if sandbox is None:
-                    raise NotFound(f"sandbox {sandbox_id} not found")
+                sandbox = await _existing(session, sandbox_id)
                 sandbox.state, sandbox.pause_mode = "paused", mode
                 sandbox.paused_at = _now()
                 sandbox.end_at = sandbox.paused_at + self._paused_retention
@@ -270,9 +273,7 @@ class SandboxService:
         """Resume (the caller holds the sandbox's lock)."""
         await self._pauser().resume(sandbox_id, memory=memory)
         async with self._catalog.transaction() as session:
-            sandbox = await sandboxes.get_any(session, sandbox_id)
-            if sandbox is None:
-                raise NotFound(f"sandbox {sandbox_id} not found")
+            sandbox = await _existing(session, sandbox_id)
             sandbox.state, sandbox.pause_mode, sandbox.paused_at = "running", None, None
             sandbox.end_at = _now() + lifetime
             return sandbox

@@ -102,10 +102,9 @@ class SnapshotService:
         async with self._catalog.transaction() as session:
             source = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
         rootfs, spec = await self._copy(source)
-        # An image of its own: a warm sandbox of the source's template must not stand in for a fork.
-        template = replace(spec.template, template_id=f"fork-{uuid.uuid4().hex}", rootfs=Path(rootfs))
+        child = replace(spec, template=replace(spec.template, rootfs=Path(rootfs)))
         children = await asyncio.gather(
-            *(self._child(source, replace(spec, template=template), timeout_s) for _ in range(count)),
+            *(self._sandboxes.replicate(source, child, timeout_s=timeout_s) for _ in range(count)),
             return_exceptions=True,
         )
         results = []
@@ -117,9 +116,6 @@ class SnapshotService:
             else:
                 results.append(Fork(sandbox=child))
         return results
-
-    async def _child(self, source: Sandbox, spec: SandboxSpec, timeout_s: int | None) -> Sandbox:
-        return await self._sandboxes.replicate(source, spec, timeout_s=timeout_s)
 
     async def _copy(self, source: Sandbox) -> tuple[str, SandboxSpec]:
         """Copy a running sandbox's files into a new layer; returns the layers of the copy and its spec."""

@@ -261,7 +261,10 @@ class ContainerRuntime:
     async def create(self, spec: SandboxSpec) -> SandboxHandle:
         self.engine(spec.runtime)  # an engine this node lacks fails before anything is made
         key = (spec.template.template_id, spec.cpu_count, spec.memory_mb, spec.disk_mb, spec.runtime)
-        sandbox = self.pool.claim(key)
+        # A pooled sandbox stands in only for the very image it was started from (not, say, a fork's
+        # copy of a sandbox of that template).
+        pooled = self._templates.get(spec.template.template_id) == spec.template
+        sandbox = self.pool.claim(key) if pooled else None
         if sandbox is None:
             sandbox = await self._start(spec.template, spec)
         else:
