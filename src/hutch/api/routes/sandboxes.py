@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 
 from ...catalog.models import Sandbox as SandboxRow
 from ..deps import SandboxServiceDep, SettingsDep, TeamDep, require_team
-from ..schemas.sandbox_logs import LogLevel, SandboxLogEntry, SandboxLogs, SandboxLogsV2
+from ..schemas.common import LogLevel, at_least
+from ..schemas.sandbox_logs import SandboxLogEntry, SandboxLogs, SandboxLogsV2
 from ..schemas.sandboxes import (
     ConnectSandbox,
     ConnectSandboxV1,
@@ -211,7 +212,6 @@ async def resume_sandbox(
     return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
 
 
-LEVELS = ("debug", "info", "warn", "error")
 # The last second a datetime can hold (9999-12-31T23:59:59Z): larger ``start``/``end`` are a 400.
 MAX_UNIX_SECONDS = 253_402_300_799
 
@@ -268,7 +268,7 @@ async def get_logs_v2(
     if direction == "backward":
         lines.reverse()
     if level is not None:
-        lines = [line for line in lines if LEVELS.index(line.level) >= LEVELS.index(level)]
+        lines = [line for line in lines if line.level in at_least(level)]
     if search:
         lines = [line for line in lines if search in line.message]
     return SandboxLogsV2(logs=[SandboxLogEntry.of(line) for line in lines[:limit]])

@@ -11,11 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ..deps import TeamDep, require_team
+from ..schemas.common import LogLevel
 from ..schemas.template_builds import (
     AssignedTemplateTags,
     AssignTemplateTags,
     DeleteTemplateTags,
-    LogLevel,
     TemplateAliasResponse,
     TemplateBuildFileUpload,
     TemplateBuildInfo,

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Literal
 
 from pydantic import Field
 
 from ...runtime.capabilities import LogLine
-from .common import WireModel
-
-LogLevel = Literal["debug", "info", "warn", "error"]
+from .common import LogLevel, WireModel
 
 
 class SandboxLog(WireModel):

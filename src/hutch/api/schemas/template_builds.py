@@ -9,9 +9,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ...catalog.models import TemplateBuildLog
-from .common import WireModel
+from .common import LogLevel, WireModel
 
-LogLevel = Literal["debug", "info", "warn", "error"]
 BuildStatus = Literal["building", "waiting", "ready", "error"]
 
 

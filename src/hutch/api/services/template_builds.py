@@ -26,6 +26,7 @@ from ...templates import steps as build_steps
 from ...templates.builder import Builder, BuildFailed, Built, Plan, TemplateBase
 from ...templates.oci_image import RegistryCredentials
 from ...templates.uploads import UploadStore
+from ..schemas.common import at_least
 from ..schemas.template_builds import (
     BuildLogEntry,
     BuildStatusReason,
@@ -42,7 +43,6 @@ log = logging.getLogger("hutch.api")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}(/[a-z0-9][a-z0-9._-]{0,62})?\Z")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
 _HASH = re.compile(r"[0-9a-f]{64}\Z")
-_LEVELS = ("debug", "info", "warn", "error")
 DEFAULT_TAG = "default"
 # A new template's limits, as E2B's defaults.
 DEFAULT_CPU, DEFAULT_MEMORY_MB, DEFAULT_DISK_MB = 2, 1024, 1024
@@ -299,7 +299,7 @@ class TemplateBuildService:
                 raise NotFound(f"build {build_id} of template {template_id} not found")
             query = select(TemplateBuildLog).where(TemplateBuildLog.build_id == build_id)
             if level is not None:
-                query = query.where(TemplateBuildLog.level.in_(_LEVELS[_LEVELS.index(level) :]))
+                query = query.where(TemplateBuildLog.level.in_(at_least(level)))
             rows = await session.scalars(query.order_by(TemplateBuildLog.seq).offset(offset).limit(limit))
             entries = [BuildLogEntry.of(row) for row in rows]
         reason = None
