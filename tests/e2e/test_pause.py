@@ -14,36 +14,11 @@ import httpx
 import pytest
 from e2b import NotFoundException, Sandbox, SandboxQuery, SandboxState
 
+from tests.e2e.memory_server import ask, start_server
 from tests.stack import ENGINES, WORKER, Stack, start_stack, stop_stack
 
 # The restart test's own stack, apart from the session's (and test_crash's 30+).
 RESTART_SUBNET = f"10.{50 + WORKER}.0.0/16"
-
-# A server whose answer is a random token made at its start (its memory) and a request counter.
-SERVER = """\
-import http.server, secrets
-token, count = secrets.token_hex(8), [0]
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        count[0] += 1
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(f"{token} {count[0]}".encode())
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("0.0.0.0", 8000), Handler).serve_forever()
-"""
-ASK = "curl -s --retry 20 --retry-connrefused --retry-delay 0 --max-time 5 http://127.0.0.1:8000/"
-
-
-def start_server(sandbox: Sandbox) -> int:
-    sandbox.files.write("/home/user/server.py", SERVER)
-    return sandbox.commands.run("python3 /home/user/server.py", background=True, timeout=0).pid
-
-
-def ask(sandbox: Sandbox) -> tuple[str, int]:
-    token, count = sandbox.commands.run(ASK).stdout.split()
-    return token, int(count)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import secrets
 
+import httpx
 import pytest
 from e2b import NotFoundException, Sandbox, SandboxException
 
+from tests.e2e.memory_server import ask, start_server
 from tests.stack import ENGINES, Stack
 
 
@@ -52,6 +54,8 @@ def test_fork_makes_independent_copies(stack: Stack, engine: str) -> None:
     sandbox = stack.create(engine)
     try:
         sandbox.files.write("/home/user/notes.txt", "original")
+        pid = start_server(sandbox)
+        token, count = ask(sandbox)
         forks = sandbox.fork(count=3, **stack.opts)
         assert all(isinstance(fork, Sandbox) for fork in forks), forks
         ids = {fork.sandbox_id for fork in forks}
@@ -61,14 +65,30 @@ def test_fork_makes_independent_copies(stack: Stack, engine: str) -> None:
         for index, fork in enumerate(forks):
             assert fork.files.read("/home/user/notes.txt") == "original"
             fork.files.write("/home/user/notes.txt", f"fork {index}")
+            running = {process.pid for process in fork.commands.list()}
+            if engine == "gvisor":  # memory and processes go on in each copy, each on its own
+                assert pid in running
+                assert ask(fork) == (token, count + 1)
+            else:  # crun copies the files only: each copy booted afresh
+                assert pid not in running
         for index, fork in enumerate(forks):
             assert fork.files.read("/home/user/notes.txt") == f"fork {index}"
             assert fork.get_info().metadata.get("hutch.runtime") == engine
         assert sandbox.files.read("/home/user/notes.txt") == "original"
+        assert ask(sandbox) == (token, count + 1)
+        for fork in forks:  # a copy's envd takes its own token only (a restored one had the parent's)
+            assert _read_notes(stack, fork.sandbox_id, sandbox._envd_access_token).status_code == 401
+            assert _read_notes(stack, fork.sandbox_id, fork._envd_access_token).status_code == 200
         for fork in forks:
             fork.kill()
     finally:
         sandbox.kill()
+
+
+def _read_notes(stack: Stack, sandbox_id: str, token: str | None) -> httpx.Response:
+    headers = {"E2b-Sandbox-Id": sandbox_id, "E2b-Sandbox-Port": "49983", "X-Access-Token": token or ""}
+    params = {"path": "/home/user/notes.txt", "username": "user"}
+    return httpx.get(f"{stack.sandbox_url}/files", params=params, headers=headers, timeout=10)
 
 
 def test_snapshots_and_forks_of_missing_or_paused_sandboxes_are_refused(stack: Stack) -> None:

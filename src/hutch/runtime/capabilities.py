@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from .types import SandboxSpec
+    from ..errors import HutchError
+    from .types import SandboxHandle, SandboxSpec
 
 
 @dataclass(frozen=True)
@@ -68,3 +69,14 @@ class SupportsSnapshot(Protocol):
     async def snapshot(self, sandbox_id: str, destination: Path) -> SandboxSpec:
         """Copy the sandbox's writable layer to ``destination`` (which must not exist) while its processes
         are frozen, so the copy is consistent; it then runs on. Returns the spec it was started with."""
+
+
+@runtime_checkable
+class SupportsFork(Protocol):
+    """Copying a running sandbox with its memory: each copy goes on where the sandbox was."""
+
+    async def fork(
+        self, sandbox_id: str, access_tokens: list[str | None]
+    ) -> list[SandboxHandle | HutchError]:
+        """One running copy per envd access token (the rest is the sandbox's own), or why that copy
+        failed; ``NotSupported`` when this sandbox's engine cannot keep memory in a copy."""

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import os
 from dataclasses import dataclass
 
 from ..errors import BackendUnavailable, QuotaExceeded
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,14 +76,22 @@ class Networks:
         self.used.discard(network.index)
 
     async def create(self, net: SandboxNetwork) -> None:
-        await _ip(
-            script=(
-                f"netns add {net.netns}\n"
-                f"link add {net.host_if} type veth peer name eth0 netns {net.netns}\n"
-                f"address add {net.host_ip}/31 dev {net.host_if}\n"
-                f"link set {net.host_if} up\n"
-            )
+        """The namespace and its veth pair. The index is this node's, so a host interface already named
+        after its address is stale (left by a sandbox whose teardown failed): it is removed, once."""
+        script = (
+            f"netns add {net.netns}\n"
+            f"link add {net.host_if} type veth peer name eth0 netns {net.netns}\n"
+            f"address add {net.host_ip}/31 dev {net.host_if}\n"
+            f"link set {net.host_if} up\n"
         )
+        try:
+            await _ip(script=script)
+        except BackendUnavailable as err:
+            if "File exists" not in str(err):
+                raise
+            log.warning("sandbox network %s: replacing a stale interface: %s", net.host_if, err)
+            await _ip("-force", script=f"link del {net.host_if}\nnetns del {net.netns}\n", check=False)
+            await _ip(script=script)
         await self.address(net)
 
     async def address(self, net: SandboxNetwork) -> None:

@@ -23,9 +23,9 @@ from ...catalog.models import Sandbox
 from ...catalog.repos import sandboxes
 from ...catalog.repos.sandboxes import Cursor, SandboxFilter
 from ...envd.version import VERSION as ENVD_VERSION
-from ...errors import Conflict, InvalidRequest, NotFound, NotSupported
+from ...errors import Conflict, HutchError, InvalidRequest, NotFound, NotSupported
 from ...runtime.base import Runtime
-from ...runtime.capabilities import LogLine, SupportsEgress, SupportsLogs, SupportsPause
+from ...runtime.capabilities import LogLine, SupportsEgress, SupportsFork, SupportsLogs, SupportsPause
 from ...runtime.types import SandboxHandle, SandboxSpec
 from ..ratelimit import RateLimiter
 from . import pagination, templates
@@ -57,21 +57,17 @@ async def _existing(session: AsyncSession, sandbox_id: str) -> Sandbox:
     return sandbox
 
 
-def _row(handle: SandboxHandle, spec: SandboxSpec, **fields: Any) -> Sandbox:
-    """The catalog row of a sandbox the runtime just started from ``spec``, with ``fields`` (who it is
-    for, how it is named, its end and lifecycle)."""
+def _row(handle: SandboxHandle, **fields: Any) -> Sandbox:
+    """The catalog row of a sandbox the runtime just started, with ``fields`` (its limits and token, who
+    it is for, how it is named, its end and lifecycle)."""
     return Sandbox(
         sandbox_id=handle.sandbox_id,
         state="running",
-        cpu_count=spec.cpu_count,
-        memory_mb=spec.memory_mb,
-        disk_mb=spec.disk_mb,
         started_at=handle.started_at,
         host=handle.host,
         port_overrides={str(port): target for port, target in handle.port_overrides.items()},
         node_id=handle.node_id,
         envd_version=ENVD_VERSION,
-        envd_access_token=spec.access_token,
         **fields,
     )
 
@@ -151,7 +147,10 @@ class SandboxService:
         handle = await self._runtime.create(spec)
         row = _row(
             handle,
-            spec,
+            cpu_count=spec.cpu_count,
+            memory_mb=spec.memory_mb,
+            disk_mb=spec.disk_mb,
+            envd_access_token=token,
             team_id=team_id,
             template_id=found.template_id,
             alias=alias,
@@ -167,22 +166,53 @@ class SandboxService:
         )
         return await self._record(row)
 
+    def count_creates(self, team_id: str, count: int) -> None:
+        """Count ``count`` sandboxes about to be made against the team's create rate (``QuotaExceeded``
+        past it)."""
+        for _ in range(count):
+            self._create_limiter.take(team_id)
+
     async def replicate(self, source: Sandbox, spec: SandboxSpec, *, timeout_s: int | None = None) -> Sandbox:
         """A new sandbox like ``source`` (its team, template, metadata, limits and lifecycle) from ``spec``
-        (whose files are a copy of the source's), with its own id, address and tokens: a fork."""
-        self._create_limiter.take(source.team_id)
-        lifetime = self._lifetime(timeout_s)
+        (whose files are a copy of the source's), with its own id, address and tokens: a fork that boots.
+        The caller has counted it against the team's create rate (``count_creates``)."""
         token = secrets.token_urlsafe(32)
+        handle = await self._runtime.create(replace(spec, access_token=token))
+        return await self._record_copy(source, handle, token, timeout_s)
+
+    async def fork_running(
+        self, source: Sandbox, count: int, *, timeout_s: int | None = None
+    ) -> list[Sandbox | HutchError]:
+        """``count`` copies of ``source`` that go on where it was (memory, processes and files), each with
+        its own id, address and tokens; ``NotSupported`` when its engine cannot copy memory. The caller has
+        counted them against the team's create rate (``count_creates``)."""
+        if not isinstance(self._runtime, SupportsFork):
+            raise NotSupported(f"the {self._runtime.name} runtime cannot copy a sandbox's memory")
+        tokens: list[str | None] = [secrets.token_urlsafe(32) for _ in range(count)]
+        async with self._lock(source.sandbox_id):
+            handles = await self._runtime.fork(source.sandbox_id, tokens)
+        results: list[Sandbox | HutchError] = []
+        for token, handle in zip(tokens, handles, strict=True):
+            if isinstance(handle, HutchError):
+                results.append(handle)
+            else:
+                results.append(await self._record_copy(source, handle, token, timeout_s))
+        return results
+
+    async def _record_copy(
+        self, source: Sandbox, handle: SandboxHandle, token: str | None, timeout_s: int | None
+    ) -> Sandbox:
         traffic_token = secrets.token_urlsafe(32) if source.traffic_access_token else None
-        spec = replace(spec, access_token=token)
-        handle = await self._runtime.create(spec)
-        copied = ("template_id", "alias", "mask_request_host", "allow_internet_access", "on_timeout")
+        copied = (
+            "template_id", "alias", "mask_request_host", "allow_internet_access", "on_timeout",
+            "cpu_count", "memory_mb", "disk_mb",
+        )  # fmt: skip
         row = _row(
             handle,
-            spec,
+            envd_access_token=token,
             team_id=source.team_id,
             metadata_=dict(source.metadata_),
-            end_at=_now() + lifetime,
+            end_at=_now() + self._lifetime(timeout_s),
             traffic_access_token=traffic_token,
             auto_pause_memory=source.auto_pause_memory,
             auto_resume=source.auto_resume,

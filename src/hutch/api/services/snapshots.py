@@ -2,8 +2,9 @@
 become a private template of its team (usable as ``templateID`` in a create, removed with
 ``DELETE /templates/{id}``); and forks: copies of a running sandbox started from such a copy.
 
-Both keep files, not memory: a sandbox from a snapshot, and a fork, boot afresh over the copied files
-(``pauseMode``-like honesty: the API says so in the docs, and a ``memory: true`` request gets the same).
+A snapshot keeps files, not memory: a sandbox made from one boots afresh over the copied files. A fork of a
+gVisor sandbox keeps its memory too (its processes go on in every copy); a fork of a crun sandbox, which
+has no way to copy memory, boots over the copied files like a sandbox from a snapshot.
 """
 
 from __future__ import annotations
@@ -97,16 +98,23 @@ class SnapshotService:
     async def fork(
         self, *, team_id: str, sandbox_id: str, count: int = 1, timeout_s: int | None = None
     ) -> list[Fork]:
-        """``count`` new sandboxes, each with its own id, address and tokens, over a copy of the
-        sandbox's files; they start as the sandbox did (its template's start command, its env vars)."""
+        """``count`` new sandboxes, each with its own id, address and tokens. Where the engine can (gVisor),
+        each goes on where the sandbox was, memory and processes included; elsewhere (crun) each boots
+        over a copy of the sandbox's files, as the sandbox did (its template's start command, env vars)."""
         async with self._catalog.transaction() as session:
             source = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
-        rootfs, spec = await self._copy(source)
-        child = replace(spec, template=replace(spec.template, rootfs=Path(rootfs)))
-        children = await asyncio.gather(
-            *(self._sandboxes.replicate(source, child, timeout_s=timeout_s) for _ in range(count)),
-            return_exceptions=True,
-        )
+        if source.state != "running":
+            raise Conflict(f"sandbox {source.sandbox_id} is paused; resume it first")
+        self._sandboxes.count_creates(team_id, count)
+        try:
+            children = await self._sandboxes.fork_running(source, count, timeout_s=timeout_s)
+        except NotSupported:
+            rootfs, spec = await self._copy(source)
+            child = replace(spec, template=replace(spec.template, rootfs=Path(rootfs)))
+            children = await asyncio.gather(
+                *(self._sandboxes.replicate(source, child, timeout_s=timeout_s) for _ in range(count)),
+                return_exceptions=True,
+            )
         results = []
         for child in children:
             if isinstance(child, HutchError):

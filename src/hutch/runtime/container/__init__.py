@@ -17,8 +17,10 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
+from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from ...errors import BackendUnavailable, Conflict, NotFound, NotSupported
+from ...errors import BackendUnavailable, Conflict, HutchError, NotFound, NotSupported
 from .. import cgroups, envd_client, envd_log
 from ..capabilities import LogLine
 from ..disk import Disk
@@ -48,6 +50,15 @@ CHECKPOINT = "checkpoint"
 log = logging.getLogger("hutch.runtime")
 # Pool sandboxes start at a lower CPU priority, so that refilling never slows down sandboxes in use.
 POOL_NICE = 10
+
+
+@dataclass(frozen=True)
+class _Image:
+    """What copies of a sandbox are restored from: its checkpoint, its writable layer and its boot id."""
+
+    path: Path
+    upper: Path
+    boot_id: Path
 
 
 @dataclass
@@ -156,6 +167,15 @@ async def _copy_tree(source: Path, destination: Path) -> None:
     _, stderr = await process.communicate()
     if process.returncode != 0:
         raise BackendUnavailable(f"copying {source} failed: {stderr.decode().strip()}")
+
+
+def _as_result(outcome: SandboxHandle | BaseException) -> SandboxHandle | HutchError:
+    """One copy's outcome for the caller: its handle, or why it failed (a cancellation goes on up)."""
+    if isinstance(outcome, SandboxHandle | HutchError):
+        return outcome
+    if not isinstance(outcome, Exception):
+        raise outcome
+    return BackendUnavailable(f"the copy could not be restored: {outcome}")
 
 
 def _write_identity(root: Path, sandbox_id: str) -> None:
@@ -269,10 +289,16 @@ class ContainerRuntime:
             sandbox = await self._start(spec.template, spec)
         else:
             _renice(sandbox, 0)  # from background priority to a user's sandbox
+        init = envd_client.init(self._client, sandbox.envd_url, spec, default_user=spec.template.default_user)
+        return await self._hand_out(sandbox, spec, init)
+
+    async def _hand_out(
+        self, sandbox: _Sandbox, spec: SandboxSpec, configure: Awaitable[None]
+    ) -> SandboxHandle:
+        """Configure a started sandbox's envd (``configure``), apply its egress rules and make it a user's;
+        a failure (or cancellation) destroys it."""
         try:
-            await envd_client.init(
-                self._client, sandbox.envd_url, spec, default_user=spec.template.default_user
-            )
+            await configure
             sandbox.access_token = spec.access_token
             sandbox.spec = spec
             sandbox.egress = EgressPolicy(
@@ -338,6 +364,48 @@ class ContainerRuntime:
         finally:
             await asyncio.to_thread(cgroups.freeze, sandbox_id, False)
         return sandbox.spec
+
+    async def fork(
+        self, sandbox_id: str, access_tokens: list[str | None]
+    ) -> list[SandboxHandle | HutchError]:
+        """Running copies of a gVisor sandbox, memory included: it is checkpointed without stopping, its
+        files are copied while it is frozen, and each copy is restored from that one image with its own
+        id, disk, address and envd access token (one per copy). The sandbox itself goes on;
+        the host's connections to it are cut (a checkpoint refuses open ones), as at a pause."""
+        parent = self._running(sandbox_id)
+        if parent.engine != "gvisor":
+            raise NotSupported("only gVisor sandboxes can be copied with their memory")
+        if parent.paused is not None or parent.spec is None:
+            raise Conflict(f"sandbox {sandbox_id} is paused; resume it first")
+        runsc = self.engine("gvisor")
+        assert isinstance(runsc, Runsc)
+        work = parent.directory / f"fork-{secrets.token_hex(4)}"
+        image = _Image(work / CHECKPOINT, work / "upper", work / boot_id.FILE)
+        image.path.mkdir(parents=True)
+        try:
+            await cut(parent.network)
+            await runsc.checkpoint(sandbox_id, image.path, leave_running=True)
+            await asyncio.to_thread(cgroups.freeze, sandbox_id, True)
+            try:
+                await _copy_tree(parent.overlay.upper, image.upper)
+            finally:
+                await asyncio.to_thread(cgroups.freeze, sandbox_id, False)
+            shutil.copyfile(parent.disk.mountpoint / boot_id.FILE, image.boot_id)
+            specs = [dataclasses.replace(parent.spec, access_token=token) for token in access_tokens]
+            copies = await asyncio.gather(
+                *(self._restore_copy(parent, image, spec) for spec in specs), return_exceptions=True
+            )
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+        return [_as_result(copy) for copy in copies]
+
+    async def _restore_copy(self, parent: _Sandbox, image: _Image, spec: SandboxSpec) -> SandboxHandle:
+        sandbox = await self._start(spec.template, spec, image=image)
+        # The copy's envd still holds the parent's token: it proves itself with it to set its own.
+        retoken = envd_client.set_token(
+            self._client, sandbox.envd_url, parent.access_token, spec.access_token
+        )
+        return await self._hand_out(sandbox, spec, retoken)
 
     async def pause(self, sandbox_id: str, *, memory: bool) -> str:
         """Freeze the sandbox's processes in memory (``full``), or end them and keep its files
@@ -531,8 +599,12 @@ class ContainerRuntime:
         )
         return await self._start(template, spec)
 
-    async def _start(self, template: TemplateImage, spec: SandboxSpec, *, nice: int = 0) -> _Sandbox:
-        """Root filesystem, network, container, envd answering; all undone if any step fails."""
+    async def _start(
+        self, template: TemplateImage, spec: SandboxSpec, *, nice: int = 0, image: _Image | None = None
+    ) -> _Sandbox:
+        """Root filesystem, network, container, envd answering; all undone if any step fails. From
+        ``image`` (gVisor), the container is restored from a checkpoint over a copy of its files instead
+        of booted: it goes on where the checkpointed sandbox was, and keeps that sandbox's host name."""
         sandbox_id = new_sandbox_id()
         directory = self.sandboxes_dir / sandbox_id
         directory.mkdir(parents=True)
@@ -544,8 +616,12 @@ class ContainerRuntime:
             undo.push_async_callback(self._destroy, sandbox)
             _save_state(sandbox)  # first, so that a restart can undo whatever follows
             await asyncio.to_thread(disk.create)
+            if image is not None:
+                await _copy_tree(image.upper, overlay.upper)
+                shutil.copyfile(image.boot_id, disk.mountpoint / boot_id.FILE)
             overlay.mount()
-            _write_identity(overlay.merged, sandbox_id)
+            if image is None:
+                _write_identity(overlay.merged, sandbox_id)
             if self.firewall.uplink:
                 _write_resolv_conf(overlay.merged)
             await self.networks.create(network)
@@ -559,14 +635,20 @@ class ContainerRuntime:
                 seccomp_bpf=self._seccomp,
                 engine=spec.runtime,
             )
-            boot_id.renew(disk.mountpoint)
+            if image is None:
+                boot_id.renew(disk.mountpoint)
             boot_id.mount(config, disk.mountpoint)
             (directory / "config.json").write_text(json.dumps(config))
             engine = self.engine(spec.runtime)
-            pid = await engine.run_detached(sandbox_id, directory, directory / "envd.log", nice=nice)
+            if image is None:
+                pid = await engine.run_detached(sandbox_id, directory, directory / "envd.log", nice=nice)
+            else:
+                assert isinstance(engine, Runsc)
+                pid = await engine.restore(sandbox_id, directory, image.path, directory / "envd.log")
             sandbox.init_pidfd = os.pidfd_open(pid)
             await envd_client.wait_healthy(self._client, sandbox.envd_url)
-            await envd_client.start_template(self._client, sandbox.envd_url, template)
+            if image is None:
+                await envd_client.start_template(self._client, sandbox.envd_url, template)
             undo.pop_all()
         return sandbox
 

@@ -1,0 +1,48 @@
+"""Sandbox networks on the real kernel: a namespace with its veth pair, and a stale host interface of the
+same address (left by a failed teardown) replaced rather than failing the sandbox's start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from hutch.runtime.network import Networks
+
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+SUBNET = f"10.{70 + WORKER}.0.0/16"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+
+
+def _ip(*args: str) -> str:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=True).stdout
+
+
+async def test_a_network_is_made_and_removed() -> None:
+    networks = Networks(SUBNET)
+    net = networks.allocate("netmade")
+    await networks.create(net)
+    try:
+        assert net.sandbox_ip in _ip("-n", net.netns, "-4", "address", "show", "dev", "eth0")
+        assert net.host_ip in _ip("-4", "address", "show", "dev", net.host_if)
+    finally:
+        await networks.delete(net)
+    assert not os.path.exists(net.netns_path)
+    assert net.host_if not in _ip("link", "show")
+    assert net.index not in networks.used
+
+
+async def test_a_stale_interface_of_the_same_address_is_replaced() -> None:
+    networks = Networks(SUBNET)
+    net = networks.allocate("netstale")
+    subprocess.run(["ip", "link", "add", net.host_if, "type", "veth", "peer", "name", "stale0"], check=True)
+    try:
+        await networks.create(net)
+        assert "stale0" not in _ip("link", "show")
+        assert net.sandbox_ip in _ip("-n", net.netns, "-4", "address", "show", "dev", "eth0")
+    finally:
+        await networks.delete(net)
+        subprocess.run(["ip", "link", "del", "stale0"], capture_output=True)
+    assert not os.path.exists(net.netns_path)
