@@ -8,9 +8,11 @@ in a sandbox running a small Python server that holds state in memory and 10 MiB
   (a resume sooner than ~1.2 s after a gVisor pause also waits for runsc to finish removing the stopped
   container);
 
-then, per engine, a snapshot and a fork into 5 (until all 5 answer a command); and ``--cycles`` pause/resume
-cycles in one sandbox (full pauses), each checked against the sandbox's files (SHA-256) and its server's
-memory (a token made at its start, and a counter): the number of differences must be 0.
+then, per engine, a snapshot, a sandbox created from it (until its first command) and a fork into 5 (until
+all 5 answer a command; on gVisor, copies keep the memory, and each is asked for the server's token); and
+``--cycles`` pause/resume cycles in one sandbox (full pauses), each checked against the sandbox's files
+(SHA-256) and its server's memory (a token made at its start, and a counter): the number of differences
+must be 0.
 
 ``python bench/pause_bench.py [--runs 20] [--cycles 100] [--paused-for 2] [--json]``
 """
@@ -84,25 +86,40 @@ def measure_mode(
 
 
 def copies(opts: dict, engine: str, runs: int, seen: set[str]) -> dict:
-    """``create_snapshot()``, and ``fork(count=5)`` until every fork has answered a command."""
+    """``create_snapshot()`` and a create from it until its first command; ``fork(count=5)`` until every
+    fork has answered a command. A gVisor copy keeps the memory: its first command is a question to the
+    server that ran in the source, whose token must be the source's."""
     sandbox, _ = prepare(opts, engine, seen)
-    snapshots, forks = [], []
+    token = sandbox.commands.run(ASK).stdout.split()[0]
+    first = ASK if engine == "gvisor" else "true"
+    snapshots, from_snapshot, forks, lost = [], [], [], 0
     for _ in range(runs):
         began = time.perf_counter()
         info = sandbox.create_snapshot()
         snapshots.append((time.perf_counter() - began) * 1000)
+        began = time.perf_counter()
+        child = Sandbox.create(info.snapshot_id, timeout=600, **opts)
+        seen.add(child.sandbox_id)
+        lost += engine == "gvisor" and child.commands.run(first).stdout.split()[0] != token
+        from_snapshot.append((time.perf_counter() - began) * 1000)
+        child.kill()
         Sandbox.delete_snapshot(info.snapshot_id, **opts)
         began = time.perf_counter()
         children = sandbox.fork(count=5, **opts)
         for child in children:
             assert isinstance(child, Sandbox), child
             seen.add(child.sandbox_id)
-            child.commands.run("true")
+            lost += engine == "gvisor" and child.commands.run(first).stdout.split()[0] != token
         forks.append((time.perf_counter() - began) * 1000)
         for child in children:
             child.kill()
     sandbox.kill()
-    return {"snapshot_ms": summary(snapshots, 1), "fork_into_5_ms": summary(forks, 1)}
+    return {
+        "snapshot_ms": summary(snapshots, 1),
+        "create_from_snapshot_to_first_command_ms": summary(from_snapshot, 1),
+        "fork_into_5_ms": summary(forks, 1),
+        "copies_without_the_memory": lost,
+    }
 
 
 def cycles(opts: dict, engine: str, count: int, seen: set[str]) -> dict:

@@ -21,6 +21,8 @@ def test_a_snapshot_is_a_template_of_the_sandboxs_files(stack: Stack, engine: st
     try:
         sandbox.files.write("/home/user/notes.txt", "snapshotted")
         sandbox.commands.run("rm /etc/motd || true; echo root-made > /opt/marker", user="root")
+        pid = start_server(sandbox)
+        token, count = ask(sandbox)
         info = sandbox.create_snapshot(name=name)
         assert info.names == [name]
         sandbox.files.write("/home/user/notes.txt", "changed after")
@@ -39,6 +41,12 @@ def test_a_snapshot_is_a_template_of_the_sandboxs_files(stack: Stack, engine: st
                     child.commands.run("echo $FROM_PARENT; test ! -e /etc/motd && echo gone").stdout
                     == "yes\ngone\n"
                 )
+                running = {process.pid for process in child.commands.list()}
+                if engine == "gvisor":  # its memory and processes too: each child goes on from there
+                    assert pid in running
+                    assert ask(child) == (token, count + 1)
+                else:  # crun keeps the files only: the child booted afresh
+                    assert pid not in running
             finally:
                 child.kill()
         assert sandbox.files.read("/home/user/notes.txt") == "changed after"

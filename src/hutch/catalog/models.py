@@ -110,6 +110,9 @@ class Template(Base):
     build_status: Mapped[str] = mapped_column(String(16), default="ready", server_default=text("'ready'"))
     # For a snapshot (a template made from a sandbox's files): that sandbox's id.
     snapshot_of: Mapped[str | None] = mapped_column(String(64), index=True)
+    # For a snapshot of a gVisor sandbox: the directory of its checkpoint (memory, processes), from which
+    # its gVisor sandboxes are restored rather than booted.
+    checkpoint: Mapped[str | None] = mapped_column(String(4096))
     # The team that owns the template; ``None`` for the installation's own (``base``…), which every team
     # may use. A team's template that is not ``public`` is unknown to the other teams.
     team_id: Mapped[str | None] = mapped_column(

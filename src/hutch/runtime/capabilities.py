@@ -66,9 +66,13 @@ class SupportsPause(Protocol):
 class SupportsSnapshot(Protocol):
     """Copying what a running sandbox wrote (snapshots, forks)."""
 
-    async def snapshot(self, sandbox_id: str, destination: Path) -> SandboxSpec:
+    async def snapshot(
+        self, sandbox_id: str, destination: Path, *, memory: Path | None = None
+    ) -> tuple[SandboxSpec, bool]:
         """Copy the sandbox's writable layer to ``destination`` (which must not exist) while its processes
-        are frozen, so the copy is consistent; it then runs on. Returns the spec it was started with."""
+        are frozen, so the copy is consistent; it then runs on. With ``memory`` (a directory that must not
+        exist), its memory and processes are kept there too where the engine can (the template's
+        ``checkpoint``). Returns the spec it was started with and whether its memory was kept."""
 
 
 @runtime_checkable

@@ -36,8 +36,17 @@ async def wait_healthy(client: httpx.AsyncClient, base_url: str, timeout_s: floa
         delay = min(delay * 2, 0.02)
 
 
-async def init(client: httpx.AsyncClient, base_url: str, spec: SandboxSpec, *, default_user: str) -> None:
-    """Configure a fresh envd for ``spec`` (env vars, access token, default user and workdir, clock)."""
+async def init(
+    client: httpx.AsyncClient,
+    base_url: str,
+    spec: SandboxSpec,
+    *,
+    default_user: str,
+    current_token: str | None = None,
+) -> None:
+    """Configure envd for ``spec`` (env vars, access token, default user and workdir, clock): a fresh one,
+    or one restored from a checkpoint, which holds ``current_token``."""
+    headers = {"X-Access-Token": current_token} if current_token else {}
     body: dict = {
         "envVars": {**spec.template.env, **spec.env_vars},
         "defaultUser": default_user,
@@ -47,7 +56,7 @@ async def init(client: httpx.AsyncClient, base_url: str, spec: SandboxSpec, *, d
         body["accessToken"] = spec.access_token
     if spec.template.default_workdir:
         body["defaultWorkdir"] = spec.template.default_workdir
-    response = await client.post(f"{base_url}/init", json=body, timeout=5.0)
+    response = await client.post(f"{base_url}/init", json=body, headers=headers, timeout=5.0)
     if response.status_code != 204:
         raise BackendUnavailable(f"envd /init failed: {response.status_code} {response.text}")
 

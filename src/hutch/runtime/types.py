@@ -25,6 +25,9 @@ class TemplateImage:
     start_user: str | None = None
     # The engine its sandboxes run on unless the create asks for another.
     runtime: str = "container"
+    # A gVisor checkpoint (a snapshot's memory and processes): its gVisor sandboxes are restored from it,
+    # over ``rootfs``, instead of booted. See ``runtime.container.checkpoints``.
+    checkpoint: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -31,4 +31,5 @@ async def delete_template(
 ) -> Response:
     deleted = await templates.delete(catalog=catalog, team_id=team.team_id, name=template_id)
     await request.app.state.template_builds.forget(deleted)
+    request.app.state.snapshots.forget(deleted)
     return Response(status_code=204)

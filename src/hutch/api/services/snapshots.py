@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,6 +49,7 @@ class SnapshotService:
         self._runtime = runtime
         self._sandboxes = sandboxes
         self._layers = LayerStore(cache_dir)
+        self._cache_dir = cache_dir
 
     async def create(self, *, team_id: str, sandbox_id: str, name: str | None = None) -> Template:
         """Snapshot a running sandbox of the team into a new private template (named ``name`` too)."""
@@ -57,10 +59,12 @@ class SnapshotService:
             taken = None if alias is None else await templates.find(session, alias)
             if taken is not None and (taken.team_id != team_id or taken.snapshot_of is None):
                 raise Conflict(f"the name {alias!r} is taken by another template")
-        rootfs, spec = await self._copy(source)
+        template_id = _new_id()
+        memory = self._checkpoint_of(template_id)
+        rootfs, spec, kept = await self._copy(source, memory=memory)
         async with self._catalog.transaction() as session:
             snapshot = Template(
-                template_id=_new_id(),
+                template_id=template_id,
                 aliases=[],
                 rootfs=rootfs,
                 default_user=spec.template.default_user,
@@ -77,6 +81,7 @@ class SnapshotService:
                 team_id=team_id,
                 build_status="ready",
                 snapshot_of=sandbox_id,
+                checkpoint=str(memory) if kept else None,
             )
             session.add(snapshot)
             await session.flush()
@@ -109,7 +114,7 @@ class SnapshotService:
         try:
             children = await self._sandboxes.fork_running(source, count, timeout_s=timeout_s)
         except NotSupported:
-            rootfs, spec = await self._copy(source)
+            rootfs, spec, _ = await self._copy(source)
             child = replace(spec, template=replace(spec.template, rootfs=Path(rootfs)))
             children = await asyncio.gather(
                 *(self._sandboxes.replicate(source, child, timeout_s=timeout_s) for _ in range(count)),
@@ -125,20 +130,31 @@ class SnapshotService:
                 results.append(Fork(sandbox=child))
         return results
 
-    async def _copy(self, source: Sandbox) -> tuple[str, SandboxSpec]:
-        """Copy a running sandbox's files into a new layer; returns the layers of the copy and its spec."""
+    def forget(self, template_id: str) -> None:
+        """Remove what a deleted snapshot kept of its sandbox's memory (its files stay in the layer cache,
+        as a build's do)."""
+        shutil.rmtree(self._checkpoint_of(template_id), ignore_errors=True)
+
+    def _checkpoint_of(self, template_id: str) -> Path:
+        return self._cache_dir / "checkpoints" / template_id
+
+    async def _copy(self, source: Sandbox, *, memory: Path | None = None) -> tuple[str, SandboxSpec, bool]:
+        """Copy a running sandbox's files into a new layer (and its memory to ``memory``, where its engine
+        can); returns the layers of the copy, its spec and whether the memory was kept."""
         if source.state != "running":
             raise Conflict(f"sandbox {source.sandbox_id} is paused; resume it first")
         if not isinstance(self._runtime, SupportsSnapshot):
             raise NotSupported(f"the {self._runtime.name} runtime cannot snapshot sandboxes")
         partial = self._layers.partial()
         try:
-            spec = await self._runtime.snapshot(source.sandbox_id, partial)
+            spec, kept = await self._runtime.snapshot(source.sandbox_id, partial, memory=memory)
             layer = self._layers.publish(partial, f"snapshot-{uuid.uuid4().hex}")
         except BaseException:
             self._layers.discard(partial)
+            if memory is not None:
+                shutil.rmtree(memory, ignore_errors=True)
             raise
-        return layers.join([layer, *layers.split(str(spec.template.rootfs))]), spec
+        return layers.join([layer, *layers.split(str(spec.template.rootfs))]), spec, kept
 
 
 def _new_id() -> str:

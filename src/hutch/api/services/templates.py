@@ -113,4 +113,5 @@ def image(template: Template) -> TemplateImage:
         ready_cmd=template.ready_cmd,
         start_user=template.start_user,
         runtime=template.runtime,
+        checkpoint=None if template.checkpoint is None else Path(template.checkpoint),
     )

@@ -39,6 +39,7 @@ from ..pool import PoolKey, WarmPool
 from ..rootfs import Overlay, remove_tree
 from ..types import ENVD_PORT, SandboxHandle, SandboxSpec, TemplateImage, new_sandbox_id
 from . import boot_id, oci, seccomp
+from .checkpoints import Checkpoint
 from .crun import Crun
 from .engine import OciCli
 from .runsc import Runsc
@@ -50,15 +51,6 @@ CHECKPOINT = "checkpoint"
 log = logging.getLogger("hutch.runtime")
 # Pool sandboxes start at a lower CPU priority, so that refilling never slows down sandboxes in use.
 POOL_NICE = 10
-
-
-@dataclass(frozen=True)
-class _Image:
-    """What copies of a sandbox are restored from: its checkpoint, its writable layer and its boot id."""
-
-    path: Path
-    upper: Path
-    boot_id: Path
 
 
 @dataclass
@@ -135,7 +127,9 @@ def _spec_of(state: dict) -> SandboxSpec | None:
     data = state.get("spec")
     if not data:
         return None
-    template = TemplateImage(**{**data["template"], "rootfs": Path(data["template"]["rootfs"])})
+    kept = data["template"]
+    paths = {key: Path(kept[key]) for key in ("rootfs", "checkpoint") if kept.get(key)}
+    template = TemplateImage(**{**kept, **paths})
     egress = {"allow_out": tuple(data.get("allow_out", ())), "deny_out": tuple(data.get("deny_out", ()))}
     return SandboxSpec(**{**data, "template": template, **egress})
 
@@ -285,11 +279,21 @@ class ContainerRuntime:
         # copy of a sandbox of that template).
         pooled = self._templates.get(spec.template.template_id) == spec.template
         sandbox = self.pool.claim(key) if pooled else None
+        # A snapshot's memory, where the engine can restore it; otherwise its files alone.
+        checkpoint = None
+        if spec.template.checkpoint is not None and spec.runtime == "gvisor":
+            checkpoint = Checkpoint(spec.template.checkpoint)
         if sandbox is None:
-            sandbox = await self._start(spec.template, spec)
+            sandbox = await self._start(spec.template, spec, checkpoint=checkpoint)
         else:
             _renice(sandbox, 0)  # from background priority to a user's sandbox
-        init = envd_client.init(self._client, sandbox.envd_url, spec, default_user=spec.template.default_user)
+        init = envd_client.init(
+            self._client,
+            sandbox.envd_url,
+            spec,
+            default_user=spec.template.default_user,
+            current_token=None if checkpoint is None else checkpoint.token(),
+        )
         return await self._hand_out(sandbox, spec, init)
 
     async def _hand_out(
@@ -348,8 +352,12 @@ class ContainerRuntime:
         finally:
             await self._destroy(sandbox)
 
-    async def snapshot(self, sandbox_id: str, destination: Path) -> SandboxSpec:
-        """Copy a running sandbox's writable layer while its processes are frozen; it then runs on."""
+    async def snapshot(
+        self, sandbox_id: str, destination: Path, *, memory: Path | None = None
+    ) -> tuple[SandboxSpec, bool]:
+        """Copy a running sandbox's writable layer while its processes are frozen; it then runs on. With
+        ``memory``, a gVisor sandbox is also checkpointed there (its memory and processes, taken just
+        before the copy). Returns the spec it was started with and whether its memory was kept."""
         sandbox = self._running(sandbox_id)
         if sandbox.paused is not None or sandbox.spec is None:
             raise Conflict(f"sandbox {sandbox_id} is paused; resume it first")
@@ -358,53 +366,60 @@ class ContainerRuntime:
             self._client, sandbox.envd_url, "sync", user="root", shell=("/bin/sh", "-c"),
             access_token=sandbox.access_token, timeout_s=60,
         )  # fmt: skip
+        if memory is not None and sandbox.engine == "gvisor":
+            await self._capture(sandbox, Checkpoint(memory), destination)
+            return sandbox.spec, True
         await asyncio.to_thread(cgroups.freeze, sandbox_id, True)
         try:
             await _copy_tree(sandbox.overlay.upper, destination)
         finally:
             await asyncio.to_thread(cgroups.freeze, sandbox_id, False)
-        return sandbox.spec
+        return sandbox.spec, False
+
+    async def _capture(self, sandbox: _Sandbox, checkpoint: Checkpoint, upper: Path) -> None:
+        """Checkpoint a running gVisor sandbox without stopping it, then copy its writable layer to
+        ``upper`` while it is frozen, at once, so that the files match the memory. The host's connections
+        to it are cut first (runsc refuses to checkpoint open ones), as at a pause."""
+        runsc = self.engine("gvisor")
+        assert isinstance(runsc, Runsc)
+        checkpoint.create(sandbox.access_token)
+        await cut(sandbox.network)
+        await runsc.checkpoint(sandbox.sandbox_id, checkpoint.image, leave_running=True)
+        await asyncio.to_thread(cgroups.freeze, sandbox.sandbox_id, True)
+        try:
+            await _copy_tree(sandbox.overlay.upper, upper)
+        finally:
+            await asyncio.to_thread(cgroups.freeze, sandbox.sandbox_id, False)
+        shutil.copyfile(sandbox.disk.mountpoint / boot_id.FILE, checkpoint.boot_id)
 
     async def fork(
         self, sandbox_id: str, access_tokens: list[str | None]
     ) -> list[SandboxHandle | HutchError]:
-        """Running copies of a gVisor sandbox, memory included: it is checkpointed without stopping, its
-        files are copied while it is frozen, and each copy is restored from that one image with its own
-        id, disk, address and envd access token (one per copy). The sandbox itself goes on;
-        the host's connections to it are cut (a checkpoint refuses open ones), as at a pause."""
+        """Running copies of a gVisor sandbox, memory included: it is checkpointed without stopping and
+        each copy is restored from that one image over a copy of its files, with its own id, disk,
+        address and envd access token (one per copy). The sandbox itself goes on."""
         parent = self._running(sandbox_id)
         if parent.engine != "gvisor":
             raise NotSupported("only gVisor sandboxes can be copied with their memory")
         if parent.paused is not None or parent.spec is None:
             raise Conflict(f"sandbox {sandbox_id} is paused; resume it first")
-        runsc = self.engine("gvisor")
-        assert isinstance(runsc, Runsc)
-        work = parent.directory / f"fork-{secrets.token_hex(4)}"
-        image = _Image(work / CHECKPOINT, work / "upper", work / boot_id.FILE)
-        image.path.mkdir(parents=True)
+        checkpoint = Checkpoint(parent.directory / f"fork-{secrets.token_hex(4)}")
+        upper = checkpoint.directory / "upper"
         try:
-            await cut(parent.network)
-            await runsc.checkpoint(sandbox_id, image.path, leave_running=True)
-            await asyncio.to_thread(cgroups.freeze, sandbox_id, True)
-            try:
-                await _copy_tree(parent.overlay.upper, image.upper)
-            finally:
-                await asyncio.to_thread(cgroups.freeze, sandbox_id, False)
-            shutil.copyfile(parent.disk.mountpoint / boot_id.FILE, image.boot_id)
+            await self._capture(parent, checkpoint, upper)
             specs = [dataclasses.replace(parent.spec, access_token=token) for token in access_tokens]
             copies = await asyncio.gather(
-                *(self._restore_copy(parent, image, spec) for spec in specs), return_exceptions=True
+                *(self._restore_copy(spec, checkpoint, upper) for spec in specs), return_exceptions=True
             )
         finally:
-            await asyncio.to_thread(shutil.rmtree, work, True)
+            await asyncio.to_thread(shutil.rmtree, checkpoint.directory, True)
         return [_as_result(copy) for copy in copies]
 
-    async def _restore_copy(self, parent: _Sandbox, image: _Image, spec: SandboxSpec) -> SandboxHandle:
-        sandbox = await self._start(spec.template, spec, image=image)
-        # The copy's envd still holds the parent's token: it proves itself with it to set its own.
-        retoken = envd_client.set_token(
-            self._client, sandbox.envd_url, parent.access_token, spec.access_token
-        )
+    async def _restore_copy(self, spec: SandboxSpec, checkpoint: Checkpoint, upper: Path) -> SandboxHandle:
+        sandbox = await self._start(spec.template, spec, checkpoint=checkpoint, upper=upper)
+        # The copy's envd still holds the checkpointed token: it proves itself with it to set its own.
+        url = sandbox.envd_url
+        retoken = envd_client.set_token(self._client, url, checkpoint.token(), spec.access_token)
         return await self._hand_out(sandbox, spec, retoken)
 
     async def pause(self, sandbox_id: str, *, memory: bool) -> str:
@@ -600,11 +615,18 @@ class ContainerRuntime:
         return await self._start(template, spec)
 
     async def _start(
-        self, template: TemplateImage, spec: SandboxSpec, *, nice: int = 0, image: _Image | None = None
+        self,
+        template: TemplateImage,
+        spec: SandboxSpec,
+        *,
+        nice: int = 0,
+        checkpoint: Checkpoint | None = None,
+        upper: Path | None = None,
     ) -> _Sandbox:
-        """Root filesystem, network, container, envd answering; all undone if any step fails. From
-        ``image`` (gVisor), the container is restored from a checkpoint over a copy of its files instead
-        of booted: it goes on where the checkpointed sandbox was, and keeps that sandbox's host name."""
+        """Root filesystem, network, container, envd answering; all undone if any step fails. From a
+        ``checkpoint`` (gVisor), the container is restored instead of booted, with ``upper`` (if any) as
+        the start of its writable layer: it goes on where the checkpointed sandbox was, with its host name
+        and boot id."""
         sandbox_id = new_sandbox_id()
         directory = self.sandboxes_dir / sandbox_id
         directory.mkdir(parents=True)
@@ -616,11 +638,12 @@ class ContainerRuntime:
             undo.push_async_callback(self._destroy, sandbox)
             _save_state(sandbox)  # first, so that a restart can undo whatever follows
             await asyncio.to_thread(disk.create)
-            if image is not None:
-                await _copy_tree(image.upper, overlay.upper)
-                shutil.copyfile(image.boot_id, disk.mountpoint / boot_id.FILE)
+            if upper is not None:
+                await _copy_tree(upper, overlay.upper)
+            if checkpoint is not None:
+                shutil.copyfile(checkpoint.boot_id, disk.mountpoint / boot_id.FILE)
             overlay.mount()
-            if image is None:
+            if checkpoint is None:
                 _write_identity(overlay.merged, sandbox_id)
             if self.firewall.uplink:
                 _write_resolv_conf(overlay.merged)
@@ -635,19 +658,19 @@ class ContainerRuntime:
                 seccomp_bpf=self._seccomp,
                 engine=spec.runtime,
             )
-            if image is None:
+            if checkpoint is None:
                 boot_id.renew(disk.mountpoint)
             boot_id.mount(config, disk.mountpoint)
             (directory / "config.json").write_text(json.dumps(config))
             engine = self.engine(spec.runtime)
-            if image is None:
+            if checkpoint is None:
                 pid = await engine.run_detached(sandbox_id, directory, directory / "envd.log", nice=nice)
             else:
                 assert isinstance(engine, Runsc)
-                pid = await engine.restore(sandbox_id, directory, image.path, directory / "envd.log")
+                pid = await engine.restore(sandbox_id, directory, checkpoint.image, directory / "envd.log")
             sandbox.init_pidfd = os.pidfd_open(pid)
             await envd_client.wait_healthy(self._client, sandbox.envd_url)
-            if image is None:
+            if checkpoint is None:
                 await envd_client.start_template(self._client, sandbox.envd_url, template)
             undo.pop_all()
         return sandbox
