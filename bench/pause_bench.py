@@ -9,12 +9,13 @@ in a sandbox running a small Python server that holds state in memory and 10 MiB
   container);
 
 then, per engine, a snapshot, a sandbox created from it (until its first command) and a fork into 5 (until
-all 5 answer a command; on gVisor, copies keep the memory, and each is asked for the server's token); and
-``--cycles`` pause/resume cycles in one sandbox (full pauses), each checked against the sandbox's files
+all 5 answer a command; on gVisor, copies keep the memory, and each is then asked for the server's token);
+and ``--cycles`` pause/resume cycles in one sandbox (full pauses), each checked against the sandbox's files
 (SHA-256) and its server's memory (a token made at its start, and a counter): the number of differences
 must be 0.
 
-``python bench/pause_bench.py [--runs 20] [--cycles 100] [--paused-for 2] [--json]``
+``python bench/pause_bench.py [--runs 20] [--cycles 100] [--paused-for 2] [--only PART] [--json]``, where
+``--only`` (repeatable) picks ``modes``, ``copies`` or ``cycles``.
 """
 
 from __future__ import annotations
@@ -24,34 +25,22 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from e2b import Sandbox
 from measure import own_stack, report, summary
+from memory_server import ASK, start_server
 
 SUBNET = "10.19.0.0/16"
-SERVER = """\
-import http.server, secrets
-token, count = secrets.token_hex(8), [0]
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        count[0] += 1
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(f"{token} {count[0]}".encode())
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("127.0.0.1", 8000), Handler).serve_forever()
-"""
-ASK = "curl -s --retry 20 --retry-connrefused --retry-delay 0 --max-time 5 http://127.0.0.1:8000/"
+PARTS = ["modes", "copies", "cycles"]
 FILES = "head -c 10485760 /dev/urandom > /home/user/data.bin && sha256sum /home/user/data.bin"
 
 
 def prepare(opts: dict, engine: str, seen: set[str]) -> tuple[Sandbox, str]:
     sandbox = Sandbox.create(metadata={"hutch.runtime": engine}, timeout=3600, **opts)
     seen.add(sandbox.sandbox_id)
-    sandbox.files.write("/home/user/server.py", SERVER)
-    sandbox.commands.run("python3 /home/user/server.py", background=True, timeout=0)  # no time limit
+    start_server(sandbox)
     digest = sandbox.commands.run(FILES).stdout.split()[0]
     sandbox.commands.run(ASK)
     return sandbox, digest
@@ -87,11 +76,10 @@ def measure_mode(
 
 def copies(opts: dict, engine: str, runs: int, seen: set[str]) -> dict:
     """``create_snapshot()`` and a create from it until its first command; ``fork(count=5)`` until every
-    fork has answered a command. A gVisor copy keeps the memory: its first command is a question to the
-    server that ran in the source, whose token must be the source's."""
+    fork has answered a command (sent to all 5 at once). A gVisor copy keeps the memory: once timed, each is
+    asked for the token of the server that ran in the source."""
     sandbox, _ = prepare(opts, engine, seen)
     token = sandbox.commands.run(ASK).stdout.split()[0]
-    first = ASK if engine == "gvisor" else "true"
     snapshots, from_snapshot, forks, lost = [], [], [], 0
     for _ in range(runs):
         began = time.perf_counter()
@@ -100,17 +88,19 @@ def copies(opts: dict, engine: str, runs: int, seen: set[str]) -> dict:
         began = time.perf_counter()
         child = Sandbox.create(info.snapshot_id, timeout=600, **opts)
         seen.add(child.sandbox_id)
-        lost += engine == "gvisor" and child.commands.run(first).stdout.split()[0] != token
+        child.commands.run("true")
         from_snapshot.append((time.perf_counter() - began) * 1000)
+        lost += engine == "gvisor" and not kept_memory(child, token)
         child.kill()
         Sandbox.delete_snapshot(info.snapshot_id, **opts)
         began = time.perf_counter()
         children = sandbox.fork(count=5, **opts)
-        for child in children:
-            assert isinstance(child, Sandbox), child
-            seen.add(child.sandbox_id)
-            lost += engine == "gvisor" and child.commands.run(first).stdout.split()[0] != token
+        assert all(isinstance(child, Sandbox) for child in children), children
+        seen.update(child.sandbox_id for child in children)
+        with ThreadPoolExecutor(len(children)) as pool:  # each fork's first command, at once
+            list(pool.map(lambda child: child.commands.run("true"), children))
         forks.append((time.perf_counter() - began) * 1000)
+        lost += sum(engine == "gvisor" and not kept_memory(child, token) for child in children)
         for child in children:
             child.kill()
     sandbox.kill()
@@ -120,6 +110,11 @@ def copies(opts: dict, engine: str, runs: int, seen: set[str]) -> dict:
         "fork_into_5_ms": summary(forks, 1),
         "copies_without_the_memory": lost,
     }
+
+
+def kept_memory(copy: Sandbox, token: str) -> bool:
+    """Whether the source's server runs on in ``copy``, with the source's token (checked after timing)."""
+    return copy.commands.run(ASK).stdout.split()[0] == token
 
 
 def cycles(opts: dict, engine: str, count: int, seen: set[str]) -> dict:
@@ -147,6 +142,7 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=100)
     parser.add_argument("--paused-for", type=float, default=2.0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", choices=PARTS, action="append", help="measure only these parts")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
@@ -160,13 +156,17 @@ def main() -> None:
     results: dict[str, object] = {}
     try:
         with own_stack(SUBNET, settings, seen, base) as opts:
+            parts = args.only or PARTS
             for engine in ("container", "gvisor"):
-                for mode in ("full", "filesystem"):
+                for mode in ("full", "filesystem") if "modes" in parts else ():
                     results[f"{engine} {mode}"] = measure_mode(
                         opts, engine, mode, args.runs, args.paused_for, base / "data", seen
                     )
-                results[f"{engine} snapshot and fork"] = copies(opts, engine, max(3, args.runs // 4), seen)
-                results[f"{engine} {args.cycles} full cycles"] = cycles(opts, engine, args.cycles, seen)
+                if "copies" in parts:
+                    runs = max(3, args.runs // 4)
+                    results[f"{engine} snapshot and fork"] = copies(opts, engine, runs, seen)
+                if "cycles" in parts:
+                    results[f"{engine} {args.cycles} full cycles"] = cycles(opts, engine, args.cycles, seen)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     report("pause and resume", results, as_json=args.json)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from e2b import NotFoundException, Sandbox, SandboxQuery, SandboxState
 
-from tests.e2e.memory_server import ask, start_server
+from bench.memory_server import ask, start_server
 from tests.stack import ENGINES, WORKER, Stack, start_stack, stop_stack
 
 # The restart test's own stack, apart from the session's (and test_crash's 30+).

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from e2b import NotFoundException, Sandbox, SandboxException
 
-from tests.e2e.memory_server import ask, start_server
+from bench.memory_server import ask, start_server
 from tests.stack import ENGINES, Stack
 
 

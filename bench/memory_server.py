@@ -1,5 +1,6 @@
 """A small server to start in a sandbox, whose answers show its memory: a random token made at its start
-and a count of the requests it answered (what a pause, a resume or a fork must keep)."""
+and a count of the requests it answered (what a pause, a resume or a fork must keep). Used by
+``pause_bench.py`` and by the pause and snapshot tests."""
 
 from __future__ import annotations
 
