@@ -4,9 +4,9 @@ For each engine (crun's ``container``, ``gvisor``) and each mode (``full``: with
 in a sandbox running a small Python server that holds state in memory and 10 MiB of files:
 
 * ``sandbox.pause()`` (median, p95), and what the paused sandbox keeps on disk (its checkpoint, for gVisor);
-* resume (``Sandbox.connect``) until a first command has answered, after ``--paused-for`` seconds paused
-  (a resume sooner than ~1.2 s after a gVisor pause also waits for runsc to finish removing the stopped
-  container);
+* resume (``Sandbox.connect``, which returns once the sandbox answers), and until a first command has
+  answered, after ``--paused-for`` seconds paused (a resume sooner than ~1.2 s after a gVisor pause also
+  waits for runsc to finish removing the stopped container);
 
 then, per engine, a snapshot, a sandbox created from it (until its first command) and a fork into 5 (until
 all 5 answer a command; on gVisor, copies keep the memory, and each is then asked for the server's token);
@@ -54,7 +54,7 @@ def measure_mode(
     opts: dict, engine: str, mode: str, runs: int, paused_for: float, data_dir: Path, seen: set[str]
 ) -> dict:
     sandbox, _ = prepare(opts, engine, seen)
-    pauses, resumes, images = [], [], []
+    pauses, connects, resumes, images = [], [], [], []
     for _ in range(runs):
         began = time.perf_counter()
         sandbox.pause(mode=mode)
@@ -64,11 +64,13 @@ def measure_mode(
         time.sleep(paused_for)
         began = time.perf_counter()
         resumed = Sandbox.connect(sandbox.sandbox_id, **opts)
+        connects.append((time.perf_counter() - began) * 1000)
         resumed.commands.run("true")
         resumes.append((time.perf_counter() - began) * 1000)
     sandbox.kill()
     return {
         "pause_ms": summary(pauses, 1),
+        "resume_ms": summary(connects, 1),
         "resume_to_first_command_ms": summary(resumes, 1),
         "checkpoint_on_disk_mib": round(sorted(images)[len(images) // 2] / 2**20, 1),
     }
