@@ -1,6 +1,7 @@
 """Resource bombs stay inside their sandbox, on each engine: a fork bomb hits the sandbox's pids limit, a
-memory bomb its memory limit, a disk filler its disk quota (the SDK's ``NotEnoughSpaceException``); the
-sandbox's envd, its neighbours and the host keep working."""
+memory bomb its memory limit, a disk filler its disk quota (the SDK's ``NotEnoughSpaceException``), and so
+does a flood of its init's output (its log); the sandbox's envd, its neighbours and the host keep
+working."""
 
 from __future__ import annotations
 
@@ -90,6 +91,16 @@ def test_disk_filler_hits_its_quota(stack, bombed, neighbour):
     assert bombed.commands.run("echo alive").stdout.strip() == "alive"
     neighbour.files.write("/home/user/fine.txt", "fine")
     assert neighbour.files.read("/home/user/fine.txt") == "fine"
+
+
+def test_writes_to_the_inits_output_hit_the_disk_quota(stack, bombed, neighbour):
+    # envd's stdout is its log on the host; root in the sandbox can write to it through /proc/1/fd/1.
+    free_before = shutil.disk_usage(stack.data_dir).free
+    flood = f"head -c {(DISK_MB + 256) * 1024 * 1024} /dev/zero > /proc/1/fd/1; echo $?"
+    assert bombed.commands.run(flood, user="root", timeout=120).stdout.strip() != "0"
+    assert free_before - shutil.disk_usage(stack.data_dir).free < (DISK_MB + 64) * 1024 * 1024
+    assert bombed.commands.run("echo alive").stdout.strip() == "alive"
+    assert neighbour.commands.run("echo fine").stdout.strip() == "fine"
 
 
 def test_node_cap_reserves_host_pids():

@@ -5,7 +5,9 @@ Create: disk (the sandbox's own file system, its quota) → overlay (template be
 above) → network namespace + veth → ``crun run``/``runsc run`` with envd as init → wait for envd →
 ``/init``. Everything a step made is undone if a later step fails, and kill undoes it all. A warm pool
 keeps started sandboxes per template, so a create usually costs only ``/init``. Each sandbox's directory
-(``<data_dir>/sandboxes/<id>``) holds its config, disk image, overlay and envd log.
+(``<data_dir>/sandboxes/<id>``) holds its config, disk image and overlay. Its envd log (the output of its
+init, which root in the sandbox can write to through ``/proc/1/fd/1``) is on the sandbox's own disk, so
+that it counts against the sandbox's quota rather than the host's free space.
 """
 
 from __future__ import annotations
@@ -161,6 +163,11 @@ async def _copy_tree(source: Path, destination: Path) -> None:
     _, stderr = await process.communicate()
     if process.returncode != 0:
         raise BackendUnavailable(f"copying {source} failed: {stderr.decode().strip()}")
+
+
+def _log_of(disk: Disk) -> Path:
+    """Where the sandbox's envd log is: on its own disk, beside its overlay's layers."""
+    return disk.mountpoint / "envd.log"
 
 
 def _as_result(outcome: SandboxHandle | BaseException) -> SandboxHandle | HutchError:
@@ -484,9 +491,7 @@ class ContainerRuntime:
         await self._container_removed(sandbox)
         await self.networks.address(sandbox.network)
         image = sandbox.directory / CHECKPOINT
-        pid = await runsc.restore(
-            sandbox.sandbox_id, sandbox.directory, image, sandbox.directory / "envd.log"
-        )
+        pid = await runsc.restore(sandbox.sandbox_id, sandbox.directory, image, _log_of(sandbox.disk))
         sandbox.init_pidfd = os.pidfd_open(pid)
         await envd_client.wait_healthy(self._client, sandbox.envd_url)
         self._watch(sandbox)
@@ -545,7 +550,7 @@ class ContainerRuntime:
         if sandbox.engine == "gvisor":
             await self.networks.address(sandbox.network)
         boot_id.renew(sandbox.disk.mountpoint)
-        pid = await engine.run_detached(sandbox.sandbox_id, directory, directory / "envd.log")
+        pid = await engine.run_detached(sandbox.sandbox_id, directory, _log_of(sandbox.disk))
         sandbox.init_pidfd = os.pidfd_open(pid)
         await envd_client.wait_healthy(self._client, sandbox.envd_url)
         await envd_client.start_template(self._client, sandbox.envd_url, spec.template)
@@ -577,7 +582,7 @@ class ContainerRuntime:
         sandbox = self._live.get(sandbox_id)
         if sandbox is None:
             raise NotFound(f"sandbox {sandbox_id} is not running on this node")
-        return await asyncio.to_thread(envd_log.read, sandbox.directory / "envd.log")
+        return await asyncio.to_thread(envd_log.read, _log_of(sandbox.disk))
 
     def _watch(self, sandbox: _Sandbox) -> None:
         """Notice when a sandbox's init ends on its own (a gVisor sandbox over its memory limit is killed
@@ -664,10 +669,10 @@ class ContainerRuntime:
             (directory / "config.json").write_text(json.dumps(config))
             engine = self.engine(spec.runtime)
             if checkpoint is None:
-                pid = await engine.run_detached(sandbox_id, directory, directory / "envd.log", nice=nice)
+                pid = await engine.run_detached(sandbox_id, directory, _log_of(disk), nice=nice)
             else:
                 assert isinstance(engine, Runsc)
-                pid = await engine.restore(sandbox_id, directory, checkpoint.image, directory / "envd.log")
+                pid = await engine.restore(sandbox_id, directory, checkpoint.image, _log_of(disk))
             sandbox.init_pidfd = os.pidfd_open(pid)
             await envd_client.wait_healthy(self._client, sandbox.envd_url)
             if checkpoint is None:
