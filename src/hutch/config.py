@@ -22,6 +22,10 @@ class ApiSettings(BaseModel):
     max_timeout_s: int = 24 * 3600
     # How long a paused sandbox is kept (then killed, its disk freed).
     paused_retention_s: int = 30 * 24 * 3600
+    # Snapshots a team may keep: each holds a copy of a sandbox's files (and, on gVisor, of its memory).
+    max_snapshots_per_team: int = 100
+    # A snapshot is refused when the node's disk could have less free space than this after it.
+    min_free_disk_mb: int = 2048
     reaper_interval_s: float = 0.5
     # Per team, token buckets (0 turns one off): any request, and sandbox creates.
     requests_per_s: float = 500

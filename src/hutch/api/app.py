@@ -75,7 +75,12 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
             app.state.sandboxes = service
             app.state.template_builds = builds
             app.state.snapshots = SnapshotService(
-                catalog=database, runtime=runtime, sandboxes=service, cache_dir=settings.templates.cache_dir
+                catalog=database,
+                runtime=runtime,
+                sandboxes=service,
+                cache_dir=settings.templates.cache_dir,
+                max_per_team=settings.api.max_snapshots_per_team,
+                min_free_disk_mb=settings.api.min_free_disk_mb,
             )
             app.state.request_limiter = RateLimiter(
                 settings.api.requests_per_s, settings.api.requests_burst, "requests"

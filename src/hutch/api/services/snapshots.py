@@ -16,12 +16,12 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ...catalog import Catalog
 from ...catalog.models import Sandbox, Template
 from ...catalog.repos import sandboxes, templates
-from ...errors import Conflict, HutchError, NotSupported
+from ...errors import Conflict, HutchError, NotSupported, QuotaExceeded
 from ...runtime.base import Runtime
 from ...runtime.capabilities import SupportsSnapshot
 from ...runtime.types import SandboxSpec
@@ -43,8 +43,17 @@ class Fork:
 
 class SnapshotService:
     def __init__(
-        self, *, catalog: Catalog, runtime: Runtime, sandboxes: SandboxService, cache_dir: Path
+        self,
+        *,
+        catalog: Catalog,
+        runtime: Runtime,
+        sandboxes: SandboxService,
+        cache_dir: Path,
+        max_per_team: int = 100,
+        min_free_disk_mb: int = 2048,
     ) -> None:
+        self._max_per_team = max_per_team
+        self._min_free_disk_mb = min_free_disk_mb
         self._catalog = catalog
         self._runtime = runtime
         self._sandboxes = sandboxes
@@ -59,6 +68,14 @@ class SnapshotService:
             taken = None if alias is None else await templates.find(session, alias)
             if taken is not None and (taken.team_id != team_id or taken.snapshot_of is None):
                 raise Conflict(f"the name {alias!r} is taken by another template")
+            kept = await session.scalar(
+                select(func.count()).where(Template.team_id == team_id, Template.snapshot_of.is_not(None))
+            )
+        if (kept or 0) >= self._max_per_team:
+            raise QuotaExceeded(
+                f"the team keeps {kept} snapshots, the most it may: delete some (DELETE /templates/{{id}})"
+            )
+        self._ensure_space(source)
         template_id = _new_id()
         memory = self._checkpoint_of(template_id)
         rootfs, spec, kept = await self._copy(source, memory=memory)
@@ -129,6 +146,18 @@ class SnapshotService:
             else:
                 results.append(Fork(sandbox=child))
         return results
+
+    def _ensure_space(self, source: Sandbox) -> None:
+        """Refuse a snapshot that could leave the node's disk with less than the minimum free: it may copy
+        the sandbox's whole disk, and its memory."""
+        worst_mb = source.disk_mb + source.memory_mb
+        self._cache_dir.mkdir(parents=True, exist_ok=True)
+        free_mb = shutil.disk_usage(self._cache_dir).free // 2**20
+        if free_mb - worst_mb < self._min_free_disk_mb:
+            raise QuotaExceeded(
+                f"not enough free disk on the node for a snapshot of this sandbox: {free_mb} MiB free,"
+                f" up to {worst_mb} MiB needed and {self._min_free_disk_mb} MiB kept free"
+            )
 
     def forget(self, template_id: str) -> None:
         """Remove what a deleted snapshot kept of its sandbox's memory (its files stay in the layer cache,
