@@ -5,6 +5,7 @@ fork gives independent running copies with their own ids and tokens."""
 from __future__ import annotations
 
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -89,6 +90,26 @@ def test_fork_makes_independent_copies(stack: Stack, engine: str) -> None:
             assert _read_notes(stack, fork.sandbox_id, fork._envd_access_token).status_code == 200
         for fork in forks:
             fork.kill()
+    finally:
+        sandbox.kill()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_snapshot_and_a_pause_at_once_leave_the_sandbox_whole(stack: Stack, engine: str) -> None:
+    sandbox = stack.create(engine)
+    try:
+        start_server(sandbox)
+        token, count = ask(sandbox)
+        with ThreadPoolExecutor(2) as pool:
+            snapshot = pool.submit(sandbox.create_snapshot)
+            paused = pool.submit(sandbox.pause)
+            assert paused.result() is not False
+            try:
+                Sandbox.delete_snapshot(snapshot.result().snapshot_id, **stack.opts)
+            except SandboxException as err:  # it came after the pause: refused, nothing made
+                assert "paused" in str(err)
+        resumed = Sandbox.connect(sandbox.sandbox_id, **stack.opts)
+        assert ask(resumed) == (token, count + 1)
     finally:
         sandbox.kill()
 

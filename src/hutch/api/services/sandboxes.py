@@ -93,7 +93,7 @@ class SandboxService:
         self._max_timeout_s = max_timeout_s
         self._paused_retention = timedelta(seconds=paused_retention_s)
         self._create_limiter = create_limiter or RateLimiter(0, 1, "creates")
-        # Pause, resume and kill of one sandbox happen one at a time.
+        # Pause, resume, snapshots, forks and kill of one sandbox happen one at a time (``lock``).
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def create(
@@ -189,7 +189,7 @@ class SandboxService:
         if not isinstance(self._runtime, SupportsFork):
             raise NotSupported(f"the {self._runtime.name} runtime cannot copy a sandbox's memory")
         tokens: list[str | None] = [secrets.token_urlsafe(32) for _ in range(count)]
-        async with self._lock(source.sandbox_id):
+        async with self.lock(source.sandbox_id):
             handles = await self._runtime.fork(source.sandbox_id, tokens)
         results: list[Sandbox | HutchError] = []
         for token, handle in zip(tokens, handles, strict=True):
@@ -241,7 +241,7 @@ class SandboxService:
         """Reattach to a sandbox, resuming it if paused; returns it and whether it was resumed. A running
         sandbox's end moves to ``timeout_s`` from now if that is later; a resumed one ends then."""
         lifetime = self._lifetime(timeout_s)
-        async with self._lock(sandbox_id):
+        async with self.lock(sandbox_id):
             async with self._catalog.transaction() as session:
                 sandbox = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
                 if sandbox.state == "running":
@@ -254,7 +254,7 @@ class SandboxService:
     ) -> Sandbox:
         """Resume a paused sandbox (``Conflict`` if it runs); it then ends ``timeout_s`` from now."""
         lifetime = self._lifetime(timeout_s)
-        async with self._lock(sandbox_id):
+        async with self.lock(sandbox_id):
             sandbox = await self.get(team_id=team_id, sandbox_id=sandbox_id)
             if sandbox.state != "paused":
                 raise Conflict(f"sandbox {sandbox_id} is already running")
@@ -263,7 +263,7 @@ class SandboxService:
     async def wake(self, *, sandbox_id: str) -> Sandbox:
         """Resume a paused sandbox created with ``autoResume`` because traffic came for it (the proxy
         asks); one already running is left as it is."""
-        async with self._lock(sandbox_id):
+        async with self.lock(sandbox_id):
             async with self._catalog.transaction() as session:
                 sandbox = await _existing(session, sandbox_id)
             if sandbox.state == "running":
@@ -286,7 +286,7 @@ class SandboxService:
 
     async def _pause(self, sandbox_id: str, *, memory: bool) -> Sandbox:
         pauser = self._pauser()
-        async with self._lock(sandbox_id):
+        async with self.lock(sandbox_id):
             async with self._catalog.transaction() as session:
                 sandbox = await _existing(session, sandbox_id)
                 if sandbox.state == "paused":
@@ -313,7 +313,8 @@ class SandboxService:
             raise NotSupported(f"the {self._runtime.name} runtime cannot pause sandboxes")
         return self._runtime
 
-    def _lock(self, sandbox_id: str) -> asyncio.Lock:
+    def lock(self, sandbox_id: str) -> asyncio.Lock:
+        """Held while the sandbox is paused, resumed, snapshotted, forked or killed: one at a time."""
         return self._locks.setdefault(sandbox_id, asyncio.Lock())
 
     async def update_network(
@@ -417,7 +418,7 @@ class SandboxService:
 
     async def destroy(self, *, sandbox_id: str) -> None:
         """Kill a sandbox of any team, then drop its row (kept if the kill fails, so a retry can finish)."""
-        async with self._lock(sandbox_id):
+        async with self.lock(sandbox_id):
             await self._runtime.kill(sandbox_id)
             async with self._catalog.transaction() as session:
                 await sandboxes.remove(session, sandbox_id)

@@ -176,7 +176,8 @@ class SnapshotService:
             raise NotSupported(f"the {self._runtime.name} runtime cannot snapshot sandboxes")
         partial = self._layers.partial()
         try:
-            spec, kept = await self._runtime.snapshot(source.sandbox_id, partial, memory=memory)
+            async with self._sandboxes.lock(source.sandbox_id):
+                spec, kept = await self._runtime.snapshot(source.sandbox_id, partial, memory=memory)
             layer = self._layers.publish(partial, f"snapshot-{uuid.uuid4().hex}")
         except BaseException:
             self._layers.discard(partial)
