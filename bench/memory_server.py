@@ -1,6 +1,7 @@
 """A small server to start in a sandbox, whose answers show its memory: a random token made at its start
-and a count of the requests it answered (what a pause, a resume or a fork must keep). Used by
-``pause_bench.py`` and by the pause and snapshot tests."""
+and a count of the requests it answered (what a pause, a resume or a fork must keep); and a dialer, whose
+open connection keeps gVisor from saving the sandbox's memory. Used by ``pause_bench.py`` and by the pause
+and snapshot tests."""
 
 from __future__ import annotations
 
@@ -31,3 +32,25 @@ def start_server(sandbox: Sandbox) -> int:
 def ask(sandbox: Sandbox) -> tuple[str, int]:
     token, count = sandbox.commands.run(ASK).stdout.split()
     return token, int(count)
+
+
+# A connection the sandbox opens itself and leaves half-open (to the host's side of its link, which drops
+# it): gVisor cannot checkpoint such a connection, so the sandbox's memory cannot be saved while it lasts.
+DIALER = """\
+import ipaddress, pathlib, socket, subprocess, time
+address = subprocess.run(["ip", "-4", "-o", "address", "show", "eth0"], capture_output=True, text=True)
+host = ipaddress.ip_interface(address.stdout.split()[3]).network.network_address
+dialing = socket.socket()
+dialing.setblocking(False)
+dialing.connect_ex((str(host), 9))
+pathlib.Path("/tmp/dialing").touch()
+time.sleep(3600)
+"""
+
+
+def start_dialer(sandbox: Sandbox) -> int:
+    """Start the dialer; returns its pid once its connection is being made."""
+    sandbox.files.write("/home/user/dialer.py", DIALER)
+    pid = sandbox.commands.run("python3 /home/user/dialer.py", background=True, timeout=0).pid
+    sandbox.commands.run("for i in $(seq 100); do test -e /tmp/dialing && exit; sleep 0.1; done; exit 1")
+    return pid

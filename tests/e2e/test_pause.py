@@ -14,7 +14,7 @@ import httpx
 import pytest
 from e2b import NotFoundException, Sandbox, SandboxQuery, SandboxState
 
-from bench.memory_server import ask, start_server
+from bench.memory_server import ask, start_dialer, start_server
 from tests.stack import ENGINES, WORKER, Stack, start_stack, stop_stack
 
 # The restart test's own stack, apart from the session's (and test_crash's 30+).
@@ -32,6 +32,7 @@ def test_full_pause_keeps_files_processes_and_memory_twice(stack: Stack, engine:
             assert sandbox.pause() is not False
             info = Sandbox.get_info(sandbox.sandbox_id, **stack.opts)
             assert info.state.value == "paused"
+            assert pause_mode(stack, sandbox.sandbox_id) == "full"
             assert Sandbox.pause(sandbox.sandbox_id, **stack.opts) is False  # already paused: 409
             paused = Sandbox.list(query=SandboxQuery(state=[SandboxState.PAUSED]), **stack.opts).next_items()
             assert sandbox.sandbox_id in {item.sandbox_id for item in paused}
@@ -56,6 +57,7 @@ def test_filesystem_pause_keeps_files_and_reboots(stack: Stack, engine: str) -> 
         sandbox.pause(mode="filesystem")
         info = Sandbox.get_info(sandbox.sandbox_id, **stack.opts)
         assert info.state.value == "paused"
+        assert pause_mode(stack, sandbox.sandbox_id) == "filesystem"
         resumed = Sandbox.connect(sandbox.sandbox_id, **stack.opts)
         assert resumed.files.read("/home/user/notes.txt") == "kept"
         assert pid not in {process.pid for process in resumed.commands.list()}
@@ -82,6 +84,26 @@ def test_boot_id_is_kept_by_a_full_pause_and_renewed_by_a_boot(stack: Stack, eng
         assert Sandbox.connect(sandbox.sandbox_id, **stack.opts).commands.run(read).stdout != first
     finally:
         sandbox.kill()
+
+
+def test_a_gvisor_sandbox_whose_memory_cannot_be_saved_is_paused_with_its_files(stack: Stack) -> None:
+    sandbox = stack.create("gvisor")
+    try:
+        sandbox.files.write("/home/user/notes.txt", "kept")
+        dialer = start_dialer(sandbox)
+        assert sandbox.pause() is not False
+        # gVisor cannot save the connection: the sandbox ran on untouched, then was paused, honestly.
+        assert pause_mode(stack, sandbox.sandbox_id) == "filesystem"
+        resumed = Sandbox.connect(sandbox.sandbox_id, **stack.opts)
+        assert resumed.files.read("/home/user/notes.txt") == "kept"
+        assert dialer not in {process.pid for process in resumed.commands.list()}
+    finally:
+        sandbox.kill()
+
+
+def pause_mode(stack: Stack, sandbox_id: str) -> str | None:
+    response = httpx.get(f"{stack.api_url}/sandboxes/{sandbox_id}", headers={"X-API-Key": stack.api_key})
+    return response.json().get("pauseMode")
 
 
 def test_kill_of_a_paused_sandbox_frees_it(stack: Stack) -> None:

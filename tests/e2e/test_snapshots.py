@@ -11,7 +11,7 @@ import httpx
 import pytest
 from e2b import NotFoundException, Sandbox, SandboxException
 
-from bench.memory_server import ask, start_server
+from bench.memory_server import ask, start_dialer, start_server
 from tests.stack import ENGINES, Stack
 
 
@@ -90,6 +90,21 @@ def test_fork_makes_independent_copies(stack: Stack, engine: str) -> None:
             assert _read_notes(stack, fork.sandbox_id, fork._envd_access_token).status_code == 200
         for fork in forks:
             fork.kill()
+    finally:
+        sandbox.kill()
+
+
+def test_a_gvisor_fork_whose_memory_cannot_be_saved_copies_the_files(stack: Stack) -> None:
+    sandbox = stack.create("gvisor")
+    try:
+        sandbox.files.write("/home/user/notes.txt", "original")
+        dialer = start_dialer(sandbox)
+        (fork,) = sandbox.fork(count=1, **stack.opts)
+        stack.seen.add(fork.sandbox_id)
+        assert fork.files.read("/home/user/notes.txt") == "original"
+        assert dialer not in {process.pid for process in fork.commands.list()}  # booted, as on crun
+        assert dialer in {process.pid for process in sandbox.commands.list()}  # the source ran on
+        fork.kill()
     finally:
         sandbox.kill()
 

@@ -374,8 +374,9 @@ class ContainerRuntime:
             access_token=sandbox.access_token, timeout_s=60,
         )  # fmt: skip
         if memory is not None and sandbox.engine == "gvisor":
-            await self._capture(sandbox, Checkpoint(memory), destination)
-            return sandbox.spec, True
+            if await self._capture(sandbox, Checkpoint(memory), destination):
+                return sandbox.spec, True
+            await asyncio.to_thread(shutil.rmtree, memory, True)  # its files, then, as on crun
         await asyncio.to_thread(cgroups.freeze, sandbox_id, True)
         try:
             await _copy_tree(sandbox.overlay.upper, destination)
@@ -383,21 +384,21 @@ class ContainerRuntime:
             await asyncio.to_thread(cgroups.freeze, sandbox_id, False)
         return sandbox.spec, False
 
-    async def _capture(self, sandbox: _Sandbox, checkpoint: Checkpoint, upper: Path) -> None:
-        """Checkpoint a running gVisor sandbox without stopping it, then copy its writable layer to
-        ``upper`` while it is frozen, at once, so that the files match the memory. The host's connections
-        to it are cut first (runsc refuses to checkpoint open ones), as at a pause."""
-        runsc = self.engine("gvisor")
-        assert isinstance(runsc, Runsc)
+    async def _capture(self, sandbox: _Sandbox, checkpoint: Checkpoint, upper: Path) -> bool:
+        """Checkpoint a running gVisor sandbox and copy its writable layer to ``upper`` while it is held
+        paused, so that the files match the memory; it then runs on. False (nothing taken) when its memory
+        cannot be saved now."""
         checkpoint.create(sandbox.access_token)
-        await cut(sandbox.network)
-        await runsc.checkpoint(sandbox.sandbox_id, checkpoint.image, leave_running=True)
-        await asyncio.to_thread(cgroups.freeze, sandbox.sandbox_id, True)
+        if not await self._save(sandbox, checkpoint.image):
+            return False
         try:
             await _copy_tree(sandbox.overlay.upper, upper)
+            shutil.copyfile(sandbox.disk.mountpoint / boot_id.FILE, checkpoint.boot_id)
         finally:
-            await asyncio.to_thread(cgroups.freeze, sandbox.sandbox_id, False)
-        shutil.copyfile(sandbox.disk.mountpoint / boot_id.FILE, checkpoint.boot_id)
+            runsc = self.engine("gvisor")
+            assert isinstance(runsc, Runsc)
+            await runsc.resume(sandbox.sandbox_id)
+        return True
 
     async def fork(
         self, sandbox_id: str, access_tokens: list[str | None]
@@ -413,7 +414,8 @@ class ContainerRuntime:
         checkpoint = Checkpoint(parent.directory / f"fork-{secrets.token_hex(4)}")
         upper = checkpoint.directory / "upper"
         try:
-            await self._capture(parent, checkpoint, upper)
+            if not await self._capture(parent, checkpoint, upper):
+                raise NotSupported(f"the memory of sandbox {sandbox_id} cannot be saved now")
             specs = [dataclasses.replace(parent.spec, access_token=token) for token in access_tokens]
             copies = await asyncio.gather(
                 *(self._restore_copy(spec, checkpoint, upper) for spec in specs), return_exceptions=True
@@ -438,8 +440,11 @@ class ContainerRuntime:
             raise Conflict(f"sandbox {sandbox_id} is already paused")
         await cut(sandbox.network)
         if memory and sandbox.engine == "gvisor":
-            await self._checkpoint(sandbox)
-            sandbox.paused = "full"
+            # Its memory is on disk: the Sentry, and with it the sandbox's memory, can go. If runsc cannot
+            # save it, the sandbox ran on untouched, and is paused with its files only.
+            saved = await self._save(sandbox, sandbox.directory / CHECKPOINT)
+            await self._stop(sandbox)
+            sandbox.paused = "full" if saved else "filesystem"
         elif memory:
             await asyncio.to_thread(cgroups.freeze, sandbox_id, True)
             sandbox.paused = "full"
@@ -468,21 +473,28 @@ class ContainerRuntime:
         sandbox.paused = None
         _save_state(sandbox)
 
-    async def _checkpoint(self, sandbox: _Sandbox) -> None:
-        """Save a gVisor sandbox whole (memory, processes) to its directory; its Sentry then exits."""
+    async def _save(self, sandbox: _Sandbox, image: Path) -> bool:
+        """Checkpoint a gVisor sandbox whole (memory, processes, its kernel's state) to ``image`` while its
+        Sentry holds every task stopped (``runsc pause``); it stays paused so, and its files no longer
+        change. False, with the sandbox running on untouched, when runsc cannot save it: gVisor saves no
+        open TCP connection, and the host's are cut first (a second try lets their ends settle), but one
+        the sandbox opened itself, to outside, stays."""
         runsc = self.engine("gvisor")
-        assert isinstance(runsc, Runsc) and sandbox.init_pidfd is not None
-        asyncio.get_running_loop().remove_reader(sandbox.init_pidfd)  # its end is expected now
-        image = sandbox.directory / CHECKPOINT
-        image.mkdir(exist_ok=True)
-        try:
-            await runsc.checkpoint(sandbox.sandbox_id, image)
-        except BaseException:
-            self._watch(sandbox)
-            raise
-        os.close(sandbox.init_pidfd)
-        sandbox.init_pidfd = None
-        self._remove_container_later(sandbox)
+        assert isinstance(runsc, Runsc)
+        for attempt in range(2):
+            await cut(sandbox.network)
+            await runsc.pause(sandbox.sandbox_id)
+            try:
+                image.mkdir(parents=True, exist_ok=True)
+                await runsc.checkpoint(sandbox.sandbox_id, image, leave_running=True)
+                return True
+            except BackendUnavailable as err:
+                await runsc.resume(sandbox.sandbox_id)
+                await asyncio.to_thread(shutil.rmtree, image, True)
+                log.warning("sandbox %s: its memory cannot be saved: %s", sandbox.sandbox_id, err)
+            if attempt == 0:
+                await asyncio.sleep(0.1)
+        return False
 
     async def _restore(self, sandbox: _Sandbox) -> None:
         """Start a checkpointed gVisor sandbox again where it stopped."""

@@ -58,12 +58,19 @@ class Runsc(OciCli):
 
     async def checkpoint(self, container_id: str, image: Path, *, leave_running: bool = False) -> None:
         """Save the whole sandbox (memory, processes, kernel state) to ``image``; the container stops,
-        unless ``leave_running``. The image is not compressed: restoring it is faster, at the cost of
-        about the sandbox's memory in size (pages never written are left out)."""
+        unless ``leave_running`` (a paused one stays paused). The image is not compressed: restoring it is
+        faster, at the cost of about the sandbox's memory in size (pages never written are left out)."""
         options = ["--compression=none", "--exclude-committed-zero-pages", "--image-path", str(image)]
         if leave_running:
             options.append("--leave-running")
         await self.call("checkpoint", *options, container_id)
+
+    async def pause(self, container_id: str) -> None:
+        """Stop every task of the sandbox in its Sentry (which keeps serving runsc's calls)."""
+        await self.call("pause", container_id)
+
+    async def resume(self, container_id: str) -> None:
+        await self.call("resume", container_id)
 
     async def restore(self, container_id: str, bundle: Path, image: Path, log: Path) -> int:
         """Start the container again from ``image`` (in the background); returns the Sentry's pid."""
