@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import queue
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,6 +33,7 @@ POLL_S = 0.2
 KEEPALIVE_S = 5.0
 START_TIMEOUT_S = 60.0
 READY_POLL_S = 0.25
+READ_POLL_S = 0.2
 # How long an interrupted cell may take to stop before later work goes ahead anyway.
 DRAIN_TIMEOUT_S = 10.0
 # The directory that holds this package, which the server's PYTHONPATH may name but user code should not see.
@@ -299,10 +301,15 @@ class Kernel:
             if not turn.done:
                 inbox.put_nowait(("ended", turn.end(name, value)[0]))
 
-    async def _read(self, source: str, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+    async def _read(self, source: str, receive: Callable[..., Awaitable[dict[str, Any]]]) -> None:
         while True:
             try:
-                msg = await receive()
+                # Each wait is short and the next one watches the socket afresh. A wake-up can be lost
+                # (seen about once in 25 kernel restarts: a reply sat unread and every request of the new
+                # kernel hung); this way it costs at most one wait.
+                msg = await receive(timeout=READ_POLL_S)
+            except queue.Empty:
+                continue
             except Exception:
                 log.exception("reading the kernel's %s channel failed", source)
                 return
