@@ -10,6 +10,7 @@ import subprocess
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -108,14 +109,7 @@ def local_image(tmp_path_factory: pytest.TempPathFactory) -> LocalImage:
     second; Env A=1 B=two, WorkingDir /data, User 1000:1000, Entrypoint /bin/app, Cmd serve."""
     _require_image_tools()
     work = tmp_path_factory.mktemp("image")
-    layout, bundle = f"{work / 'layout'}:1", work / "bundle"
-
-    def umoci(*args: str) -> None:
-        subprocess.run(["umoci", *args], check=True, capture_output=True)
-
-    umoci("init", "--layout", str(work / "layout"))
-    umoci("new", "--image", layout)
-    umoci("unpack", "--image", layout, str(bundle))
+    layout, bundle = new_image(work)
     rootfs = bundle / "rootfs"
     (rootfs / "etc").mkdir()
     (rootfs / "etc/hello.txt").write_text("hello from hutch\n")
@@ -144,6 +138,20 @@ def local_image(tmp_path_factory: pytest.TempPathFactory) -> LocalImage:
     index = json.loads((work / "layout" / "index.json").read_text())
     digest = index["manifests"][0]["digest"]
     return LocalImage(layout, digest)
+
+
+def umoci(*args: str) -> None:
+    subprocess.run(["umoci", *args], check=True, capture_output=True)
+
+
+def new_image(work: Path) -> tuple[str, Path]:
+    """An empty OCI image in ``work/layout`` and its unpacked bundle: the image (``layout:tag``), and the
+    bundle whose ``rootfs`` is filled, then repacked with ``umoci("repack", ...)``."""
+    layout, bundle = f"{work / 'layout'}:1", work / "bundle"
+    umoci("init", "--layout", str(work / "layout"))
+    umoci("new", "--image", layout)
+    umoci("unpack", "--image", layout, str(bundle))
+    return layout, bundle
 
 
 def push(image: str, destination: str, *options: str) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import secrets
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import httpx
 import pytest
 from e2b import BuildException, LogEntry, Sandbox, Template, wait_for_port
 
-from tests.registry import push
+from tests.registry import new_image, push, umoci
 from tests.stack import Stack
 from tests.tiny_rootfs import tiny_rootfs
 
@@ -212,14 +211,7 @@ BUSYBOX = ["sh", "id", "mkdir", "chmod", "chown", "cp", "rm", "tar", "mktemp", "
 def tiny_image(work: Path) -> str:
     """An OCI image (``layout:tag``) of a tiny root filesystem: no Python, no package manager, no shared
     library; root only."""
-    layout, bundle = f"{work / 'layout'}:1", work / "bundle"
-
-    def umoci(*args: str) -> None:
-        subprocess.run(["umoci", *args], check=True, capture_output=True)
-
-    umoci("init", "--layout", str(work / "layout"))
-    umoci("new", "--image", layout)
-    umoci("unpack", "--image", layout, str(bundle))
+    layout, bundle = new_image(work)
     tiny_rootfs(bundle / "rootfs", BUSYBOX, user=False)
     umoci("repack", "--image", layout, str(bundle))
     umoci("config", "--image", layout, "--config.env=PATH=/bin", "--config.env=FROM_IMAGE=tiny")

@@ -61,16 +61,6 @@ async def init(
         raise BackendUnavailable(f"envd /init failed: {response.status_code} {response.text}")
 
 
-async def set_token(client: httpx.AsyncClient, base_url: str, current: str | None, new: str | None) -> None:
-    """Replace envd's access token (``/init`` takes a new one from whoever presents the current one)."""
-    headers = {"X-Access-Token": current} if current else {}
-    response = await client.post(
-        f"{base_url}/init", json={"accessToken": new or ""}, headers=headers, timeout=5.0
-    )
-    if response.status_code != 204:
-        raise BackendUnavailable(f"envd /init failed: {response.status_code} {response.text}")
-
-
 async def metrics(client: httpx.AsyncClient, base_url: str, access_token: str | None) -> dict:
     headers = {"X-Access-Token": access_token} if access_token else {}
     response = await client.get(f"{base_url}/metrics", headers=headers, timeout=5.0)

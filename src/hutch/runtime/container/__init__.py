@@ -22,7 +22,6 @@ import os
 import secrets
 import shutil
 import signal
-from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -294,22 +293,22 @@ class ContainerRuntime:
             sandbox = await self._start(spec.template, spec, checkpoint=checkpoint)
         else:
             _renice(sandbox, 0)  # from background priority to a user's sandbox
-        init = envd_client.init(
-            self._client,
-            sandbox.envd_url,
-            spec,
-            default_user=spec.template.default_user,
-            current_token=None if checkpoint is None else checkpoint.token(),
-        )
-        return await self._hand_out(sandbox, spec, init)
+        return await self._hand_out(sandbox, spec, checkpoint)
 
     async def _hand_out(
-        self, sandbox: _Sandbox, spec: SandboxSpec, configure: Awaitable[None]
+        self, sandbox: _Sandbox, spec: SandboxSpec, checkpoint: Checkpoint | None = None
     ) -> SandboxHandle:
-        """Configure a started sandbox's envd (``configure``), apply its egress rules and make it a user's;
-        a failure (or cancellation) destroys it."""
+        """Configure a started sandbox's envd (``/init``: one restored from ``checkpoint`` proves itself with
+        the token it holds from there), apply its egress rules and make it a user's; a failure (or
+        cancellation) destroys it."""
         try:
-            await configure
+            await envd_client.init(
+                self._client,
+                sandbox.envd_url,
+                spec,
+                default_user=spec.template.default_user,
+                current_token=None if checkpoint is None else checkpoint.token(),
+            )
             sandbox.access_token = spec.access_token
             sandbox.spec = spec
             sandbox.egress = EgressPolicy(
@@ -395,17 +394,16 @@ class ContainerRuntime:
             await _copy_tree(sandbox.overlay.upper, upper)
             shutil.copyfile(sandbox.disk.mountpoint / boot_id.FILE, checkpoint.boot_id)
         finally:
-            runsc = self.engine("gvisor")
-            assert isinstance(runsc, Runsc)
-            await runsc.resume(sandbox.sandbox_id)
+            await self._gvisor().resume(sandbox.sandbox_id)
         return True
 
     async def fork(
         self, sandbox_id: str, access_tokens: list[str | None]
     ) -> list[SandboxHandle | HutchError]:
-        """Running copies of a gVisor sandbox, memory included: it is checkpointed without stopping and
+        """Running copies of a gVisor sandbox, memory included: it is checkpointed while held paused and
         each copy is restored from that one image over a copy of its files, with its own id, disk,
-        address and envd access token (one per copy). The sandbox itself goes on."""
+        address and envd access token (one per copy). The sandbox itself goes on. ``NotSupported`` when
+        its memory cannot be copied (crun; a connection gVisor cannot save)."""
         parent = self._running(sandbox_id)
         if parent.engine != "gvisor":
             raise NotSupported("only gVisor sandboxes can be copied with their memory")
@@ -426,10 +424,7 @@ class ContainerRuntime:
 
     async def _restore_copy(self, spec: SandboxSpec, checkpoint: Checkpoint, upper: Path) -> SandboxHandle:
         sandbox = await self._start(spec.template, spec, checkpoint=checkpoint, upper=upper)
-        # The copy's envd still holds the checkpointed token: it proves itself with it to set its own.
-        url = sandbox.envd_url
-        retoken = envd_client.set_token(self._client, url, checkpoint.token(), spec.access_token)
-        return await self._hand_out(sandbox, spec, retoken)
+        return await self._hand_out(sandbox, spec, checkpoint)
 
     async def pause(self, sandbox_id: str, *, memory: bool) -> str:
         """Freeze the sandbox's processes in memory (``full``), or end them and keep its files
@@ -438,17 +433,19 @@ class ContainerRuntime:
         sandbox = self._running(sandbox_id)
         if sandbox.paused is not None:
             raise Conflict(f"sandbox {sandbox_id} is already paused")
-        await cut(sandbox.network)
         if memory and sandbox.engine == "gvisor":
-            # Its memory is on disk: the Sentry, and with it the sandbox's memory, can go. If runsc cannot
-            # save it, the sandbox ran on untouched, and is paused with its files only.
+            # Its memory is on disk (``_save`` cuts the connections): the Sentry, and with it the sandbox's
+            # memory, can go. If runsc cannot save it, the sandbox ran on untouched, and is paused with its
+            # files only.
             saved = await self._save(sandbox, sandbox.directory / CHECKPOINT)
             await self._stop(sandbox)
             sandbox.paused = "full" if saved else "filesystem"
         elif memory:
+            await cut(sandbox.network)
             await asyncio.to_thread(cgroups.freeze, sandbox_id, True)
             sandbox.paused = "full"
         else:
+            await cut(sandbox.network)
             await self._stop(sandbox)
             sandbox.paused = "filesystem"
         _save_state(sandbox)
@@ -479,8 +476,7 @@ class ContainerRuntime:
         change. False, with the sandbox running on untouched, when runsc cannot save it: gVisor saves no
         open TCP connection, and the host's are cut first (a second try lets their ends settle), but one
         the sandbox opened itself, to outside, stays."""
-        runsc = self.engine("gvisor")
-        assert isinstance(runsc, Runsc)
+        runsc = self._gvisor()
         for attempt in range(2):
             await cut(sandbox.network)
             await runsc.pause(sandbox.sandbox_id)
@@ -498,8 +494,7 @@ class ContainerRuntime:
 
     async def _restore(self, sandbox: _Sandbox) -> None:
         """Start a checkpointed gVisor sandbox again where it stopped."""
-        runsc = self.engine("gvisor")
-        assert isinstance(runsc, Runsc)
+        runsc = self._gvisor()
         await self._container_removed(sandbox)
         await self.networks.address(sandbox.network)
         image = sandbox.directory / CHECKPOINT
@@ -616,10 +611,13 @@ class ContainerRuntime:
         if name == "container":
             return self.crun
         if name == "gvisor":
-            if self._runsc is None:
-                self._runsc = Runsc(state_dir=self._runsc_state_dir)
-            return self._runsc
+            return self._gvisor()
         raise NotSupported(f"unknown sandbox runtime {name!r}; known: {', '.join(ENGINES)}")
+
+    def _gvisor(self) -> Runsc:
+        if self._runsc is None:
+            self._runsc = Runsc(state_dir=self._runsc_state_dir)
+        return self._runsc
 
     # -- the steps ---------------------------------------------------------------------------------------
 
@@ -683,8 +681,7 @@ class ContainerRuntime:
             if checkpoint is None:
                 pid = await engine.run_detached(sandbox_id, directory, _log_of(disk), nice=nice)
             else:
-                assert isinstance(engine, Runsc)
-                pid = await engine.restore(sandbox_id, directory, checkpoint.image, _log_of(disk))
+                pid = await self._gvisor().restore(sandbox_id, directory, checkpoint.image, _log_of(disk))
             sandbox.init_pidfd = os.pidfd_open(pid)
             await envd_client.wait_healthy(self._client, sandbox.envd_url)
             if checkpoint is None:
