@@ -1,7 +1,7 @@
 """Benchmark the sandbox lifecycle through the official e2b SDK: create, first command, kill, memory.
 
 Starts its own stacks (``hutch up`` with a data directory under a temporary directory, free ports and the
-subnet 10.13.0.0/16, so another stack on the machine is never touched) and measures:
+subnet 10.13.0.0/16 or ``--subnet``, so another stack on the machine is never touched) and measures:
 
 * create → first ``commands.run("echo hi")``: p50/p95/p99 with a warm pool (each create waits until the
   pool is full again, so every create is a claim) and cold (a second stack with ``{"base": 0}``); for cold
@@ -905,6 +905,7 @@ def machine() -> dict[str, Any]:
 
 
 def main() -> None:
+    global SUBNET
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs and shorter phases (< 3 min)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -925,7 +926,11 @@ def main() -> None:
         help="comma-separated phases to skip: warm,cold,envd,burst,sustained,memory,podman",
     )
     parser.add_argument("--keep", action="store_true", help="keep the stacks' data directories and logs")
+    parser.add_argument(
+        "--subnet", default=SUBNET, help=f"the stacks' sandbox subnet ({SUBNET}; another bench needs another)"
+    )
     args = parser.parse_args()
+    SUBNET = args.subnet
     quick = args.quick
     warm_runs = args.warm_runs if args.warm_runs is not None else (20 if quick else 100)
     cold_runs = args.cold_runs if args.cold_runs is not None else (10 if quick else 50)

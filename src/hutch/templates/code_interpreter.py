@@ -2,16 +2,20 @@
 
 Built from a copy of the base template (which stays untouched): pip installs the pinned packages below in a
 chroot, ``hutch/interpreter`` is copied to ``INTERPRETER_DIR``, and matplotlib's font cache is built for
-root and ``user``, so that the first plot in a sandbox does not pay for it. A cached image is rebuilt when
-its ``fingerprint`` (the packages, this builder and the interpreter's sources) changes. The server starts
-with ``START_CMD`` as ``START_USER`` (root, as in E2B's template; the kernels start in ``/home/user``) and
-is ready when ``READY_CMD`` succeeds; it answers only once its default Python kernel is up.
+root and ``user``, so that the first plot in a sandbox does not pay for it. The image is cached per
+``fingerprint`` (the packages, this builder and the interpreter's sources), built once by one node at a
+time. The server starts with ``START_CMD`` as ``START_USER`` (root, as in E2B's template; the kernels start
+in ``/home/user``) and is ready when ``READY_CMD`` succeeds; it answers only once its default Python kernel
+is up.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,6 +23,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from ..errors import BackendUnavailable
+from ..runtime.linux import detach, mount
+from ..runtime.safe_path import Root
 from . import base
 from .commands import run_logged
 
@@ -37,6 +43,7 @@ START_CMD = f"PYTHONPATH={INTERPRETER_DIR} exec python3 -m hutch.interpreter --h
 START_USER = "root"
 READY_CMD = f"curl -sf -o /dev/null http://127.0.0.1:{PORT}/health"
 _CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+MS_BIND = 4096
 _SOURCE = Path(__file__).resolve().parent.parent / "interpreter"
 _WARM_MATPLOTLIB = (
     "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; "
@@ -45,7 +52,9 @@ _WARM_MATPLOTLIB = (
 
 
 def rootfs_path(cache_dir: Path) -> Path:
-    return Path(cache_dir) / "templates" / TEMPLATE_ID / "rootfs"
+    """Where the image this code builds lives: a directory per ``fingerprint``, so that nodes sharing the
+    cache with another version of this code never rebuild (nor remove) each other's image."""
+    return Path(cache_dir) / "templates" / TEMPLATE_ID / fingerprint()[:16] / "rootfs"
 
 
 def fingerprint() -> str:
@@ -58,7 +67,15 @@ def fingerprint() -> str:
 
 def build(cache_dir: Path, *, log: Callable[[str], None] = print, force: bool = False) -> Path:
     """Build the template's root filesystem unless a cached one has the same ``fingerprint`` (the base
-    first, if needed)."""
+    first, if needed). Nodes sharing the cache build one at a time (each in its own mount namespace, none
+    sees the others' mounts in the partial directory): the others wait, then find it built."""
+    rootfs_path(cache_dir).parent.mkdir(parents=True, exist_ok=True)
+    with open(rootfs_path(cache_dir).with_name("build.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(cache_dir, log, force)
+
+
+def _build(cache_dir: Path, log: Callable[[str], None], force: bool) -> Path:
     target = rootfs_path(cache_dir)
     stamp = target.with_name("fingerprint")
     wanted = fingerprint()
@@ -90,26 +107,42 @@ def build(cache_dir: Path, *, log: Callable[[str], None] = print, force: bool = 
 
 
 def _install_package(rootfs: Path) -> None:
-    destination = rootfs / INTERPRETER_DIR.lstrip("/") / "hutch" / "interpreter"
-    shutil.rmtree(destination, ignore_errors=True)
-    shutil.copytree(_SOURCE, destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    """The interpreter's sources (no bytecode) at ``INTERPRETER_DIR`` in the image, in place of any."""
+    destination = f"{INTERPRETER_DIR.lstrip('/')}/hutch/interpreter"
+    with Root(rootfs) as tree:
+        tree.remove(destination)
+        for source in sorted(_SOURCE.rglob("*")):
+            relative = source.relative_to(_SOURCE)
+            if "__pycache__" in relative.parts or source.suffix == ".pyc" or not source.is_file():
+                continue
+            tree.write_file(f"{destination}/{relative.as_posix()}", source.read_bytes())
 
 
 def _mount_for_chroot(rootfs: Path, mounts: ExitStack) -> None:
     """/proc, /dev, and the host's resolv.conf and CA bundle (pip reaches PyPI as the host does), each
-    unmounted when ``mounts`` closes."""
-    resolv = rootfs / "etc" / "resolv.conf"
-    if resolv.is_symlink():
-        resolv.unlink()
-    resolv.touch()
-    binds = [("/dev", rootfs / "dev"), ("/etc/resolv.conf", resolv)]
-    if Path(_CA_BUNDLE).is_file() and (rootfs / _CA_BUNDLE.lstrip("/")).is_file():
-        binds.append((_CA_BUNDLE, rootfs / _CA_BUNDLE.lstrip("/")))
-    subprocess.run(["mount", "-t", "proc", "proc", str(rootfs / "proc")], check=True)
-    mounts.callback(subprocess.run, ["umount", "-l", str(rootfs / "proc")], check=False)
-    for host, inside in binds:
-        subprocess.run(["mount", "--bind", host, str(inside)], check=True)
-        mounts.callback(subprocess.run, ["umount", "-l", str(inside)], check=False)
+    unmounted when ``mounts`` closes. Each goes onto the directory or file its path names inside the image
+    (a link there is resolved within it)."""
+    with Root(rootfs) as tree:
+        tree.write_file("etc/resolv.conf", "")
+        _mount_inside(tree, "proc", "proc", "proc", 0, mounts)
+        _mount_inside(tree, "dev", "/dev", None, MS_BIND, mounts)
+        _mount_inside(tree, "etc/resolv.conf", "/etc/resolv.conf", None, MS_BIND, mounts)
+        bundle = tree.lstat(_CA_BUNDLE.lstrip("/"))
+        if Path(_CA_BUNDLE).is_file() and bundle is not None and stat.S_ISREG(bundle.st_mode):
+            _mount_inside(tree, _CA_BUNDLE.lstrip("/"), _CA_BUNDLE, None, MS_BIND, mounts)
+
+
+def _mount_inside(
+    tree: Root, inside: str, source: str, kind: str | None, flags: int, mounts: ExitStack
+) -> None:
+    """Mount ``source`` over ``inside`` of ``tree`` through a descriptor of what the path resolves to."""
+    fd = tree.open(inside, os.O_PATH)
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        mount(source, f"/proc/self/fd/{fd}", kind, flags)
+    finally:
+        os.close(fd)
+    mounts.callback(detach, target)
 
 
 def _remove(path: Path) -> None:

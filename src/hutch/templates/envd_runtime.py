@@ -20,21 +20,27 @@ import hashlib
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
 from ..errors import BackendUnavailable
+from ..runtime.safe_path import Root
 
 PYTHON = "python3.11"
 PACKAGES = (f"{PYTHON}-minimal", f"lib{PYTHON}-minimal", f"lib{PYTHON}-stdlib")
 LEFT_OUT = ("etc", "var", "usr/share")
 LAYOUT = "1"  # the directory's layout; a change rebuilds every cached copy
 MAX_LINKS = 40
+STATUS = "var/lib/dpkg/status"
+INFO = "var/lib/dpkg/info"
+MAX_DATABASE = 64 * 1024 * 1024  # the most of a dpkg database file read
 
 
 def path(cache_dir: Path, rootfs: Path) -> Path:
     """Where the runtime built from ``rootfs`` lives."""
-    status = (rootfs / "var/lib/dpkg/status").read_bytes()
+    with Root(rootfs) as tree:
+        status = tree.read_bytes(STATUS, MAX_DATABASE)
     digest = hashlib.sha256(LAYOUT.encode() + status).hexdigest()[:16]
     return Path(cache_dir) / "envd-runtime" / digest
 
@@ -48,7 +54,8 @@ def build(cache_dir: Path, rootfs: Path) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        _populate(rootfs, partial)
+        with Root(rootfs) as tree:
+            _populate(tree, partial)
         partial.rename(target)
     except OSError:
         if not target.exists():
@@ -58,17 +65,17 @@ def build(cache_dir: Path, rootfs: Path) -> Path:
     return target
 
 
-def _populate(rootfs: Path, out: Path) -> None:
+def _populate(tree: Root, out: Path) -> None:
     """Copy the packages' files into ``out`` and add the links to its entry points."""
-    installed = _installed(rootfs / "var/lib/dpkg/status")
+    installed = _installed(tree.read_text(STATUS, MAX_DATABASE))
     missing = [package for package in PACKAGES if package not in installed]
     if missing:
         raise BackendUnavailable(f"the base image lacks {', '.join(missing)}: rebuild it")
     for package in sorted(_closure(installed, PACKAGES)):
-        for entry in _listed(rootfs, package, installed[package]["Architecture"]):
-            _copy(rootfs, entry, out)
-    libc = _listed(rootfs, "libc6", installed["libc6"]["Architecture"])
-    loader = next(_inside(rootfs, p) for p in libc if PurePosixPath(p).name.startswith("ld-linux"))
+        for entry in _listed(tree, package, installed[package]["Architecture"]):
+            _copy(tree, entry, out)
+    libc = _listed(tree, "libc6", installed["libc6"]["Architecture"])
+    loader = next(_inside(tree, p) for p in libc if PurePosixPath(p).name.startswith("ld-linux"))
     _link(out / "ld.so", out / _rel(loader))
     _link(out / "lib", out / _rel(loader.parent))
     _link(out / "python3", out / "usr/bin" / PYTHON)
@@ -77,11 +84,11 @@ def _populate(rootfs: Path, out: Path) -> None:
 # -- the dpkg database ------------------------------------------------------------------------------
 
 
-def _installed(status: Path) -> dict[str, dict[str, str]]:
+def _installed(status: str) -> dict[str, dict[str, str]]:
     """The installed packages' fields, by name; a virtual package maps to a package providing it."""
     packages: dict[str, dict[str, str]] = {}
     provided: dict[str, dict[str, str]] = {}
-    for stanza in status.read_text().split("\n\n"):
+    for stanza in status.split("\n\n"):
         fields = dict(re.findall(r"^([\w-]+): ?(.*(?:\n .*)*)", stanza, re.M))
         if "Package" not in fields or not fields.get("Status", "").endswith(" installed"):
             continue
@@ -112,20 +119,20 @@ def _closure(installed: dict[str, dict[str, str]], roots: Iterable[str]) -> set[
     return seen
 
 
-def _listed(rootfs: Path, package: str, arch: str) -> list[str]:
+def _listed(tree: Root, package: str, arch: str) -> list[str]:
     """The paths a package installed, from ``info/<package>[:<arch>].list``."""
-    info = rootfs / "var/lib/dpkg/info"
-    listing = info / f"{package}:{arch}.list"
-    if not listing.exists():
-        listing = info / f"{package}.list"
-    return [line for line in listing.read_text().splitlines() if line not in ("", "/.")]
+    try:
+        listing = tree.read_text(f"{INFO}/{package}:{arch}.list", MAX_DATABASE)
+    except FileNotFoundError:
+        listing = tree.read_text(f"{INFO}/{package}.list", MAX_DATABASE)
+    return [line for line in listing.splitlines() if line not in ("", "/.")]
 
 
 # -- copying out of the image -----------------------------------------------------------------------
 
 
-def _inside(rootfs: Path, name: str, *, follow: bool = True) -> PurePosixPath:
-    """``name`` with its symbolic links resolved as if ``rootfs`` were ``/`` (the last one only with
+def _inside(tree: Root, name: str, *, follow: bool = True) -> PurePosixPath:
+    """``name`` with its symbolic links resolved as if ``tree`` were ``/`` (the last one only with
     ``follow``)."""
     done, todo, hops = PurePosixPath("/"), list(PurePosixPath(name).parts[1:]), 0
     while todo:
@@ -133,14 +140,14 @@ def _inside(rootfs: Path, name: str, *, follow: bool = True) -> PurePosixPath:
         if part == "..":
             done = done.parent
             continue
-        here = rootfs / _rel(done / part)
-        if not here.is_symlink() or (not todo and not follow):
+        here = _rel(done / part)
+        if not _is(tree, here, stat.S_ISLNK) or (not todo and not follow):
             done = done / part
             continue
         hops += 1
         if hops > MAX_LINKS:
-            raise OSError(errno.ELOOP, "too many symbolic links", str(rootfs / name.lstrip("/")))
-        target = PurePosixPath(os.readlink(here))
+            raise OSError(errno.ELOOP, "too many symbolic links", name)
+        target = PurePosixPath(tree.readlink(here))
         if target.is_absolute():
             done = PurePosixPath("/")
         todo[:0] = [p for p in target.parts if p not in ("/", ".")]
@@ -151,31 +158,48 @@ def _rel(name: PurePosixPath) -> str:
     return str(name.relative_to("/"))
 
 
-def _copy(rootfs: Path, name: str, out: Path) -> None:
+def _is(tree: Root, name: str, kind: Callable[[int], bool]) -> bool:
+    """Whether ``name`` in ``tree`` (a link as itself) is of ``kind`` (``stat.S_ISLNK``, ...)."""
+    found = tree.lstat(name)
+    return found is not None and kind(found.st_mode)
+
+
+def _copy(tree: Root, name: str, out: Path) -> None:
     """One listed path: a directory, a file (with its bytecode) or a link to a file made relative."""
-    where = _inside(rootfs, name, follow=False)
+    where = _inside(tree, name, follow=False)
     if any(where.is_relative_to(f"/{part}") for part in LEFT_OUT) or (out / _rel(where)).is_symlink():
         return
-    source = rootfs / _rel(where)
-    if source.is_symlink():
-        real = _inside(rootfs, name)
-        if (rootfs / _rel(real)).is_file():
-            _copy_file(rootfs / _rel(real), out / _rel(real))
+    if _is(tree, _rel(where), stat.S_ISLNK):
+        real = _inside(tree, name)
+        if _is(tree, _rel(real), stat.S_ISREG):
+            _copy_file(tree, PurePosixPath(_rel(real)), out / _rel(real))
             _link(out / _rel(where), out / _rel(real))
-    elif source.is_dir():
+    elif _is(tree, _rel(where), stat.S_ISDIR):
         (out / _rel(where)).mkdir(parents=True, exist_ok=True)
-    elif source.is_file():
-        _copy_file(source, out / _rel(where))
+    elif _is(tree, _rel(where), stat.S_ISREG):
+        _copy_file(tree, PurePosixPath(_rel(where)), out / _rel(where))
 
 
-def _copy_file(source: Path, dest: Path) -> None:
+def _copy_file(tree: Root, source: PurePosixPath, dest: Path) -> None:
+    """A regular file of the image, with its permissions (no setuid or setgid bit) and times, and the
+    bytecode compiled for it (which names the file's modification time)."""
     if dest.exists():
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, dest, follow_symlinks=False)
+    with os.fdopen(tree.open_file(source), "rb") as file, open(dest, "xb") as copy:
+        shutil.copyfileobj(file, copy)
+        found = os.fstat(file.fileno())
+        os.fchmod(copy.fileno(), stat.S_IMODE(found.st_mode) & 0o1777)
+    os.utime(dest, ns=(found.st_atime_ns, found.st_mtime_ns))
     if source.suffix == ".py":
-        for compiled in source.parent.glob(f"__pycache__/{source.stem}.*.pyc"):
-            _copy_file(compiled, dest.parent / "__pycache__" / compiled.name)
+        cache = source.parent / "__pycache__"
+        try:
+            compiled = tree.listdir(cache)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in sorted(compiled):
+            if name.startswith(f"{source.stem}.") and name.endswith(".pyc"):
+                _copy_file(tree, cache / name, dest.parent / "__pycache__" / name)
 
 
 def _link(link: Path, target: Path) -> None:

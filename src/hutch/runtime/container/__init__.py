@@ -8,6 +8,12 @@ keeps started sandboxes per template, so a create usually costs only ``/init``. 
 (``<data_dir>/sandboxes/<id>``) holds its config, disk image and overlay. Its envd log (the output of its
 init, which root in the sandbox can write to through ``/proc/1/fd/1``) is on the sandbox's own disk, so
 that it counts against the sandbox's quota rather than the host's free space.
+
+Whatever the host writes into a sandbox's root (``/etc/hostname``, ``/etc/hosts``, ``/etc/resolv.conf``)
+goes through ``safe_path``: a link the template or the sandbox left there is replaced, never followed. A
+gVisor sandbox's ``/tmp`` is bind-mounted from ``tmp`` in its root (so that it stays in the writable layer,
+which snapshots and copies take along); since runsc follows links in a mount source, ``tmp`` is made a real
+directory before each run, boot and restore, while none of the sandbox's processes run.
 """
 
 from __future__ import annotations
@@ -30,14 +36,17 @@ from pathlib import Path
 import httpx
 
 from ...errors import BackendUnavailable, Conflict, HutchError, NotFound, NotSupported
+from ...private_files import write_private
 from .. import cgroups, envd_client, envd_log
 from ..capabilities import LogLine
 from ..disk import Disk
 from ..egress_proxy import EgressProxy
 from ..firewall import EgressPolicy, Firewall, sandbox_resolv_conf
+from ..idmap import IdMap
 from ..network import Networks, SandboxNetwork, cut
 from ..pool import PoolKey, WarmPool
 from ..rootfs import Overlay, remove_tree
+from ..safe_path import Root, copy_tree
 from ..types import ENVD_PORT, SandboxHandle, SandboxSpec, TemplateImage, new_sandbox_id
 from . import boot_id, oci, seccomp
 from .checkpoints import Checkpoint
@@ -116,11 +125,7 @@ def _save_state(sandbox: _Sandbox) -> None:
             "allow_out": list(sandbox.egress.allow_out),
             "deny_out": list(sandbox.egress.deny_out),
         }
-    path = sandbox.directory / "sandbox.json"
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(state, default=str))  # (paths)
-    partial.chmod(0o600)
-    partial.replace(path)
+    write_private(sandbox.directory / "sandbox.json", json.dumps(state, default=str))  # (paths)
 
 
 def _spec_of(state: dict) -> SandboxSpec | None:
@@ -143,25 +148,14 @@ def _load_state(directory: Path) -> dict:
 
 
 def _write_resolv_conf(root: Path) -> None:
-    """With egress, the sandbox resolves names through the host's (non-loopback) name servers."""
+    """With egress, the sandbox resolves names through the host's (non-loopback) name servers. What the
+    sandbox's root has there (a link, say, to a host file) is replaced, never written through."""
     try:
         servers = sandbox_resolv_conf(Path("/etc/resolv.conf").read_text())
     except OSError:
         return
     if servers:
-        target = root / "etc" / "resolv.conf"
-        target.unlink(missing_ok=True)  # may be a symlink into the template
-        target.write_text(servers)
-
-
-async def _copy_tree(source: Path, destination: Path) -> None:
-    """``cp -a`` a writable layer (owners, modes, xattrs, overlay whiteouts) to a new directory."""
-    process = await asyncio.create_subprocess_exec(
-        "cp", "-a", "--reflink=auto", str(source), str(destination), stderr=asyncio.subprocess.PIPE
-    )
-    _, stderr = await process.communicate()
-    if process.returncode != 0:
-        raise BackendUnavailable(f"copying {source} failed: {stderr.decode().strip()}")
+        _write_etc(root, {"resolv.conf": servers})
 
 
 def _log_of(disk: Disk) -> Path:
@@ -179,9 +173,30 @@ def _as_result(outcome: SandboxHandle | BaseException) -> SandboxHandle | HutchE
 
 
 def _write_identity(root: Path, sandbox_id: str) -> None:
-    """/etc/hostname and /etc/hosts naming the sandbox (sudo and many tools resolve the host name)."""
-    (root / "etc" / "hostname").write_text(f"{sandbox_id}\n")
-    (root / "etc" / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t{sandbox_id}\n")
+    """/etc/hostname and /etc/hosts naming the sandbox (sudo and many tools resolve the host name), in place
+    of whatever the sandbox's root has there."""
+    hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t{sandbox_id}\n"
+    _write_etc(root, {"hostname": f"{sandbox_id}\n", "hosts": hosts})
+
+
+def _write_etc(root: Path, files: dict[str, str]) -> None:
+    """Files in the ``/etc`` of a sandbox's root. A root whose ``/etc`` leads nowhere inside it (a link out,
+    say) gets none: it broke its own ``/etc``, and nothing outside it is touched."""
+    with Root(root) as tree:
+        for name, content in files.items():
+            try:
+                tree.write_file(f"etc/{name}", content)
+            except OSError as err:
+                log.warning("cannot write /etc/%s in %s: %s", name, root, err)
+
+
+def _real_tmp(sandbox: _Sandbox) -> None:
+    """A gVisor sandbox's ``/tmp`` is bind-mounted from its root by path, and runsc would follow a link
+    there onto the host: it is made a real directory before each run, boot and restore, while none of the
+    sandbox's processes run (a template or an earlier life of the sandbox may have left a link)."""
+    if sandbox.engine == "gvisor":
+        with Root(sandbox.overlay.merged) as tree:
+            tree.ensure_directory("tmp", 0o1777)
 
 
 class ContainerRuntime:
@@ -200,6 +215,7 @@ class ContainerRuntime:
         subnet: str = "10.11.0.0/16",
         warm_pool: dict[str, int] | None = None,
         egress_interface: str | None = None,
+        egress_private_networks: tuple[str, ...] = (),
     ) -> None:
         self.sandboxes_dir = Path(data_dir) / "sandboxes"
         self.cache_dir = Path(cache_dir)
@@ -208,12 +224,14 @@ class ContainerRuntime:
         self.envd_runtime = None if envd_runtime is None else Path(envd_runtime)
         self.node_id = node_id
         self.networks = Networks(subnet, default_route=egress_interface is not None)
-        self.firewall = Firewall(subnet, egress_interface)
+        self.firewall = Firewall(subnet, egress_interface, private_networks=tuple(egress_private_networks))
         # Host names in egress policies are judged by a transparent proxy on this node (only with an uplink).
         self.egress_proxy = EgressProxy(subnet, egress_interface) if egress_interface else None
         # A state directory per engine and data directory: two nodes on a host never see each other's.
         digest = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:10]
         self.crun = Crun(state_dir=f"/run/hutch/crun-{digest}")
+        # The user namespaces crun sandboxes' layers are shifted with.
+        self.ids = IdMap()
         self._runsc_state_dir = f"/run/hutch/runsc-{digest}"
         self._runsc: Runsc | None = None
         self.warm_sizes = dict(warm_pool or {})
@@ -258,6 +276,7 @@ class ContainerRuntime:
             with contextlib.suppress(OSError):
                 os.rmdir(state_dir)  # only when empty: the engines keep a directory per live sandbox
         await self._client.aclose()
+        self.ids.close()
 
     def keep_warm(
         self,
@@ -354,7 +373,8 @@ class ContainerRuntime:
             raise NotFound(f"sandbox {sandbox_id} is not running on this node")
         try:
             await self.engine(sandbox.engine).delete(sandbox.sandbox_id)
-            await _copy_tree(sandbox.overlay.upper, destination)
+            with sandbox.overlay.stored_upper() as upper:
+                await copy_tree(upper, destination)
         finally:
             await self._destroy(sandbox)
 
@@ -378,7 +398,8 @@ class ContainerRuntime:
             await asyncio.to_thread(shutil.rmtree, memory, True)  # its files, then, as on crun
         await asyncio.to_thread(cgroups.freeze, sandbox_id, True)
         try:
-            await _copy_tree(sandbox.overlay.upper, destination)
+            with sandbox.overlay.stored_upper() as upper:
+                await copy_tree(upper, destination)
         finally:
             await asyncio.to_thread(cgroups.freeze, sandbox_id, False)
         return sandbox.spec, False
@@ -391,8 +412,8 @@ class ContainerRuntime:
         if not await self._save(sandbox, checkpoint.image):
             return False
         try:
-            await _copy_tree(sandbox.overlay.upper, upper)
-            shutil.copyfile(sandbox.disk.mountpoint / boot_id.FILE, checkpoint.boot_id)
+            await copy_tree(sandbox.overlay.upper, upper)
+            checkpoint.boot_id.write_text(boot_id.read(sandbox.disk.mountpoint))
         finally:
             await self._gvisor().resume(sandbox.sandbox_id)
         return True
@@ -481,7 +502,7 @@ class ContainerRuntime:
             await cut(sandbox.network)
             await runsc.pause(sandbox.sandbox_id)
             try:
-                image.mkdir(parents=True, exist_ok=True)
+                image.mkdir(mode=0o700, parents=True, exist_ok=True)
                 await runsc.checkpoint(sandbox.sandbox_id, image, leave_running=True)
                 return True
             except BackendUnavailable as err:
@@ -497,6 +518,7 @@ class ContainerRuntime:
         runsc = self._gvisor()
         await self._container_removed(sandbox)
         await self.networks.address(sandbox.network)
+        _real_tmp(sandbox)
         image = sandbox.directory / CHECKPOINT
         pid = await runsc.restore(sandbox.sandbox_id, sandbox.directory, image, _log_of(sandbox.disk))
         sandbox.init_pidfd = os.pidfd_open(pid)
@@ -556,6 +578,7 @@ class ContainerRuntime:
         await self._container_removed(sandbox)
         if sandbox.engine == "gvisor":
             await self.networks.address(sandbox.network)
+        _real_tmp(sandbox)
         boot_id.renew(sandbox.disk.mountpoint)
         pid = await engine.run_detached(sandbox.sandbox_id, directory, _log_of(sandbox.disk))
         sandbox.init_pidfd = os.pidfd_open(pid)
@@ -614,6 +637,10 @@ class ContainerRuntime:
             return self._gvisor()
         raise NotSupported(f"unknown sandbox runtime {name!r}; known: {', '.join(ENGINES)}")
 
+    def _ids_of(self, engine: str) -> IdMap | None:
+        """How a sandbox of ``engine`` shifts its layers (crun's run in a user namespace; gVisor's do not)."""
+        return self.ids if engine == "container" else None
+
     def _gvisor(self) -> Runsc:
         if self._runsc is None:
             self._runsc = Runsc(state_dir=self._runsc_state_dir)
@@ -646,7 +673,7 @@ class ContainerRuntime:
         directory = self.sandboxes_dir / sandbox_id
         directory.mkdir(parents=True)
         disk = Disk(directory, spec.disk_mb)
-        overlay = Overlay(directory, template.rootfs, disk.mountpoint)
+        overlay = Overlay(directory, template.rootfs, disk.mountpoint, self._ids_of(spec.runtime))
         network = self.networks.allocate(sandbox_id)
         sandbox = _Sandbox(sandbox_id, directory, disk, overlay, network, template, engine=spec.runtime)
         async with AsyncExitStack() as undo:
@@ -654,14 +681,16 @@ class ContainerRuntime:
             _save_state(sandbox)  # first, so that a restart can undo whatever follows
             await asyncio.to_thread(disk.create)
             if upper is not None:
-                await _copy_tree(upper, overlay.upper)
+                await copy_tree(upper, overlay.upper)
             if checkpoint is not None:
-                shutil.copyfile(checkpoint.boot_id, disk.mountpoint / boot_id.FILE)
+                boot_id.write(disk.mountpoint, checkpoint.boot_id.read_text())
             overlay.mount()
             if checkpoint is None:
                 _write_identity(overlay.merged, sandbox_id)
             if self.firewall.uplink:
                 _write_resolv_conf(overlay.merged)
+            overlay.hand_over("etc/hostname", "etc/hosts", "etc/resolv.conf")
+            _real_tmp(sandbox)
             await self.networks.create(network)
             config = oci.config(
                 sandbox_id=sandbox_id,
@@ -676,7 +705,7 @@ class ContainerRuntime:
             if checkpoint is None:
                 boot_id.renew(disk.mountpoint)
             boot_id.mount(config, disk.mountpoint)
-            (directory / "config.json").write_text(json.dumps(config))
+            write_private(directory / "config.json", json.dumps(config))  # it holds the env vars
             engine = self.engine(spec.runtime)
             if checkpoint is None:
                 pid = await engine.run_detached(sandbox_id, directory, _log_of(disk), nice=nice)
@@ -739,7 +768,7 @@ class ContainerRuntime:
                 directory.name,
                 directory,
                 disk,
-                Overlay(directory, Path(state.get("rootfs", "/")), disk.mountpoint),
+                Overlay(directory, Path(state.get("rootfs", "/")), disk.mountpoint, self._ids_of(engine)),
                 self.networks.plan(directory.name, int(state.get("index", 0))),
                 TemplateImage(state.get("template", ""), Path(state.get("rootfs", "/"))),
                 engine=engine if engine in ENGINES else "container",

@@ -10,15 +10,35 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from ..safe_path import Root
+
 PATH = "/proc/sys/kernel/random/boot_id"
 FILE = "boot_id"
+MAX_SIZE = 64
 
 
 def renew(directory: Path) -> str:
     """A new boot id on the sandbox's disk mounted at ``directory`` (before each boot); returns it."""
     value = str(uuid.uuid4())
-    (directory / FILE).write_text(value + "\n")
+    write(directory, value)
     return value
+
+
+def read(directory: Path) -> str:
+    """The boot id on the disk mounted at ``directory``. Root in a sandbox may have written anything there:
+    what is not a boot id reads as a new one."""
+    with Root(directory) as disk:
+        text = disk.read_bytes(FILE, MAX_SIZE).decode(errors="replace").strip()
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return str(uuid.uuid4())
+
+
+def write(directory: Path, value: str) -> None:
+    """Put ``value`` (a boot id, as ``read`` returns it) on the disk mounted at ``directory``."""
+    with Root(directory) as disk:
+        disk.write_file(FILE, str(uuid.UUID(value.strip())) + "\n")
 
 
 def mount(config: dict, directory: Path) -> None:

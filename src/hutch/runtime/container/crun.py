@@ -5,6 +5,16 @@ crun 1.8 refuses to run. Each crun call therefore starts in a fresh mount namesp
 that moment, so overlays and ``/run/netns`` entries made just before are visible) with that one mount
 removed: crun then drives plain cgroup v1. Nothing changes on the host.
 
+A ``run`` also prepares what the sandbox's user namespace needs, in that private namespace and in the
+sandbox's network namespace (whose owner is the host's user namespace, not the sandbox's):
+- its root overlay, ``nosuid`` on the host, is remounted there without ``nosuid`` (still ``nodev``), so
+  that the container's copy of it lets ``sudo`` work inside while the host's stays inert;
+- a sysfs is mounted from inside the network namespace (so it shows the sandbox's interfaces only) where
+  the config's ``/sys`` bind takes it from (``oci.SYSFS`` in the bundle);
+- ports below 1024 are opened to every user of the network namespace
+  (``net.ipv4.ip_unprivileged_port_start=0``), as ``CAP_NET_BIND_SERVICE`` counts only in the namespace's
+  owner: without it, root in the sandbox could not listen on port 80.
+
 The namespace is made by util-linux's ``unshare`` and a shell, not in a ``preexec_fn``: a pre-exec hook
 forces a full ``fork`` of this (large) process, which blocks its event loop for milliseconds, while a
 plain command line is started with ``vfork``.
@@ -12,10 +22,13 @@ plain command line is started with ``vfork``.
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
-from ...errors import NotSupported
+from ...errors import BackendUnavailable, NotSupported
 from ..linux import is_mountpoint
+from . import oci
 from .engine import OciCli
 
 _UNIFIED = "/sys/fs/cgroup/unified"
@@ -23,11 +36,27 @@ _HIDE_UNIFIED = [
     "unshare", "--mount", "--propagation", "private",
     "sh", "-c", f'umount -l {_UNIFIED} && exec "$@"', "sh",
 ]  # fmt: skip
+# Run with the sandbox's root as $1 and its sysfs mount point as $2, then the crun command line.
+_PREPARE_RUN = (
+    'mount -o remount,bind,nodev,suid -- "$1"'
+    ' && mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$2" && shift 2'
+    " && echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start"
+)
 
 
 def hybrid_cgroups() -> bool:
     """True for the v1 + ``unified`` cgroup2 layout that crun 1.8 refuses."""
     return is_mountpoint(_UNIFIED)
+
+
+def _root_and_netns(bundle: Path) -> tuple[str, str]:
+    """The root (a path relative to the bundle, or absolute) and the network namespace the bundle's
+    ``config.json`` names."""
+    config = json.loads((bundle / "config.json").read_text())
+    for namespace in config["linux"]["namespaces"]:
+        if namespace["type"] == "network" and namespace.get("path"):
+            return str(bundle / config["root"]["path"]), str(namespace["path"])
+    raise BackendUnavailable("a crun sandbox needs a network namespace of its own")
 
 
 class Crun(OciCli):
@@ -39,7 +68,17 @@ class Crun(OciCli):
         found = binary or shutil.which("crun")
         if not found:
             raise NotSupported("crun is not installed: apt-get install crun")
+        self.hybrid = hybrid_cgroups()
         # Hutch's containers live in their own crun state directory, apart from any other crun user.
-        super().__init__(
-            [*(_HIDE_UNIFIED if hybrid_cgroups() else []), found, "--root", state_dir], state_dir
-        )
+        command = [found, "--root", state_dir]
+        super().__init__([*(_HIDE_UNIFIED if self.hybrid else []), *command], state_dir, command)
+
+    def run_prefix(self, bundle: Path) -> list[str]:
+        root, netns = _root_and_netns(bundle)
+        sysfs = bundle / oci.SYSFS
+        sysfs.mkdir(exist_ok=True)
+        script = _PREPARE_RUN + (f" && umount -l {_UNIFIED}" if self.hybrid else "") + ' && exec "$@"'
+        return [
+            "unshare", "--mount", "--propagation", "private", "nsenter", f"--net={netns}",
+            "sh", "-c", script, "sh", root, str(sysfs),
+        ]  # fmt: skip

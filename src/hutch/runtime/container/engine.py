@@ -15,9 +15,11 @@ class OciCli:
 
     binary_name = ""
 
-    def __init__(self, command: list[str], state_dir: str) -> None:
+    def __init__(self, command: list[str], state_dir: str, run_command: list[str] | None = None) -> None:
         self.command = command
         self.state_dir = state_dir
+        # What ``run`` calls after ``run_prefix`` (by default ``command``).
+        self.run_command = command if run_command is None else run_command
 
     def run_prefix(self, bundle: Path) -> list[str]:
         """What ``run`` is started under (a namespace or a wrapper the engine needs); nothing by default."""
@@ -31,6 +33,7 @@ class OciCli:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            umask=0o077,  # what it writes (a checkpoint's memory) is root's alone
         )
         stdout, stderr = await process.communicate()
         if check and process.returncode != 0:
@@ -56,7 +59,7 @@ class OciCli:
         niceness = ["nice", "-n", str(nice)] if nice else []
         with open(log, "ab") as out:
             process = await asyncio.create_subprocess_exec(
-                *niceness, *self.run_prefix(bundle), *self.command, command, *options,
+                *niceness, *self.run_prefix(bundle), *self.run_command, command, *options,
                 "--detach", "--pid-file", str(pid_file), "--bundle", str(bundle), container_id,
                 stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
             )  # fmt: skip

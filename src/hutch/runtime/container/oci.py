@@ -4,8 +4,9 @@ envd is the container's init, bind-mounted read-only from the node's copy (so ev
 the node's envd, whatever the age of its template), and so is the Python runtime it runs on (so a template
 needs no Python): started through that runtime's own dynamic loader, envd sets no variable that the
 processes it starts would inherit. The sandbox gets its own pid, mount, uts (hostname = sandbox id), ipc
-and cgroup namespaces and the network namespace prepared by ``network``; a reduced capability set,
-seccomp, masked and read-only kernel paths, and cgroup limits (memory, CPU quota, pids).
+and cgroup namespaces (under crun a user namespace too, see ``idmap``) and the network namespace prepared
+by ``network``; a reduced capability set, seccomp, masked and read-only kernel paths, and cgroup limits
+(memory, CPU quota, pids).
 
 ``noNewPrivileges`` stays off: the base template gives ``user`` passwordless ``sudo`` as E2B's does, and
 sudo is a setuid program. The capability set, seccomp and the namespaces bound what root can do.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import idmap
 from ..types import ENVD_PORT, SandboxSpec
 from . import seccomp
 
@@ -32,6 +34,7 @@ MASKED = [
     "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
 ]  # fmt: skip
 READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+SYSFS = "sys"  # in a crun sandbox's bundle: where its start mounts the sysfs the sandbox sees
 
 
 def _mount(destination: str, kind: str, source: str, *options: str) -> dict:
@@ -87,11 +90,29 @@ def _for_gvisor(cfg: dict, rootfs: Path) -> None:
     ``--oci-seccomp``), from the OCI section as crun's annotation is crun's own; the
     cgroup files it would show are its own bookkeeping, writable by the sandbox's root, while the limits
     that bind are the host's, so none are mounted; and ``/tmp`` stays on the sandbox's disk, as with crun
-    (gVisor would otherwise put an empty ``/tmp`` in memory)."""
+    (gVisor would otherwise put an empty ``/tmp`` in memory), in its writable layer so that snapshots and
+    copies keep it. runsc follows links in a mount source: the runtime makes ``tmp`` a real directory of
+    the root before each run, boot and restore, while none of the sandbox's processes run."""
     mounts = [m for m in cfg["mounts"] if m["destination"] != "/sys/fs/cgroup"]
     mounts.append(_mount("/tmp", "bind", str(rootfs / "tmp"), "rbind", "rw", "nosuid", "nodev"))
     cfg["mounts"] = mounts
     cfg["linux"]["seccomp"] = seccomp.gvisor_section()
+
+
+def _in_user_namespace(cfg: dict, rootfs: Path) -> None:
+    """crun's sandboxes get a user namespace of their own: their root is an unprivileged host user
+    (``idmap``), and the capabilities above count only inside. crun mounts the root from inside that
+    namespace, whose root may not pass the host directories above the bundle: the root is named relative
+    to the bundle (crun's working directory), which holds it. Nor may it mount a sysfs for a network
+    namespace the host's user namespace owns (crun would bind the host's ``/sys``, which shows the host's
+    and every other sandbox's interfaces): ``/sys`` is a bind of ``SYSFS`` in the bundle, where crun's
+    start mounts a sysfs from inside the sandbox's network namespace."""
+    cfg["root"]["path"] = rootfs.name
+    sysfs = _mount("/sys", "bind", str(rootfs.parent / SYSFS), "bind", "nosuid", "noexec", "nodev", "ro")
+    cfg["mounts"] = [sysfs if m["destination"] == "/sys" else m for m in cfg["mounts"]]
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = idmap.oci_mappings()
+    cfg["linux"]["gidMappings"] = idmap.oci_mappings()
 
 
 def config(
@@ -147,6 +168,7 @@ def config(
     if engine == "gvisor":
         _for_gvisor(cfg, rootfs)
         return cfg
+    _in_user_namespace(cfg, rootfs)
     if seccomp_bpf is not None:
         cfg["annotations"] = {"run.oci.seccomp_bpf_data": seccomp_bpf}
     else:
