@@ -24,6 +24,7 @@ class LoopbackProxy(EgressProxy):
     """The proxy with every connection "redirected" to ``destination``, which may be on loopback."""
 
     destination: tuple[str, int] = ("127.0.0.1", 1)
+    mark = 0  # loopback upstreams, which the node's firewall guard drops for marked sockets
 
     def _original_destination(self, sock):
         return self.destination
@@ -133,6 +134,22 @@ async def test_precedence_of_addresses_and_names(proxy, upstream):
     # allowOut before denyOut: an allowed name opens a denied address.
     proxy.set_policy(SANDBOX, EgressPolicy(False, ("allowed.test",), ("127.0.0.0/8", "allowed.test")))
     assert await _exchange(proxy, HELLO) == b"pong"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"GET / HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n",
+        b"GET http://127.0.0.1:8080/ HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
+        b"CONNECT 169.254.169.254:80 HTTP/1.1\r\nHost: 169.254.169.254:80\r\n\r\n",
+        b"CONNECT [fe80::1]:80 HTTP/1.1\r\n\r\n",
+    ],
+)
+async def test_a_closed_address_named_by_the_client_is_refused(proxy, upstream, first):
+    """Whatever the policy: a Host or CONNECT target that is a link-local or loopback literal."""
+    proxy.set_policy(SANDBOX, EgressPolicy(True, ("*",)))
+    assert await _exchange(proxy, first) == b""
+    assert not any(upstream.received)  # (an early connection to the dialled address gets no bytes)
 
 
 async def test_a_server_that_speaks_first_is_not_held_up(proxy, upstream):
@@ -266,6 +283,8 @@ async def test_a_connection_that_was_not_redirected_is_refused(upstream):
         ("127.0.0.1", False),
         ("127.1.2.3", False),
         ("169.254.169.254", False),
+        ("169.254.170.2", False),
+        ("0.1.2.3", False),
         ("10.99.0.3", False),  # a sandbox
         ("224.0.0.1", False),
         ("0.0.0.0", False),

@@ -1,8 +1,15 @@
-"""The sandbox's name servers come from the host's, without the host's own loopback resolvers."""
+"""The firewall's pure parts: the sandbox's name servers (the host's, without its loopback resolvers) and
+the node boundary (what no egress policy opens)."""
 
 from __future__ import annotations
 
-from hutch.runtime.firewall import sandbox_resolv_conf
+import ipaddress
+
+import pytest
+
+from hutch.runtime.firewall import closed_networks, closes, sandbox_resolv_conf
+
+SUBNET = ipaddress.IPv4Network("10.11.0.0/16")
 
 
 def test_loopback_resolvers_are_left_out():
@@ -15,3 +22,41 @@ def test_loopback_resolvers_are_left_out():
 
 def test_nothing_usable_gives_nothing():
     assert sandbox_resolv_conf("nameserver 127.0.0.1\nsearch example\nnameserver not-an-address\n") == ""
+
+
+def _closed(address: str, *opened: str) -> bool:
+    networks = closed_networks(SUBNET, tuple(map(ipaddress.IPv4Network, opened)))
+    return any(ipaddress.IPv4Address(address) in network for network in networks)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["169.254.169.254", "127.0.0.1", "0.0.0.0", "224.0.0.251", "255.255.255.255", "10.11.0.3",
+     "10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "100.127.255.254"],
+)  # fmt: skip
+def test_the_boundary_closes_by_default(address):
+    assert _closed(address)
+
+
+@pytest.mark.parametrize("address", ["203.0.113.5", "8.8.8.8", "100.128.0.1", "172.32.0.1", "192.0.2.1"])
+def test_outside_addresses_stay_open(address):
+    assert not _closed(address)
+
+
+def test_the_operator_opens_private_ranges_and_nothing_else():
+    assert not _closed("10.20.1.2", "10.20.0.0/16")
+    assert _closed("10.21.1.2", "10.20.0.0/16")
+    everything = "0.0.0.0/0"
+    assert not _closed("192.168.1.1", everything)
+    for address in ("169.254.169.254", "127.0.0.1", "10.11.0.3", "224.0.0.1"):
+        assert _closed(address, everything)
+    assert _closed("10.11.0.3", "10.11.0.0/16")  # never the sandboxes' own subnet
+
+
+@pytest.mark.parametrize(
+    ("host", "closed"),
+    [("169.254.169.254", True), ("127.0.0.1", True), ("0.0.0.0", True), ("fe80::1", True), ("::1", True),
+     ("::ffff:169.254.169.254", True), ("203.0.113.5", False), ("example.com", False)],
+)  # fmt: skip
+def test_addresses_and_literals_closed_to_every_sandbox(host, closed):
+    assert closes(host) is closed

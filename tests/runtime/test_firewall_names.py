@@ -11,9 +11,7 @@ REDIRECT = "meta l4proto tcp redirect to :5016"
 
 
 def rules(policy: EgressPolicy, proxy_port: int | None = 5016) -> tuple[list[str], list[str]]:
-    return policy_rules(
-        policy, uplink="up0", subnet="10.11.0.0/16", proxy_port=proxy_port, name_servers=("192.0.2.53",)
-    )
+    return policy_rules(policy, uplink="up0", proxy_port=proxy_port, name_servers=("192.0.2.53",))
 
 
 def test_entries_are_sorted_into_addresses_and_names():
@@ -42,8 +40,6 @@ def test_entries_are_sorted_into_addresses_and_names():
         (EgressPolicy(False, ("a.test",), ("a.test",)), "203.0.113.1", "a.test", True),
         (EgressPolicy(True, ("a.test",), ("203.0.113.0/24",)), "203.0.113.1", "a.test", True),
         (EgressPolicy(True, ("203.0.113.1",), ("a.test",)), "203.0.113.1", "a.test", True),
-        # no name opens a link-local address
-        (EgressPolicy(True, ("*",)), "169.254.169.254", "a.test", False),
     ],
 )
 def test_precedence(policy, address, name, allowed):
@@ -56,7 +52,6 @@ def test_addresses_only_need_no_redirect():
     assert forward == [
         'ip daddr 1.2.3.4/32 oifname "up0" accept',
         "ip daddr 5.6.7.0/24 drop",
-        "ip daddr 169.254.0.0/16 drop",
         'oifname "up0" accept',
         "drop",
     ]
@@ -69,8 +64,10 @@ def test_allowed_names_behind_a_deny_all():
         'ip daddr 192.0.2.53 udp dport 53 oifname "up0" accept',
         'ip daddr 192.0.2.53 tcp dport 53 oifname "up0" accept',
     ]
+    # What the guard closes is never sent to the proxy (the guard drops it in the forward path).
     assert rerouted == [
-        "ip daddr { 10.11.0.0/16, 169.254.0.0/16 } return",
+        "ip daddr @closed return",
+        "ip daddr @node return",
         "fib daddr type local return",
         "meta l4proto != tcp return",
         "ip daddr 192.0.2.53 tcp dport 53 return",
@@ -94,4 +91,4 @@ def test_denied_names_with_internet_off_change_nothing():
 def test_names_without_a_proxy_are_not_redirected():
     forward, rerouted = rules(EgressPolicy(False, ("a.test",), ("0.0.0.0/0",)), proxy_port=None)
     assert rerouted == []
-    assert forward == ["ip daddr 0.0.0.0/0 drop", "ip daddr 169.254.0.0/16 drop", "drop"]
+    assert forward == ["ip daddr 0.0.0.0/0 drop", "drop"]

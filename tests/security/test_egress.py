@@ -1,12 +1,17 @@
 """Egress through a configured uplink: the official SDK's ``allow_internet_access`` and ``network``
 (``allowOut`` / ``denyOut``) decide what a sandbox reaches outside.
 
-"Outside" is a network namespace made here, with an HTTP server, joined to the host by a veth that the
-stack uses as its uplink: nothing leaves the machine.
+"Outside" is a network namespace made here, joined to the host by a veth that the stack uses as its
+uplink, with a gateway on the uplink's own network and, behind it, an outside address (TEST-NET), a private
+one, a private one the operator opened and the cloud metadata address, each answering HTTP on port 80.
+Only the stack's sandboxes (by their source subnet) and sockets bound to the uplink are routed to it:
+nothing leaves the machine.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -21,11 +26,45 @@ from e2b import Sandbox
 from tests.stack import WORKER, Stack, start_stack, stop_stack
 
 SUBNET = f"10.{50 + WORKER}.0.0/16"
-HOST_IP, OUTSIDE_IP = f"10.250.{WORKER}.1", f"10.250.{WORKER}.2"
+HOST_IP, GATEWAY_IP = f"10.250.{WORKER}.1", f"10.250.{WORKER}.2"
+OUTSIDE_IP, PRIVATE_IP, METADATA_IP = f"198.51.100.{WORKER}", f"10.251.{WORKER}.2", "169.254.169.254"
+# A private address that the stack's operator setting opens (and nothing else of its range).
+OPENED_IP = f"10.252.{WORKER}.2"
 
 
 def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True)
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def routed_through(uplink: str, gateway: str, subnets: list[str], table: int) -> Iterator[None]:
+    """Route the traffic of ``subnets`` (and of sockets bound to ``uplink``) through ``gateway``, as a
+    node's default route would; every other route of the host stays as it was."""
+    rules = [("oif", uplink)] + [("from", subnet) for subnet in subnets]
+    try:
+        for subnet in subnets:
+            _ip("route", "add", "throw", subnet, "table", str(table))
+        _ip("route", "add", "default", "via", gateway, "dev", uplink, "table", str(table))
+        for selector, value in rules:
+            _ip("rule", "add", selector, value, "lookup", str(table))
+        yield
+    finally:
+        for selector, value in rules:
+            subprocess.run(["ip", "rule", "del", selector, value, "lookup", str(table)], capture_output=True)
+        subprocess.run(["ip", "route", "flush", "table", str(table)], capture_output=True)
+
+
+def serve_outside(netns: str, host_if: str, host_ip: str, gateway: str, addresses: list[str]) -> None:
+    """Join ``netns`` to the host by a veth (``host_if``): ``host_ip``/24 on the host's side, ``gateway``
+    on the uplink's network and ``addresses`` behind it on the other."""
+    _ip("link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", netns)
+    _ip("address", "add", f"{host_ip}/24", "dev", host_if)
+    _ip("link", "set", host_if, "up")
+    _ip("-n", netns, "address", "add", f"{gateway}/24", "dev", "eth0")
+    for address in addresses:
+        _ip("-n", netns, "address", "add", f"{address}/32", "dev", "eth0")
+    _ip("-n", netns, "link", "set", "eth0", "up")
+    _ip("-n", netns, "link", "set", "lo", "up")
 
 
 @pytest.fixture(scope="module")
@@ -35,27 +74,23 @@ def uplink(tmp_path_factory) -> Iterator[str]:
     _ip("netns", "add", netns)
     server = None
     try:
-        _ip("link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", netns)
-        _ip("address", "add", f"{HOST_IP}/24", "dev", host_if)
-        _ip("link", "set", host_if, "up")
-        _ip("-n", netns, "address", "add", f"{OUTSIDE_IP}/24", "dev", "eth0")
-        _ip("-n", netns, "link", "set", "eth0", "up")
-        _ip("-n", netns, "link", "set", "lo", "up")
+        serve_outside(netns, host_if, HOST_IP, GATEWAY_IP, [OUTSIDE_IP, PRIVATE_IP, OPENED_IP, METADATA_IP])
         site = tmp_path_factory.mktemp("outside")
         (site / "index.html").write_text("hello from outside")
         server = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-m", "http.server", "8080", "--bind", OUTSIDE_IP],
+            ["ip", "netns", "exec", netns, sys.executable, "-m", "http.server", "80", "--bind", "0.0.0.0"],
             cwd=site, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 10
         while True:
             try:
-                httpx.get(f"http://{OUTSIDE_IP}:8080/", timeout=1)
+                httpx.get(f"http://{GATEWAY_IP}/", timeout=1)
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "the outside server did not start"
                 time.sleep(0.1)
-        yield host_if
+        with routed_through(host_if, GATEWAY_IP, [SUBNET], 2000 + WORKER):
+            yield host_if
     finally:
         if server is not None:
             server.terminate()
@@ -69,7 +104,12 @@ def egress_stack(tmp_path_factory, uplink) -> Iterator[Stack]:
     if os.geteuid() != 0:
         pytest.fail("the egress tests need root")
     stack = start_stack(
-        tmp_path_factory.mktemp("egress"), subnet=SUBNET, settings={"HUTCH_RUNTIME__EGRESS_INTERFACE": uplink}
+        tmp_path_factory.mktemp("egress"),
+        subnet=SUBNET,
+        settings={
+            "HUTCH_RUNTIME__EGRESS_INTERFACE": uplink,
+            "HUTCH_RUNTIME__EGRESS_PRIVATE_NETWORKS": json.dumps([f"{OPENED_IP}/32"]),
+        },
     )
     yield stack
     stop_stack(stack)
@@ -87,7 +127,7 @@ def _sandbox(stack: Stack, **options) -> Sandbox:
     return sandbox
 
 
-OUTSIDE = f"http://{OUTSIDE_IP}:8080/"
+OUTSIDE = f"http://{OUTSIDE_IP}/"
 
 
 @pytest.mark.parametrize(

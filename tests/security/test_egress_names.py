@@ -3,10 +3,11 @@ enforced by the node's egress proxy behind the firewall's redirect.
 
 Most tests build the path without the container runtime: an "outside" network namespace with HTTP,
 HTTPS, a server-speaks-first TCP service and a UDP echo on port 53, joined to the host by a veth used as
-the uplink; "sandboxes" that are bare network namespaces with a /31 veth and a default route to the
-host, as the runtime makes them; and the runtime's ``Firewall`` and ``EgressProxy`` in this process. The
-clients (curl, python3) run inside those namespaces. Nothing leaves the machine. The last test drives the
-same through the official SDK and a running stack.
+the uplink (a gateway on the uplink's network; outside, private and metadata addresses behind it, routed
+for the sandboxes' subnets only); "sandboxes" that are bare network namespaces with a /31 veth and a
+default route to the host, as the runtime makes them; and the runtime's ``Firewall`` and ``EgressProxy``
+in this process. The clients (curl, python3) run inside those namespaces. Nothing leaves the machine. The
+last test drives the same through the official SDK and a running stack.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -28,10 +30,13 @@ from e2b import Sandbox
 from hutch.runtime import container
 from hutch.runtime.egress_proxy import EgressProxy
 from hutch.runtime.firewall import EgressPolicy, Firewall
+from tests.security.test_egress import routed_through, serve_outside
 from tests.stack import WORKER, Stack, start_stack, stop_stack
 
-SUBNET = f"10.{80 + WORKER}.0.0/16"
-HOST_UP, OUTSIDE, OUTSIDE_2 = (f"10.252.{WORKER}.{i}" for i in (1, 2, 3))
+SUBNET, OPEN_SUBNET, STACK_SUBNET = (f"10.{base + WORKER}.0.0/16" for base in (80, 200, 90))
+HOST_UP, GATEWAY = f"10.252.{WORKER}.1", f"10.252.{WORKER}.2"
+OUTSIDE, OUTSIDE_2 = f"203.0.113.{WORKER}", f"203.0.113.{100 + WORKER}"
+PRIVATE, METADATA = f"10.253.{WORKER}.2", "169.254.169.254"
 TAG = uuid.uuid4().hex[:6]
 OUTSIDE_NS, UPLINK = f"hxn-out-{TAG}", f"hxnu{TAG}"
 
@@ -69,7 +74,7 @@ def banner():
 
 def udp_echo():
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", 53))
+    sock.bind((sys.argv[3], 53))  # its own address: answers come from where the questions went
     while True:
         data, peer = sock.recvfrom(512)
         sock.sendto(b"answer:" + data, peer)
@@ -164,20 +169,15 @@ def outside(tmp_path_factory) -> Iterator[str]:
     server = None
     _ip("netns", "add", OUTSIDE_NS)
     try:
-        _ip("link", "add", UPLINK, "type", "veth", "peer", "name", "eth0", "netns", OUTSIDE_NS)
-        _ip("address", "add", f"{HOST_UP}/24", "dev", UPLINK)
-        _ip("link", "set", UPLINK, "up")
-        for address in (OUTSIDE, OUTSIDE_2):
-            _ip("-n", OUTSIDE_NS, "address", "add", f"{address}/24", "dev", "eth0")
-        _ip("-n", OUTSIDE_NS, "link", "set", "eth0", "up")
-        _ip("-n", OUTSIDE_NS, "link", "set", "lo", "up")
+        serve_outside(OUTSIDE_NS, UPLINK, HOST_UP, GATEWAY, [OUTSIDE, OUTSIDE_2, PRIVATE, METADATA])
         server = subprocess.Popen(
             ["ip", "netns", "exec", OUTSIDE_NS, sys.executable, str(site / "server.py"),
-             str(site / "cert.pem"), str(site / "key.pem")],
+             str(site / "cert.pem"), str(site / "key.pem"), OUTSIDE],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         assert server.stdout is not None and server.stdout.readline() == b"ready\n"
-        yield UPLINK
+        with routed_through(UPLINK, GATEWAY, [SUBNET, OPEN_SUBNET, STACK_SUBNET], 2100 + WORKER):
+            yield UPLINK
     finally:
         if server is not None:
             server.kill()
@@ -186,10 +186,10 @@ def outside(tmp_path_factory) -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", OUTSIDE_NS], check=False, capture_output=True)
 
 
-@pytest.fixture(scope="module")
-async def world(outside) -> AsyncIterator[World]:
-    firewall = Firewall(SUBNET, outside, name_servers=(OUTSIDE,))
-    proxy = EgressProxy(SUBNET, outside, peek_timeout_s=2)
+@contextlib.asynccontextmanager
+async def _world(subnet: str, uplink: str, private_networks: tuple[str, ...] = ()) -> AsyncIterator[World]:
+    firewall = Firewall(subnet, uplink, name_servers=(OUTSIDE,), private_networks=private_networks)
+    proxy = EgressProxy(subnet, uplink, peek_timeout_s=2)
     await proxy.start()
     try:
         await firewall.install(proxy_port=proxy.port)
@@ -199,14 +199,27 @@ async def world(outside) -> AsyncIterator[World]:
         await proxy.stop()
 
 
+@pytest.fixture(scope="module")
+async def world(outside) -> AsyncIterator[World]:
+    async with _world(SUBNET, outside) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+async def open_world(outside) -> AsyncIterator[World]:
+    """A node whose operator opened the private network behind ``PRIVATE``."""
+    async with _world(OPEN_SUBNET, outside, (f"{PRIVATE}/24",)) as made:
+        yield made
+
+
 @pytest.fixture()
 async def make_sandbox(world) -> AsyncIterator:
-    made: list[FakeSandbox] = []
+    made: list[tuple[FakeSandbox, World]] = []
 
-    def make(index: int) -> FakeSandbox:
-        base = ipaddress.ip_network(SUBNET).network_address + 2 * index
+    def make(index: int, node: World = world) -> FakeSandbox:
+        base = ipaddress.ip_network(node.firewall.subnet).network_address + 2 * index
         sandbox = FakeSandbox(index, f"hxn-sb{index}-{TAG}", f"hxns{index}{TAG}", str(base), str(base + 1))
-        made.append(sandbox)
+        made.append((sandbox, node))
         _ip("netns", "add", sandbox.netns)
         _ip("link", "add", sandbox.host_if, "type", "veth", "peer", "name", "eth0", "netns", sandbox.netns)
         _ip("address", "add", f"{sandbox.host_ip}/31", "dev", sandbox.host_if)
@@ -218,9 +231,9 @@ async def make_sandbox(world) -> AsyncIterator:
         return sandbox
 
     yield make
-    for sandbox in made:
-        await world.firewall.remove(sandbox.index, sandbox.host_if)
-        world.proxy.remove(sandbox.ip)
+    for sandbox, node in made:
+        await node.firewall.remove(sandbox.index, sandbox.host_if)
+        node.proxy.remove(sandbox.ip)
         subprocess.run(["ip", "link", "del", sandbox.host_if], check=False, capture_output=True)
         subprocess.run(["ip", "netns", "del", sandbox.netns], check=False, capture_output=True)
 
@@ -354,6 +367,111 @@ async def test_policy_changes_apply_live(world, make_sandbox):
     assert await _curl(sandbox.netns, *_https("other.test")) == f"outside {OUTSIDE} other.test"
 
 
+# -- the node boundary: what no policy opens ------------------------------------------------------------
+
+
+def _at(address: str) -> str:
+    return f"outside {address} {address}"
+
+
+async def test_the_boundary_comes_before_any_policy(world, make_sandbox):
+    sandbox = make_sandbox(1)
+    closed = [METADATA, PRIVATE, GATEWAY]
+    everything = ("0.0.0.0/0", *closed, "169.254.0.0/16", "10.0.0.0/8", f"{GATEWAY}/24")
+    for policy in (EgressPolicy(True, everything), EgressPolicy(True, ("*", *everything), ("other.test",))):
+        await _apply(world, sandbox, policy)
+        assert await _curl(sandbox.netns, f"http://{OUTSIDE}/") == _at(OUTSIDE)
+        for address in closed:
+            assert await _curl(sandbox.netns, f"http://{address}/") == "blocked"
+            # A name that resolves there (DNS rebinding) opens nothing.
+            assert await _curl(sandbox.netns, *_http("metadata.test", address)) == "blocked"
+            assert await _curl(sandbox.netns, *_https("metadata.test", address)) == "blocked"
+    # Where names are judged, naming a closed address (a Host header, a CONNECT target) is refused too.
+    await _apply(world, sandbox, EgressPolicy(True, ("*",), ("other.test",)))
+    assert await _curl(sandbox.netns, *_http(METADATA, OUTSIDE)) == "blocked"
+    assert await _curl(sandbox.netns, *_http("allowed.test", OUTSIDE)) == ALLOWED
+
+
+def test_the_proxy_never_dials_a_closed_address(world):
+    """Its upstream sockets pass the firewall's guard: a private address is refused even where the proxy's
+    own checks let it by."""
+    assert not world.proxy._may_connect(METADATA)
+    assert world.proxy._may_connect(PRIVATE)
+    _upstream(OUTSIDE, world.proxy.mark).close()
+    _upstream(PRIVATE, 0).close()  # reachable by anyone else
+    with pytest.raises(OSError):
+        _upstream(PRIVATE, world.proxy.mark)
+
+
+def _upstream(address: str, mark: int) -> socket.socket:
+    """A connection to port 80 of ``address``, made as the proxy makes its upstream connections."""
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, UPLINK.encode())
+        sock.settimeout(2)
+        sock.connect((address, 80))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def test_the_uplinks_networks_are_followed(world, make_sandbox):
+    sandbox = make_sandbox(1)
+    await _apply(world, sandbox, EgressPolicy(True, ("0.0.0.0/0",)))
+    lan, neighbour = f"198.18.{WORKER}.1/24", f"198.18.{WORKER}.2"
+    _ip("-n", OUTSIDE_NS, "address", "add", f"{neighbour}/32", "dev", "eth0")
+    try:
+        assert await _curl(sandbox.netns, f"http://{neighbour}/") == _at(neighbour)
+        _ip("address", "add", lan, "dev", UPLINK)  # the uplink joins the neighbour's network
+        try:
+            assert await _eventually_blocked(sandbox, f"http://{neighbour}/")
+        finally:
+            _ip("address", "del", lan, "dev", UPLINK)
+        assert await _curl(sandbox.netns, f"http://{neighbour}/") == _at(neighbour)
+    finally:
+        _ip("-n", OUTSIDE_NS, "address", "del", f"{neighbour}/32", "dev", "eth0")
+
+
+async def _eventually_blocked(sandbox: FakeSandbox, url: str) -> bool:
+    for _ in range(10):
+        if await _curl(sandbox.netns, url) == "blocked":
+            return True
+        await asyncio.sleep(0.3)
+    return False
+
+
+async def test_private_ranges_open_only_where_the_operator_opened_them(world, open_world, make_sandbox):
+    closed, opened = make_sandbox(1), make_sandbox(5, open_world)
+    for node, sandbox in ((world, closed), (open_world, opened)):
+        await _apply(node, sandbox, EgressPolicy(True))
+    assert await _curl(closed.netns, f"http://{PRIVATE}/") == "blocked"
+    assert await _curl(opened.netns, f"http://{PRIVATE}/") == _at(PRIVATE)
+    for address in (METADATA, GATEWAY):
+        assert await _curl(opened.netns, f"http://{address}/") == "blocked"
+    assert await _curl(opened.netns, f"http://{OUTSIDE}/") == _at(OUTSIDE)
+
+
+async def test_sandboxes_do_not_reach_each_other(world, make_sandbox):
+    one, other = make_sandbox(1), make_sandbox(2)
+    for sandbox in (one, other):
+        await _apply(world, sandbox, EgressPolicy(True, ("0.0.0.0/0", SUBNET)))
+    server = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", other.netns, sys.executable, "-m", "http.server", "8000",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(50):
+            if await _curl(other.netns, f"http://{other.ip}:8000/") != "blocked":
+                break
+            await asyncio.sleep(0.1)
+        assert await _curl(one.netns, f"http://{other.ip}:8000/") == "blocked"
+    finally:
+        server.kill()
+        await server.wait()
+
+
 # -- through the official SDK ---------------------------------------------------------------------------
 
 
@@ -361,7 +479,7 @@ async def test_policy_changes_apply_live(world, make_sandbox):
 def names_stack(tmp_path_factory, outside) -> Iterator[Stack]:
     stack = start_stack(
         tmp_path_factory.mktemp("egress-names"),
-        subnet=f"10.{90 + WORKER}.0.0/16",
+        subnet=STACK_SUBNET,
         settings={"HUTCH_RUNTIME__EGRESS_INTERFACE": outside},
     )
     yield stack

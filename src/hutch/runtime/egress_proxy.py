@@ -10,6 +10,12 @@ request. The sandbox's policy decides with the name and the original address, in
 address and port — never anywhere else, and it never resolves the name — through the uplink only, sends
 the bytes it read, and copies both ways. Refused: the connection is reset.
 
+The node boundary holds here as in the firewall, whatever a name resolved to (DNS rebinding): an address
+closed to every sandbox (loopback, link-local, the sandbox subnet, the node's own…) is refused before the
+policy is asked, a name that is such an address literal (``Host: 169.254.169.254``) is refused, and the
+upstream socket carries ``PROXY_MARK``, so that the firewall's guard (private ranges, the uplink's
+networks) drops its packets as it drops a sandbox's.
+
 A NAT redirect rather than TPROXY: it needs no policy routing and no transparent sockets on the host,
 and conntrack, which masquerading uses anyway, remembers the original destination.
 
@@ -35,7 +41,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .firewall import EgressPolicy
+from .firewall import PROXY_MARK, EgressPolicy, closes
 from .sni import INVALID, Sniffed, sniff
 
 log = logging.getLogger("hutch.runtime")
@@ -100,6 +106,8 @@ class EgressProxy:
     it; ``set_policy`` before the firewall applies a policy with host names; ``remove`` after the firewall
     forgets the sandbox; ``stop`` after the firewall is uninstalled.
     """
+
+    mark = PROXY_MARK  # of the upstream sockets, whose packets the firewall's guard judges
 
     def __init__(
         self,
@@ -250,6 +258,7 @@ class EgressProxy:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, self.mark)
             if self.uplink:
                 # Out through the uplink only, as routed sandbox traffic: never to the host's other networks.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.uplink.encode())
@@ -302,6 +311,7 @@ class EgressProxy:
         return (
             sniffed is not None
             and sniffed.protocol != "invalid"
+            and (sniffed.name is None or not closes(sniffed.name))
             and policy.allows(connection.address, sniffed.name)
         )
 
@@ -317,10 +327,7 @@ class EgressProxy:
     def _may_connect(self, address: str) -> bool:
         """An outside unicast address: not the host's own, nor a sandbox's, loopback, link-local and the
         like. (The firewall never redirects those; this holds even if it did.)"""
-        ip = ipaddress.IPv4Address(address)
-        if ip in self.subnet or ip.is_loopback or ip.is_link_local or ip.is_multicast:
-            return False
-        if ip.is_unspecified or ip.is_reserved:
+        if closes(address) or ipaddress.IPv4Address(address) in self.subnet:
             return False
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             try:

@@ -3,8 +3,15 @@
 Always: new connections from the sandboxes to the host are dropped (the proxy's connections into them and
 their answers pass), and so is forwarding from or to them. With an uplink interface configured, a
 sandbox's traffic may leave through it (masqueraded) as its egress policy says: ``allowOut`` first, then
-``denyOut``, then — if internet access is on — anything else except link-local addresses (the cloud
-metadata service). A policy is a chain per sandbox, reached through a verdict map by its host interface.
+``denyOut``, then internet access. A policy is a chain per sandbox, reached through a verdict map by its
+host interface.
+
+Before any policy, the ``guard`` chain drops what no policy can open (the node boundary): loopback,
+link-local (the cloud metadata service), multicast, broadcast and reserved addresses, the sandbox subnet
+(one sandbox never reaches another), the node's own addresses, the networks of the uplink (kept current as
+its addresses change), and the private ranges (RFC 1918, CGNAT) except those the operator opened. Only the
+node's name servers are exempt, on port 53, as sandboxes resolve names through them. The egress proxy's
+own connections (marked ``PROXY_MARK``) pass the same chain on their way out.
 
 Host names in a policy (``example.com``, ``*.example.com``) are judged by the node's egress proxy
 (``egress_proxy``): a second chain per sandbox, in a NAT prerouting hook, redirects the sandbox's new TCP
@@ -17,7 +24,9 @@ servers (port 53), as it must resolve the names it is allowed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import json
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,7 +36,17 @@ from ..errors import BackendUnavailable
 from .sni import matches, pattern
 
 log = logging.getLogger("hutch.runtime")
-LINK_LOCAL = "169.254.0.0/16"
+# "This network", loopback, link-local, multicast, reserved and broadcast: never reachable from a sandbox.
+CLOSED = tuple(
+    map(ipaddress.IPv4Network, ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4"))
+)
+# Reachable only where the operator opens them (``runtime.egress_private_networks``).
+PRIVATE = tuple(
+    map(ipaddress.IPv4Network, ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16"))
+)
+# The mark of the egress proxy's upstream sockets, so that their packets pass the node boundary too (clear
+# of the bits kube-proxy, Calico and Cilium give meaning to).
+PROXY_MARK = 0x1068
 
 
 @dataclass(frozen=True)
@@ -61,12 +80,11 @@ class EgressPolicy:
 
     def allows(self, address: str, name: str | None) -> bool:
         """Whether a TCP connection to ``address`` that names the host ``name`` (normalised, or ``None``
-        when it names none) may leave: what the firewall's rules and the egress proxy decide together."""
+        when it names none) may leave by this policy: what the firewall's rules and the egress proxy decide
+        together, after the node boundary (the guard, ``closes``), which no policy opens."""
         ip = ipaddress.IPv4Address(address)
         if any(ip in network for network in self.allow_networks):
             return True
-        if ip.is_link_local:
-            return False
         if name is not None and matches(name, self.allow_names):
             return True
         if any(ip in network for network in self.deny_networks):
@@ -74,6 +92,18 @@ class EgressPolicy:
         if name is not None and matches(name, self.deny_names):
             return False
         return self.internet
+
+
+def closes(host: str) -> bool:
+    """Whether ``host`` is an address in a range closed to every sandbox (``CLOSED``), a dialled address or
+    an address literal a client names (a ``Host``, a ``CONNECT`` target)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        return not ip.is_global  # sandboxes have no IPv6 route out; a literal names no outside host
+    return any(ip in network for network in CLOSED)
 
 
 def _networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network, ...]:
@@ -135,7 +165,7 @@ def _name_servers() -> tuple[str, ...]:
 
 
 def policy_rules(
-    policy: EgressPolicy, *, uplink: str, subnet: str, proxy_port: int | None, name_servers: tuple[str, ...]
+    policy: EgressPolicy, *, uplink: str, proxy_port: int | None, name_servers: tuple[str, ...]
 ) -> tuple[list[str], list[str]]:
     """The rules of a sandbox's two chains: the forward chain (what may leave as routed packets) and the
     redirect chain (which new TCP connections go to the egress proxy; empty without host names)."""
@@ -153,7 +183,6 @@ def policy_rules(
     ]
     forward += [f'ip daddr {net} oifname "{uplink}" accept' for net in allow]
     forward += [f"ip daddr {net} drop" for net in deny]
-    forward.append(f"ip daddr {LINK_LOCAL} drop")
     if policy.internet:
         forward.append(f'oifname "{uplink}" accept')
     forward.append("drop")
@@ -161,9 +190,10 @@ def policy_rules(
         return forward, []
     # A connection goes to the proxy only where a name could change what the addresses decide: an
     # allowed name can open what denyOut or the default closes, a denied name can close what the
-    # internet default opens. Local, link-local and sandbox addresses are never proxied (dropped later).
+    # internet default opens. What the guard closes is never proxied (it is dropped later).
     rerouted = [
-        f"ip daddr {{ {subnet}, {LINK_LOCAL} }} return",
+        "ip daddr @closed return",
+        "ip daddr @node return",
         "fib daddr type local return",
         "meta l4proto != tcp return",
     ]
@@ -178,16 +208,68 @@ def policy_rules(
     return forward, rerouted
 
 
+def closed_networks(
+    subnet: ipaddress.IPv4Network, private_networks: tuple[ipaddress.IPv4Network, ...]
+) -> list[ipaddress.IPv4Network]:
+    """What the guard drops whatever the node's addresses: ``CLOSED``, the sandbox subnet, and the private
+    ranges less the parts the operator opened (which never open anything else)."""
+    closed = [*CLOSED, subnet]
+    for private in PRIVATE:
+        parts = [private]
+        for opened in private_networks:
+            parts = [rest for part in parts for rest in _without(part, opened)]
+        closed += parts
+    return list(ipaddress.collapse_addresses(closed))
+
+
+def _without(network: ipaddress.IPv4Network, removed: ipaddress.IPv4Network) -> list[ipaddress.IPv4Network]:
+    if network.subnet_of(removed):
+        return []
+    if removed.subnet_of(network):
+        return list(network.address_exclude(removed))
+    return [network]
+
+
+async def _uplink_networks(uplink: str) -> list[ipaddress.IPv4Network]:
+    """The IPv4 networks of the uplink's addresses now (none if it has none or is gone)."""
+    process = await asyncio.create_subprocess_exec(
+        "ip", "-j", "-4", "address", "show", "dev", uplink,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        return []
+    networks = [
+        ipaddress.IPv4Network(f"{info['local']}/{info['prefixlen']}", strict=False)
+        for link in json.loads(out or b"[]")
+        for info in link.get("addr_info", [])
+        if info.get("family") == "inet"
+    ]
+    return list(ipaddress.collapse_addresses(networks))
+
+
+def _elements(networks: list[ipaddress.IPv4Network] | tuple[str, ...]) -> str:
+    return f"elements = {{ {', '.join(map(str, networks))} }}" if networks else ""
+
+
 def _set_forwarding(interface: str) -> None:
     with open(f"/proc/sys/net/ipv4/conf/{interface}/forwarding", "w") as f:
         f.write("1")
 
 
 class Firewall:
-    """The nftables table of one subnet (``inet hutch_<subnet>``), and its NAT table when egress is on."""
+    """The nftables table of one subnet (``inet hutch_<subnet>``), and its NAT table when egress is on.
+
+    ``private_networks``: the parts of the private ranges sandboxes may reach as their policies allow (the
+    operator's setting; a tenant's policy never opens more)."""
 
     def __init__(
-        self, subnet: str, uplink: str | None = None, *, name_servers: tuple[str, ...] | None = None
+        self,
+        subnet: str,
+        uplink: str | None = None,
+        *,
+        name_servers: tuple[str, ...] | None = None,
+        private_networks: tuple[str, ...] = (),
     ):
         self.subnet = str(ipaddress.ip_network(subnet))
         self.uplink = uplink
@@ -195,7 +277,13 @@ class Firewall:
         # Where sandboxes with host names in their policy may resolve them (default: the host's, read at
         # install, as ``sandbox_resolv_conf`` gives them to the sandboxes).
         self.name_servers = name_servers
+        self.closed = closed_networks(
+            ipaddress.IPv4Network(self.subnet),
+            tuple(ipaddress.IPv4Network(network, strict=False) for network in private_networks),
+        )
         self.proxy_port: int | None = None
+        self._monitor: asyncio.subprocess.Process | None = None
+        self._watcher: asyncio.Task | None = None
 
     async def install(self, *, proxy_port: int | None = None) -> None:
         """(Re)create the table: a clean slate, so policies are applied again per sandbox afterwards.
@@ -225,6 +313,15 @@ table inet {self.table}
 delete table inet {self.table}
 table inet {self.table} {{
     map egress {{ type ifname : verdict; }}{redirect}
+    set closed {{ type ipv4_addr; flags interval; {_elements(self.closed)} }}
+    set node {{ type ipv4_addr; flags interval; }}
+    set name_servers {{ type ipv4_addr; {_elements(self.name_servers)} }}
+    chain guard {{
+        ip daddr @name_servers meta l4proto {{ tcp, udp }} th dport 53 return
+        ip daddr @closed drop
+        ip daddr @node drop
+        fib daddr type {{ local, broadcast, multicast }} drop
+    }}
     chain input {{
         type filter hook input priority 0; policy accept;
         ip saddr {self.subnet} ct state established,related accept
@@ -235,9 +332,14 @@ table inet {self.table} {{
     chain forward {{
         type filter hook forward priority 0; policy accept;
         ip daddr {self.subnet} ct state established,related accept
+        ip saddr {self.subnet} jump guard
         {egress}
         ip saddr {self.subnet} drop
         ip daddr {self.subnet} drop
+    }}
+    chain output {{
+        type filter hook output priority 0; policy accept;
+        meta mark {PROXY_MARK:#x} ct state new jump guard
     }}
 }}
 """
@@ -254,13 +356,58 @@ table ip {self.table}_nat {{
 """
             await asyncio.to_thread(_set_forwarding, self.uplink)
         await _nft(script)
+        if self.uplink:
+            await self._watch(self.uplink)
 
     async def uninstall(self) -> None:
         """Remove the node's tables (when it stops with no sandbox left)."""
+        await self._unwatch()
         script = f"delete table inet {self.table}\n"
         if self.uplink:
             script += f"delete table ip {self.table}_nat\n"
         await _nft(script, check=False)
+
+    async def _watch(self, uplink: str) -> None:
+        """Fill the ``node`` set with the uplink's networks, and refill it whenever an address of the node
+        changes (watched before the first fill, so that no change falls between)."""
+        await self._unwatch()
+        quiet = asyncio.subprocess.DEVNULL
+        self._monitor = await asyncio.create_subprocess_exec(
+            "ip", "-o", "monitor", "address",
+            stdin=quiet, stdout=asyncio.subprocess.PIPE, stderr=quiet,
+        )  # fmt: skip
+        await self._refresh_node(uplink)
+        self._watcher = asyncio.create_task(self._follow(self._monitor, uplink))
+
+    async def _follow(self, monitor: asyncio.subprocess.Process, uplink: str) -> None:
+        assert monitor.stdout is not None
+        while line := await monitor.stdout.readline():
+            if uplink.encode() in line.split():
+                await self._refresh_node(uplink)
+        log.error("the node's address monitor ended; the uplink's networks are no longer followed")
+
+    async def _refresh_node(self, uplink: str) -> None:
+        networks = await _uplink_networks(uplink)
+        table = f"inet {self.table}"
+        script = f"flush set {table} node\n"
+        if networks:
+            script += f"add element {table} node {{ {', '.join(map(str, networks))} }}\n"
+        try:
+            await _nft(script)
+        except BackendUnavailable as err:
+            log.error("the uplink's networks could not be closed to sandboxes: %s", err)
+
+    async def _unwatch(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        monitor, self._monitor = self._monitor, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if monitor is not None:
+            with contextlib.suppress(ProcessLookupError):
+                monitor.kill()
+            await monitor.wait()
 
     async def apply(self, index: int, host_if: str, policy: EgressPolicy) -> None:
         """Set one sandbox's egress policy, replacing any earlier one in one transaction (a connection
@@ -270,7 +417,6 @@ table ip {self.table}_nat {{
         forward, rerouted = policy_rules(
             policy,
             uplink=self.uplink,
-            subnet=self.subnet,
             proxy_port=self.proxy_port,
             name_servers=self.name_servers or (),
         )

@@ -3,12 +3,15 @@
 Each sandbox gets the index ``i`` of a /31 in the subnet (default 10.11.0.0/16): the host side
 ``hh<address in hex>`` holds the even address, the sandbox's ``eth0`` the odd one; the proxy reaches any
 port of it at the odd address. Without egress there is no default route inside, so nothing leaves the
-sandbox; with egress the route points at the host and ``firewall`` decides what may leave.
+sandbox; with egress the route points at the host and ``firewall`` decides what may leave. The host side
+takes no IPv6 at all (a sandbox would otherwise reach the host's services at its link-local address) and
+only the sandbox's own source address (strict reverse-path filtering).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -92,6 +95,7 @@ class Networks:
             log.warning("sandbox network %s: replacing a stale interface: %s", net.host_if, err)
             await _ip("-force", script=f"link del {net.host_if}\nnetns del {net.netns}\n", check=False)
             await _ip(script=script)
+        await asyncio.to_thread(_close_host_side, net.host_if)
         await self.address(net)
 
     async def address(self, net: SandboxNetwork) -> None:
@@ -111,6 +115,15 @@ class Networks:
         if os.path.exists(net.netns_path):
             raise BackendUnavailable(f"network namespace {net.netns} could not be removed")
         self.release(net)
+
+
+def _close_host_side(host_if: str) -> None:
+    """No IPv6 on the host's end of the veth, and strict reverse-path filtering of what arrives on it."""
+    settings = {f"ipv6/conf/{host_if}/disable_ipv6": "1", f"ipv4/conf/{host_if}/rp_filter": "1"}
+    for key, value in settings.items():
+        # A kernel without IPv6 has no such file.
+        with contextlib.suppress(FileNotFoundError), open(f"/proc/sys/net/{key}", "w") as f:
+            f.write(value)
 
 
 async def cut(net: SandboxNetwork) -> None:
