@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,9 +27,10 @@ from packaging.version import Version
 
 from hutch.config import ProxySettings
 from hutch.envd.version import VERSION
-from hutch.proxy import SandboxRoute, create_server
+from hutch.proxy import Resolver, SandboxRoute, create_server
 from hutch.proxy.routing import DEBUG_SANDBOX_ID
 from hutch.runtime.types import ENVD_PORT, SandboxHandle
+from tests.conftest import free_port
 from tests.envd.conftest import Envd, start_envd, stop_envd
 
 SANDBOX_A = "sbxaaaaaaaaaaaaaaaaa"
@@ -78,13 +80,13 @@ def proxy(sandbox_users) -> Iterator[Proxy]:
         for sandbox_id, user in zip((SANDBOX_A, SANDBOX_B), sandbox_users, strict=True):
             envds[sandbox_id] = start_envd(*user)
         routes = {
-            sandbox_id: SandboxRoute(_handle(sandbox_id, envd.port)) for sandbox_id, envd in envds.items()
+            sandbox_id: SandboxRoute(handle(sandbox_id, envd.port)) for sandbox_id, envd in envds.items()
         }
-        routes[SANDBOX_CLOSED] = SandboxRoute(_handle(SANDBOX_CLOSED, closed.getsockname()[1]))
+        routes[SANDBOX_CLOSED] = SandboxRoute(handle(SANDBOX_CLOSED, closed.getsockname()[1]))
         # As `hutch up` does: the SDK's debug mode reaches one long-lived sandbox.
         routes[DEBUG_SANDBOX_ID] = routes[SANDBOX_A]
         routes[SANDBOX_SECURED] = SandboxRoute(
-            _handle(SANDBOX_SECURED, envds[SANDBOX_A].port), traffic_access_token=TRAFFIC_TOKEN
+            handle(SANDBOX_SECURED, envds[SANDBOX_A].port), traffic_access_token=TRAFFIC_TOKEN
         )
         resolved: list[str] = []
 
@@ -92,29 +94,42 @@ def proxy(sandbox_users) -> Iterator[Proxy]:
             resolved.append(sandbox_id)
             return routes.get(sandbox_id)
 
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        server = create_server(ProxySettings(host="127.0.0.1", port=port), resolve)
-        thread = threading.Thread(target=asyncio.run, args=(server.serve(sockets=[sock]),), daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the proxy did not start"
-            time.sleep(0.01)
-        try:
+        with serving(ProxySettings(local_development=True), resolve) as port:
             yield Proxy(f"http://127.0.0.1:{port}", port, envds, resolved)
-        finally:
-            server.should_exit = True
-            thread.join(10)
-            sock.close()
     finally:
         for envd in envds.values():
             stop_envd(envd)
         closed.close()
 
 
-def _handle(sandbox_id: str, envd_port: int) -> SandboxHandle:
+@contextmanager
+def serving(
+    settings: ProxySettings, resolve: Resolver, hosts: tuple[str, ...] = ("127.0.0.1",)
+) -> Iterator[int]:
+    """Serve a proxy with ``settings`` on a free port of each of ``hosts``, in a thread; yields the port."""
+    port = free_port()
+    sockets = []
+    for host in hosts:
+        sock = socket.socket()
+        sock.bind((host, port))
+        sockets.append(sock)
+    server = create_server(settings.model_copy(update={"host": hosts[0], "port": port}), resolve)
+    thread = threading.Thread(target=asyncio.run, args=(server.serve(sockets=sockets),), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the proxy did not start"
+        time.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        for sock in sockets:
+            sock.close()
+
+
+def handle(sandbox_id: str, envd_port: int) -> SandboxHandle:
     return SandboxHandle(
         sandbox_id=sandbox_id,
         template_id="base",

@@ -13,7 +13,10 @@ from e2b import Sandbox
 from websockets import InvalidStatus
 from websockets.asyncio.client import connect
 
-from hutch.proxy.access import INVALID, MISSING
+from hutch.proxy.access import DEBUG_MODE_REMOTE, INVALID, MISSING, check_debug_mode, is_loopback
+from hutch.proxy.responses import Refusal
+from hutch.proxy.routing import DEBUG_SANDBOX_ID, Target
+from hutch.runtime.types import ENVD_PORT
 
 from .conftest import SANDBOX_A, SANDBOX_SECURED, TRAFFIC_TOKEN, sdk_sandbox
 
@@ -99,3 +102,37 @@ async def test_a_websocket_handshake_without_the_token_is_refused(proxy, user_po
             pass
     assert refused.value.response.status_code == 403
     assert b"is missing" in refused.value.response.body
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("localhost", True),
+        ("10.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("localhost.example.com", False),
+    ],
+)
+def test_what_counts_as_loopback(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize("client", [None, ("10.0.0.1", 5000), ("::ffff:192.0.2.1", 5000)])
+def test_the_debug_sandbox_is_refused_to_a_peer_off_loopback(client):
+    scope = {"client": client, "headers": []}
+    with pytest.raises(Refusal) as refused:
+        check_debug_mode(Target(DEBUG_SANDBOX_ID, ENVD_PORT), scope, enabled=True)
+    assert refused.value.answer == (
+        403,
+        {"sandboxId": DEBUG_SANDBOX_ID, "message": DEBUG_MODE_REMOTE, "code": 403},
+    )
+    check_debug_mode(
+        Target(DEBUG_SANDBOX_ID, ENVD_PORT), {**scope, "client": ("127.0.0.1", 5000)}, enabled=True
+    )
+    check_debug_mode(Target(SANDBOX_A, ENVD_PORT), scope, enabled=False)  # other sandboxes: not its business

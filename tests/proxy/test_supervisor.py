@@ -29,8 +29,9 @@ from tests.conftest import free_port
 DEBUG_HEADERS = {"E2b-Sandbox-Id": DEBUG_SANDBOX_ID, "E2b-Sandbox-Port": str(ENVD_PORT)}
 
 
-def _settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, proxy=ProxySettings(host="127.0.0.1", port=free_port()))
+def _settings(data_dir: Path, *, local_development: bool = False) -> Settings:
+    proxy = ProxySettings(host="127.0.0.1", port=free_port(), local_development=local_development)
+    return Settings(data_dir=data_dir, proxy=proxy)
 
 
 def _url(settings: Settings) -> str:
@@ -45,9 +46,11 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-@pytest.fixture()
-async def proxy(tmp_path: Path) -> AsyncIterator[tuple[ProxyProcess, Settings]]:
-    settings = _settings(tmp_path)
+@pytest.fixture(params=[True], ids=["local-development"])
+async def proxy(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[ProxyProcess, Settings]]:
+    settings = _settings(tmp_path, local_development=request.param)
     process = ProxyProcess(settings)
     await process.start()
     try:
@@ -106,6 +109,19 @@ async def test_the_debug_id_follows_the_published_sandbox(proxy, sandboxes):
         assert (await client.get(_url(settings))).text == "second"
         debug.withdraw(path)
         assert (await client.get(_url(settings))).status_code == 502
+
+
+@pytest.mark.parametrize("proxy", [False], ids=["default"], indirect=True)
+async def test_the_debug_id_is_refused_outside_local_development(proxy, sandboxes):
+    # Even with a development sandbox published (by a stack of another configuration), the child started
+    # with the default settings serves no debug mode: no key, no root shell.
+    _, settings = proxy
+    debug.publish(debug.path_in(settings.data_dir), sandboxes["first"])
+    async with httpx.AsyncClient(headers=DEBUG_HEADERS) as client:
+        response = await client.get(_url(settings))
+    assert response.status_code == 403
+    body = response.json()
+    assert body["code"] == 403 and "local development mode" in body["message"]
 
 
 async def test_a_killed_proxy_is_started_again_on_the_same_socket(proxy):

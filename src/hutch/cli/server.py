@@ -19,6 +19,7 @@ from rich.logging import RichHandler
 
 from ..config import Settings
 from ..dotenv import read_env_file
+from ..private_files import FILE_MODE, narrow, private_directory, write_private
 from .setup_progress import SetupProgress
 
 console = Console()
@@ -32,14 +33,31 @@ def up(
     env_file: Annotated[Path, typer.Option(help="Where to write the client settings.")] = Path(".env.local"),
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
     log_level: Annotated[str, typer.Option(help="Log level of the stack.")] = "INFO",
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="Local development mode: serve the SDK's debug mode (E2B_DEBUG=true, no API key) a shared "
+            "development sandbox, to clients on loopback only.",
+        ),
+    ] = False,
 ) -> None:
-    """Start the runtime, API (port 3000) and proxy (port 49983); build the base template if missing."""
+    """Start the runtime, API (port 3000) and proxy (port 49983), on loopback unless configured; build the
+    base template if missing."""
     if os.geteuid() != 0:
         console.print(
             "[red]hutch up needs root (it mounts overlays, creates network namespaces and runs crun)"
         )
         raise typer.Exit(1)
     settings = Settings()
+    if dev:
+        settings.proxy.local_development = True
+    if settings.proxy.local_development and not _is_loopback(settings.proxy.host):
+        console.print(
+            f"[red]local development mode serves a sandbox without an API key: it needs the proxy on "
+            f"loopback (HUTCH_PROXY__HOST is {settings.proxy.host})"
+        )
+        raise typer.Exit(2)
     if detach:
         _detach(settings, env_file.resolve(), log_level)
         return
@@ -49,8 +67,8 @@ def up(
         handlers=[RichHandler(console=console, show_path=False)],
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request to envd is noise here
-    _pid_file(settings).parent.mkdir(parents=True, exist_ok=True)
-    _pid_file(settings).write_text(str(os.getpid()))
+    private_directory(_pid_file(settings).parent)
+    write_private(_pid_file(settings), str(os.getpid()))
     # The stack (FastAPI, the runtime…) is loaded only here: the other commands start in a fraction of it.
     from ..stack import run
 
@@ -62,10 +80,11 @@ def up(
 
 
 def _detach(settings: Settings, env_file: Path, log_level: str) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.data_dir)
     log_path = settings.data_dir / "hutch.log"
     started = time.time()
-    with open(log_path, "ab") as log:
+    narrow(log_path)  # one an older Hutch made
+    with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE), "ab") as log:
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -76,6 +95,7 @@ def _detach(settings: Settings, env_file: Path, log_level: str) -> None:
                 str(env_file),
                 "--log-level",
                 log_level,
+                *(["--dev"] if settings.proxy.local_development else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -94,9 +114,18 @@ def _detach(settings: Settings, env_file: Path, log_level: str) -> None:
     console.print("\n".join(f"{k}={v}" for k, v in read_env_file(env_file).items()), highlight=False)
 
 
+def _is_loopback(host: str) -> bool:
+    from ..proxy.access import is_loopback  # the proxy's imports are loaded only by `hutch up`
+
+    return is_loopback(host)
+
+
 def _healthy(settings: Settings) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{settings.api.port}/health", timeout=1).status_code < 300
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(settings.api.host, settings.api.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return httpx.get(f"http://{host}:{settings.api.port}/health", timeout=1).status_code < 300
     except httpx.TransportError:
         return False
 

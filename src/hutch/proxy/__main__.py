@@ -1,9 +1,10 @@
 """``python -m hutch.proxy``: the data-plane proxy as a process of its own.
 
 It reads the usual settings (``HUTCH_*``, ``HUTCH_CONFIG``), resolves sandboxes through the catalog (SQLite
-in WAL mode or PostgreSQL, both shared with the API's process) and the SDK's debug id through the file
-``hutch up`` publishes (:mod:`.debug`). It binds ``settings.proxy.host``/``port``, unless ``--fd`` hands it
-a listening socket (``hutch up`` does: :mod:`.supervisor`). SIGTERM or SIGINT stops it gracefully.
+in WAL mode or PostgreSQL, both shared with the API's process) and, in local development mode only, the
+SDK's debug id through the file ``hutch up`` publishes (:mod:`.debug`). It binds
+``settings.proxy.host``/``port``, unless ``--fd`` hands it a listening socket (``hutch up`` does:
+:mod:`.supervisor`). SIGTERM or SIGINT stops it gracefully.
 
 It imports only the proxy, the settings and the catalog: no API, no runtime. To resume a paused sandbox
 created with ``autoResume`` it asks the node's API (on loopback, with the node key).
@@ -53,7 +54,7 @@ async def serve(settings: Settings, listener: socket.socket | None = None) -> No
     catalog = await Catalog.open(settings.catalog_url, migrate=False)  # the main process migrates
     waker = Waker(f"http://127.0.0.1:{settings.api.port}", settings.data_dir)
     try:
-        debug = DebugSandbox(path_in(settings.data_dir))
+        debug = DebugSandbox(path_in(settings.data_dir)) if settings.proxy.local_development else None
         resolver = CatalogResolver(catalog, debug=debug, wake=waker)
         server = create_server(settings.proxy, resolver)
         await server.serve(sockets=[listener] if listener is not None else None)

@@ -1,18 +1,23 @@
-"""Who may reach a sandbox's port: the traffic access token (spec §1.4.10, §2.3).
+"""Who may reach a sandbox's port: the traffic access token (spec §1.4.10, §2.3), and the SDK's debug mode.
 
 A sandbox created with ``network.allowPublicTraffic: false`` has a token, and then every request to one of
 its ports must carry it in ``E2B-Traffic-Access-Token`` — except requests to envd's port (49983), which
 envd guards with its own access token, as E2B's proxies do. The token is compared in constant time.
+
+The SDK's debug mode (``E2B_DEBUG=true``) sends no key and no token: the id ``debug_sandbox_id`` names the
+development sandbox, where its client is root. It is served only in local development mode, and only to a
+peer on loopback (the connection's own address: forwarding headers are not trusted).
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 
 from ..runtime.types import ENVD_PORT
 from . import responses
 from .asgi import Scope
-from .routing import SandboxRoute, Target
+from .routing import DEBUG_SANDBOX_ID, SandboxRoute, Target
 
 TRAFFIC_TOKEN_HEADER = "e2b-traffic-access-token"
 # Ports the traffic token does not guard: envd's, which has its own token.
@@ -22,6 +27,11 @@ _HEADER = TRAFFIC_TOKEN_HEADER.encode()
 _SECURED = "Sandbox is secured with traffic access token."
 MISSING = f"{_SECURED} Token header '{TRAFFIC_TOKEN_HEADER}' is missing"
 INVALID = f"{_SECURED} Provided token in header '{TRAFFIC_TOKEN_HEADER}' is invalid"
+DEBUG_MODE_OFF = (
+    "The SDK's debug mode (E2B_DEBUG) is served only in local development mode (hutch up --dev): "
+    "create sandboxes with an API key instead"
+)
+DEBUG_MODE_REMOTE = "The SDK's debug mode (E2B_DEBUG) is served only to clients on loopback"
 
 
 def check(route: SandboxRoute, target: Target, scope: Scope) -> None:
@@ -34,3 +44,28 @@ def check(route: SandboxRoute, target: Target, scope: Scope) -> None:
         raise responses.Refusal(responses.sandbox_error(target.sandbox_id, MISSING, status=403))
     if not hmac.compare_digest(given, expected.encode()):
         raise responses.Refusal(responses.sandbox_error(target.sandbox_id, INVALID, status=403))
+
+
+def check_debug_mode(target: Target, scope: Scope, *, enabled: bool) -> None:
+    """Raise :class:`responses.Refusal` (403) for the debug sandbox unless local development mode is on
+    and the peer is on loopback."""
+    if target.sandbox_id != DEBUG_SANDBOX_ID:
+        return
+    if not enabled:
+        raise responses.Refusal(responses.sandbox_error(target.sandbox_id, DEBUG_MODE_OFF, status=403))
+    client = scope.get("client")
+    if not client or not is_loopback(client[0]):
+        raise responses.Refusal(responses.sandbox_error(target.sandbox_id, DEBUG_MODE_REMOTE, status=403))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address, or the name ``localhost``) is on loopback."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback

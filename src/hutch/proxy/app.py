@@ -1,10 +1,11 @@
 """The data-plane proxy: a raw ASGI app that routes each request to a sandbox port (spec §2).
 
 It reads the target from the request (:mod:`.routing`), asks the injected resolver where that sandbox
-runs, checks the sandbox's traffic access token if it has one (:mod:`.access`), and forwards: HTTP
-through one shared keep-alive pool with both bodies streamed (:mod:`.forward`), WebSockets through a
-bridge (:mod:`.websocket`). Every request is routed on its own, so consecutive
-requests on one client connection may go to different sandboxes. Failures answer with the JSON the SDK
+runs, checks the sandbox's traffic access token if it has one and whether the SDK's debug mode may be
+served (:mod:`.access`), and forwards: HTTP through one shared keep-alive pool with both bodies streamed
+(:mod:`.forward`), WebSockets through a bridge (:mod:`.websocket`), both bounded in time and size. Every
+request is routed on its own, so consecutive requests on one client connection may go to different
+sandboxes. Failures answer with the JSON the SDK
 understands (:mod:`.responses`).
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from websockets import InvalidStatus
 
+from ..config import ProxySettings
 from ..errors import InvalidRequest
 from . import access, forward, responses, websocket
 from .asgi import Receive, Scope, Send
@@ -33,9 +35,9 @@ _ROUTING_HEADERS = {SANDBOX_ID_HEADER.encode(), SANDBOX_PORT_HEADER.encode()}
 class ProxyApp:
     """The ASGI app; build it with :func:`create_proxy_app`."""
 
-    def __init__(self, resolve: Resolver, *, domain: str) -> None:
+    def __init__(self, resolve: Resolver, settings: ProxySettings) -> None:
         self._resolve = resolve
-        self._domain = domain
+        self._settings = settings
         self._transport = forward.create_transport()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -58,7 +60,9 @@ class ProxyApp:
             await responses.send_json(send, refusal.answer)
             return
         try:
-            await forward.forward(self._transport, scope, receive, send, address)
+            await forward.forward(
+                self._transport, scope, receive, send, address, idle_timeout_s=self._settings.idle_timeout_s
+            )
         except (forward.PortClosed, forward.UpstreamFailed) as err:
             await responses.send_json(send, await self._unreachable(target.sandbox_id, err))
         except forward.ClientGone:
@@ -73,7 +77,9 @@ class ProxyApp:
             await self._deny(scope, send, refusal.answer)
             return
         try:
-            upstream = await websocket.open_upstream(scope, address)
+            upstream = await websocket.open_upstream(
+                scope, address, max_message_bytes=self._settings.max_websocket_message_mb << 20
+            )
         except (forward.PortClosed, forward.UpstreamFailed) as err:
             await self._deny(scope, send, await self._unreachable(target.sandbox_id, err))
             return
@@ -85,11 +91,13 @@ class ProxyApp:
     async def _locate(self, scope: Scope) -> tuple[Target, tuple[str, int], Scope]:
         """The target of the request, where it is reached, and the request as it goes there (its ``Host``
         masked if the sandbox asked so); :class:`responses.Refusal` if there is no such sandbox, or if the
-        request lacks the sandbox's traffic access token."""
+        request lacks the sandbox's traffic access token, or asks for the debug sandbox where it is not
+        served."""
         try:
             target = self._route(scope)
         except InvalidRequest as err:
             raise responses.Refusal(responses.bad_request(err.message)) from err
+        access.check_debug_mode(target, scope, enabled=self._settings.local_development)
         found = await self._resolve(target.sandbox_id)
         if found is None:
             raise responses.Refusal(responses.sandbox_error(target.sandbox_id, responses.SANDBOX_NOT_FOUND))
@@ -132,7 +140,7 @@ class ProxyApp:
                 host = value.decode("latin-1")
             elif name in _ROUTING_HEADERS:
                 routing[name.decode()] = value.decode("latin-1")
-        return route(host, routing, domain=self._domain)
+        return route(host, routing, domain=self._settings.domain)
 
     @staticmethod
     async def _deny(scope: Scope, send: Send, answer: responses.Answer) -> None:
@@ -142,8 +150,9 @@ class ProxyApp:
             await send({"type": "websocket.close", "code": 1008})
 
 
-def create_proxy_app(resolve: Resolver, *, domain: str) -> ProxyApp:
+def create_proxy_app(resolve: Resolver, settings: ProxySettings) -> ProxyApp:
     """The proxy as an ASGI app. ``resolve`` maps a sandbox id to a :class:`SandboxRoute`, where it runs
     and its traffic token (the control plane passes a cached catalog lookup; it also decides what the SDK's
-    ``debug_sandbox_id`` maps to); ``domain`` is the base of host routing, ``{port}-{sandboxId}.{domain}``."""
-    return ProxyApp(resolve, domain=domain)
+    ``debug_sandbox_id`` maps to, which is asked only in local development mode and from loopback);
+    ``settings.domain`` is the base of host routing, ``{port}-{sandboxId}.{domain}``."""
+    return ProxyApp(resolve, settings)

@@ -5,6 +5,13 @@ uploads are never buffered); the response comes back with ``aiter_raw``, so ``co
 valid and every chunk (a Connect message, a line of output) is sent on at once. The pool is httpx's
 transport, used directly: ``AsyncClient`` would add its default headers (``accept-encoding``: a client that
 asked for none would get gzip) and keep every sandbox's cookies in one jar.
+
+The sandbox is hostile, so nothing it does holds the proxy for longer than its client stays: from the
+moment the request body is sent (or the sandbox answered before taking all of it), the client's connection
+is watched, and when the client leaves the exchange is cancelled at once, whatever the sandbox is doing
+(announcing a body of a terabyte and trickling it, or never answering at all); the upstream connection is
+then closed, not pooled. An upstream read or write that makes no progress for the idle timeout ends the
+request too (before the answer: a 502; during it: the client's connection is dropped).
 """
 
 from __future__ import annotations
@@ -17,9 +24,8 @@ import httpx
 
 from .asgi import Receive, Scope, Send, end_to_end
 
-# No read timeout: a stream may be quiet for long (the SDK asks for a keepalive event every 50 s, a user
-# app need not). Connecting is quick or the port is closed.
-_EXTENSIONS = {"timeout": {"connect": 10.0, "read": None, "write": None, "pool": None}}
+# Connecting is quick or the port is closed.
+CONNECT_TIMEOUT_S = 10.0
 
 
 class PortClosed(Exception):
@@ -35,7 +41,7 @@ class UpstreamBroken(Exception):
 
 
 class ClientGone(Exception):
-    """The client went away while its request body was being forwarded."""
+    """The client went away before its answer was complete."""
 
 
 def create_transport() -> httpx.AsyncHTTPTransport:
@@ -46,43 +52,109 @@ def create_transport() -> httpx.AsyncHTTPTransport:
 
 
 async def forward(
-    transport: httpx.AsyncHTTPTransport, scope: Scope, receive: Receive, send: Send, address: tuple[str, int]
+    transport: httpx.AsyncHTTPTransport,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    address: tuple[str, int],
+    *,
+    idle_timeout_s: float,
 ) -> None:
     """Send the request of ``scope`` to ``address`` and stream the answer back. Raises :class:`PortClosed`
-    or :class:`UpstreamFailed` before anything was sent to the client; an upstream failure after that
-    propagates as an exception, so that the server drops the connection instead of ending the body
-    cleanly (a truncated stream must not look complete)."""
+    or :class:`UpstreamFailed` before anything was sent to the client, :class:`ClientGone` when the client
+    left first; an upstream failure after the answer started propagates as an exception, so that the
+    server drops the connection instead of ending the body cleanly (a truncated stream must not look
+    complete)."""
     headers, has_body = _request_headers(scope)
+    client = _Client(receive)
     content: bytes | AsyncIterator[bytes] = b""
     if has_body:
-        message = await receive()
+        content = await client.body()
+    else:
+        client.body_sent.set()
+    timeouts = {"connect": CONNECT_TIMEOUT_S, "read": idle_timeout_s, "write": idle_timeout_s, "pool": None}
+    request = httpx.Request(
+        scope["method"],
+        _url(scope, address),
+        headers=headers,
+        content=content,
+        extensions={"timeout": timeouts},
+    )
+    exchange = asyncio.ensure_future(_exchange(transport, request, client, send))
+    watch = asyncio.ensure_future(client.until_gone())
+    try:
+        await asyncio.wait((exchange, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (exchange, watch):
+            task.cancel()
+        await asyncio.gather(exchange, watch, return_exceptions=True)
+    if exchange.cancelled():
+        raise ClientGone()
+    exchange.result()
+
+
+class _Client:
+    """The client's side of one request: its body, read as the upstream takes it, then the wait for its
+    disconnect. ``receive`` has one reader at a time: the body until :attr:`body_sent`, the watch after."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.body_sent = asyncio.Event()
+
+    async def body(self) -> bytes | AsyncIterator[bytes]:
+        """The request body: the first message whole if it is all, else a stream of the messages."""
+        message = await self._receive()
         if message["type"] == "http.disconnect":
             raise ClientGone()
         first = message.get("body", b"")
-        content = _request_body(receive, first) if message.get("more_body", False) else first
-    url = _url(scope, address)
-    request = httpx.Request(scope["method"], url, headers=headers, content=content, extensions=_EXTENSIONS)
+        if not message.get("more_body", False):
+            self.body_sent.set()
+            return first
+        return self._rest(first)
+
+    async def _rest(self, first: bytes) -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone()
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                self.body_sent.set()
+                return
+
+    async def until_gone(self) -> None:
+        """Return when the client has disconnected (messages of a body the upstream left unread are
+        skipped)."""
+        await self.body_sent.wait()
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+
+
+async def _exchange(
+    transport: httpx.AsyncHTTPTransport, request: httpx.Request, client: _Client, send: Send
+) -> None:
     try:
         response = await transport.handle_async_request(request)
     except (httpx.ConnectError, httpx.ConnectTimeout) as err:
         raise PortClosed(str(err)) from err
     except httpx.TransportError as err:
         raise UpstreamFailed(str(err) or type(err).__name__) from err
+    # The sandbox answered: it takes no more of the body (the rest is skipped), the client is watched now.
+    client.body_sent.set()
     response.request = request
     try:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": end_to_end(response.headers.raw),
-            }
-        )
-        if "content-length" in response.headers or scope["method"] == "HEAD":
-            # It ends on its own; sending to a client that left is a no-op.
-            await _pump(response, send)
-        else:
-            # A stream may last for ever: stop it when the client leaves.
-            await _pump_until_disconnect(response, receive, send)
+        headers = end_to_end(response.headers.raw)
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        try:
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except httpx.TransportError as err:
+            raise UpstreamBroken(str(err) or type(err).__name__) from err
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         await response.aclose()
 
@@ -119,46 +191,3 @@ def _url(scope: Scope, address: tuple[str, int]) -> httpx.URL:
     host, port = address
     target = raw_path + b"?" + query if query else raw_path
     return httpx.URL(scheme="http", host=host, port=port, raw_path=target)
-
-
-async def _request_body(receive: Receive, first: bytes) -> AsyncIterator[bytes]:
-    if first:
-        yield first
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone()
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
-
-
-async def _pump(response: httpx.Response, send: Send) -> None:
-    try:
-        async for chunk in response.aiter_raw():
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    except httpx.TransportError as err:
-        raise UpstreamBroken(str(err) or type(err).__name__) from err
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _pump_until_disconnect(response: httpx.Response, receive: Receive, send: Send) -> None:
-    pump = asyncio.ensure_future(_pump(response, send))
-    watch = asyncio.ensure_future(_until_disconnect(receive))
-    try:
-        await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (pump, watch):
-            task.cancel()
-        await asyncio.gather(pump, watch, return_exceptions=True)
-    if not pump.cancelled():
-        pump.result()
-
-
-async def _until_disconnect(receive: Receive) -> None:
-    # The request body is fully read by now, so the next message can only be the disconnect (a body the
-    # upstream left unread is skipped).
-    while (await receive())["type"] != "http.disconnect":
-        pass

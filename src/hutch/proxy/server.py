@@ -16,11 +16,13 @@ GRACEFUL_SHUTDOWN_S = 5
 def create_server(settings: ProxySettings, resolve: Resolver, *, access_log: bool = False) -> uvicorn.Server:
     """A uvicorn server for the proxy app, not yet started."""
     config = uvicorn.Config(
-        create_proxy_app(resolve, domain=settings.domain),
+        create_proxy_app(resolve, settings),
         host=settings.host,
         port=settings.port,
         http="h11",
         ws="websockets-sansio",
+        # A client's message over the cap closes its WebSocket with 1009.
+        ws_max_size=settings.max_websocket_message_mb << 20,
         lifespan="on",
         access_log=access_log,
         # Logging is the host process's to configure (the proxy may run inside ``hutch up``).

@@ -91,9 +91,10 @@ class ProxyProcess:
             **os.environ,
             "HUTCH_DATA_DIR": str(settings.data_dir),
             "HUTCH_CATALOG__URL": settings.catalog_url,
-            "HUTCH_PROXY__HOST": settings.proxy.host,
-            "HUTCH_PROXY__PORT": str(settings.proxy.port),
-            "HUTCH_PROXY__DOMAIN": settings.proxy.domain,
+            **{
+                f"HUTCH_PROXY__{name.upper()}": str(value)
+                for name, value in settings.proxy.model_dump().items()
+            },
         }
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
         self._process = await asyncio.create_subprocess_exec(

@@ -5,6 +5,11 @@ the sandbox (same path, query, subprotocols and end-to-end headers, ``Host`` kep
 with the subprotocol the sandbox chose, then copies messages both ways until either side closes. A refused
 handshake is passed back as the HTTP answer the sandbox gave, where the server supports the ASGI
 ``websocket.http.response`` extension.
+
+Memory is bounded: a message larger than the cap, from either side, closes both connections with 1009
+(the sandbox's is refused from its frame header on, never read whole; the client's is uvicorn's
+``ws_max_size``), and at most :data:`MAX_QUEUED_FRAMES` of the sandbox's frames wait while the client is slow
+(then the proxy stops reading from the sandbox).
 """
 
 from __future__ import annotations
@@ -32,11 +37,34 @@ _HANDSHAKE_HEADERS = frozenset(
 # Close codes that describe a missing close frame; they may not be sent in one (RFC 6455 §7.4.1).
 _RESERVED_CLOSE_CODES = frozenset({1005, 1006, 1015})
 _BAD_GATEWAY = 1014
+MESSAGE_TOO_BIG = 1009
+# Frames read from the sandbox before it waits for the client to take them.
+MAX_QUEUED_FRAMES = 2
+# How long a sandbox may take to answer a close (ours, or the one after its message over the cap) before
+# its connection is dropped; meanwhile what it sends is read and discarded.
+CLOSE_TIMEOUT_S = 2
 
 
-async def open_upstream(scope: Scope, address: tuple[str, int]) -> ClientConnection:
-    """The WebSocket to the sandbox. Raises :class:`PortClosed`, :class:`UpstreamFailed`, or
-    ``InvalidStatus`` when the sandbox answered the handshake with a plain HTTP response."""
+class _SandboxConnection(ClientConnection):
+    """websockets' client connection, dropped when the sandbox has not closed it within the close timeout
+    of a close frame sent to it: websockets itself waits for that only in ``close()``, so a sandbox whose
+    message went over the cap could keep the connection open for ever, its data read and discarded."""
+
+    _dropping = False
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.close_deadline is not None and not self._dropping:
+            self._dropping = True
+            self.loop.call_at(self.close_deadline, self.transport.abort)
+
+
+async def open_upstream(
+    scope: Scope, address: tuple[str, int], *, max_message_bytes: int
+) -> ClientConnection:
+    """The WebSocket to the sandbox, taking messages up to ``max_message_bytes``. Raises
+    :class:`PortClosed`, :class:`UpstreamFailed`, or ``InvalidStatus`` when the sandbox answered the
+    handshake with a plain HTTP response."""
     host, port = address
     authority = dict(scope["headers"]).get(b"host", b"").decode("latin-1") or f"{host}:{port}"
     path = scope.get("raw_path") or scope["path"].encode()
@@ -58,7 +86,10 @@ async def open_upstream(scope: Scope, address: tuple[str, int]) -> ClientConnect
             additional_headers=forwarded,
             user_agent_header=None,
             compression=None,
-            max_size=None,
+            max_size=max_message_bytes,
+            max_queue=MAX_QUEUED_FRAMES,
+            close_timeout=CLOSE_TIMEOUT_S,
+            create_connection=_SandboxConnection,
             ping_interval=None,
             open_timeout=10,
         )
@@ -120,7 +151,10 @@ async def _sandbox_to_client(upstream: ClientConnection, send: Send) -> None:
             await send({"type": "websocket.send", key: data})
     except ConnectionClosed:
         pass
-    code = upstream.close_code
-    if code is None or code in _RESERVED_CLOSE_CODES:
+    code, reason = upstream.close_code, upstream.close_reason or ""
+    sent = upstream.protocol.close_sent
+    if sent is not None and sent.code == MESSAGE_TOO_BIG:  # the sandbox's message was over the cap
+        code, reason = MESSAGE_TOO_BIG, sent.reason
+    elif code is None or code in _RESERVED_CLOSE_CODES:
         code = 1000 if code == 1005 else _BAD_GATEWAY
-    await send({"type": "websocket.close", "code": code, "reason": upstream.close_reason or ""})
+    await send({"type": "websocket.close", "code": code, "reason": reason})
