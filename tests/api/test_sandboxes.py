@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from e2b import Sandbox
+from e2b.exceptions import SandboxException
 
 from hutch.api import create_app
 from hutch.config import Settings
@@ -98,6 +100,24 @@ def test_connect_reattaches_and_only_extends_the_timeout(caller: Caller) -> None
     Sandbox.connect(sandbox.sandbox_id, timeout=600, **caller.opts)
     assert (sandbox.get_info().end_at - datetime.now(UTC)).total_seconds() > 590
     sandbox.kill()
+
+
+def test_no_timeout_goes_past_the_operators_maximum(caller: Caller) -> None:
+    longest = caller.stack.app.state.settings.api.max_timeout_s
+    refusal = f"400: timeout must be between 0 and {longest} seconds"
+    with pytest.raises(SandboxException, match=refusal):
+        Sandbox.create(timeout=longest + 1, **caller.opts)
+    sandbox = Sandbox.create(timeout=longest, **caller.opts)
+    try:
+        for extend in (
+            lambda: sandbox.set_timeout(longest + 1),
+            lambda: Sandbox.connect(sandbox.sandbox_id, timeout=longest + 1, **caller.opts),
+        ):
+            with pytest.raises(SandboxException, match=refusal):
+                extend()
+        assert (sandbox.get_info().end_at - datetime.now(UTC)).total_seconds() <= longest
+    finally:
+        sandbox.kill()
 
 
 def test_metrics_come_from_envd(caller: Caller) -> None:

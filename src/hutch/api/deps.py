@@ -1,4 +1,5 @@
-"""What routes receive: the services and settings on ``app.state``, and the caller's team."""
+"""What routes receive: the services and settings on ``app.state``, and the caller: a team, or the
+operator."""
 
 from __future__ import annotations
 
@@ -10,10 +11,16 @@ from fastapi.security import APIKeyHeader
 from ..catalog import Catalog
 from ..catalog.models import Team
 from ..config import Settings
+from ..secret_files import OPERATOR_KEY_HEADER, operator_key
 from .services import auth
 from .services.sandboxes import SandboxService
 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A Hutch (E2B) API key")
+_operator_key = APIKeyHeader(
+    name=OPERATOR_KEY_HEADER,
+    auto_error=False,
+    description="The operator key (<data_dir>/secrets/operator.key)",
+)
 
 
 def _settings(request: Request) -> Settings:
@@ -43,3 +50,10 @@ async def require_team(
 
 
 TeamDep = Annotated[Team, Depends(require_team)]
+
+
+async def require_operator(
+    settings: SettingsDep, key: Annotated[str | None, Security(_operator_key)]
+) -> None:
+    """Only the operator key passes (401 otherwise, a team's API key too)."""
+    auth.check_operator(expected=operator_key(settings.data_dir), given=key)

@@ -1,12 +1,14 @@
 """The catalog's connection: an async engine, its session factory, and one transaction per unit of work.
 
-SQLite (through aiosqlite) is the default and runs in WAL mode with foreign keys enforced; a
-``postgresql://`` URL selects PostgreSQL through asyncpg with the same code. Opening a catalog migrates its
-schema to the newest revision (:mod:`.migrate`).
+SQLite (through aiosqlite) is the default and runs in WAL mode with foreign keys enforced; its file (which
+holds every sandbox's access tokens) is readable by its owner only, and SQLite gives its ``-wal`` and
+``-shm`` files the same mode. A ``postgresql://`` URL selects PostgreSQL through asyncpg with the same
+code. Opening a catalog migrates its schema to the newest revision (:mod:`.migrate`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +19,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from ..errors import NotSupported
+from ..private_files import narrow, private_file
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -32,6 +35,16 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 # The asyncio driver used when a URL names only the database (``postgresql://``, ``sqlite://``).
 _ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
+
+
+def _make_private(database: Path) -> None:
+    """Create the SQLite file (and a missing directory) readable by the owner only, before SQLite opens it;
+    narrow an existing one and its ``-wal`` and ``-shm`` files."""
+    with contextlib.suppress(FileExistsError):  # an existing one is the operator's choice, kept as it is
+        database.parent.mkdir(mode=0o700, parents=True)
+    private_file(database)
+    for suffix in ("-wal", "-shm"):
+        narrow(database.with_name(database.name + suffix))
 
 
 def _is_sqlite(url: URL) -> bool:
@@ -51,7 +64,9 @@ class Catalog:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # What every session of this catalog carries in ``session.info`` (the configured quotas).
+        self.session_info: dict[str, Any] = {}
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False, info=self.session_info)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Catalog:
@@ -59,11 +74,12 @@ class Catalog:
         to the newest revision (a database made before migrations keeps its rows). Readers that another
         process migrates for (the proxy) skip that, and Alembic's import with it."""
         parsed = _async_url(url)
-        options: dict[str, Any] = {}
+        # Rows hold access tokens: an error's message (which may be logged) never shows a statement's values.
+        options: dict[str, Any] = {"hide_parameters": True}
         if _is_sqlite(parsed):
             database = parsed.database or ""
             if database and database != ":memory:" and not database.startswith("file:"):
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                _make_private(Path(database))
         else:
             options["pool_pre_ping"] = True
         try:

@@ -44,6 +44,7 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime,
         dict[str, Any]: JSON,
         dict[str, str]: JSON,
+        dict[str, int]: JSON,
         list[str]: JSON,
     }
 
@@ -53,6 +54,8 @@ class Team(Base):
 
     team_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
+    # The operator's limits for this team, by quota name; a quota not named here has the configured default.
+    quotas: Mapped[dict[str, int]] = mapped_column(default=dict, server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="team", cascade="all, delete-orphan")

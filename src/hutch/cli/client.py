@@ -3,7 +3,8 @@ end the command with the API's message on one red line.
 
 Each setting comes from (highest first) its command-line option, the environment (``E2B_API_URL``,
 ``E2B_API_KEY``, ``E2B_SANDBOX_URL``), then ``.env.local`` in the working directory as ``hutch up``
-writes it; the API URL falls back to ``http://localhost:3000``.
+writes it; the API URL falls back to ``http://localhost:3000``. The operator's commands send the operator
+key, which ``hutch up`` keeps in its data directory, instead of an API key.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from ..config import Settings
 from ..dotenv import read_env_file
+from ..secret_files import OPERATOR_KEY_HEADER, operator_key_path
 
 DEFAULT_API_URL = "http://localhost:3000"
 ENV_FILE = Path(".env.local")
@@ -78,8 +81,11 @@ class Connection:
 class Api:
     """The control plane over HTTP. A failed call ends the command (:func:`fail`)."""
 
-    def __init__(self, connection: Connection, *, authenticated: bool = True) -> None:
-        headers = {"X-API-Key": connection.require_key()} if authenticated else {}
+    def __init__(
+        self, connection: Connection, *, authenticated: bool = True, headers: dict[str, str] | None = None
+    ) -> None:
+        if headers is None:
+            headers = {"X-API-Key": connection.require_key()} if authenticated else {}
         self.url = connection.api_url
         self._http = httpx.Client(base_url=connection.api_url, headers=headers, timeout=_TIMEOUT_S)
 
@@ -97,6 +103,19 @@ class Api:
         if response.status_code >= 400:
             fail(_error_line(response))
         return response
+
+    @classmethod
+    def as_operator(cls, connection: Connection, data_dir: Path | None) -> Api:
+        """The API with the operator key of the stack whose data directory is ``data_dir`` (by default
+        the configured one, ``HUTCH_DATA_DIR``)."""
+        path = operator_key_path(data_dir or Settings().data_dir)
+        try:
+            key = path.read_bytes().hex()
+        except FileNotFoundError:
+            fail(f"no operator key at {path}: start the stack (hutch up), or pass its --data-dir")
+        except PermissionError:
+            fail(f"cannot read the operator key at {path}: run as root")
+        return cls(connection, headers={OPERATOR_KEY_HEADER: key})
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.call(method, path, **kwargs).json()

@@ -1,4 +1,5 @@
-"""``hutch key create|ls|revoke``: the team's API keys (``/api-keys``)."""
+"""``hutch key create|ls|revoke``: the team's API keys (``/api-keys``); ``hutch key create --team NAME``
+makes a key for any team, with the operator key (``/admin/teams/{id}/keys``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from . import team as team_commands
 from .client import Api, segment
 from .output import JsonOption, console, emit_json, short_time, table
 
@@ -16,11 +18,20 @@ app = typer.Typer(help="Create, list and revoke the team's API keys.", no_args_i
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option(help="A name to tell the key apart.")] = "Unnamed API key",
+    team: Annotated[
+        str | None, typer.Option(help="A key for this team, made with the operator key (operator only).")
+    ] = None,
+    data_dir: team_commands.DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a key and print it: this is the only time it is shown."""
-    with Api(ctx.obj) as api:
-        created = api.json("POST", "/api-keys", json={"name": name})
+    if team is None:
+        with Api(ctx.obj) as api:
+            created = api.json("POST", "/api-keys", json={"name": name})
+    else:
+        with Api.as_operator(ctx.obj, data_dir) as api:
+            path = f"/admin/teams/{segment(team_commands.team_id(api, team))}/keys"
+            created = api.json("POST", path, json={"name": name})
     if as_json:
         emit_json(created)
     else:

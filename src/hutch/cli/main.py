@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from . import key, sandbox, server, shell, template
+from . import key, sandbox, server, shell, team, template
 from .client import Connection
 from .doctor import doctor
 from .status import status
@@ -37,6 +37,7 @@ sandbox.app.command("shell")(shell.shell)
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(template.app, name="template")
 app.add_typer(key.app, name="key")
+app.add_typer(team.app, name="team")
 
 
 def main() -> None:

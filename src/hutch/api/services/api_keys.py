@@ -15,6 +15,7 @@ from ...catalog.keys import new_key
 from ...catalog.models import ApiKey
 from ...catalog.repos import teams
 from ...errors import Conflict
+from . import quotas
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,14 @@ async def list_keys(*, catalog: Catalog, team_id: str) -> list[ApiKey]:
 
 
 async def create(*, catalog: Catalog, team_id: str, name: str) -> CreatedKey:
+    """A new key for the team, within its ``api_keys`` quota (revoked keys do not count)."""
     key = new_key()
     async with catalog.transaction() as session:
+        # Two creates at once must not both pass the check below.
+        await teams.lock(session, team_id)
+        allowed = await quotas.limit(session, team_id, "api_keys")
+        if await teams.count_keys(session, team_id) >= allowed:
+            raise quotas.exceeded("api_keys", allowed)
         row = await teams.add_key(session, team_id=team_id, key=key, name=name)
     return CreatedKey(row=row, key=key)
 

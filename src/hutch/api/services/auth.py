@@ -1,4 +1,4 @@
-"""API keys to teams.
+"""API keys to teams, and the operator key to the operator.
 
 Every request looks its key up in the catalog (there is no cache of keys), so a revoked key is refused
 from the next request on. A key's ``last_used`` is written at most once a minute, in a unit of work of its
@@ -7,6 +7,7 @@ own: a read that turned into a write could collide with another writer on SQLite
 
 from __future__ import annotations
 
+import hmac
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -41,3 +42,12 @@ async def team_for_key(*, catalog: Catalog, api_key: str | None) -> Team:
             # Only bookkeeping: the request goes on, and a later one writes it.
             log.warning("could not record the use of API key %s: %s", stored.id, error)
     return team
+
+
+def check_operator(*, expected: str, given: str | None) -> None:
+    """Let the request through only with the operator key (compared in constant time); a team's API key
+    is no operator key."""
+    if not given:
+        raise Unauthenticated("missing operator key: send it in the X-Hutch-Operator-Key header")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthenticated("invalid operator key")

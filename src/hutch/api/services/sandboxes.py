@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +29,7 @@ from ...runtime.base import Runtime
 from ...runtime.capabilities import LogLine, SupportsEgress, SupportsFork, SupportsLogs, SupportsPause
 from ...runtime.types import SandboxHandle, SandboxSpec
 from ..ratelimit import RateLimiter
-from . import pagination, templates
+from . import pagination, quotas, templates
 from .metrics import SandboxMetrics
 from .pagination import Page
 
@@ -95,6 +96,7 @@ class SandboxService:
         self._create_limiter = create_limiter or RateLimiter(0, 1, "creates")
         # Pause, resume, snapshots, forks and kill of one sandbox happen one at a time (``lock``).
         self._locks: dict[str, asyncio.Lock] = {}
+        self._running = quotas.Holds("concurrent_sandboxes")
 
     async def create(
         self,
@@ -144,27 +146,33 @@ class SandboxService:
                 deny_out=tuple(deny_out or ()),
                 runtime=_engine_of(metadata, image.runtime),
             )
-        handle = await self._runtime.create(spec)
-        row = _row(
-            handle,
-            cpu_count=spec.cpu_count,
-            memory_mb=spec.memory_mb,
-            disk_mb=spec.disk_mb,
-            envd_access_token=token,
-            team_id=team_id,
-            template_id=found.template_id,
-            alias=alias,
-            metadata_=dict(metadata or {}),
-            end_at=_now() + lifetime,
-            traffic_access_token=traffic_token,
-            mask_request_host=mask_request_host or None,
-            idempotency_key=idempotency_key,
-            allow_internet_access=allow_internet_access,
-            on_timeout="pause" if auto_pause else "kill",
-            auto_pause_memory=auto_pause_memory,
-            auto_resume=auto_resume,
-        )
-        return await self._record(row)
+        async with self.starting(team_id):
+            handle = await self._runtime.create(spec)
+            row = _row(
+                handle,
+                cpu_count=spec.cpu_count,
+                memory_mb=spec.memory_mb,
+                disk_mb=spec.disk_mb,
+                envd_access_token=token,
+                team_id=team_id,
+                template_id=found.template_id,
+                alias=alias,
+                metadata_=dict(metadata or {}),
+                end_at=_now() + lifetime,
+                traffic_access_token=traffic_token,
+                mask_request_host=mask_request_host or None,
+                idempotency_key=idempotency_key,
+                allow_internet_access=allow_internet_access,
+                on_timeout="pause" if auto_pause else "kill",
+                auto_pause_memory=auto_pause_memory,
+                auto_resume=auto_resume,
+            )
+            return await self._record(row)
+
+    def starting(self, team_id: str, count: int = 1) -> AbstractAsyncContextManager[int]:
+        """Hold room in the team's ``concurrent_sandboxes`` while sandboxes start or resume: for as many of
+        ``count`` as its running ones leave (at least one, else ``QuotaExceeded``); yields how many."""
+        return self._running.hold_some(self._catalog, team_id, count, sandboxes.count_running)
 
     def count_creates(self, team_id: str, count: int) -> None:
         """Count ``count`` sandboxes about to be made against the team's create rate (``QuotaExceeded``
@@ -175,7 +183,8 @@ class SandboxService:
     async def replicate(self, source: Sandbox, spec: SandboxSpec, *, timeout_s: int | None = None) -> Sandbox:
         """A new sandbox like ``source`` (its team, template, metadata, limits and lifecycle) from ``spec``
         (whose files are a copy of the source's), with its own id, address and tokens: a fork that boots.
-        The caller has counted it against the team's create rate (``count_creates``)."""
+        The caller has counted it against the team's create rate (``count_creates``) and holds its room
+        (``starting``)."""
         token = secrets.token_urlsafe(32)
         handle = await self._runtime.create(replace(spec, access_token=token))
         return await self._record_copy(source, handle, token, timeout_s)
@@ -185,7 +194,8 @@ class SandboxService:
     ) -> list[Sandbox | HutchError]:
         """``count`` copies of ``source`` that go on where it was (memory, processes and files), each with
         its own id, address and tokens; ``NotSupported`` when its engine cannot copy memory. The caller has
-        counted them against the team's create rate (``count_creates``)."""
+        counted them against the team's create rate (``count_creates``) and holds their room
+        (``starting``)."""
         if not isinstance(self._runtime, SupportsFork):
             raise NotSupported(f"the {self._runtime.name} runtime cannot copy a sandbox's memory")
         tokens: list[str | None] = [secrets.token_urlsafe(32) for _ in range(count)]
@@ -247,7 +257,7 @@ class SandboxService:
                 if sandbox.state == "running":
                     sandbox.end_at = max(sandbox.end_at, _now() + lifetime)
                     return sandbox, False
-            return await self._resume(sandbox_id, lifetime=lifetime, memory=memory), True
+            return await self._resume(sandbox, lifetime=lifetime, memory=memory), True
 
     async def resume(
         self, *, team_id: str, sandbox_id: str, timeout_s: int | None = None, memory: bool = True
@@ -258,7 +268,7 @@ class SandboxService:
             sandbox = await self.get(team_id=team_id, sandbox_id=sandbox_id)
             if sandbox.state != "paused":
                 raise Conflict(f"sandbox {sandbox_id} is already running")
-            return await self._resume(sandbox_id, lifetime=lifetime, memory=memory)
+            return await self._resume(sandbox, lifetime=lifetime, memory=memory)
 
     async def wake(self, *, sandbox_id: str) -> Sandbox:
         """Resume a paused sandbox created with ``autoResume`` because traffic came for it (the proxy
@@ -270,7 +280,7 @@ class SandboxService:
                 return sandbox
             if not sandbox.auto_resume:
                 raise Conflict(f"sandbox {sandbox_id} is paused, and was not created with autoResume")
-            return await self._resume(sandbox_id, lifetime=self._lifetime(None), memory=True)
+            return await self._resume(sandbox, lifetime=self._lifetime(None), memory=True)
 
     async def expire(self, *, sandbox_id: str) -> None:
         """What a sandbox's timeout does: pause a running one created with ``autoPause``, kill the others
@@ -299,14 +309,15 @@ class SandboxService:
                 sandbox.end_at = sandbox.paused_at + self._paused_retention
                 return sandbox
 
-    async def _resume(self, sandbox_id: str, *, lifetime: timedelta, memory: bool) -> Sandbox:
-        """Resume (the caller holds the sandbox's lock)."""
-        await self._pauser().resume(sandbox_id, memory=memory)
-        async with self._catalog.transaction() as session:
-            sandbox = await _existing(session, sandbox_id)
-            sandbox.state, sandbox.pause_mode, sandbox.paused_at = "running", None, None
-            sandbox.end_at = _now() + lifetime
-            return sandbox
+    async def _resume(self, paused: Sandbox, *, lifetime: timedelta, memory: bool) -> Sandbox:
+        """Resume, within the team's ``concurrent_sandboxes`` (the caller holds the sandbox's lock)."""
+        async with self.starting(paused.team_id):
+            await self._pauser().resume(paused.sandbox_id, memory=memory)
+            async with self._catalog.transaction() as session:
+                sandbox = await _existing(session, paused.sandbox_id)
+                sandbox.state, sandbox.pause_mode, sandbox.paused_at = "running", None, None
+                sandbox.end_at = _now() + lifetime
+                return sandbox
 
     def _pauser(self) -> SupportsPause:
         if not isinstance(self._runtime, SupportsPause):

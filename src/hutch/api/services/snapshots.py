@@ -16,8 +16,6 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from ...catalog import Catalog
 from ...catalog.models import Sandbox, Template
 from ...catalog.repos import sandboxes, templates
@@ -27,6 +25,7 @@ from ...runtime.capabilities import SupportsSnapshot
 from ...runtime.types import SandboxSpec
 from ...templates import layers
 from ...templates.layers import LayerStore
+from . import quotas
 from .sandboxes import SandboxService
 from .template_builds import split_name
 
@@ -49,11 +48,11 @@ class SnapshotService:
         runtime: Runtime,
         sandboxes: SandboxService,
         cache_dir: Path,
-        max_per_team: int = 100,
         min_free_disk_mb: int = 2048,
     ) -> None:
-        self._max_per_team = max_per_team
         self._min_free_disk_mb = min_free_disk_mb
+        self._count_holds = quotas.Holds("snapshots")
+        self._disk_holds = quotas.Holds("snapshot_disk_mb")
         self._catalog = catalog
         self._runtime = runtime
         self._sandboxes = sandboxes
@@ -61,20 +60,23 @@ class SnapshotService:
         self._cache_dir = cache_dir
 
     async def create(self, *, team_id: str, sandbox_id: str, name: str | None = None) -> Template:
-        """Snapshot a running sandbox of the team into a new private template (named ``name`` too)."""
+        """Snapshot a running sandbox of the team into a new private template (named ``name`` too), within
+        the team's ``snapshots`` and ``snapshot_disk_mb`` quotas."""
         alias = None if name is None else split_name(name)[0]
         async with self._catalog.transaction() as session:
             source = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
             taken = None if alias is None else await templates.find(session, alias)
             if taken is not None and (taken.team_id != team_id or taken.snapshot_of is None):
                 raise Conflict(f"the name {alias!r} is taken by another template")
-            kept = await session.scalar(
-                select(func.count()).where(Template.team_id == team_id, Template.snapshot_of.is_not(None))
-            )
-        if (kept or 0) >= self._max_per_team:
-            raise QuotaExceeded(
-                f"the team keeps {kept} snapshots, the most it may: delete some (DELETE /templates/{{id}})"
-            )
+        worst_mb = source.disk_mb + source.memory_mb
+        async with (
+            self._count_holds.hold(self._catalog, team_id, 1, templates.count_snapshots),
+            self._disk_holds.hold(self._catalog, team_id, worst_mb, templates.snapshot_disk_mb),
+        ):
+            return await self._snapshot(source, alias)
+
+    async def _snapshot(self, source: Sandbox, alias: str | None) -> Template:
+        team_id, sandbox_id = source.team_id, source.sandbox_id
         self._ensure_space(source)
         template_id = _new_id()
         memory = self._checkpoint_of(template_id)
@@ -111,23 +113,31 @@ class SnapshotService:
     ) -> list[Template]:
         """The team's snapshots (of one sandbox, or with one name), oldest first."""
         async with self._catalog.transaction() as session:
-            query = select(Template).where(Template.team_id == team_id, Template.snapshot_of.is_not(None))
-            if sandbox_id is not None:
-                query = query.where(Template.snapshot_of == sandbox_id)
-            rows = await session.scalars(query.order_by(Template.created_at, Template.template_id))
-            return [row for row in rows if name is None or name in row.aliases]
+            rows = await templates.snapshots(session, team_id, sandbox_id=sandbox_id)
+        return [row for row in rows if name is None or name in row.aliases]
 
     async def fork(
         self, *, team_id: str, sandbox_id: str, count: int = 1, timeout_s: int | None = None
     ) -> list[Fork]:
         """``count`` new sandboxes, each with its own id, address and tokens. Where the engine can (gVisor),
         each goes on where the sandbox was, memory and processes included; elsewhere (crun) each boots
-        over a copy of the sandbox's files, as the sandbox did (its template's start command, env vars)."""
+        over a copy of the sandbox's files, as the sandbox did (its template's start command, env vars).
+        Only as many as the team's ``concurrent_sandboxes`` leaves room for are made: each of the others is
+        a ``QuotaExceeded``, and with no room at all the call is."""
         async with self._catalog.transaction() as session:
             source = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
         if source.state != "running":
             raise Conflict(f"sandbox {source.sandbox_id} is paused; resume it first")
         self._sandboxes.count_creates(team_id, count)
+        async with self._sandboxes.starting(team_id, count) as room:
+            forks = await self._fork(source, room, timeout_s)
+        if room < count:
+            async with self._catalog.transaction() as session:
+                allowed = await quotas.limit(session, team_id, "concurrent_sandboxes")
+            forks += [Fork(error=quotas.exceeded("concurrent_sandboxes", allowed))] * (count - room)
+        return forks
+
+    async def _fork(self, source: Sandbox, count: int, timeout_s: int | None) -> list[Fork]:
         try:
             children = await self._sandboxes.fork_running(source, count, timeout_s=timeout_s)
         except NotSupported:

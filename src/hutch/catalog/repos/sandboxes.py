@@ -81,6 +81,16 @@ async def on_node(session: AsyncSession, node_id: str) -> list[Sandbox]:
     return list(await session.scalars(select(Sandbox).where(Sandbox.node_id == node_id)))
 
 
+async def of_team(session: AsyncSession, team_id: str) -> list[Sandbox]:
+    """Every sandbox of the team, running or paused."""
+    return list(await session.scalars(select(Sandbox).where(Sandbox.team_id == team_id)))
+
+
+async def count_running(session: AsyncSession, team_id: str) -> int:
+    statement = select(func.count()).where(Sandbox.team_id == team_id, Sandbox.state == "running")
+    return await session.scalar(statement) or 0
+
+
 async def page(
     session: AsyncSession,
     *,

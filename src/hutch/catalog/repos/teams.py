@@ -23,11 +23,45 @@ async def lock(session: AsyncSession, team_id: str) -> Team | None:
     return await session.scalar(select(Team).where(Team.team_id == team_id).with_for_update())
 
 
-async def add(session: AsyncSession, *, name: str) -> Team:
-    team = Team(team_id=str(uuid.uuid4()), name=name)
+async def add(session: AsyncSession, *, name: str, quotas: dict[str, int] | None = None) -> Team:
+    team = Team(team_id=str(uuid.uuid4()), name=name, quotas=dict(quotas or {}))
     session.add(team)
     await session.flush()
     return team
+
+
+async def get(session: AsyncSession, team_id: str) -> Team | None:
+    return await session.get(Team, team_id)
+
+
+async def all_teams(session: AsyncSession) -> list[Team]:
+    """Every team, oldest first."""
+    return list(await session.scalars(select(Team).order_by(Team.created_at, Team.name)))
+
+
+async def quotas(session: AsyncSession, team_id: str) -> dict[str, int]:
+    """The team's own quota limits (none for a team that does not exist)."""
+    own = await session.scalar(select(Team.quotas).where(Team.team_id == team_id))
+    return dict(own or {})
+
+
+async def set_quotas(session: AsyncSession, team: Team, changes: dict[str, int | None]) -> Team:
+    """Set the team's own limits in ``changes``; a ``None`` drops the team's own, back to the default."""
+    merged = dict(team.quotas)
+    for name, value in changes.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    team.quotas = merged
+    await session.flush()
+    return team
+
+
+async def remove(session: AsyncSession, team: Team) -> None:
+    """Delete the team; its keys, templates and sandbox rows go with it."""
+    await session.delete(team)
+    await session.flush()
 
 
 _ACTIVE = ApiKey.revoked_at.is_(None)

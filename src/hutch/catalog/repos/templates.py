@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..models import Template
@@ -24,6 +24,35 @@ async def find(session: AsyncSession, name: str, *, team_id: str | None = None) 
     if template is not None and team_id is not None and not template.visible_to(team_id):
         return None
     return template
+
+
+async def count_snapshots(session: AsyncSession, team_id: str) -> int:
+    """How many snapshots the team keeps."""
+    statement = select(func.count()).where(Template.team_id == team_id, Template.snapshot_of.is_not(None))
+    return await session.scalar(statement) or 0
+
+
+async def snapshot_disk_mb(session: AsyncSession, team_id: str) -> int:
+    """The disk the team's snapshots may take: each its sandbox's disk, plus its memory when it keeps that."""
+    size = Template.disk_mb + case((Template.checkpoint.is_not(None), Template.memory_mb), else_=0)
+    statement = select(func.coalesce(func.sum(size), 0)).where(
+        Template.team_id == team_id, Template.snapshot_of.is_not(None)
+    )
+    return await session.scalar(statement) or 0
+
+
+async def count_built(session: AsyncSession, team_id: str) -> int:
+    """How many templates the team owns that are not snapshots."""
+    statement = select(func.count()).where(Template.team_id == team_id, Template.snapshot_of.is_(None))
+    return await session.scalar(statement) or 0
+
+
+async def snapshots(session: AsyncSession, team_id: str, *, sandbox_id: str | None = None) -> list[Template]:
+    """The team's snapshots (of one sandbox), oldest first."""
+    statement = select(Template).where(Template.team_id == team_id, Template.snapshot_of.is_not(None))
+    if sandbox_id is not None:
+        statement = statement.where(Template.snapshot_of == sandbox_id)
+    return list(await session.scalars(statement.order_by(Template.created_at, Template.template_id)))
 
 
 async def names(session: AsyncSession, *, team_id: str | None = None) -> list[str]:
