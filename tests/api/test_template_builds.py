@@ -1,5 +1,6 @@
 """The template build API over the fake runtime (which cannot build): build requests, names, upload links
-and their signatures, status paging, aliases and tags, through the official SDK where it reaches them."""
+and their signatures, uploads that never change once stored, the team's quotas on templates and upload
+bytes, status paging, aliases and tags, through the official SDK where it reaches them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 from e2b import Template
 
+from hutch.catalog.repos import teams
 from tests.api.conftest import Caller
 
 
@@ -88,3 +90,52 @@ def test_starting_a_build_on_a_runtime_that_cannot_build(caller: Caller) -> None
         response = http.post(path, json={"fromTemplate": "base", "steps": []})
     assert response.status_code == 501 or response.status_code == 400
     assert "cannot build" in response.json()["message"]
+
+
+def _set_quotas(caller: Caller, **limits: int) -> None:
+    async def change() -> None:
+        async with caller.stack.app.state.catalog.transaction() as session:
+            team = await teams.for_key(session, caller.api_key)
+            assert team is not None
+            await teams.set_quotas(session, team, dict(limits))
+
+    caller.stack.run(change())
+
+
+def _upload_url(caller: Caller, template_id: str, files_hash: str) -> str:
+    with caller.http() as http:
+        link = http.get(f"/templates/{template_id}/files/{files_hash}")
+    assert link.status_code == 201, link.text
+    return link.json()["url"]
+
+
+def test_other_bytes_under_an_uploaded_hash_are_refused(caller: Caller) -> None:
+    template_id, files_hash = _request(caller, f"same-{uuid.uuid4().hex[:8]}")["templateID"], "1e" * 32
+    url = _upload_url(caller, template_id, files_hash)
+    assert httpx.put(url, content=b"the real files").status_code == 201
+    assert httpx.put(url, content=b"the real files").status_code == 201
+    refused = httpx.put(url, content=b"other files")
+    assert refused.status_code == 409 and "already uploaded with other content" in refused.json()["message"]
+    assert set(refused.json()) == {"code", "message"}
+
+
+def test_a_team_beyond_its_templates_quota_gets_a_429(caller: Caller) -> None:
+    _set_quotas(caller, templates=1)
+    first = f"quota-{uuid.uuid4().hex[:8]}"
+    _request(caller, first)
+    with caller.http() as http:
+        refused = http.post("/v3/templates", json={"name": f"quota-{uuid.uuid4().hex[:8]}"})
+        assert refused.status_code == 429 and "quota templates exceeded" in refused.json()["message"]
+        # A new build of the template it has is no new template.
+        assert http.post("/v3/templates", json={"name": first}).status_code == 202
+
+
+def test_a_team_beyond_its_upload_quota_gets_a_429_and_keeps_nothing(caller: Caller) -> None:
+    _set_quotas(caller, upload_mb=1)
+    template_id = _request(caller, f"bytes-{uuid.uuid4().hex[:8]}")["templateID"]
+    url = _upload_url(caller, template_id, "2a" * 32)
+    assert httpx.put(url, content=b"x" * (600 << 10)).status_code == 201
+    refused = httpx.put(_upload_url(caller, template_id, "2b" * 32), content=b"y" * (600 << 10))
+    assert refused.status_code == 429 and "quota upload_mb exceeded" in refused.json()["message"]
+    with caller.http() as http:
+        assert http.get(f"/templates/{template_id}/files/{'2b' * 32}").json()["present"] is False

@@ -1,5 +1,7 @@
 """Images from a registry: names normalised as Docker does, a pull from a local registry unpacked with
-owners, modes and whiteouts, the digest cache, fast clear failures, basic auth, and the image's config."""
+owners, modes and whiteouts, the digest cache, fast clear failures, basic auth, and the image's config;
+registries at internal addresses refused unless allowed, and private images cached per team and
+credentials."""
 
 from __future__ import annotations
 
@@ -9,17 +11,19 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hutch.errors import InvalidRequest
+from hutch.errors import Forbidden, InvalidRequest
 from hutch.templates.oci_image import (
     ImageReference,
     ImageUnavailable,
     RegistryCredentials,
+    check_registry,
     image_config,
     parse_reference,
     pull,
@@ -28,6 +32,8 @@ from tests.conftest import free_port
 from tests.registry import LocalImage, Registry, bcrypt_hash, push
 
 DIGEST = "sha256:" + "ab" * 32
+# The test registries run on loopback, which a pull refuses unless the operator allows it.
+LOOPBACK = ("127.0.0.0/8", "::1", "localhost")
 
 
 @pytest.mark.parametrize(
@@ -86,6 +92,7 @@ def registry(start_registry, local_image: LocalImage) -> Registry:
 def _pull(name: str, cache_dir: Path, **options) -> tuple[Path, list[str], float]:
     lines: list[str] = []
     started = time.monotonic()
+    options.setdefault("internal_registries", LOOPBACK)
     rootfs = pull(name, cache_dir, log=lines.append, **options)
     return rootfs, lines, time.monotonic() - started
 
@@ -186,13 +193,18 @@ def test_an_image_for_another_platform_is_refused(
     registry: Registry, multi_platform: str, tmp_path: Path
 ) -> None:
     with pytest.raises(ImageUnavailable, match="is for linux/arm64, not linux/amd64"):
-        pull(f"{registry.host}/hutch/arm:1", tmp_path, log=lambda _line: None)
+        pull(f"{registry.host}/hutch/arm:1", tmp_path, log=lambda _line: None, internal_registries=LOOPBACK)
 
 
 def test_a_missing_tag_fails_fast_naming_the_image(registry: Registry, tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(ImageUnavailable, match=f"image {registry.host}/hutch/test:missing not found"):
-        pull(f"{registry.host}/hutch/test:missing", tmp_path, log=lambda _line: None)
+        pull(
+            f"{registry.host}/hutch/test:missing",
+            tmp_path,
+            log=lambda _line: None,
+            internal_registries=LOOPBACK,
+        )
     assert time.monotonic() - started < 10
     assert not (tmp_path / "images/oci").exists() or not any((tmp_path / "images/oci").iterdir())
 
@@ -201,7 +213,7 @@ def test_an_unreachable_registry_fails_fast(tmp_path: Path) -> None:
     host = f"127.0.0.1:{free_port()}"
     started = time.monotonic()
     with pytest.raises(ImageUnavailable, match=rf"registry {host} is unreachable \(connection refused\)"):
-        pull(f"{host}/hutch/test:1", tmp_path, log=lambda _line: None)
+        pull(f"{host}/hutch/test:1", tmp_path, log=lambda _line: None, internal_registries=LOOPBACK)
     assert time.monotonic() - started < 10
 
 
@@ -217,7 +229,13 @@ def silent_registry() -> Iterator[str]:
 def test_a_silent_registry_fails_within_the_timeout(silent_registry: str, tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(ImageUnavailable, match=f"registry {silent_registry} did not answer within 2 s"):
-        pull(f"{silent_registry}/hutch/test:1", tmp_path, log=lambda _line: None, timeout_s=2)
+        pull(
+            f"{silent_registry}/hutch/test:1",
+            tmp_path,
+            log=lambda _line: None,
+            internal_registries=LOOPBACK,
+            timeout_s=2,
+        )
     assert time.monotonic() - started < 8
 
 
@@ -241,10 +259,88 @@ def test_basic_auth_rejects_wrong_or_missing_credentials(private_registry: Regis
     name = f"{private_registry.host}/hutch/private:1"
     wrong = RegistryCredentials("alice", "wrong")
     with pytest.raises(ImageUnavailable, match=f"authentication to {private_registry.host} as alice failed"):
-        pull(name, tmp_path, credentials=wrong, log=lambda _line: None)
+        pull(name, tmp_path, credentials=wrong, log=lambda _line: None, internal_registries=LOOPBACK)
     with pytest.raises(ImageUnavailable, match=f"access to image {name} denied"):
-        pull(name, tmp_path, log=lambda _line: None)
+        pull(name, tmp_path, log=lambda _line: None, internal_registries=LOOPBACK)
 
 
 def test_credentials_are_not_printed() -> None:
     assert "s3cret" not in repr(RegistryCredentials("alice", "s3cret"))
+
+
+@pytest.mark.parametrize(
+    "registry",
+    [
+        "127.0.0.1:5000",
+        "localhost:5000",
+        "10.1.2.3",
+        "172.16.0.9:443",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0:5000",
+        "[::1]:5000",
+        "[fd00::1]",
+        "[fe80::1]",
+        "[::ffff:127.0.0.1]",
+    ],
+)
+def test_a_registry_at_an_internal_address_is_refused(registry: str, tmp_path: Path) -> None:
+    with pytest.raises(Forbidden, match="internal address"):
+        pull(f"{registry}/hutch/test:1", tmp_path, log=lambda _line: None)
+    assert not (tmp_path / "images").exists()
+
+
+@pytest.mark.parametrize(
+    ("registry", "allowed"),
+    [
+        ("127.0.0.1:5000", ("127.0.0.1:5000",)),
+        ("127.0.0.1:5000", ("127.0.0.1",)),
+        ("localhost:5000", ("localhost",)),
+        ("10.1.2.3", ("10.0.0.0/8",)),
+        ("[fd00::1]", ("fd00::/8",)),
+    ],
+)
+def test_an_internal_registry_the_operator_lists_is_allowed(registry: str, allowed: tuple[str, ...]) -> None:
+    check_registry(parse_reference(f"{registry}/hutch/test:1"), allowed)
+
+
+def test_a_public_address_is_allowed_but_not_the_nodes_own() -> None:
+    """In a network namespace of the test's own, with a public address on its loopback (no traffic)."""
+    script = (
+        "from hutch.errors import Forbidden\n"
+        "from hutch.templates.oci_image import check_registry, parse_reference\n"
+        "check_registry(parse_reference('1.2.3.5/a'), ())\n"
+        "try:\n"
+        "    check_registry(parse_reference('1.2.3.4/a'), ())\n"
+        "except Forbidden as error:\n"
+        "    print(error.message)\n"
+    )
+    setup = "ip link set lo up && ip address add 1.2.3.4/32 dev lo"
+    done = subprocess.run(
+        ["unshare", "--net", "sh", "-c", f'{setup} && "$0" -c "$1"', sys.executable, script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "registry 1.2.3.4 is at 1.2.3.4, an internal address" in done.stdout
+
+
+def test_a_private_image_is_cached_per_team_and_credentials(
+    private_registry: Registry, local_image: LocalImage, tmp_path: Path
+) -> None:
+    name = f"{private_registry.host}/hutch/private:1"
+    alice = RegistryCredentials("alice", "s3cret")
+    first, _, _ = _pull(name, tmp_path, credentials=alice, team_id="team-a")
+    again, lines, _ = _pull(name, tmp_path, credentials=alice, team_id="team-a")
+    assert again == first and not any("Copying" in line for line in lines)
+    # Another team, even with the same credentials, gets its own copy.
+    other, lines, _ = _pull(name, tmp_path, credentials=alice, team_id="team-b")
+    assert other != first and any("Copying" in line for line in lines)
+    # Pinned to the cached digest, without credentials: the registry is asked, and refuses.
+    pinned = f"{private_registry.host}/hutch/private@{local_image.digest}"
+    with pytest.raises(ImageUnavailable, match="denied"):
+        pull(pinned, tmp_path, team_id="team-a", log=lambda _line: None, internal_registries=LOOPBACK)
+    cached, lines, _ = _pull(pinned, tmp_path, credentials=alice, team_id="team-a")
+    assert cached == first and lines == [f"{parse_reference(pinned)}: cached"]

@@ -1,5 +1,9 @@
 """The layer cache: each file-changing build step's result, a directory of overlay changes (whiteouts
-included), stored under a key made from everything that decides its content.
+included), stored under a key made from everything that decides its content: the key below it, the step,
+the build's state, the server's digest of a ``COPY`` step's files (never the client's word), and the team
+whose build made it. Keys are per team from the base up, so no team's build, forced or not, ever makes or
+replaces a layer another team's build reuses; only the base below them (the built-in template, a public
+image by digest) is shared.
 
 A template's root filesystem is a chain of layers over a base, mounted as one overlay (top first, joined
 with ``:`` as overlayfs's ``lowerdir`` wants). A layer's directory (``data/<id>``) never changes once

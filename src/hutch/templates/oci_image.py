@@ -6,26 +6,35 @@ host's platform with ``skopeo copy`` to an OCI layout and unpacks it as root wit
 (owners, modes, setuid bits and whiteouts as in the image; device nodes are dropped, the sandbox gets its
 own ``/dev``). The result is cached as::
 
-    <cache_dir>/images/oci/<algorithm>-<hex>-<os>-<arch>/   mode 0700: the image's setuid files stay
-        rootfs/                                              out of reach of the host's other users
-        image.json      the image's OCI configuration, read by ``image_config``
+    <cache_dir>/images/oci/<algorithm>-<hex>-<os>-<arch>[-<scope>]/  mode 0700: the image's setuid files
+        rootfs/                                                      stay out of reach of the host's
+        image.json      the image's OCI configuration, read by        other users
+                        ``image_config``
 
 It is built in a ``.partial-*`` directory beside it and renamed into place; the OCI layout is deleted once
-unpacked. A name pinned by digest that is cached needs no registry at all.
+unpacked. A name pinned by digest that is cached needs no registry at all. An image pulled without
+credentials is public and shared by digest; one pulled with credentials is cached per team and credential
+(``<scope>``, a digest of both), so a cached private image is never served to anyone who did not prove
+access to it.
 
-Registry credentials reach skopeo in a 0600 auth file, never on its command line. Plain HTTP is used only
-for registries on loopback or listed in ``insecure_registries``. Every failure is an ``ImageUnavailable``
-naming the image or the registry, raised within ``timeout_s`` (the manifest lookup within 30 s).
+Registries are reached only at public addresses: a registry whose name resolves to a loopback, private
+(RFC 1918, ULA), link-local or otherwise non-global address, or to one of this node's own, is refused
+unless the operator lists it in ``internal_registries``. Registry credentials reach skopeo in a 0600 auth
+file, never on its command line. Plain HTTP is used only for registries on loopback or listed in
+``insecure_registries``. Every failure is an ``ImageUnavailable`` naming the image or the registry, raised
+within ``timeout_s`` (the manifest lookup within 30 s).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import platform
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
@@ -34,11 +43,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from ipaddress import ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..errors import BackendUnavailable, InvalidRequest
+from ..errors import BackendUnavailable, Forbidden, InvalidRequest
+from ..runtime.safe_path import Root
 
 Log = Callable[[str], None]
 
@@ -160,16 +170,21 @@ def pull(
     cache_dir: Path,
     *,
     credentials: RegistryCredentials | None = None,
+    team_id: str = "",
     insecure_registries: Sequence[str] = (),
+    internal_registries: Sequence[str] = (),
     log: Log = print,
     timeout_s: float = 600,
 ) -> Path:
-    """The root filesystem of the image ``reference`` for this host's platform, pulled unless cached."""
+    """The root filesystem of the image ``reference`` for this host's platform, pulled unless cached (an
+    image pulled with ``credentials`` is cached for ``team_id`` and those credentials only)."""
     ref = parse_reference(reference)
+    check_registry(ref, internal_registries)
     oci_dir = Path(cache_dir) / "images" / "oci"
-    if ref.digest and (oci_dir / _cache_name(ref.digest) / "rootfs").is_dir():
+    scope = _scope(ref.registry, credentials, team_id)
+    if ref.digest and (oci_dir / _cache_name(ref.digest, scope) / "rootfs").is_dir():
         log(f"{ref}: cached")
-        return oci_dir / _cache_name(ref.digest) / "rootfs"
+        return oci_dir / _cache_name(ref.digest, scope) / "rootfs"
     for tool in ("skopeo", "umoci"):
         if shutil.which(tool) is None:
             raise BackendUnavailable(f"{tool} is not installed: apt-get install skopeo umoci")
@@ -177,12 +192,35 @@ def pull(
     with _auth_file(ref.registry, credentials) as authfile:
         source = _Source(ref, ref.plain_http_allowed(insecure_registries), authfile, credentials)
         digest = _lookup(source, deadline)
-        bundle = oci_dir / _cache_name(digest)
+        bundle = oci_dir / _cache_name(digest, scope)
         if (bundle / "rootfs").is_dir():
             log(f"{ref}: cached as {digest}")
             return bundle / "rootfs"
         log(f"{ref}: pulling {digest}")
         return _fetch(source, digest, bundle, deadline, log)
+
+
+def check_registry(ref: ImageReference, internal_registries: Sequence[str]) -> None:
+    """Refuse (``Forbidden``) a registry that resolves to an address that is not public or is this node's,
+    unless ``internal_registries`` lists it (``host[:port]``, a host name, an address or a network). A
+    name that does not resolve is left to the pull, which fails on it."""
+    if ref.registry in internal_registries or ref.host in internal_registries:
+        return
+    try:
+        found = socket.getaddrinfo(ref.host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return
+    addresses = {_unmapped(ip_address(str(item[4][0]).partition("%")[0])) for item in found}
+    networks = [ip_network(entry, strict=False) for entry in internal_registries if _is_network(entry)]
+    own = _node_addresses()
+    for address in sorted(addresses, key=str):
+        if any(address in network for network in networks):
+            continue
+        if not address.is_global or address.is_multicast or address in own:
+            raise Forbidden(
+                f"registry {ref.registry} is at {address}, an internal address (loopback, private, "
+                "link-local or this node's): the operator must list it in internal_registries"
+            )
 
 
 def image_config(rootfs: Path) -> ImageConfig:
@@ -242,9 +280,48 @@ class _Source:
         return ImageUnavailable(message)
 
 
-def _cache_name(digest: str) -> str:
+def _cache_name(digest: str, scope: str | None) -> str:
     os_name, architecture = host_platform()
-    return f"{digest.replace(':', '-')}-{os_name}-{architecture}"
+    return f"{digest.replace(':', '-')}-{os_name}-{architecture}" + (f"-{scope}" if scope else "")
+
+
+def _scope(registry: str, credentials: RegistryCredentials | None, team_id: str) -> str | None:
+    """What a private image's cache entry is bound to: the team and its credentials (None: public)."""
+    if credentials is None:
+        return None
+    bound = "\0".join((team_id, registry, credentials.username, credentials.password))
+    return hashlib.sha256(bound.encode()).hexdigest()[:24]
+
+
+def _unmapped(address: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _is_network(entry: str) -> bool:
+    try:
+        ip_network(entry, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _node_addresses() -> set[IPv4Address | IPv6Address]:
+    """The addresses of this node's interfaces."""
+    done = subprocess.run(["ip", "-j", "address"], capture_output=True, text=True, check=False)
+    try:
+        links = json.loads(done.stdout or "[]")
+    except json.JSONDecodeError:
+        return set()
+    found: set[IPv4Address | IPv6Address] = set()
+    for link in links:
+        for info in link.get("addr_info", ()):
+            try:
+                found.add(ip_address(str(info.get("local", "")).partition("%")[0]))
+            except ValueError:
+                continue
+    return found
 
 
 def _seconds(duration: float) -> str:
@@ -415,14 +492,15 @@ def _config_blob(layout: Path) -> bytes:
 
 
 def _drop_device_nodes(rootfs: Path, log: Log) -> None:
+    """Remove the image's device nodes, each relative to its directory's descriptor (no link followed)."""
     removed = 0
-    for directory, _dirs, files in os.walk(rootfs):
-        for name in files:
-            path = os.path.join(directory, name)
-            mode = os.lstat(path).st_mode
-            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-                os.unlink(path)
-                removed += 1
+    with Root(rootfs) as tree:
+        for _directory, _dirs, files, directory_fd in tree.walk():
+            for name in files:
+                mode = os.stat(name, dir_fd=directory_fd, follow_symlinks=False).st_mode
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                    os.unlink(name, dir_fd=directory_fd)
+                    removed += 1
     if removed:
         log(f"removed {removed} device nodes from the image (a sandbox gets its own /dev)")
 

@@ -3,28 +3,33 @@ own), upload ``COPY`` files, start it, follow its status and logs; aliases and t
 
 A started build runs in the background on this node's builder; its log entries are written to the
 catalog in batches, so ``logsOffset`` pages over them. A build that a restart interrupted is marked failed.
+A team's templates, builds running at once and stored upload bytes are bounded by its quotas. The layers
+and images no template, build or sandbox uses are deleted at start and after a template is deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from ...catalog import Catalog
 from ...catalog.models import Template, TemplateBuild, TemplateBuildLog, TemplateTag
 from ...errors import Conflict, Forbidden, HutchError, InvalidRequest, NotFound, NotSupported
+from ...templates import debian_images, garbage
 from ...templates import steps as build_steps
-from ...templates.builder import Builder, BuildFailed, Built, Plan, TemplateBase
-from ...templates.oci_image import RegistryCredentials
+from ...templates.builder import E2B_BASE_IMAGES, Builder, BuildFailed, Built, Plan, TemplateBase
+from ...templates.oci_image import RegistryCredentials, check_registry, parse_reference
 from ...templates.uploads import UploadStore
 from ..schemas.common import at_least
 from ..schemas.template_builds import (
@@ -36,7 +41,7 @@ from ..schemas.template_builds import (
     TemplateBuildStartV2,
     TemplateRequestResponseV3,
 )
-from . import templates
+from . import quotas, templates
 
 log = logging.getLogger("hutch.api")
 # Template names: lower-case, optionally with a ``namespace/``; tags as Docker's.
@@ -77,6 +82,10 @@ class TemplateBuildService:
         self._builder = builder
         self._uploads = uploads
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._template_holds = quotas.Holds("templates")
+        self._build_holds = quotas.Holds("concurrent_builds")
+        # Held while builds start and while the cache is collected, so that the two never overlap.
+        self._cache_lock = asyncio.Lock()
 
     async def recover(self) -> list[str]:
         """Mark the builds a restart interrupted as failed; returns their ids."""
@@ -95,7 +104,29 @@ class TemplateBuildService:
                     build.finished_at = datetime.now(UTC)
                     await _set_template_status(session, build.template_id)
                     interrupted.append(build.build_id)
-            return interrupted
+        await self.collect()
+        return interrupted
+
+    async def collect(self) -> garbage.Collected | None:
+        """Delete the layers and images nothing uses; None (nothing done) while a build runs."""
+        if self._builder is None:
+            return None
+        async with self._cache_lock:
+            if self._running:
+                return None
+            async with self._catalog.transaction() as session:
+                referenced = [
+                    *await session.scalars(select(Template.rootfs)),
+                    *await session.scalars(
+                        select(TemplateBuild.rootfs).where(TemplateBuild.rootfs.is_not(None))
+                    ),
+                ]
+            collected = await asyncio.to_thread(
+                garbage.collect, self._builder.cache_dir, self._builder.data_dir, referenced
+            )
+        if collected.layers or collected.images:
+            log.info("deleted %d unused layers and %d unused images", collected.layers, collected.images)
+        return collected
 
     async def close(self) -> None:
         for task in list(self._running.values()):
@@ -114,6 +145,13 @@ class TemplateBuildService:
         alias, tag = split_name(name)
         tags = _check_tags([*([tag] if tag else []), *(body.tags or [])]) or [DEFAULT_TAG]
         async with self._catalog.transaction() as session:
+            existing = await templates.find(session, name=alias)
+        if existing is not None and existing.team_id != team_id:
+            raise Conflict(f"the name {alias!r} is taken by another template")
+        hold: AbstractAsyncContextManager[None] = nullcontext()
+        if existing is None:
+            hold = self._template_holds.hold(self._catalog, team_id, 1, _count_templates)
+        async with hold, self._catalog.transaction() as session:
             template = await templates.find(session, name=alias)
             if template is not None and template.team_id != team_id:
                 raise Conflict(f"the name {alias!r} is taken by another template")
@@ -172,7 +210,23 @@ class TemplateBuildService:
         if not _HASH.match(files_hash):
             raise InvalidRequest("the files hash must be 64 lower-case hexadecimal digits")
         self._uploads.verify(template_id, files_hash, expires, signature)
-        return await self._uploads.receive(template_id, files_hash, chunks)
+        async with self._catalog.transaction() as session:
+            template = await session.get(Template, template_id)
+            if template is None or template.team_id is None:
+                raise NotFound(f"template {template_id} not found")
+            team_id = template.team_id
+            limit = await quotas.limit(session, team_id, "upload_mb")
+            owned = await session.scalars(select(Template.template_id).where(Template.team_id == team_id))
+            own_templates = list(owned)
+        used = await asyncio.to_thread(self._uploads.size_of, own_templates)
+        received = await self._uploads.receive(
+            template_id,
+            files_hash,
+            chunks,
+            room_bytes=max(0, (limit << 20) - used),
+            room_error=quotas.exceeded("upload_mb", limit),
+        )
+        return received.size
 
     async def start(self, team_id: str, template_id: str, build_id: str, body: TemplateBuildStartV2) -> None:
         """Start a waiting build in the background."""
@@ -184,6 +238,32 @@ class TemplateBuildService:
         for step in parsed:
             if step.type == "COPY" and not self._uploads.has(template_id, step.files_hash or ""):
                 raise InvalidRequest(f"step {step.index}: the files of {step.args[0]!r} were not uploaded")
+        if body.from_image:
+            await self._check_image(body.from_image)
+        async with (
+            self._cache_lock,
+            self._build_holds.hold(self._catalog, team_id, 1, _count_builds),
+        ):
+            plan = await self._begin(team_id, template_id, build_id, body, parsed)
+            self._running[build_id] = asyncio.ensure_future(self._run(plan))
+
+    async def _check_image(self, name: str) -> None:
+        """Refuse at once an image whose registry the builder would refuse."""
+        assert self._builder is not None
+        if name in E2B_BASE_IMAGES or debian_images.parse(name) is not None:
+            return
+        allowed = self._builder.sandboxes.internal_registries
+        await asyncio.to_thread(check_registry, parse_reference(name), allowed)
+
+    async def _begin(
+        self,
+        team_id: str,
+        template_id: str,
+        build_id: str,
+        body: TemplateBuildStartV2,
+        parsed: list[build_steps.Step],
+    ) -> Plan:
+        """Mark the waiting build as building; its plan."""
         async with self._catalog.transaction() as session:
             template = await self._own(session, team_id, template_id)
             build = await session.get(TemplateBuild, build_id)
@@ -201,6 +281,7 @@ class TemplateBuildService:
             plan = Plan(
                 build_id=build_id,
                 template_id=template_id,
+                team_id=team_id,
                 steps=parsed,
                 from_image=body.from_image,
                 from_template=base,
@@ -213,16 +294,18 @@ class TemplateBuildService:
             )
             build.status = "building"
             template.build_status = "building"
-        self._running[build_id] = asyncio.ensure_future(self._run(plan))
+            return plan
 
     async def forget(self, template_id: str) -> None:
-        """After a template is deleted: stop its builds and drop its uploads."""
+        """After a template is deleted: stop its builds, drop its uploads and what of the cache it alone
+        used."""
         for build_id, task in list(self._running.items()):
             if task.get_name() == template_id:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
                 self._running.pop(build_id, None)
         self._uploads.remove_template(template_id)
+        await self.collect()
 
     async def _run(self, plan: Plan) -> None:
         task = asyncio.current_task()
@@ -383,6 +466,22 @@ class TemplateBuildService:
         return template
 
 
+async def _count_templates(session: Any, team_id: str) -> int:
+    query = select(func.count()).select_from(Template).where(Template.team_id == team_id)
+    return int(await session.scalar(query) or 0)
+
+
+async def _count_builds(session: Any, team_id: str) -> int:
+    """The team's builds that are running."""
+    query = (
+        select(func.count())
+        .select_from(TemplateBuild)
+        .join(Template, Template.template_id == TemplateBuild.template_id)
+        .where(Template.team_id == team_id, TemplateBuild.status == "building")
+    )
+    return int(await session.scalar(query) or 0)
+
+
 async def _set_template_status(session: Any, template_id: str) -> None:
     template = await session.get(Template, template_id)
     if template is not None:
@@ -413,6 +512,7 @@ class _LogSink:
         self._pending: deque[tuple[datetime, str, str, str | None]] = deque()
         self._seq = 0
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     def add(self, message: str, level: str = "info", step: str | None = None) -> None:
         self._pending.append((datetime.now(UTC), message[:16384], level, step))
@@ -421,15 +521,17 @@ class _LogSink:
         self._task = asyncio.ensure_future(self._flush_forever())
 
     async def close(self) -> None:
+        """Write what is left. A flush under way finishes first: cancelling it would lose its batch."""
+        self._closing.set()
         if self._task is not None:
-            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self._flush()
 
     async def _flush_forever(self) -> None:
-        while True:
-            await asyncio.sleep(LOG_FLUSH_S)
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), LOG_FLUSH_S)
             await self._flush()
 
     async def _flush(self) -> None:
