@@ -9,7 +9,7 @@ import pytest
 from e2b import NotFoundException, SandboxException
 from e2b_code_interpreter import Sandbox
 
-from .conftest import Interpreter
+from .conftest import TOKEN, Interpreter
 
 
 def test_contexts_keep_separate_state_and_cwd(sandbox: Sandbox, interpreter: Interpreter, tmp_path):
@@ -97,6 +97,7 @@ def test_context_and_language_together_are_a_bad_request(interpreter: Interprete
     response = httpx.post(
         f"{interpreter.url}/execute",
         json={"code": "1", "context_id": "x", "language": "python", "env_vars": None},
+        headers={"X-Access-Token": TOKEN},
     )
     assert response.status_code == 400
     assert "Only one of context_id or language" in response.text

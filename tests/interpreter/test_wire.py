@@ -6,12 +6,14 @@ import json
 
 import httpx
 
-from .conftest import Interpreter
+from .conftest import TOKEN, Interpreter
+
+AUTH = {"X-Access-Token": TOKEN}
 
 
 def execute(interpreter: Interpreter, code: str, **fields) -> list[dict]:
     body = {"code": code, "context_id": None, "language": None, "env_vars": None, **fields}
-    with httpx.stream("POST", f"{interpreter.url}/execute", json=body, timeout=30) as response:
+    with httpx.stream("POST", f"{interpreter.url}/execute", json=body, headers=AUTH, timeout=30) as response:
         assert response.status_code == 200
         raw = response.read().decode()
     assert raw.endswith("\n")
@@ -66,7 +68,7 @@ def test_contexts_over_the_wire(interpreter: Interpreter):
 
 def test_bad_requests(interpreter: Interpreter):
     url = f"{interpreter.url}/execute"
-    assert httpx.post(url, content=b"not json").status_code == 400
-    assert httpx.post(url, json={"code": 1}).status_code == 400
-    assert httpx.post(url, json={"code": "1", "env_vars": {"A": 1}}).status_code == 400
-    assert httpx.post(url, json={"code": "1", "context_id": "nope"}).status_code == 404
+    assert httpx.post(url, content=b"not json", headers=AUTH).status_code == 400
+    assert httpx.post(url, json={"code": 1}, headers=AUTH).status_code == 400
+    assert httpx.post(url, json={"code": "1", "env_vars": {"A": 1}}, headers=AUTH).status_code == 400
+    assert httpx.post(url, json={"code": "1", "context_id": "nope"}, headers=AUTH).status_code == 404

@@ -1,4 +1,10 @@
-"""The HTTP surface of spec §4: ``/execute`` (NDJSON), ``/contexts``, ``/health``."""
+"""The HTTP surface of spec §4: ``/execute`` (NDJSON), ``/contexts``, ``/health``.
+
+``/execute`` runs code only for the sandbox's envd access token (``X-Access-Token``, which the official SDK
+sends there), checked by envd itself (:mod:`.envs`): a missing or wrong one is a 401 in E2B's shape. The
+SDK sends no token to the context routes, so they are open to whoever reaches the port: they start,
+list, restart and remove kernels, and run no code of the caller's.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +23,11 @@ from starlette.routing import Route
 
 from . import outputs
 from .contexts import Context, ContextNotFound, Contexts, ContextStartError
-from .envs import DEFAULT_ENVD_URL, SandboxEnv
+from .envs import DEFAULT_ENVD_URL, AccessDenied, EnvdUnavailable, SandboxEnv
 
 log = logging.getLogger(__name__)
+
+UNAUTHORIZED = "unauthorized access, please provide a valid access token"
 
 
 class BadRequest(Exception):
@@ -27,7 +35,8 @@ class BadRequest(Exception):
 
 
 def create_app(*, default_cwd: str = "/home/user", envd_url: str = DEFAULT_ENVD_URL) -> Starlette:
-    contexts = Contexts(default_cwd=default_cwd, sandbox_env=SandboxEnv(envd_url))
+    contexts = Contexts(default_cwd=default_cwd)
+    sandbox_env = SandboxEnv(envd_url)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -36,11 +45,15 @@ def create_app(*, default_cwd: str = "/home/user", envd_url: str = DEFAULT_ENVD_
             yield
         finally:
             await contexts.close()
+            await sandbox_env.close()
 
     async def health(request: Request) -> Response:
         return JSONResponse("OK")
 
     async def execute(request: Request) -> Response:
+        token = request.headers.get("x-access-token")
+        # First, before the body is even read: nothing is told to a caller without the token.
+        sandbox_vars = await sandbox_env.fetch(None if token is None else token.encode("latin-1"))
         body = await _json_object(request)
         code = _field(body, "code", str, required=True)
         context_id = _field(body, "context_id", str)
@@ -54,8 +67,9 @@ def create_app(*, default_cwd: str = "/home/user", envd_url: str = DEFAULT_ENVD_
             context = contexts.get(context_id)
         else:
             context = await contexts.default(language)
-        token = request.headers.get("x-access-token")
-        return StreamingResponse(_ndjson(context, code, env_vars, token), media_type="application/x-ndjson")
+        return StreamingResponse(
+            _ndjson(context, code, env_vars, sandbox_vars), media_type="application/x-ndjson"
+        )
 
     async def create_context(request: Request) -> Response:
         body = await _json_object(request)
@@ -82,6 +96,14 @@ def create_app(*, default_cwd: str = "/home/user", envd_url: str = DEFAULT_ENVD_
     async def start_failed(request: Request, exc: Exception) -> Response:
         return PlainTextResponse(str(exc), status_code=500)
 
+    async def access_denied(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"code": 401, "message": UNAUTHORIZED}, status_code=401)
+
+    async def envd_unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("the access token could not be checked: %s", exc)
+        message = f"the access token could not be checked: {exc}"
+        return JSONResponse({"code": 503, "message": message}, status_code=503)
+
     return Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
@@ -98,17 +120,19 @@ def create_app(*, default_cwd: str = "/home/user", envd_url: str = DEFAULT_ENVD_
             ContextNotFound: not_found,
             BadRequest: bad_request,
             ContextStartError: start_failed,
+            AccessDenied: access_denied,
+            EnvdUnavailable: envd_unavailable,
         },
         lifespan=lifespan,
     )
 
 
 async def _ndjson(
-    context: Context, code: str, env_vars: dict[str, str], token: str | None
+    context: Context, code: str, env_vars: dict[str, str], sandbox_vars: dict[str, str]
 ) -> AsyncIterator[str]:
     """One JSON object per line, never a blank line; ``end_of_execution`` last."""
     try:
-        async for line in context.execute(code, env_vars, token):
+        async for line in context.execute(code, env_vars, sandbox_vars):
             yield json.dumps(line) + "\n"
     except Exception as exc:
         log.exception("execution failed")

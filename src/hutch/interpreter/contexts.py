@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from . import languages
-from .envs import SandboxEnv
 from .kernel import Kernel, KernelStartError
 
 log = logging.getLogger("hutch.interpreter")
@@ -26,13 +25,12 @@ class ContextStartError(Exception):
 
 
 class Context:
-    def __init__(self, language: str, cwd: str, sandbox_env: SandboxEnv) -> None:
+    def __init__(self, language: str, cwd: str) -> None:
         self.id = str(uuid.uuid4())
         self.language = language
         self.cwd = cwd
         self.kernel = Kernel(language, cwd)
-        self._sandbox_env = sandbox_env
-        self._sandbox_vars: dict[str, str] | None = None
+        self._sandbox_vars: dict[str, str] = {}
         self._applied_generation = 0
         self._lock = asyncio.Lock()
 
@@ -40,12 +38,12 @@ class Context:
         return {"id": self.id, "language": self.language, "cwd": self.cwd}
 
     async def execute(
-        self, code: str, env_vars: dict[str, str], access_token: str | None
+        self, code: str, env_vars: dict[str, str], sandbox_vars: dict[str, str]
     ) -> AsyncIterator[dict[str, Any]]:
         """Run ``code`` with the sandbox's variables and ``env_vars`` set; the latter only for this call."""
         async with self._lock:
             await self.kernel.settle()
-            await self._apply_sandbox_vars(access_token)
+            await self._apply_sandbox_vars(sandbox_vars)
             if env_vars:
                 await self.kernel.run_silent(languages.set_env_code(self.language, env_vars))
             try:
@@ -65,21 +63,18 @@ class Context:
     async def restart(self) -> None:
         await self.kernel.restart()
 
-    async def _apply_sandbox_vars(self, access_token: str | None) -> None:
-        """Set the sandbox-level variables once per kernel (they are fetched once per context)."""
+    async def _apply_sandbox_vars(self, sandbox_vars: dict[str, str]) -> None:
+        """Set the sandbox-level variables once per kernel."""
         if self._applied_generation == self.kernel.generation:
             return
-        if self._sandbox_vars is None:
-            self._sandbox_vars = await self._sandbox_env.fetch(access_token)
-            if self._sandbox_vars is None:
-                return
+        self._sandbox_vars = sandbox_vars
         if self._sandbox_vars:
             await self.kernel.run_silent(languages.set_env_code(self.language, self._sandbox_vars))
         self._applied_generation = self.kernel.generation
 
     def _restore_code(self, names: list[str]) -> str:
         """Code putting back what ``names`` were before a call: the sandbox's value, or nothing."""
-        sandbox = self._sandbox_vars or {}
+        sandbox = self._sandbox_vars
         back = {name: sandbox[name] for name in names if name in sandbox}
         gone = [name for name in names if name not in sandbox]
         return "\n".join(
@@ -95,9 +90,8 @@ class Context:
 class Contexts:
     """Every context of the server, by id, and the default context of each language."""
 
-    def __init__(self, *, default_cwd: str, sandbox_env: SandboxEnv) -> None:
+    def __init__(self, *, default_cwd: str) -> None:
         self.default_cwd = default_cwd
-        self._sandbox_env = sandbox_env
         self._contexts: dict[str, Context] = {}
         self._defaults: dict[str, str] = {}
         self._default_locks: dict[str, asyncio.Lock] = {}
@@ -118,7 +112,6 @@ class Contexts:
         await asyncio.gather(*(c.kernel.stop() for c in self._contexts.values()), return_exceptions=True)
         self._contexts.clear()
         self._defaults.clear()
-        await self._sandbox_env.close()
 
     async def create(self, language: str | None, cwd: str | None) -> Context:
         name = languages.normalize(language)
@@ -127,7 +120,7 @@ class Contexts:
         directory = cwd or self.default_cwd
         if not os.path.isdir(directory):
             raise ContextStartError(f"Failed to set working directory: {directory} is not a directory")
-        context = Context(name, directory, self._sandbox_env)
+        context = Context(name, directory)
         try:
             await context.kernel.start()
         except KernelStartError as exc:

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...private_files import DIRECTORY_MODE, FILE_MODE
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -24,9 +26,9 @@ class Checkpoint:
 
     def create(self, token: str | None) -> None:
         """Make the (new) directory, owned by root alone, with the token of the sandbox to checkpoint."""
-        self.directory.mkdir(mode=0o700, parents=True)
-        self.image.mkdir()
-        descriptor = os.open(self.directory / "token", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.directory.mkdir(mode=DIRECTORY_MODE, parents=True)
+        self.image.mkdir(mode=DIRECTORY_MODE)
+        descriptor = os.open(self.directory / "token", os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         with os.fdopen(descriptor, "w") as file:
             file.write(token or "")
 
