@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 from e2b import Sandbox
 
 from hutch.runtime.leftovers import leftovers
+from hutch.secret_files import OPERATOR_KEY_HEADER, operator_key_path
 from tests.conftest import free_port
 
 # One subnet per test worker (pytest-xdist), apart from the 10.11.0.0/16 of a `make up` on this machine.
@@ -63,6 +65,53 @@ class Stack:
             "E2B_SANDBOX_URL": self.sandbox_url,
         }
 
+    def admin(self) -> httpx.Client:
+        """A client of the operator's routes (``/admin``), with the operator key the stack made."""
+        key = operator_key_path(self.data_dir).read_bytes().hex()
+        return httpx.Client(base_url=f"{self.api_url}/admin", headers={OPERATOR_KEY_HEADER: key}, timeout=60)
+
+    def gone_from_node(self, sandbox_id: str, timeout_s: float = 30) -> bool:
+        """Whether the sandbox's directory and network namespace are gone (within ``timeout_s``)."""
+        traces = (self.data_dir / "sandboxes" / sandbox_id, Path("/run/netns") / f"hutch-{sandbox_id}")
+        deadline = time.monotonic() + timeout_s
+        while any(path.exists() for path in traces):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
+    def new_team(self, **quotas: int) -> Team:
+        """A new team (with its own ``quotas``) and an API key of its, made over the operator's routes."""
+        with self.admin() as admin:
+            made = admin.post("/teams", json={"name": f"team-{uuid.uuid4().hex[:12]}", "quotas": quotas})
+            assert made.status_code == 201, made.text
+            team = made.json()
+            key = admin.post(f"/teams/{team['teamID']}/keys", json={"name": "tests"})
+            assert key.status_code == 201, key.text
+        return Team(stack=self, team_id=team["teamID"], name=team["name"], api_key=key.json()["key"])
+
+
+@dataclass
+class Team:
+    """Another team of the stack than its first (``Stack.new_team``): its id, name and API key."""
+
+    stack: Stack
+    team_id: str
+    name: str
+    api_key: str
+
+    @property
+    def opts(self) -> dict:
+        """Keyword arguments that point the official SDK at the stack as this team."""
+        return {**self.stack.opts, "api_key": self.api_key}
+
+    def create(self, engine: str = "container", **options) -> Sandbox:
+        """A sandbox of this team (``Stack.create``'s options), remembered for the leak check."""
+        metadata = {**options.pop("metadata", {}), "hutch.runtime": engine}
+        sandbox = Sandbox.create(metadata=metadata, **self.opts, **options)
+        self.stack.seen.add(sandbox.sandbox_id)
+        return sandbox
+
 
 def _read_env(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
@@ -84,9 +133,15 @@ def start_stack(
         "HUTCH_RUNTIME__SUBNET": subnet,
         "HUTCH_RUNTIME__NODE_ID": "e2e",
         "HUTCH_RUNTIME__WARM_POOL": json.dumps({"base": 2}),
+        # The test registries (tests/registry.py) run on loopback, which builds refuse unless allowed.
+        "HUTCH_TEMPLATES__INTERNAL_REGISTRIES": json.dumps(["127.0.0.0/8", "::1", "localhost"]),
+        # The SDK's debug mode is tested against the stack (`hutch up --dev`); tests/security/
+        # test_debug_mode.py starts one without it.
+        "HUTCH_PROXY__LOCAL_DEVELOPMENT": "true",
         **(settings or {}),
     }
-    with open(log_path, "ab") as log:
+    # The stack's log is root's alone, as ``hutch up --detach`` keeps it.
+    with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "hutch.cli.main", "up", "--env-file", str(env_file)],
             env=env,
@@ -136,6 +191,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = start_stack(tmp_path_factory.mktemp("hutch-stack"))
     yield running
     stop_stack(running)
+
+
+@pytest.fixture()
+def second_team(stack: Stack) -> Team:
+    """A team other than the stack's first, with default quotas and an API key of its own."""
+    return stack.new_team()
 
 
 # The engines every sandbox-level test runs on.

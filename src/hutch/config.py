@@ -16,14 +16,16 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 
 class ApiSettings(BaseModel):
-    host: str = "0.0.0.0"
+    # Loopback unless configured: a public bind is the operator's explicit choice.
+    host: str = "127.0.0.1"
     port: int = 3000
+    # The largest request body of a JSON route, refused with 413 as it arrives, before the API key is
+    # checked (template uploads have their own cap, ``templates.max_upload_mb``).
+    max_body_kb: int = 1024
     default_timeout_s: int = 300
     max_timeout_s: int = 24 * 3600
     # How long a paused sandbox is kept (then killed, its disk freed).
     paused_retention_s: int = 30 * 24 * 3600
-    # Snapshots a team may keep: each holds a copy of a sandbox's files (and, on gVisor, of its memory).
-    max_snapshots_per_team: int = 100
     # A snapshot is refused when the node's disk could have less free space than this after it.
     min_free_disk_mb: int = 2048
     reaper_interval_s: float = 0.5
@@ -34,6 +36,21 @@ class ApiSettings(BaseModel):
     creates_burst: int = 100
     # Returned to clients as each sandbox's ``domain``; None lets them use their own E2B_DOMAIN/SANDBOX_URL.
     sandbox_domain: str | None = None
+
+
+class QuotaSettings(BaseModel):
+    """What one team may hold at once, unless the operator set the team its own limit
+    (``hutch team create NAME --quota name=value``). A call beyond a limit is a 429."""
+
+    concurrent_sandboxes: int = 100
+    templates: int = 100
+    concurrent_builds: int = 4
+    upload_mb: int = 4096
+    # Snapshots kept, and the disk they may take: each counts as its sandbox's disk (plus its memory when
+    # the snapshot keeps that too), the most its copy can hold.
+    snapshots: int = 100
+    snapshot_disk_mb: int = 100 * 1024
+    api_keys: int = 100
 
 
 class CatalogSettings(BaseModel):
@@ -52,12 +69,25 @@ class RuntimeSettings(BaseModel):
     # The interface sandboxes may reach the outside through (masqueraded), as each one's egress policy
     # allows; None: no sandbox has any route out.
     egress_interface: str | None = None
+    # Parts of the private IPv4 ranges (10/8, 172.16/12, 192.168/16, 100.64/10) that sandboxes may reach
+    # through the uplink as their policies allow, e.g. ["10.20.0.0/16"]; closed to them otherwise. Never
+    # opens the uplink's own networks, the node's addresses, link-local or the sandbox subnet.
+    egress_private_networks: list[str] = Field(default_factory=list)
 
 
 class ProxySettings(BaseModel):
-    host: str = "0.0.0.0"
+    # Loopback unless configured: a public bind is the operator's explicit choice.
+    host: str = "127.0.0.1"
     port: int = 49983
     domain: str = "localhost"
+    # Serve the SDK's debug mode (``E2B_DEBUG=true``: no API key, one shared development sandbox, root in
+    # it) to loopback clients. ``hutch up --dev``; refused when ``host`` is not a loopback address.
+    local_development: bool = False
+    # A WebSocket message larger than this, from either side, closes the connection with 1009.
+    max_websocket_message_mb: int = 16
+    # An upstream HTTP read or write that makes no progress for this long ends the request. Above the
+    # keepalives of envd's streams (the SDK asks for one every 50 s; 90 s without asking).
+    idle_timeout_s: float = 300
 
 
 class TemplateSettings(BaseModel):
@@ -79,6 +109,15 @@ class TemplateSettings(BaseModel):
     # The largest ``COPY`` upload, and registries reached over plain HTTP (loopback ones always are).
     max_upload_mb: int = 4096
     insecure_registries: list[str] = Field(default_factory=list)
+    # Registries that images may come from although they are at internal addresses (loopback, private,
+    # link-local, the node's own), which are refused otherwise: ``host[:port]``, host names, addresses or
+    # networks. Apart from ``insecure_registries``, which is only about plain HTTP.
+    internal_registries: list[str] = Field(default_factory=list)
+    # What a build's steps print into its log: a line's length (cut beyond it), and the lines one build
+    # keeps, in all and per second (the rest are counted and dropped).
+    build_log_line_chars: int = 4096
+    build_log_entries: int = 10_000
+    build_log_entries_per_s: int = 200
 
 
 class Settings(BaseSettings):
@@ -87,9 +126,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HUTCH_", env_nested_delimiter="__", extra="ignore")
 
     data_dir: Path = Path("/var/lib/hutch")
-    dev: bool = False
     api: ApiSettings = Field(default_factory=ApiSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     proxy: ProxySettings = Field(default_factory=ProxySettings)
     templates: TemplateSettings = Field(default_factory=TemplateSettings)

@@ -4,8 +4,9 @@
 ``run`` prepares what is missing (the packed envd, the built-in templates ``base`` and
 ``code-interpreter-v1``, the catalog and a first API key), keeps warm pools of them,
 starts the proxy (``python -m hutch.proxy``, restarted whenever it dies, killed by the kernel if this process
-dies) and the API, keeps a development sandbox for the SDK's debug mode (``debug_sandbox_id``) and
-publishes it to the proxy, writes the client settings to ``.env.local``, and serves until SIGINT/SIGTERM.
+dies) and the API, in local development mode only (``proxy.local_development``, ``hutch up --dev``) keeps
+a development sandbox for the SDK's debug mode (``debug_sandbox_id``) and publishes it to the proxy, writes
+the client settings to ``.env.local``, and serves until SIGINT/SIGTERM.
 On the way out it stops the API, the proxy and the runtime, which removes every running sandbox (paused
 ones stay, for the next start to adopt).
 """
@@ -24,9 +25,11 @@ import uvicorn
 
 from .api import create_app
 from .catalog import Catalog, create_api_key, ensure_api_key, register_template
+from .catalog.keys import mask_key
 from .config import Settings
 from .dotenv import read_env_file
-from .proxy import debug
+from .private_files import narrow, private_directory, write_private
+from .proxy import access, debug
 from .proxy.supervisor import ProxyProcess
 from .runtime import registry
 from .runtime.types import SandboxSpec, TemplateImage
@@ -59,10 +62,18 @@ class _Server(uvicorn.Server):
 def client_env(settings: Settings, api_key: str) -> str:
     """The ``.env.local`` that points the official SDKs at this stack."""
     return (
-        f"E2B_API_URL=http://localhost:{settings.api.port}\n"
-        f"E2B_SANDBOX_URL=http://localhost:{settings.proxy.port}\n"
+        f"E2B_API_URL=http://{_reachable(settings.api.host)}:{settings.api.port}\n"
+        f"E2B_SANDBOX_URL=http://{_reachable(settings.proxy.host)}:{settings.proxy.port}\n"
         f"E2B_API_KEY={api_key}\n"
     )
+
+
+def _reachable(host: str) -> str:
+    """How a client on this machine names a listener bound to ``host``: ``localhost`` for loopback and the
+    wildcard addresses, the address itself otherwise."""
+    if host in ("0.0.0.0", "::") or access.is_loopback(host):
+        return "localhost"
+    return f"[{host}]" if ":" in host else host
 
 
 def _runtime_options(settings: Settings, envd_path: Path) -> dict:
@@ -77,6 +88,7 @@ def _runtime_options(settings: Settings, envd_path: Path) -> dict:
         "node_id": settings.runtime.node_id,
         "subnet": settings.runtime.subnet,
         "egress_interface": settings.runtime.egress_interface,
+        "egress_private_networks": tuple(settings.runtime.egress_private_networks),
     }
 
 
@@ -85,8 +97,12 @@ async def prepare(
 ) -> tuple[Catalog, str, list[Builtin], Path]:
     """Everything the stack needs before it serves: envd and the Python it runs on, the built-in templates,
     the catalog and an API key. The templates are built once and cached (the fake backend needs none)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    envd_path = await asyncio.to_thread(build_envd, settings.data_dir / "envd" / "envd.pyz")
+    # Sandboxes, checkpoints, keys and the catalog's tokens: root's alone, as is the client settings file.
+    private_directory(settings.data_dir)
+    private_directory(settings.templates.cache_dir)
+    narrow(env_file)
+    envd_dir = private_directory(settings.data_dir / "envd")
+    envd_path = await asyncio.to_thread(build_envd, envd_dir / "envd.pyz")
     cache = settings.templates.cache_dir
     real = settings.runtime.backend != "fake"
     rootfs = await asyncio.to_thread(base.build, cache, log=say) if real else base.rootfs_path(cache)
@@ -147,8 +163,19 @@ def _keep_warm(runtime: object, settings: Settings, builtins: list[Builtin]) -> 
                 )
 
 
+def check_local_development(settings: Settings) -> None:
+    """Refuse local development mode on a proxy that listens beyond loopback: the debug sandbox takes
+    requests without a key, and gives its client root in it."""
+    if settings.proxy.local_development and not access.is_loopback(settings.proxy.host):
+        raise ValueError(
+            f"local development mode (the SDK's debug mode, no API key) needs the proxy on loopback, "
+            f"not on {settings.proxy.host}"
+        )
+
+
 async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] = print) -> None:
     """Serve the stack until SIGINT or SIGTERM."""
+    check_local_development(settings)
     catalog, api_key, builtins, envd_path = await prepare(settings, env_file, say)
     runtime = registry.load(settings.runtime.backend, **_runtime_options(settings, envd_path))
     _keep_warm(runtime, settings, builtins)
@@ -178,15 +205,20 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
                 await server
                 raise RuntimeError("the API stopped while starting")
             await asyncio.sleep(0.05)
-        dev = await runtime.create(
-            SandboxSpec(template=template, cpu_count=BASE_CPU, memory_mb=BASE_MEMORY_MB)
-        )
-        debug.publish(debug_file, dev)
-        env_file.write_text(client_env(settings, api_key))
-        say(f"Hutch is up. Client settings (written to {env_file}):\n\n{client_env(settings, api_key)}")
+        dev = None
+        if settings.proxy.local_development:
+            dev = await runtime.create(
+                SandboxSpec(template=template, cpu_count=BASE_CPU, memory_mb=BASE_MEMORY_MB)
+            )
+            debug.publish(debug_file, dev)
+        write_private(env_file, client_env(settings, api_key))
+        # What is said may end up in a log: the key itself only in the file.
+        shown = client_env(settings, mask_key(api_key))
+        say(f"Hutch is up. Client settings (in full in {env_file}, readable by root only):\n\n{shown}")
         await stop.wait()
         say("stopping")
-        await runtime.kill(dev.sandbox_id)
+        if dev is not None:
+            await runtime.kill(dev.sandbox_id)
     finally:
         debug.withdraw(debug_file)
         api.should_exit = True

@@ -13,13 +13,16 @@ from ..catalog import Catalog
 from ..config import Settings
 from ..runtime.base import Runtime
 from ..runtime.capabilities import SupportsCommit
+from ..secret_files import operator_key
 from ..templates import base
-from ..templates.builder import Builder, BuildSandboxes
+from ..templates.builder import Builder, BuildOutput, BuildSandboxes
 from ..templates.uploads import UploadStore
 from . import errors, openapi
+from .body_limit import BodyLimit
 from .ratelimit import RateLimiter
 from .reaper import Reaper
-from .routes import api_keys, health, internal, sandboxes, snapshots, template_builds, templates
+from .routes import api_keys, health, internal, sandboxes, snapshots, teams, template_builds, templates
+from .services import quotas
 from .services.sandboxes import SandboxService
 from .services.snapshots import SnapshotService
 from .services.template_builds import TemplateBuildService
@@ -42,6 +45,8 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
             if database is None:
                 database = await Catalog.open(settings.catalog_url)
                 stack.push_async_callback(database.close)
+            database.session_info[quotas.DEFAULTS] = settings.quotas.model_dump()
+            operator_key(settings.data_dir)  # made now, for ``hutch team`` to read
             await runtime.start()
             stack.push_async_callback(runtime.close)
             service = SandboxService(
@@ -79,7 +84,6 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
                 runtime=runtime,
                 sandboxes=service,
                 cache_dir=settings.templates.cache_dir,
-                max_per_team=settings.api.max_snapshots_per_team,
                 min_free_disk_mb=settings.api.min_free_disk_mb,
             )
             app.state.request_limiter = RateLimiter(
@@ -90,11 +94,17 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
 
     app = FastAPI(title="Hutch API", summary="E2B-compatible control plane", lifespan=lifespan)
     errors.install(app)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.api.max_body_kb << 10,
+        caps={template_builds.upload: settings.templates.max_upload_mb << 20},
+    )
     openapi.install(app)
     app.include_router(health.router)
     app.include_router(sandboxes.router, responses=errors.ERROR_RESPONSES)
     app.include_router(snapshots.router, responses=errors.ERROR_RESPONSES)
     app.include_router(api_keys.router, responses=errors.ERROR_RESPONSES)
+    app.include_router(teams.router, responses=errors.ERROR_RESPONSES)
     # Before ``templates``: its ``/templates/{templateID}`` would match ``/templates/tags``.
     app.include_router(template_builds.router, responses=errors.ERROR_RESPONSES)
     app.include_router(template_builds.uploads, responses=errors.ERROR_RESPONSES)
@@ -111,6 +121,7 @@ def _builder(settings: Settings, runtime: Runtime, uploads: UploadStore) -> Buil
     return Builder(
         runtime,  # type: ignore[arg-type]
         cache_dir=t.cache_dir,
+        data_dir=settings.data_dir,
         uploads=uploads,
         base_rootfs=base.rootfs_path(t.cache_dir),
         sandboxes=BuildSandboxes(
@@ -119,7 +130,9 @@ def _builder(settings: Settings, runtime: Runtime, uploads: UploadStore) -> Buil
             allow_out=tuple(t.build_allow_out),
             step_timeout_s=t.build_step_timeout_s,
             insecure_registries=tuple(t.insecure_registries),
+            internal_registries=tuple(t.internal_registries),
             ca_bundle=t.build_ca_bundle,
         ),
+        output=BuildOutput(t.build_log_line_chars, t.build_log_entries, t.build_log_entries_per_s),
         max_parallel=t.max_parallel_builds,
     )
