@@ -5,7 +5,9 @@ fork gives independent running copies with their own ids and tokens."""
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -145,5 +147,23 @@ def test_snapshots_and_forks_of_missing_or_paused_sandboxes_are_refused(stack: S
         sandbox.pause()
         with pytest.raises(SandboxException, match="paused"):
             Sandbox.create_snapshot(sandbox.sandbox_id, **stack.opts)
+    finally:
+        sandbox.kill()
+
+
+def test_a_deleted_snapshot_leaves_no_layer_behind(stack: Stack) -> None:
+    sandbox = stack.create("container")
+    try:
+        sandbox.files.write("/home/user/notes.txt", "kept until the snapshot goes")
+        info = sandbox.create_snapshot()
+        with sqlite3.connect(stack.data_dir / "hutch.db") as catalog:
+            (rootfs,) = catalog.execute(
+                "SELECT rootfs FROM templates WHERE template_id = ?", (info.snapshot_id,)
+            ).fetchone()
+        layer = Path(rootfs.split(":")[0])
+        assert (layer / "home" / "user" / "notes.txt").is_file()
+        assert Sandbox.delete_snapshot(info.snapshot_id, **stack.opts) is True
+        assert not layer.exists()
+        assert sandbox.files.read("/home/user/notes.txt") == "kept until the snapshot goes"
     finally:
         sandbox.kill()

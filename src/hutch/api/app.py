@@ -84,6 +84,7 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
                 runtime=runtime,
                 sandboxes=service,
                 cache_dir=settings.templates.cache_dir,
+                data_dir=settings.data_dir,
                 min_free_disk_mb=settings.api.min_free_disk_mb,
             )
             app.state.request_limiter = RateLimiter(

@@ -23,7 +23,7 @@ from ...errors import Conflict, HutchError, NotSupported, QuotaExceeded
 from ...runtime.base import Runtime
 from ...runtime.capabilities import SupportsSnapshot
 from ...runtime.types import SandboxSpec
-from ...templates import layers
+from ...templates import garbage, layers
 from ...templates.layers import LayerStore
 from . import quotas
 from .sandboxes import SandboxService
@@ -48,6 +48,7 @@ class SnapshotService:
         runtime: Runtime,
         sandboxes: SandboxService,
         cache_dir: Path,
+        data_dir: Path,
         min_free_disk_mb: int = 2048,
     ) -> None:
         self._min_free_disk_mb = min_free_disk_mb
@@ -58,6 +59,7 @@ class SnapshotService:
         self._sandboxes = sandboxes
         self._layers = LayerStore(cache_dir)
         self._cache_dir = cache_dir
+        self._data_dir = data_dir
 
     async def create(self, *, team_id: str, sandbox_id: str, name: str | None = None) -> Template:
         """Snapshot a running sandbox of the team into a new private template (named ``name`` too), within
@@ -170,8 +172,8 @@ class SnapshotService:
             )
 
     def forget(self, template_id: str) -> None:
-        """Remove what a deleted snapshot kept of its sandbox's memory (its files stay in the layer cache,
-        as a build's do)."""
+        """Remove what a deleted snapshot kept of its sandbox's memory (its files go with the next collection
+        of the layer cache, once no sandbox uses them)."""
         shutil.rmtree(self._checkpoint_of(template_id), ignore_errors=True)
 
     def _checkpoint_of(self, template_id: str) -> Path:
@@ -189,6 +191,8 @@ class SnapshotService:
             async with self._sandboxes.lock(source.sandbox_id):
                 spec, kept = await self._runtime.snapshot(source.sandbox_id, partial, memory=memory)
             layer = self._layers.publish(partial, f"snapshot-{uuid.uuid4().hex}")
+            # This installation's, so that the cache collects it once the snapshot is deleted.
+            garbage.mark(self._cache_dir, self._data_dir, str(layer))
         except BaseException:
             self._layers.discard(partial)
             if memory is not None:
