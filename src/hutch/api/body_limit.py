@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import HutchError
-from .deps import require_team
+from .deps import ADMITTED, require_team
 from .errors import status_of
 from .services import auth
 
@@ -80,9 +80,10 @@ class _GuardedBody:
         if isinstance(route, APIRoute) and _takes_team_key(route):
             key = headers.get(b"x-api-key", b"").decode("latin-1")
             try:
-                await auth.team_for_key(catalog=scope["app"].state.catalog, api_key=key)
+                team = await auth.team_for_key(catalog=scope["app"].state.catalog, api_key=key)
             except HutchError as error:
                 raise HTTPException(status_of(error), error.message) from error
+            scope.setdefault("state", {})[ADMITTED] = (key, team)  # ``require_team`` need not look again
         return cap
 
 

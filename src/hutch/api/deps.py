@@ -40,11 +40,19 @@ CatalogDep = Annotated[Catalog, Depends(_catalog)]
 SandboxServiceDep = Annotated[SandboxService, Depends(_sandboxes)]
 
 
+# Where the request's state keeps the key and team its body's guard admitted (``body_limit``).
+ADMITTED = "admitted_team"
+
+
 async def require_team(
     request: Request, catalog: CatalogDep, api_key: Annotated[str | None, Security(_api_key)]
 ) -> Team:
     """The team whose ``X-API-Key`` came with the request (401 without a valid one), within its rate."""
-    team = await auth.team_for_key(catalog=catalog, api_key=api_key)
+    admitted = getattr(request.state, ADMITTED, None)
+    if admitted is not None and admitted[0] == api_key:
+        team = admitted[1]  # the body's guard looked this key up for the request already
+    else:
+        team = await auth.team_for_key(catalog=catalog, api_key=api_key)
     request.app.state.request_limiter.take(team.team_id)
     return team
 
