@@ -282,7 +282,8 @@ class Stack:
         return str(ipaddress.ip_network(SUBNET).network_address + 2 * int(index) + 1)
 
     def ready_spares(self, client: httpx.Client) -> int:
-        """Containers that are not ours and whose envd answers: the warm pool plus the debug sandbox."""
+        """Containers that are not ours and whose envd answers: the warm pool (and the development sandbox,
+        where the stack keeps one)."""
         ready = 0
         for container in self.containers():
             if container["id"] in self.live or container.get("status") != "running":
@@ -299,7 +300,8 @@ class Stack:
         """Wait until the warm pool is full again; returns the seconds waited (raises on timeout)."""
         started = time.perf_counter()
         with httpx.Client(trust_env=False) as client:
-            while self.ready_spares(client) < self.warm_pool + 1:
+            wanted = self.warm_pool + (self.data_dir / "debug-sandbox.json").exists()
+            while self.ready_spares(client) < wanted:
                 if time.perf_counter() - started > timeout_s:
                     raise TimeoutError(f"the warm pool did not refill to {self.warm_pool} in {timeout_s} s")
                 time.sleep(0.05)
