@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -26,6 +25,7 @@ from hutch.proxy.access import DEBUG_MODE_OFF, DEBUG_MODE_REMOTE
 from hutch.proxy.debug import DebugSandbox, path_in
 from hutch.proxy.routing import DEBUG_SANDBOX_ID
 from hutch.runtime.types import ENVD_PORT
+from tests.netns import joined_namespace
 from tests.proxy.conftest import serving
 from tests.stack import WORKER, Stack, start_stack, stop_stack
 
@@ -78,27 +78,11 @@ def test_the_sdk_in_debug_mode_works_from_loopback_in_local_development(
     assert sandbox.commands.run("whoami").stdout.strip() == "user"
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
 @pytest.fixture()
 def client_netns() -> Iterator[str]:
     """A network namespace whose only link is a veth to the host: ``CLIENT_IP`` there, ``HOST_IP`` here."""
-    tag = uuid.uuid4().hex[:8]
-    netns, host_if = f"hutch-dbg-{tag}", f"hd{tag}"
-    _ip("netns", "add", netns)
-    try:
-        _ip("link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", netns)
-        _ip("address", "add", f"{HOST_IP}/30", "dev", host_if)
-        _ip("link", "set", host_if, "up")
-        _ip("-n", netns, "address", "add", f"{CLIENT_IP}/30", "dev", "eth0")
-        _ip("-n", netns, "link", "set", "eth0", "up")
-        _ip("-n", netns, "link", "set", "lo", "up")
-        yield netns
-    finally:
-        subprocess.run(["ip", "link", "del", host_if], check=False, capture_output=True)
-        subprocess.run(["ip", "netns", "del", netns], check=False, capture_output=True)
+    with joined_namespace("dbg", HOST_IP, CLIENT_IP, 30) as joined:
+        yield joined.netns
 
 
 def test_a_client_off_loopback_is_refused_in_local_development(stack: Stack, client_netns: str) -> None:

@@ -16,9 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -26,6 +24,7 @@ from typing import TypeVar
 import pytest
 from e2b import Sandbox, Template
 
+from tests.netns import joined_namespace
 from tests.stack import ENGINES, WORKER, Stack, start_stack, stop_stack
 
 SUBNET = f"10.{120 + WORKER}.0.0/16"
@@ -71,26 +70,11 @@ while time.monotonic() < deadline:
 """
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True)
-
-
 @pytest.fixture(scope="module")
 def uplink() -> Iterator[str]:
     """A veth to a network namespace of its own, for the stack to use as its uplink."""
-    tag = uuid.uuid4().hex[:8]
-    netns, host_if = f"hutch-tt-{tag}", f"tt{tag}"
-    _ip("netns", "add", netns)
-    try:
-        _ip("link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", netns)
-        _ip("address", "add", f"{HOST_IP}/24", "dev", host_if)
-        _ip("link", "set", host_if, "up")
-        _ip("-n", netns, "address", "add", f"{OUTSIDE_IP}/24", "dev", "eth0")
-        _ip("-n", netns, "link", "set", "eth0", "up")
-        yield host_if
-    finally:
-        subprocess.run(["ip", "link", "del", host_if], check=False, capture_output=True)
-        subprocess.run(["ip", "netns", "del", netns], check=False, capture_output=True)
+    with joined_namespace("tt", HOST_IP, OUTSIDE_IP, 24) as joined:
+        yield joined.host_if
 
 
 @pytest.fixture(scope="module")
