@@ -173,6 +173,7 @@ def test_links_planted_in_a_running_sandbox(tenant_stack: Stack, host: Path, eng
     (gVisor): the host writes inside the sandboxes' roots only."""
     sandbox = tenant_stack.create(engine)
     children: list[Sandbox] = []
+    snapshots: list[str] = []
     try:
         _plant(sandbox, host)
         sandbox.pause(mode="filesystem")
@@ -181,6 +182,7 @@ def test_links_planted_in_a_running_sandbox(tenant_stack: Stack, host: Path, eng
         _untouched(host)
         _plant(resumed, host)  # again: the boot may have put files back
         snapshot = resumed.create_snapshot()
+        snapshots.append(snapshot.snapshot_id)
         for child_engine in ENGINES:
             child = tenant_stack.create(child_engine, template=snapshot.snapshot_id)
             children.append(child)
@@ -198,6 +200,8 @@ def test_links_planted_in_a_running_sandbox(tenant_stack: Stack, host: Path, eng
         for child in children:
             child.kill()
         sandbox.kill()
+        for snapshot_id in snapshots:
+            Sandbox.delete_snapshot(snapshot_id, **tenant_stack.opts)
     _untouched(host)
 
 
@@ -208,12 +212,14 @@ def test_a_sandbox_swapping_etc_while_the_host_works(tenant_stack: Stack, host: 
     directory never changes."""
     sandbox = tenant_stack.create(engine)
     children: list[Sandbox] = []
+    snapshots: list[str] = []
     try:
         sandbox.files.write("/root/swap.py", SWAP.format(host=str(host), seconds=SWAP_SECONDS))
         sandbox.commands.run("python3 /root/swap.py", user="root", background=True, timeout=0)
         assert int(_retried(lambda: sandbox.files.read("/root/swaps", user="root"))) > 0
         for _ in range(3):
             snapshot = _retried(sandbox.create_snapshot)
+            snapshots.append(snapshot.snapshot_id)
             for child_engine in ENGINES:
                 try:
                     children.append(tenant_stack.create(child_engine, template=snapshot.snapshot_id))
@@ -239,6 +245,8 @@ def test_a_sandbox_swapping_etc_while_the_host_works(tenant_stack: Stack, host: 
         for child in children:
             child.kill()
         sandbox.kill()
+        for snapshot_id in snapshots:
+            Sandbox.delete_snapshot(snapshot_id, **tenant_stack.opts)
     _untouched(host)
 
 
