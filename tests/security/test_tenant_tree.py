@@ -167,6 +167,15 @@ def test_a_template_with_links_to_the_host(
         sandbox.kill()
 
 
+def _discard(stack: Stack, sandboxes: list[Sandbox], snapshots: list[str]) -> None:
+    """Kill the sandboxes, then delete the snapshots (a gVisor snapshot's checkpoint would outlive the
+    stack in the shared cache)."""
+    for sandbox in sandboxes:
+        sandbox.kill()
+    for snapshot_id in snapshots:
+        Sandbox.delete_snapshot(snapshot_id, **stack.opts)
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_links_planted_in_a_running_sandbox(tenant_stack: Stack, host: Path, engine: str) -> None:
     """Links planted before a filesystem pause, a snapshot (and sandboxes of it on both engines) and a fork
@@ -197,11 +206,7 @@ def test_links_planted_in_a_running_sandbox(tenant_stack: Stack, host: Path, eng
             _untouched(host)
             _check_tmp(forks[0], host)
     finally:
-        for child in children:
-            child.kill()
-        sandbox.kill()
-        for snapshot_id in snapshots:
-            Sandbox.delete_snapshot(snapshot_id, **tenant_stack.opts)
+        _discard(tenant_stack, [*children, sandbox], snapshots)
     _untouched(host)
 
 
@@ -242,11 +247,7 @@ def test_a_sandbox_swapping_etc_while_the_host_works(tenant_stack: Stack, host: 
             pass  # it may have stopped with /etc the link, and cannot boot: the tenant's doing
         _untouched(host)
     finally:
-        for child in children:
-            child.kill()
-        sandbox.kill()
-        for snapshot_id in snapshots:
-            Sandbox.delete_snapshot(snapshot_id, **tenant_stack.opts)
+        _discard(tenant_stack, [*children, sandbox], snapshots)
     _untouched(host)
 
 
