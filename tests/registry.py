@@ -21,7 +21,7 @@ IMAGE_TOOLS = ("docker-registry", "skopeo", "umoci")
 
 @dataclass(frozen=True)
 class Registry:
-    """A registry serving plain HTTP at ``host`` (``127.0.0.1:port``)."""
+    """A registry serving plain HTTP at ``host`` (``address:port``)."""
 
     host: str
     pid: int
@@ -63,19 +63,19 @@ def _require_image_tools() -> None:
 
 @pytest.fixture(scope="session")
 def start_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Registry]]:
-    """Start registries on free loopback ports (``htpasswd``: lines that turn on basic auth); all are
-    stopped at the end of the session."""
+    """Start registries on free ports of ``address`` (loopback unless given; ``htpasswd``: lines that turn
+    on basic auth); all are stopped at the end of the session."""
     _require_image_tools()
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(htpasswd: str | None = None) -> Registry:
+    def start(htpasswd: str | None = None, address: str = "127.0.0.1") -> Registry:
         root = tmp_path_factory.mktemp("registry")
         port = free_port()
         config = [
             "version: 0.1",
             "log: {level: warn}",
             f"storage: {{filesystem: {{rootdirectory: {root / 'storage'}}}}}",
-            f"http: {{addr: '127.0.0.1:{port}'}}",
+            f"http: {{addr: '{address}:{port}'}}",
         ]
         if htpasswd is not None:
             (root / "htpasswd").write_text(htpasswd + "\n")
@@ -89,8 +89,8 @@ def start_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
                 stderr=subprocess.STDOUT,
             )
         processes.append(process)
-        wait_http(f"http://127.0.0.1:{port}/v2/")
-        return Registry(f"127.0.0.1:{port}", process.pid)
+        wait_http(f"http://{address}:{port}/v2/")
+        return Registry(f"{address}:{port}", process.pid)
 
     yield start
     for process in processes:

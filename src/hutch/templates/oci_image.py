@@ -19,10 +19,12 @@ access to it.
 
 Registries are reached only at public addresses: a registry whose name resolves to a loopback, private
 (RFC 1918, ULA), link-local or otherwise non-global address, or to one of this node's own, is refused
-unless the operator lists it in ``internal_registries``. Registry credentials reach skopeo in a 0600 auth
-file, never on its command line. Plain HTTP is used only for registries on loopback or listed in
-``insecure_registries``. Every failure is an ``ImageUnavailable`` naming the image or the registry, raised
-within ``timeout_s`` (the manifest lookup within 30 s).
+unless the operator lists it in ``internal_registries``, and every connection a pull makes, redirects and
+token realms included, is checked again by ``pull_gate`` (except for a registry the operator listed on
+this machine's loopback). Registry credentials reach skopeo in a 0600 auth file, never on its command
+line. Plain HTTP is used only for registries on loopback or listed in ``insecure_registries``. Every
+failure is an ``ImageUnavailable`` naming the image or the registry (a ``Forbidden`` naming the refused
+address), raised within ``timeout_s`` (the manifest lookup within 30 s).
 """
 
 from __future__ import annotations
@@ -34,21 +36,21 @@ import os
 import platform
 import re
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import BackendUnavailable, Forbidden, InvalidRequest
 from ..runtime.safe_path import Root
+from .pull_gate import Gate, Policy, PullNamespace, node_addresses
 
 Log = Callable[[str], None]
 
@@ -117,6 +119,21 @@ class ImageReference:
         """The registry's host name or address, without port or brackets."""
         return urlsplit(f"//{self.registry}").hostname or self.registry
 
+    @property
+    def port(self) -> int | None:
+        """The registry's port when its name gives one."""
+        return urlsplit(f"//{self.registry}").port
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether the registry is named as this machine's loopback (``localhost`` or a loopback address)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
     def source(self, digest: str | None = None) -> str:
         """skopeo's name for the image, pinned to ``digest`` (or this name's own digest) when given."""
         pin = digest or self.digest
@@ -124,14 +141,7 @@ class ImageReference:
 
     def plain_http_allowed(self, insecure_registries: Sequence[str]) -> bool:
         """Whether the registry may be reached without verified TLS: it is listed, or on loopback."""
-        if self.registry in insecure_registries or self.host in insecure_registries:
-            return True
-        if self.host == "localhost":
-            return True
-        try:
-            return ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return self.registry in insecure_registries or self.host in insecure_registries or self.on_loopback
 
 
 def parse_reference(name: str) -> ImageReference:
@@ -189,8 +199,8 @@ def pull(
         if shutil.which(tool) is None:
             raise BackendUnavailable(f"{tool} is not installed: apt-get install skopeo umoci")
     deadline = time.monotonic() + timeout_s
-    with _auth_file(ref.registry, credentials) as authfile:
-        source = _Source(ref, ref.plain_http_allowed(insecure_registries), authfile, credentials)
+    with _auth_file(ref.registry, credentials) as authfile, _gated(ref, internal_registries) as namespace:
+        source = _Source(ref, ref.plain_http_allowed(insecure_registries), authfile, credentials, namespace)
         digest = _lookup(source, deadline)
         bundle = oci_dir / _cache_name(digest, scope)
         if (bundle / "rootfs").is_dir():
@@ -204,23 +214,12 @@ def check_registry(ref: ImageReference, internal_registries: Sequence[str]) -> N
     """Refuse (``Forbidden``) a registry that resolves to an address that is not public or is this node's,
     unless ``internal_registries`` lists it (``host[:port]``, a host name, an address or a network). A
     name that does not resolve is left to the pull, which fails on it."""
-    if ref.registry in internal_registries or ref.host in internal_registries:
+    if ref.registry in internal_registries:
         return
     try:
-        found = socket.getaddrinfo(ref.host, None, proto=socket.IPPROTO_TCP)
+        Policy(tuple(internal_registries), node_addresses()).addresses(ref.host, ref.port)
     except (OSError, UnicodeError):
         return
-    addresses = {_unmapped(ip_address(str(item[4][0]).partition("%")[0])) for item in found}
-    networks = [ip_network(entry, strict=False) for entry in internal_registries if _is_network(entry)]
-    own = _node_addresses()
-    for address in sorted(addresses, key=str):
-        if any(address in network for network in networks):
-            continue
-        if not address.is_global or address.is_multicast or address in own:
-            raise Forbidden(
-                f"registry {ref.registry} is at {address}, an internal address (loopback, private, "
-                "link-local or this node's): the operator must list it in internal_registries"
-            )
 
 
 def image_config(rootfs: Path) -> ImageConfig:
@@ -245,6 +244,14 @@ class _Source:
     plain_http: bool
     authfile: Path | None
     credentials: RegistryCredentials | None
+    namespace: PullNamespace | None
+
+    def command(self, argv: list[str]) -> list[str]:
+        """``argv`` run where this source's connections go through the gate."""
+        return self.namespace.command(argv) if self.namespace else argv
+
+    def environment(self) -> dict[str, str] | None:
+        return self.namespace.environment() if self.namespace else None
 
     def options(self, prefix: str) -> list[str]:
         """skopeo's options for this source (``prefix`` is ``src-`` for copy, empty for inspect)."""
@@ -255,10 +262,12 @@ class _Source:
             options.append(f"--{prefix}authfile={self.authfile}")
         return options
 
-    def failure(self, detail: str, timed_out: str) -> ImageUnavailable:
+    def failure(self, detail: str, timed_out: str) -> ImageUnavailable | Forbidden:
         """The error for skopeo's message ``detail``; ``timed_out`` is the message for a timeout."""
         text = detail.lower()
         registry, ref = self.ref.registry, self.ref
+        if self.namespace and (refusals := self.namespace.gate.refusals):
+            return Forbidden(f"pulling image {ref} was refused a connection: {refusals[0]}")
         if any(phrase in text for phrase in _TIMED_OUT):
             message = timed_out
         elif "http response to https client" in text:
@@ -293,37 +302,6 @@ def _scope(registry: str, credentials: RegistryCredentials | None, team_id: str)
     return hashlib.sha256(bound.encode()).hexdigest()[:24]
 
 
-def _unmapped(address: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _is_network(entry: str) -> bool:
-    try:
-        ip_network(entry, strict=False)
-    except ValueError:
-        return False
-    return True
-
-
-def _node_addresses() -> set[IPv4Address | IPv6Address]:
-    """The addresses of this node's interfaces."""
-    done = subprocess.run(["ip", "-j", "address"], capture_output=True, text=True, check=False)
-    try:
-        links = json.loads(done.stdout or "[]")
-    except json.JSONDecodeError:
-        return set()
-    found: set[IPv4Address | IPv6Address] = set()
-    for link in links:
-        for info in link.get("addr_info", ()):
-            try:
-                found.add(ip_address(str(info.get("local", "")).partition("%")[0]))
-            except ValueError:
-                continue
-    return found
-
-
 def _seconds(duration: float) -> str:
     return f"{round(duration, 1):g}"
 
@@ -349,10 +327,15 @@ def _lookup(source: _Source, deadline: float) -> str:
     timed_out = f"registry {source.ref.registry} did not answer within {_seconds(timeout_s)} s"
     template = "{{.Digest}} {{.Os}}/{{.Architecture}}"
     options = [*source.options(""), "--no-tags", f"--format={template}"]
-    argv = _skopeo(timeout_s, "inspect", *options, source.ref.source())
+    argv = source.command(_skopeo(timeout_s, "inspect", *options, source.ref.source()))
     try:
         done = subprocess.run(
-            argv, capture_output=True, text=True, errors="replace", timeout=timeout_s + _KILL_GRACE_S
+            argv,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout_s + _KILL_GRACE_S,
+            env=source.environment(),
         )
     except subprocess.TimeoutExpired:
         raise ImageUnavailable(timed_out) from None
@@ -413,7 +396,7 @@ def _copy(source: _Source, digest: str, work: Path, layout: Path, deadline: floa
         source.ref.source(digest),
         f"oci:{layout}:image",
     )
-    status, lines = _stream(argv, timeout_s + _KILL_GRACE_S, log)
+    status, lines = _stream(source.command(argv), timeout_s + _KILL_GRACE_S, log, source.environment())
     if status is None:
         raise ImageUnavailable(timed_out)
     if status != 0:
@@ -431,12 +414,15 @@ def _unpack(ref: ImageReference, layout: Path, rootfs: Path, deadline: float, lo
         raise ImageUnavailable(f"unpacking image {ref} failed: {_last_message(lines)}")
 
 
-def _stream(argv: list[str], timeout_s: float, log: Log) -> tuple[int | None, list[str]]:
-    """Run ``argv`` with each line of its output sent to ``log``: its exit status (None when it was
-    killed after ``timeout_s``) and those lines."""
+def _stream(
+    argv: list[str], timeout_s: float, log: Log, environment: dict[str, str] | None = None
+) -> tuple[int | None, list[str]]:
+    """Run ``argv`` (in ``environment``) with each line of its output sent to ``log``: its exit status
+    (None when it was killed after ``timeout_s``) and those lines."""
     lines: list[str] = []
     with subprocess.Popen(
         argv,
+        env=environment,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -503,6 +489,16 @@ def _drop_device_nodes(rootfs: Path, log: Log) -> None:
                     removed += 1
     if removed:
         log(f"removed {removed} device nodes from the image (a sandbox gets its own /dev)")
+
+
+def _gated(
+    ref: ImageReference, internal_registries: Sequence[str]
+) -> AbstractContextManager[PullNamespace | None]:
+    """Where the pull of ``ref`` runs: behind the gate, except from a registry the operator listed on this
+    machine's own loopback (which Go's HTTP client never sends through a proxy)."""
+    if ref.on_loopback:
+        return nullcontext(None)
+    return PullNamespace(Gate(Policy(tuple(internal_registries), node_addresses())))
 
 
 @contextmanager
