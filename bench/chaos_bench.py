@@ -32,9 +32,8 @@ from pathlib import Path
 
 import httpx
 from e2b import Sandbox
+from leftovers import leftovers
 from measure import free_port
-
-from hutch.runtime.leftovers import leftovers
 
 SUBNET = "10.14.0.0/16"
 HUTCH = str(Path(sys.executable).with_name("hutch"))

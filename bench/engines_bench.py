@@ -18,7 +18,7 @@ from e2b import Sandbox
 from measure import own_stack, summary, timed
 
 SUBNET = "10.16.0.0/16"
-ENGINES = ("container", "gvisor")
+ENGINES = ("crun", "gvisor")
 
 
 def pools(size: int) -> dict[str, object]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hutch.runtime.leftovers import leftovers
+from leftovers import leftovers
 
 HUTCH = str(Path(sys.executable).with_name("hutch"))
 

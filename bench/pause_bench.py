@@ -159,7 +159,7 @@ def main() -> None:
     try:
         with own_stack(SUBNET, settings, seen, base) as opts:
             parts = args.only or PARTS
-            for engine in ("container", "gvisor"):
+            for engine in ("crun", "gvisor"):
                 for mode in ("full", "filesystem") if "modes" in parts else ():
                     results[f"{engine} {mode}"] = measure_mode(
                         opts, engine, mode, args.runs, args.paused_for, base / "data", seen

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from e2b import Sandbox
 
-from hutch.runtime.leftovers import leftovers
+from bench.leftovers import leftovers
 from hutch.secret_files import OPERATOR_KEY_HEADER, operator_key_path
 from tests.conftest import free_port
 
@@ -49,7 +49,7 @@ class Stack:
         """Keyword arguments that point the official SDK at this stack."""
         return {"api_key": self.api_key, "api_url": self.api_url, "sandbox_url": self.sandbox_url}
 
-    def create(self, engine: str = "container", **options) -> Sandbox:
+    def create(self, engine: str = "crun", **options) -> Sandbox:
         """A sandbox of the base template on ``engine`` (``container`` or ``gvisor``), remembered for the
         leak check."""
         metadata = {**options.pop("metadata", {}), "hutch.runtime": engine}
@@ -105,7 +105,7 @@ class Team:
         """Keyword arguments that point the official SDK at the stack as this team."""
         return {**self.stack.opts, "api_key": self.api_key}
 
-    def create(self, engine: str = "container", **options) -> Sandbox:
+    def create(self, engine: str = "crun", **options) -> Sandbox:
         """A sandbox of this team (``Stack.create``'s options), remembered for the leak check."""
         metadata = {**options.pop("metadata", {}), "hutch.runtime": engine}
         sandbox = Sandbox.create(metadata=metadata, **self.opts, **options)
@@ -200,7 +200,7 @@ def second_team(stack: Stack) -> Team:
 
 
 # The engines every sandbox-level test runs on.
-ENGINES = ["container", "gvisor"]
+ENGINES = ["crun", "gvisor"]
 
 
 @pytest.fixture(params=ENGINES)

@@ -33,7 +33,7 @@ from .proxy import access, debug
 from .proxy.supervisor import ProxyProcess
 from .runtime import registry
 from .runtime.types import SandboxSpec, TemplateImage
-from .templates import base, code_interpreter, envd_runtime
+from .templates import base, code_interpreter, envd_python
 from .templates.envd_zipapp import build as build_envd
 
 log = logging.getLogger("hutch")
@@ -84,7 +84,7 @@ def _runtime_options(settings: Settings, envd_path: Path) -> dict:
         "data_dir": settings.data_dir,
         "cache_dir": cache,
         "envd_path": envd_path,
-        "envd_runtime": envd_runtime.path(cache, base.rootfs_path(cache)),  # built by ``prepare``
+        "envd_python": envd_python.path(cache, base.rootfs_path(cache)),  # built by ``prepare``
         "node_id": settings.runtime.node_id,
         "subnet": settings.runtime.subnet,
         "egress_interface": settings.runtime.egress_interface,
@@ -107,7 +107,7 @@ async def prepare(
     real = settings.runtime.backend != "fake"
     rootfs = await asyncio.to_thread(base.build, cache, log=say) if real else base.rootfs_path(cache)
     if real:  # the Python envd runs on in every sandbox, from the base image's packages
-        await asyncio.to_thread(envd_runtime.build, cache, rootfs)
+        await asyncio.to_thread(envd_python.build, cache, rootfs)
     builtins = [
         Builtin(
             TemplateImage(base.TEMPLATE_ID, rootfs, default_user=base.DEFAULT_USER), BASE_CPU, BASE_MEMORY_MB
@@ -154,7 +154,7 @@ def _keep_warm(runtime: object, settings: Settings, builtins: list[Builtin]) -> 
     for builtin in builtins:
         template_id = builtin.image.template_id
         for engine, sizes in (
-            ("container", settings.runtime.warm_pool),
+            ("crun", settings.runtime.warm_pool),
             ("gvisor", settings.runtime.gvisor_warm_pool),
         ):
             if sizes.get(template_id, 0):

@@ -43,7 +43,7 @@ def gvisor_template(stack):
                 template_id="base-gvisor",
                 rootfs=base.rootfs_path(Settings().templates.cache_dir),
                 default_user=base.DEFAULT_USER,
-                runtime="gvisor",
+                engine="gvisor",
             )
         finally:
             await catalog.close()
@@ -60,7 +60,7 @@ def test_a_template_can_default_to_gvisor(stack, gvisor_template):
     finally:
         sandbox.kill()
     # The create's metadata still wins over the template's engine.
-    sandbox = Sandbox.create(gvisor_template, metadata={"hutch.runtime": "container"}, **stack.opts)
+    sandbox = Sandbox.create(gvisor_template, metadata={"hutch.runtime": "crun"}, **stack.opts)
     stack.seen.add(sandbox.sandbox_id)
     try:
         assert _kernel(sandbox) == os.uname().release

@@ -152,7 +152,7 @@ def test_snapshots_and_forks_of_missing_or_paused_sandboxes_are_refused(stack: S
 
 
 def test_a_deleted_snapshot_leaves_no_layer_behind(stack: Stack) -> None:
-    sandbox = stack.create("container")
+    sandbox = stack.create("crun")
     try:
         sandbox.files.write("/home/user/notes.txt", "kept until the snapshot goes")
         info = sandbox.create_snapshot()

@@ -13,7 +13,7 @@ from e2b import AsyncSandbox
 
 from hutch.runtime.container import ContainerRuntime
 from hutch.runtime.types import ENVD_PORT, SandboxSpec, TemplateImage
-from hutch.templates import base, envd_runtime
+from hutch.templates import base, envd_python
 from hutch.templates.envd_zipapp import build
 from tests.tiny_rootfs import tiny_rootfs
 
@@ -28,12 +28,12 @@ LEAKS = ("LD_LIBRARY_PATH", "LD_PRELOAD", "PYTHONHOME", "PYTHONPATH")
 async def runtime(tmp_path):
     if os.geteuid() != 0:
         pytest.fail("the runtime tests need root")
-    python = envd_runtime.build(CACHE, base.build(CACHE))
+    python = envd_python.build(CACHE, base.build(CACHE))
     rt = ContainerRuntime(
         data_dir=tmp_path / "data",
         cache_dir=CACHE,
         envd_path=build(tmp_path / "envd.pyz"),
-        envd_runtime=python,
+        envd_python=python,
         subnet=SUBNET,
     )
     await rt.start()
@@ -41,12 +41,12 @@ async def runtime(tmp_path):
     await rt.close()
 
 
-@pytest.mark.parametrize("engine", ["container", "gvisor"])
+@pytest.mark.parametrize("engine", ["crun", "gvisor"])
 async def test_template_without_python_runs_commands(runtime, tmp_path, engine):
     rootfs = tiny_rootfs(tmp_path / "tiny", TOOLS)
     assert not any(rootfs.glob("**/python*"))
     template = TemplateImage("tiny", rootfs, default_user="user")
-    handle = await runtime.create(SandboxSpec(template=template, runtime=engine))
+    handle = await runtime.create(SandboxSpec(template=template, engine=engine))
     try:
         sandbox = await AsyncSandbox.create(debug=True, sandbox_url=f"http://{handle.host}:{ENVD_PORT}")
         assert (await sandbox.commands.run("id -un; echo $HOME")).stdout.split() == ["user", "/home/user"]
@@ -69,8 +69,8 @@ async def test_template_without_python_runs_commands(runtime, tmp_path, engine):
 
 
 def test_runtime_is_self_contained_and_runs_alone():
-    python = envd_runtime.build(CACHE, base.build(CACHE))
-    assert envd_runtime.build(CACHE, base.rootfs_path(CACHE)) == python  # cached
+    python = envd_python.build(CACHE, base.build(CACHE))
+    assert envd_python.build(CACHE, base.rootfs_path(CACHE)) == python  # cached
     links = [p for p in python.rglob("*") if p.is_symlink()]
     assert links
     for link in links:
@@ -86,4 +86,4 @@ def test_runtime_is_rebuilt_for_another_base(tmp_path):
     for name, status in (("a", "Package: a\n"), ("b", "Package: b\n")):
         (tmp_path / name / "var/lib/dpkg").mkdir(parents=True)
         (tmp_path / name / "var/lib/dpkg/status").write_text(status)
-    assert envd_runtime.path(CACHE, tmp_path / "a") != envd_runtime.path(CACHE, tmp_path / "b")
+    assert envd_python.path(CACHE, tmp_path / "a") != envd_python.path(CACHE, tmp_path / "b")

@@ -13,7 +13,7 @@ import pytest
 
 from hutch.runtime import safe_path
 from hutch.runtime.safe_path import Root, UnsafePath, copy_tree
-from hutch.templates import envd_runtime
+from hutch.templates import envd_python
 from hutch.templates.oci_image import _drop_device_nodes
 
 SWAPS = 2000  # directory/link swaps a racing thread makes at most
@@ -247,7 +247,7 @@ def _package(name: str) -> str:
     return f"Package: {name}\nStatus: install ok installed\nArchitecture: amd64\nDepends: libc6\n"
 
 
-def test_the_envd_runtime_copies_nothing_from_outside_the_image(tmp_path, host) -> None:
+def test_the_envd_python_copies_nothing_from_outside_the_image(tmp_path, host) -> None:
     """An image whose package files link out of it (absolutely, and with ``..`` past its top): what is
     copied is the image's own, never the host's file."""
     image = tmp_path / "image"
@@ -270,16 +270,16 @@ def test_the_envd_runtime_copies_nothing_from_outside_the_image(tmp_path, host) 
     (image / "usr/bin/python3.11").symlink_to(host / "canary")
     (image / "usr/lib/python3.11/os.py").symlink_to("../../../../../../../../" + str(host / "canary"))
     (image / "usr/lib/python3.11/host-dir").symlink_to(host)
-    built = envd_runtime.build(tmp_path / "cache", image)
+    built = envd_python.build(tmp_path / "cache", image)
     copied = [path for path in built.rglob("*") if path.is_file() and not path.is_symlink()]
     assert [path.read_text() for path in copied] == ["loader"]
     _unchanged(host)
 
 
-def test_the_envd_runtime_refuses_a_database_that_is_no_file(tmp_path) -> None:
+def test_the_envd_python_refuses_a_database_that_is_no_file(tmp_path) -> None:
     """A dpkg database that is a FIFO is refused at once rather than read (a read would block)."""
     image = tmp_path / "image"
     (image / "var/lib/dpkg").mkdir(parents=True)
     os.mkfifo(image / "var/lib/dpkg/status")
     with pytest.raises(OSError, match="not a regular file"):
-        envd_runtime.path(tmp_path / "cache", image)
+        envd_python.path(tmp_path / "cache", image)

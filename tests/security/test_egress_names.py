@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import pytest
 from e2b import Sandbox
 
-from hutch.runtime import container
-from hutch.runtime.egress_proxy import EgressProxy
-from hutch.runtime.firewall import EgressPolicy, Firewall
+from hutch.runtime.container import backend
+from hutch.runtime.container.egress.firewall import EgressPolicy, Firewall
+from hutch.runtime.container.egress.proxy import EgressProxy
 from tests.security.test_egress import routed_through, serve_outside
 from tests.stack import WORKER, Stack, start_stack, stop_stack
 
@@ -492,7 +492,7 @@ def _sdk_curl(sandbox: Sandbox, *args: str) -> str:
 
 
 @pytest.mark.skipif(
-    not hasattr(container, "EgressProxy"), reason="the container runtime does not run the egress proxy"
+    not hasattr(backend, "EgressProxy"), reason="the container runtime does not run the egress proxy"
 )
 def test_names_through_the_sdk(names_stack: Stack):
     sandbox = Sandbox.create(

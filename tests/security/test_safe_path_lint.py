@@ -38,19 +38,21 @@ ALLOWED = {
         "a mount source string only; ContainerRuntime makes it a real directory through safe_path before "
         "each run, boot and restore, while the sandbox's processes are stopped"
     ),
-    ("runtime/rootfs.py", "__init__", "layer / 'upper'"): (
+    ("runtime/container/rootfs.py", "__init__", "layer / 'upper'"): (
         "``layer`` is the mount point of the sandbox's disk, the host's: ``upper`` is the top of the "
         "writable layer, which the sandbox sees as its root but cannot replace"
     ),
-    ("runtime/rootfs.py", "__init__", "layer / 'work'"): "overlayfs's work directory on the sandbox's disk",
-    ("runtime/rootfs.py", "mount", "os.chown(self.upper, self.owner, self.owner)"): (
+    ("runtime/container/rootfs.py", "__init__", "layer / 'work'"): (
+        "overlayfs's work directory on the sandbox's disk"
+    ),
+    ("runtime/container/rootfs.py", "mount", "os.chown(self.upper, self.owner, self.owner)"): (
         "the writable layer's top directory itself, made by the host (or copied as a directory by "
         "copy_tree) on the sandbox's disk, which no sandbox reaches but through the overlay"
     ),
-    ("runtime/rootfs.py", "stored_upper", "view.mkdir()"): (
+    ("runtime/container/rootfs.py", "stored_upper", "view.mkdir()"): (
         "a new mount point in the sandbox's own directory (the host's), for a view of its writable layer"
     ),
-    ("runtime/rootfs.py", "stored_upper", "view.rmdir()"): "the same mount point, unmounted",
+    ("runtime/container/rootfs.py", "stored_upper", "view.rmdir()"): "the same mount point, unmounted",
     ("templates/builder.py", "_flatten", "view.mkdir()"): (
         "a new mount point the builder makes beside its partial layer, in the host's layer store"
     ),

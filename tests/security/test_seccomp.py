@@ -27,7 +27,7 @@ print(" ".join(results))
 """
 
 
-@pytest.mark.parametrize("engine", ["container", "gvisor"])
+@pytest.mark.parametrize("engine", ["crun", "gvisor"])
 def test_io_uring_is_refused_in_a_sandbox(stack: Stack, engine: str):
     sandbox = stack.create(engine)
     try:

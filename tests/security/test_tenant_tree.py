@@ -256,7 +256,7 @@ def test_links_survive_a_node_restart(tmp_path: Path, host: Path) -> None:
     paused to its files, through a restart of the node, then resumed."""
     first = start_stack(tmp_path, subnet=RESTART_SUBNET)
     try:
-        parent = first.create("container")
+        parent = first.create("crun")
         _plant(parent, host)
         snapshot = parent.create_snapshot()
         parent.kill()

@@ -25,7 +25,7 @@ RESTART_SUBNET = f"10.{60 + WORKER}.0.0/16"  # the restart test's own stack
 
 @pytest.fixture(scope="module")
 def sandbox(stack: Stack):
-    sandbox = stack.create("container")
+    sandbox = stack.create("crun")
     yield sandbox
     sandbox.kill()
 
@@ -115,7 +115,7 @@ def test_a_snapshot_keeps_the_sandboxs_own_ids(stack: Stack, sandbox: Sandbox, e
         try:
             owners = child.commands.run(f"stat -c %u:%g:%a /home/user/mine-{name} /opt/root-{name}")
             assert owners.stdout.split() == [f"{USER_ID}:{USER_ID}:644", "0:0:4755"]
-            if engine == "container":  # (gVisor runs everything with ``no_new_privs``: no sudo there)
+            if engine == "crun":  # (gVisor runs everything with ``no_new_privs``: no sudo there)
                 assert child.commands.run("sudo -n id -u", user="user").stdout.strip() == "0"
         finally:
             child.kill()
@@ -127,7 +127,7 @@ def test_a_sandbox_adopted_after_a_crash_is_snapshotted_with_its_own_ids(tmp_pat
     """A restarted node shifts an adopted crun sandbox's layer back when it copies it, as it did before."""
     first = start_stack(tmp_path, subnet=RESTART_SUBNET)
     ports = (first.api_port, first.proxy_port)
-    sandbox = first.create("container")
+    sandbox = first.create("crun")
     sandbox.commands.run("echo x > /home/user/mine", user="user")
     os.killpg(first.process.pid, signal.SIGKILL)
     first.process.wait()
@@ -135,7 +135,7 @@ def test_a_sandbox_adopted_after_a_crash_is_snapshotted_with_its_own_ids(tmp_pat
     second.seen.update(first.seen)
     try:
         info = Sandbox.connect(sandbox.sandbox_id, **second.opts).create_snapshot()
-        child = second.create("container", template=info.snapshot_id)
+        child = second.create("crun", template=info.snapshot_id)
         try:
             owner = child.commands.run("stat -c %u:%g /home/user/mine").stdout.strip()
             assert owner == f"{USER_ID}:{USER_ID}"

@@ -3,7 +3,8 @@
 A backend creates a sandbox *ready to use*: its envd answers and has been initialised through ``/init``
 with the spec's env vars, access token, default user and workdir. Kill removes everything the sandbox
 held (processes, mounts, network namespace, cgroups), also after a create that failed halfway.
-Optional abilities (pause, snapshot, resize) are separate protocols in ``capabilities``.
+Optional abilities (egress rules, commit, logs, pause, snapshot, fork) are separate protocols in
+``capabilities``.
 """
 
 from __future__ import annotations

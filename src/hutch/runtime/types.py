@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Literal, cast
+
+from ..ids import new_id
 
 ENVD_PORT = 49983
+
+Engine = Literal["crun", "gvisor"]
+"""What runs a sandbox: ``crun`` (namespaces, a user namespace, seccomp, cgroups) or ``gvisor`` (runsc, a
+user-space kernel between the sandbox and the host)."""
+ENGINES: tuple[Engine, ...] = ("crun", "gvisor")
+# A former name of an engine, still accepted wherever an engine is named (metadata, catalog, state files).
+_FORMER_NAMES: dict[str, Engine] = {"container": "crun"}
+
+
+def engine_named(name: str) -> Engine | None:
+    """The engine called ``name`` (or by a former name), None when there is none."""
+    if name in ENGINES:
+        return cast(Engine, name)
+    return _FORMER_NAMES.get(name)
 
 
 @dataclass(frozen=True)
@@ -24,7 +40,7 @@ class TemplateImage:
     # Who runs the start command (None: ``default_user``): E2B's code interpreter runs Jupyter as root.
     start_user: str | None = None
     # The engine its sandboxes run on unless the create asks for another.
-    runtime: str = "container"
+    engine: Engine = "crun"
     # A gVisor checkpoint (a snapshot's memory and processes): its gVisor sandboxes are restored from it,
     # over ``rootfs``, instead of booted. See ``runtime.container.checkpoints``.
     checkpoint: Path | None = None
@@ -44,8 +60,7 @@ class SandboxSpec:
     # Egress rules beyond that switch (spec: network.allowOut / denyOut): addresses and CIDRs.
     allow_out: tuple[str, ...] = ()
     deny_out: tuple[str, ...] = ()
-    # The engine: ``container`` (crun) or ``gvisor`` (runsc, a user-space kernel between sandbox and host).
-    runtime: str = "container"
+    engine: Engine = "crun"
 
 
 @dataclass(frozen=True)
@@ -66,8 +81,5 @@ class SandboxHandle:
 
 
 def new_sandbox_id() -> str:
-    """20 characters of ``[a-z0-9]``: safe inside host names (``{port}-{id}.{domain}``)."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(20))
-
-
-_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+    """A new sandbox's id (:func:`hutch.ids.new_id`)."""
+    return new_id()

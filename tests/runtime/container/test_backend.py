@@ -1,8 +1,10 @@
 """The container runtime, on both engines (crun and gVisor), undoes every step of a create that fails
-halfway, and a kill releases everything."""
+halfway, a kill releases everything, and a sandbox waiting in the warm pool yields the CPU to those in use
+until it is handed out."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -10,12 +12,12 @@ import httpx
 import pytest
 
 from hutch.errors import BackendUnavailable
-from hutch.runtime import container, envd_client
-from hutch.runtime.container import ContainerRuntime, _write_identity, _write_resolv_conf
-from hutch.runtime.firewall import sandbox_resolv_conf
+from hutch.runtime import envd_client
+from hutch.runtime.container import ContainerRuntime, cgroups, start
 from hutch.runtime.types import ENVD_PORT, SandboxSpec, TemplateImage, new_sandbox_id
 from hutch.templates import base
 from hutch.templates.envd_zipapp import build
+from tests.runtime.container.conftest import HostFiles
 
 SUBNET = f"10.{40 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0').removeprefix('gw') or 0)}.0.0/16"
 
@@ -56,20 +58,20 @@ def made(monkeypatch) -> set[str]:
         ids.add(sandbox_id)
         return sandbox_id
 
-    monkeypatch.setattr(container, "new_sandbox_id", recorded)
+    monkeypatch.setattr(start, "new_sandbox_id", recorded)
     return ids
 
 
 def _assert_clean(rt: ContainerRuntime, made: set[str]) -> None:
     assert made
-    assert list(rt.sandboxes_dir.iterdir()) == []
-    assert _mounts_under(rt.sandboxes_dir) == []
+    assert list(rt.host.sandboxes_dir.iterdir()) == []
+    assert _mounts_under(rt.host.sandboxes_dir) == []
     assert {f"hutch-{sandbox_id}" for sandbox_id in made} & _netns() == set()
     assert made & _cgroups() == set()
-    assert rt.networks.used == set()
+    assert rt.host.networks.used == set()
 
 
-ENGINES = pytest.mark.parametrize("engine", ["container", "gvisor"])
+ENGINES = pytest.mark.parametrize("engine", ["crun", "gvisor"])
 
 
 @ENGINES
@@ -81,7 +83,7 @@ async def test_failed_create_leaves_nothing(runtime, made, tmp_path, engine):
     (empty / "etc").mkdir()
     with pytest.raises(BackendUnavailable):
         await runtime.create(
-            SandboxSpec(template=TemplateImage("broken", empty, default_user="root"), runtime=engine)
+            SandboxSpec(template=TemplateImage("broken", empty, default_user="root"), engine=engine)
         )
     _assert_clean(runtime, made)
 
@@ -95,12 +97,39 @@ async def test_missing_template_rootfs_leaves_nothing(runtime, made, tmp_path):
 @ENGINES
 async def test_kill_releases_everything(runtime, made, engine):
     rootfs = base.build(Path("/var/cache/hutch"))  # cached after the first build
-    handle = await runtime.create(SandboxSpec(template=TemplateImage("base", rootfs), runtime=engine))
+    handle = await runtime.create(SandboxSpec(template=TemplateImage("base", rootfs), engine=engine))
     assert f"hutch-{handle.sandbox_id}" in _netns()
     assert handle.sandbox_id in _cgroups()
     await runtime.kill(handle.sandbox_id)
     await runtime.close()  # waits for the background teardown
     _assert_clean(runtime, made)
+
+
+def _cpu_shares(sandbox_id: str) -> int:
+    return int((Path("/sys/fs/cgroup/cpu/hutch") / sandbox_id / "cpu.shares").read_text())
+
+
+@ENGINES
+async def test_a_pooled_sandbox_yields_the_cpu_until_it_is_handed_out(runtime, made, engine):
+    """A sandbox waiting in the warm pool runs at the pool's low CPU weight, all its processes (envd and
+    what the template started) with it; the one handed out gets the default weight back."""
+    if not Path("/sys/fs/cgroup/cpu/hutch").is_dir():
+        pytest.skip("this host has no cgroup v1 cpu controller")
+    template = TemplateImage("base", base.build(Path("/var/cache/hutch")))
+    runtime.keep_warm(template, 1, cpu_count=2, memory_mb=512, engine=engine)
+    key = ("base", 2, 512, 1024, engine)
+    async with asyncio.timeout(120):
+        while runtime.pool.size(key) < 1:
+            await asyncio.sleep(0.05)
+    (pooled,) = made
+    assert _cpu_shares(pooled) == cgroups.POOL_CPU_SHARES
+    assert (Path("/sys/fs/cgroup/cpu/hutch") / pooled / "cgroup.procs").read_text().split()
+    handle = await runtime.create(SandboxSpec(template=template, cpu_count=2, memory_mb=512, engine=engine))
+    try:
+        assert handle.sandbox_id == pooled
+        assert _cpu_shares(pooled) == cgroups.CPU_SHARES
+    finally:
+        await runtime.kill(handle.sandbox_id)
 
 
 @ENGINES
@@ -116,7 +145,7 @@ async def test_start_and_ready_commands_run_before_create_returns(runtime, engin
         ),
         ready_cmd="curl -sf http://127.0.0.1:8000/ >/dev/null",
     )
-    handle = await runtime.create(SandboxSpec(template=template, runtime=engine))
+    handle = await runtime.create(SandboxSpec(template=template, engine=engine))
     try:
         async with httpx.AsyncClient(trust_env=False) as client:
             response = await client.get(f"http://{handle.host}:8000/index.html")
@@ -125,52 +154,13 @@ async def test_start_and_ready_commands_run_before_create_returns(runtime, engin
         await runtime.kill(handle.sandbox_id)
 
 
-@pytest.fixture()
-def host_files(tmp_path) -> Path:
-    """A host directory with canaries where a hostile root points its links: it must stay as it is."""
-    host = tmp_path / "host"
-    host.mkdir()
-    for name in ("hosts", "hostname", "resolv.conf"):
-        (host / name).write_text(f"host's {name}\n")
-    return host
-
-
-def _host_unchanged(host: Path) -> None:
-    assert sorted(p.name for p in host.iterdir()) == ["hostname", "hosts", "resolv.conf"]
-    for name in ("hosts", "hostname", "resolv.conf"):
-        assert (host / name).read_text() == f"host's {name}\n"
-
-
-@pytest.mark.parametrize("linked", ["files", "etc"])
-def test_identity_and_resolv_conf_never_write_through_links(tmp_path, host_files, linked):
-    """A root whose ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf`` (or ``/etc`` itself) are links
-    to host files: the host writes inside the root or not at all."""
-    if not sandbox_resolv_conf(Path("/etc/resolv.conf").read_text()):
-        pytest.skip("this host has no name server a sandbox would be given")
-    root = tmp_path / "root"
-    if linked == "etc":
-        root.mkdir()
-        (root / "etc").symlink_to(host_files)
-    else:
-        (root / "etc").mkdir(parents=True)
-        for name in ("hosts", "hostname", "resolv.conf"):
-            (root / "etc" / name).symlink_to(host_files / name)
-    _write_identity(root, "sandbox-id")
-    _write_resolv_conf(root)
-    _host_unchanged(host_files)
-    if linked == "files":
-        assert (root / "etc" / "hostname").read_text() == "sandbox-id\n"
-        assert "sandbox-id" in (root / "etc" / "hosts").read_text()
-        assert (root / "etc" / "resolv.conf").read_text().startswith("nameserver ")
-
-
-def _hostile_layer(tmp_path: Path, host: Path) -> Path:
+def _hostile_layer(tmp_path: Path, host: HostFiles) -> Path:
     """A template layer (over the base) whose identity files and ``/tmp`` are links to the host."""
     layer = tmp_path / "hostile-layer"
     (layer / "etc").mkdir(parents=True)
     for name in ("hosts", "hostname", "resolv.conf"):
-        (layer / "etc" / name).symlink_to(host / name)
-    (layer / "tmp").symlink_to(host)
+        (layer / "etc" / name).symlink_to(host.directory / name)
+    (layer / "tmp").symlink_to(host.directory)
     return layer
 
 
@@ -191,9 +181,9 @@ async def test_a_template_with_links_to_the_host(runtime, tmp_path, host_files, 
     rootfs = base.build(Path("/var/cache/hutch"))
     lower = f"{_hostile_layer(tmp_path, host_files)}:{rootfs}"
     template = TemplateImage("hostile", Path(lower), default_user="root")
-    handle = await runtime.create(SandboxSpec(template=template, runtime=engine))
+    handle = await runtime.create(SandboxSpec(template=template, engine=engine))
     try:
-        _host_unchanged(host_files)
+        host_files.assert_unchanged()
         code, output = await _run(handle, "cat /etc/hostname")
         assert (code, output) == (0, f"{handle.sandbox_id}\n")
         if engine == "gvisor":
@@ -205,6 +195,6 @@ async def test_a_template_with_links_to_the_host(runtime, tmp_path, host_files, 
             await runtime.resume(handle.sandbox_id)
             code, output = await _run(handle, "ls /tmp")
             assert (code, output) == (0, "planted\n")
-        _host_unchanged(host_files)
+        host_files.assert_unchanged()
     finally:
         await runtime.kill(handle.sandbox_id)

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from hutch.runtime.network import Networks
+from hutch.runtime.container.network import Networks
 
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 SUBNET = f"10.{70 + WORKER}.0.0/16"

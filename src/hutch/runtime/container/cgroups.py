@@ -1,5 +1,6 @@
 """Node-wide limits: the parent cgroup of all sandboxes (``/hutch``) keeps a reserve of the host for Hutch
-itself and the system, whatever the sandboxes do together. Also: freezing a sandbox's processes (pause).
+itself and the system, whatever the sandboxes do together. Also: freezing a sandbox's processes (pause), and
+a sandbox's CPU weight against the others (low while it waits in the warm pool).
 
 Each sandbox has its own limits (set by the OCI config); this caps their sum: processes (a fork bomb in every
 sandbox still leaves ``pid_max`` room) and memory. cgroup v1 (``/sys/fs/cgroup/<controller>/hutch``) and
@@ -20,6 +21,13 @@ PARENT = "hutch"
 PID_RESERVE = 4096
 MEMORY_RESERVE_FRACTION = 0.10
 MEMORY_RESERVE_MIN = 1024 * 1024 * 1024
+# A sandbox's CPU weight against its siblings (cgroup v1 ``cpu.shares``; the kernel's default). A sandbox
+# waiting in the warm pool gets what nice 10 gets against nice 0 (the scheduler's weights 110 and 1024), so
+# that refilling the pool never slows down the sandboxes in use; its cgroup, not its processes, carries the
+# weight, so that what the pool started (envd, the template's start command) gets the default back at once
+# when it is handed out.
+CPU_SHARES = 1024
+POOL_CPU_SHARES = 110
 
 
 def _memory_total() -> int:
@@ -64,6 +72,15 @@ def _write(path: Path, value: str) -> None:
         path.write_text(value)
     except OSError as err:
         log.warning("cannot set %s to %s: %s", path, value, err)
+
+
+def set_cpu_shares(sandbox_id: str, shares: int) -> None:
+    """Set the CPU weight of all of a sandbox's processes (cgroup v2: ``cpu.weight``, whose default is 100
+    where ``cpu.shares``' is 1024); best effort, as a weight only shapes how the CPU is shared."""
+    if (ROOT / "cgroup.controllers").exists():
+        _write(ROOT / PARENT / sandbox_id / "cpu.weight", str(max(1, shares * 100 // CPU_SHARES)))
+    else:
+        _write(ROOT / "cpu" / PARENT / sandbox_id / "cpu.shares", str(shares))
 
 
 def remove_sandbox(sandbox_id: str, wait_s: float = 3.0) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from ...errors import BackendUnavailable, NotSupported
 from ..linux import is_mountpoint
 from . import oci
-from .engine import OciCli
+from .oci_cli import OciCli
 
 _UNIFIED = "/sys/fs/cgroup/unified"
 _HIDE_UNIFIED = [

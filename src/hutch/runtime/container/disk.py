@@ -12,8 +12,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from ..errors import BackendUnavailable
-from .linux import detach
+from ...errors import BackendUnavailable
+from ..linux import detach
 
 # No journal (the layer dies with its sandbox), nothing reserved for root, inode tables initialised lazily.
 _MKFS = ["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", "-E", "lazy_itable_init=1,nodiscard"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .capabilities import LogLine
+from ..capabilities import LogLine
 
 # The most of a log that is read: its end.
 TAIL_BYTES = 1 << 20

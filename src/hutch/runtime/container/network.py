@@ -17,7 +17,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from ..errors import BackendUnavailable, QuotaExceeded
+from ...errors import BackendUnavailable, QuotaExceeded
 
 log = logging.getLogger(__name__)
 

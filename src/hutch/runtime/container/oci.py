@@ -1,7 +1,7 @@
 """The OCI runtime configuration (``config.json``) of a container sandbox.
 
 envd is the container's init, bind-mounted read-only from the node's copy (so every sandbox runs
-the node's envd, whatever the age of its template), and so is the Python runtime it runs on (so a template
+the node's envd, whatever the age of its template), and so is the Python it runs on (so a template
 needs no Python): started through that runtime's own dynamic loader, envd sets no variable that the
 processes it starts would inherit. The sandbox gets its own pid, mount, uts (hostname = sandbox id), ipc
 and cgroup namespaces (under crun a user namespace too, see ``idmap``) and the network namespace prepared
@@ -17,11 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import idmap
-from ..types import ENVD_PORT, SandboxSpec
+from ..types import ENVD_PORT, Engine, SandboxSpec
 from . import seccomp
 
 ENVD_PATH = "/usr/local/lib/hutch/envd.pyz"
-ENVD_RUNTIME = "/usr/local/lib/hutch/runtime"
+ENVD_PYTHON = "/usr/local/lib/hutch/runtime"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PIDS_LIMIT = 1024
 NOFILE = 16384  # below this host's hard limit (20000)
@@ -41,9 +41,9 @@ def _mount(destination: str, kind: str, source: str, *options: str) -> dict:
     return {"destination": destination, "type": kind, "source": source, "options": list(options)}
 
 
-def _envd_mounts(envd: Path, envd_runtime: Path | None) -> list[dict]:
+def _envd_mounts(envd: Path, envd_python: Path | None) -> list[dict]:
     """envd and the runtime it runs on (none: the template's own Python runs it), read-only."""
-    sources = {ENVD_PATH: envd, ENVD_RUNTIME: envd_runtime}
+    sources = {ENVD_PATH: envd, ENVD_PYTHON: envd_python}
     return [
         _mount(destination, "bind", str(source), "bind", "ro", "nosuid", "nodev")
         for destination, source in sources.items()
@@ -51,9 +51,9 @@ def _envd_mounts(envd: Path, envd_runtime: Path | None) -> list[dict]:
     ]
 
 
-def _mounts(envd: Path, envd_runtime: Path | None) -> list[dict]:
+def _mounts(envd: Path, envd_python: Path | None) -> list[dict]:
     return [
-        *_envd_mounts(envd, envd_runtime),
+        *_envd_mounts(envd, envd_python),
         _mount("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
         _mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
         _mount(
@@ -75,13 +75,13 @@ def _mounts(envd: Path, envd_runtime: Path | None) -> list[dict]:
     ]
 
 
-def _init_args(envd_runtime: Path | None) -> list[str]:
+def _init_args(envd_python: Path | None) -> list[str]:
     """envd on the mounted runtime (its loader, its libraries, its Python: the links at its top), or on
     the template's own ``python3`` without one."""
     envd = ["-I", ENVD_PATH, "--port", str(ENVD_PORT)]
-    if envd_runtime is None:
+    if envd_python is None:
         return ["/usr/bin/python3", *envd]
-    loader, libraries, python = (f"{ENVD_RUNTIME}/{name}" for name in ("ld.so", "lib", "python3"))
+    loader, libraries, python = (f"{ENVD_PYTHON}/{name}" for name in ("ld.so", "lib", "python3"))
     return [loader, "--library-path", libraries, python, *envd]
 
 
@@ -122,9 +122,9 @@ def config(
     netns_path: str,
     spec: SandboxSpec,
     envd: Path,
-    envd_runtime: Path | None,
+    envd_python: Path | None,
     seccomp_bpf: str | None,
-    engine: str = "container",
+    engine: Engine = "crun",
 ) -> dict:
     """The ``config.json`` for one sandbox. Under gVisor the Sentry filters the host system calls itself,
     so the sandbox's own seccomp filter is left out."""
@@ -136,7 +136,7 @@ def config(
         "process": {
             "terminal": False,
             "user": {"uid": 0, "gid": 0},
-            "args": _init_args(envd_runtime),
+            "args": _init_args(envd_python),
             "env": [f"PATH={PATH}", "LANG=C.UTF-8", f"HOSTNAME={sandbox_id}"],
             "cwd": "/",
             "noNewPrivileges": False,
@@ -144,7 +144,7 @@ def config(
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": NOFILE, "soft": NOFILE}],
             "oomScoreAdj": 500,
         },
-        "mounts": _mounts(envd, envd_runtime),
+        "mounts": _mounts(envd, envd_python),
         "linux": {
             "namespaces": [
                 {"type": "pid"},

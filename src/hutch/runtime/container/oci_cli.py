@@ -41,25 +41,23 @@ class OciCli:
             raise BackendUnavailable(f"{self.binary_name} {args[0]} failed: {detail}")
         return stdout.decode(errors="replace")
 
-    async def run_detached(self, container_id: str, bundle: Path, log: Path, *, nice: int = 0) -> int:
+    async def run_detached(self, container_id: str, bundle: Path, log: Path) -> int:
         """Start a container in the background; returns the pid of its init (runsc: of its Sentry).
         Killing that pid ends every process of the container.
 
         The init inherits the runtime's stdout and stderr, so both go to ``log`` (a file): a pipe would stay
-        open for the container's whole life. With ``nice``, the runtime and the container start at that
-        lower CPU priority (background work that must not slow down running sandboxes).
+        open for the container's whole life.
         """
-        return await self._start_detached(container_id, bundle, log, "run", nice=nice)
+        return await self._start_detached(container_id, bundle, log, "run")
 
     async def _start_detached(
-        self, container_id: str, bundle: Path, log: Path, command: str, *options: str, nice: int = 0
+        self, container_id: str, bundle: Path, log: Path, command: str, *options: str
     ) -> int:
         """``run`` (or ``restore``) a container in the background; returns the pid of its init."""
         pid_file = bundle / "init.pid"
-        niceness = ["nice", "-n", str(nice)] if nice else []
         with open(log, "ab") as out:
             process = await asyncio.create_subprocess_exec(
-                *niceness, *self.run_prefix(bundle), *self.run_command, command, *options,
+                *self.run_prefix(bundle), *self.run_command, command, *options,
                 "--detach", "--pid-file", str(pid_file), "--bundle", str(bundle), container_id,
                 stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
             )  # fmt: skip

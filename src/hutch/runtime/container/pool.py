@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 log = logging.getLogger("hutch.runtime")
 
 Prepared = TypeVar("Prepared")
-PoolKey = tuple[str, int, int, int, str]  # template id, cpu count, memory MB, disk MB, runtime
+PoolKey = tuple[str, int, int, int, str]  # template id, cpu count, memory MB, disk MB, engine
 
 
 class WarmPool(Generic[Prepared]):

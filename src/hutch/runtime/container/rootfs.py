@@ -17,9 +17,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from .idmap import FIRST, IdMap
-from .linux import detach, mount
-from .safe_path import Root
+from ..idmap import FIRST, IdMap
+from ..linux import detach, mount
+from ..safe_path import Root
 
 MS_NOSUID = 0x2
 MS_NODEV = 0x4

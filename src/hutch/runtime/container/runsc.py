@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 
 from ...errors import BackendUnavailable, NotSupported
-from .engine import OciCli
+from .oci_cli import OciCli
 
 FLAGS = ["--platform=systrap", "--network=sandbox", "--overlay2=none", "--oci-seccomp"]
 

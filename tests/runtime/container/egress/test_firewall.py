@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from hutch.runtime.firewall import closed_networks, closes, sandbox_resolv_conf
+from hutch.runtime.container.egress.firewall import closed_networks, closes, sandbox_resolv_conf
 
 SUBNET = ipaddress.IPv4Network("10.11.0.0/16")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hutch.runtime.firewall import EgressPolicy, policy_rules
+from hutch.runtime.container.egress.firewall import EgressPolicy, policy_rules
 
 REDIRECT = "meta l4proto tcp redirect to :5016"
 

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hutch.runtime.egress_proxy import EgressProxy
-from hutch.runtime.firewall import EgressPolicy
+from hutch.runtime.container.egress.firewall import EgressPolicy
+from hutch.runtime.container.egress.proxy import EgressProxy
 
 SANDBOX = "127.0.0.1"  # the peer address the proxy sees
 HELLO = b"GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n"

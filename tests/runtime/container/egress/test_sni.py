@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hutch.runtime.sni import INVALID, OTHER, Sniffed, matches, normalise_name, pattern, sniff
+from hutch.runtime.container.egress.sni import (
+    INVALID,
+    OTHER,
+    Sniffed,
+    matches,
+    normalise_name,
+    pattern,
+    sniff,
+)
 
 
 def real_client_hello(server_name: str | None) -> bytes:

@@ -14,7 +14,7 @@ node's name servers are exempt, on port 53, as sandboxes resolve names through t
 own connections (marked ``PROXY_MARK``) pass the same chain on their way out.
 
 Host names in a policy (``example.com``, ``*.example.com``) are judged by the node's egress proxy
-(``egress_proxy``): a second chain per sandbox, in a NAT prerouting hook, redirects the sandbox's new TCP
+(``proxy``): a second chain per sandbox, in a NAT prerouting hook, redirects the sandbox's new TCP
 connections whose fate a name could change to the proxy's port, which reads the name the client sends
 and decides with the same precedence. Only redirected connections may reach that port; nothing else,
 from a sandbox or from anywhere, can open a connection to it. Such a sandbox may also reach its name
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from ..errors import BackendUnavailable
+from ....errors import BackendUnavailable
 from .sni import matches, pattern
 
 log = logging.getLogger("hutch.runtime")

@@ -1,0 +1,307 @@
+"""``ContainerRuntime``: the node's sandboxes as containers, from the node's start to its stop.
+
+A create takes a started sandbox from the warm pool of its template and limits, or starts one (``start``),
+then hands it out: envd's ``/init`` with the caller's env vars and token, its egress rules, its state file.
+A kill ends its processes at once and releases the rest in the background. The runtime watches each
+sandbox's init, so that a sandbox that dies on its own (a gVisor sandbox over its memory limit is killed
+whole) is torn down like a killed one. Pause, snapshots and recovery after a restart are in their own
+modules; this class keeps the node's list of sandboxes and checks each request against it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+import httpx
+
+from ...errors import Conflict, HutchError, NotFound, NotSupported
+from .. import envd_client
+from ..capabilities import LogLine
+from ..types import Engine, SandboxHandle, SandboxSpec, TemplateImage
+from . import cgroups, envd_log, pause, recovery, seccomp, snapshots, state
+from .checkpoints import Checkpoint
+from .egress.firewall import EgressPolicy, Firewall
+from .egress.proxy import EgressProxy
+from .host import Engines, Host
+from .network import Networks
+from .pool import PoolKey, WarmPool
+from .sandbox import ContainerSandbox
+from .start import destroy, start_sandbox
+
+log = logging.getLogger("hutch.runtime")
+
+
+class ContainerRuntime:
+    """crun or gVisor sandboxes with overlay roots, a disk and a netns each, cgroup limits and a warm pool."""
+
+    name = "container"
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        cache_dir: Path,
+        envd_path: Path,
+        envd_python: Path | None = None,
+        node_id: str = "local",
+        subnet: str = "10.11.0.0/16",
+        egress_interface: str | None = None,
+        egress_private_networks: tuple[str, ...] = (),
+    ) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.node_id = node_id
+        self.host = Host(
+            sandboxes_dir=Path(data_dir) / "sandboxes",
+            envd_path=Path(envd_path),
+            envd_python=None if envd_python is None else Path(envd_python),
+            engines=Engines(Path(data_dir)),
+            networks=Networks(subnet, default_route=egress_interface is not None),
+            firewall=Firewall(subnet, egress_interface, private_networks=tuple(egress_private_networks)),
+            egress_proxy=EgressProxy(subnet, egress_interface) if egress_interface else None,
+            client=httpx.AsyncClient(trust_env=False),
+        )
+        self.pool: WarmPool[ContainerSandbox] = WarmPool(self._prepare_for_pool, partial(destroy, self.host))
+        self._templates: dict[str, TemplateImage] = {}
+        self._live: dict[str, ContainerSandbox] = {}
+        self._warm: list[tuple[PoolKey, int]] = []
+        self._started = False
+
+    # -- lifecycle of the node ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        host = self.host
+        host.sandboxes_dir.mkdir(parents=True, exist_ok=True)
+        limits = await asyncio.to_thread(cgroups.apply_node_limits)
+        log.info("all sandboxes together: at most %(pids)d processes and %(memory)d bytes", limits)
+        if host.egress_proxy is not None:
+            await host.egress_proxy.start()
+        await host.firewall.install(proxy_port=host.egress_proxy.port if host.egress_proxy else None)
+        host.seccomp = await asyncio.to_thread(seccomp.precompiled, self.cache_dir)
+        await recovery.recover(host, self.node_id, self._keep)
+        self._started = True
+        for key, size in self._warm:
+            self.pool.keep(key, size)
+
+    async def close(self) -> None:
+        """Stop the pool and every running sandbox. Paused ones stay as they are (frozen, or only their
+        files): the next start of the node adopts them, and they resume as if nothing happened."""
+        await self.pool.close()
+        for sandbox_id, sandbox in list(self._live.items()):
+            if sandbox.paused is None:
+                await self.kill(sandbox_id)
+            else:
+                self._live.pop(sandbox_id, None)  # let go without touching it
+                sandbox.release_init()
+        await self.host.settle()
+        await self.host.firewall.uninstall()
+        if self.host.egress_proxy is not None:
+            await self.host.egress_proxy.stop()
+        await self.host.client.aclose()
+        self.host.engines.close()
+
+    def keep_warm(
+        self,
+        template: TemplateImage,
+        size: int,
+        cpu_count: int,
+        memory_mb: int,
+        disk_mb: int = 1024,
+        engine: Engine = "crun",
+    ) -> None:
+        """Keep ``size`` started sandboxes of ``template`` with these limits (from ``start`` on)."""
+        self._templates[template.template_id] = template
+        key = (template.template_id, cpu_count, memory_mb, disk_mb, engine)
+        if self._started:
+            self.pool.keep(key, size)
+        else:
+            self._warm.append((key, size))
+
+    # -- create and kill ---------------------------------------------------------------------------------
+
+    async def create(self, spec: SandboxSpec) -> SandboxHandle:
+        self.host.engines.get(spec.engine)  # an engine this node lacks fails before anything is made
+        key = (spec.template.template_id, spec.cpu_count, spec.memory_mb, spec.disk_mb, spec.engine)
+        # A pooled sandbox stands in only for the very image it was started from (not, say, a fork's
+        # copy of a sandbox of that template).
+        pooled = self._templates.get(spec.template.template_id) == spec.template
+        sandbox = self.pool.claim(key) if pooled else None
+        # A snapshot's memory, where the engine can restore it; otherwise its files alone.
+        checkpoint = None
+        if spec.template.checkpoint is not None and spec.engine == "gvisor":
+            checkpoint = Checkpoint(spec.template.checkpoint)
+        if sandbox is None:
+            sandbox = await start_sandbox(self.host, spec.template, spec, checkpoint=checkpoint)
+        else:
+            cgroups.set_cpu_shares(sandbox.sandbox_id, cgroups.CPU_SHARES)  # from the pool's to a user's
+        return await self._hand_out(sandbox, spec, checkpoint)
+
+    async def _hand_out(
+        self, sandbox: ContainerSandbox, spec: SandboxSpec, checkpoint: Checkpoint | None = None
+    ) -> SandboxHandle:
+        """Configure a started sandbox's envd (``/init``: one restored from ``checkpoint`` proves itself with
+        the token it holds from there), apply its egress rules and make it a user's; a failure (or
+        cancellation) destroys it."""
+        try:
+            await envd_client.init(
+                self.host.client,
+                sandbox.envd_url,
+                spec,
+                default_user=spec.template.default_user,
+                current_token=None if checkpoint is None else checkpoint.token(),
+            )
+            sandbox.access_token = spec.access_token
+            sandbox.spec = spec
+            sandbox.egress = EgressPolicy(
+                spec.allow_internet_access, tuple(spec.allow_out), tuple(spec.deny_out)
+            )
+            await self.host.apply_egress(sandbox)
+        except BaseException:  # a cancelled create too: nothing may outlive it
+            await asyncio.shield(destroy(self.host, sandbox))
+            raise
+        sandbox.handle = SandboxHandle(
+            sandbox_id=sandbox.sandbox_id,
+            template_id=spec.template.template_id,
+            host=sandbox.network.sandbox_ip,
+            node_id=self.node_id,
+            started_at=datetime.now(UTC),
+        )
+        state.save(sandbox)
+        self._keep(sandbox)
+        return sandbox.handle
+
+    async def kill(self, sandbox_id: str) -> None:
+        """Stop the sandbox's processes now; release its network, overlay and directory in the background."""
+        sandbox = self._live.pop(sandbox_id, None)
+        if sandbox is None:
+            return
+        if sandbox.init_pidfd is not None:
+            # The init dies, and with it every process of the sandbox's pid namespace, at once.
+            sandbox.kill_init()
+            if sandbox.paused == "full":
+                await asyncio.to_thread(cgroups.freeze, sandbox.sandbox_id, False)  # the kill lands now
+        else:
+            await self.host.engines.get(sandbox.engine).delete(sandbox.sandbox_id)
+        self.host.in_background(destroy(self.host, sandbox))
+
+    # -- pause, snapshots, forks -------------------------------------------------------------------------
+
+    async def pause(self, sandbox_id: str, *, memory: bool) -> str:
+        """Freeze the sandbox's processes in memory (``full``), or end them and keep its files
+        (``filesystem``). Either way its address, disk and egress rules stay."""
+        sandbox = self._running(sandbox_id)
+        if sandbox.paused is not None:
+            raise Conflict(f"sandbox {sandbox_id} is already paused")
+        return await pause.pause(self.host, sandbox, memory=memory)
+
+    async def resume(self, sandbox_id: str, *, memory: bool = True) -> None:
+        """Thaw a ``full`` pause; boot a ``filesystem`` one (or any, without ``memory``) from its files."""
+        sandbox = self._running(sandbox_id)
+        if sandbox.paused is None:
+            raise Conflict(f"sandbox {sandbox_id} is not paused")
+        await pause.resume(self.host, sandbox, memory=memory)
+        self._watch(sandbox)  # a new init after a boot or a restore; the same one again after a thaw
+
+    async def commit(self, sandbox_id: str, destination: Path) -> None:
+        """Stop the sandbox, copy its writable layer to ``destination`` and remove the sandbox."""
+        sandbox = self._live.pop(sandbox_id, None)
+        if sandbox is None:
+            raise NotFound(f"sandbox {sandbox_id} is not running on this node")
+        await snapshots.commit(self.host, sandbox, destination)
+
+    async def snapshot(
+        self, sandbox_id: str, destination: Path, *, memory: Path | None = None
+    ) -> tuple[SandboxSpec, bool]:
+        """Copy a running sandbox's writable layer while its processes are frozen; it then runs on. With
+        ``memory``, a gVisor sandbox is also checkpointed there (its memory and processes, taken just
+        before the copy). Returns the spec it was started with and whether its memory was kept."""
+        sandbox = self._running(sandbox_id)
+        if sandbox.paused is not None or sandbox.spec is None:
+            raise Conflict(f"sandbox {sandbox_id} is paused; resume it first")
+        return sandbox.spec, await snapshots.snapshot(self.host, sandbox, destination, memory=memory)
+
+    async def fork(
+        self, sandbox_id: str, access_tokens: list[str | None]
+    ) -> list[SandboxHandle | HutchError]:
+        """Running copies of a gVisor sandbox, memory included: each copy is restored from one checkpoint
+        over a copy of its files, with its own id, disk, address and envd access token (one per copy). The
+        sandbox itself goes on. ``NotSupported`` when its memory cannot be copied (crun; a connection
+        gVisor cannot save)."""
+        parent = self._running(sandbox_id)
+        if parent.engine != "gvisor":
+            raise NotSupported("only gVisor sandboxes can be copied with their memory")
+        if parent.paused is not None or parent.spec is None:
+            raise Conflict(f"sandbox {sandbox_id} is paused; resume it first")
+        specs = [dataclasses.replace(parent.spec, access_token=token) for token in access_tokens]
+        async with snapshots.fork_checkpoint(self.host, parent) as (checkpoint, upper):
+            copies = await asyncio.gather(
+                *(self._restore_copy(spec, checkpoint, upper) for spec in specs), return_exceptions=True
+            )
+        return [snapshots.as_result(copy) for copy in copies]
+
+    async def _restore_copy(self, spec: SandboxSpec, checkpoint: Checkpoint, upper: Path) -> SandboxHandle:
+        sandbox = await start_sandbox(self.host, spec.template, spec, checkpoint=checkpoint, upper=upper)
+        return await self._hand_out(sandbox, spec, checkpoint)
+
+    # -- what a running sandbox is asked -----------------------------------------------------------------
+
+    async def update_egress(
+        self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
+    ) -> None:
+        sandbox = self._running(sandbox_id)
+        sandbox.egress = EgressPolicy(
+            sandbox.egress.internet if internet is None else internet, allow_out, deny_out
+        )
+        await self.host.apply_egress(sandbox)
+        state.save(sandbox)
+
+    async def list(self) -> list[SandboxHandle]:
+        return [s.handle for s in self._live.values() if s.handle is not None]
+
+    async def metrics(self, sandbox_id: str) -> dict:
+        sandbox = self._running(sandbox_id)
+        if sandbox.paused is not None:
+            raise Conflict(f"sandbox {sandbox_id} is paused")
+        return await envd_client.metrics(self.host.client, sandbox.envd_url, sandbox.access_token)
+
+    async def logs(self, sandbox_id: str) -> list[LogLine]:
+        sandbox = self._running(sandbox_id)
+        return await asyncio.to_thread(envd_log.read, sandbox.log_path)
+
+    # -- the node's list of sandboxes --------------------------------------------------------------------
+
+    async def _prepare_for_pool(self, key: PoolKey) -> ContainerSandbox:
+        template_id, cpu_count, memory_mb, disk_mb, engine = key
+        template = self._templates[template_id]
+        spec = SandboxSpec(
+            template=template, cpu_count=cpu_count, memory_mb=memory_mb, disk_mb=disk_mb, engine=engine
+        )
+        return await start_sandbox(self.host, template, spec, pooled=True)
+
+    def _keep(self, sandbox: ContainerSandbox) -> None:
+        """List a sandbox that is a user's, and watch its init."""
+        self._live[sandbox.sandbox_id] = sandbox
+        self._watch(sandbox)
+
+    def _running(self, sandbox_id: str) -> ContainerSandbox:
+        sandbox = self._live.get(sandbox_id)
+        if sandbox is None:
+            raise NotFound(f"sandbox {sandbox_id} is not running on this node")
+        return sandbox
+
+    def _watch(self, sandbox: ContainerSandbox) -> None:
+        """Notice when a sandbox's init ends on its own: it is then torn down like a killed one, and no
+        longer listed."""
+        if sandbox.init_pidfd is not None:
+            asyncio.get_running_loop().add_reader(sandbox.init_pidfd, self._init_exited, sandbox)
+
+    def _init_exited(self, sandbox: ContainerSandbox) -> None:
+        if self._live.get(sandbox.sandbox_id) is sandbox:
+            log.warning("sandbox %s: its init exited (out of memory?); removing it", sandbox.sandbox_id)
+            self.host.in_background(self.kill(sandbox.sandbox_id))
+        elif sandbox.init_pidfd is not None:
+            asyncio.get_running_loop().remove_reader(sandbox.init_pidfd)

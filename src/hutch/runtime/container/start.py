@@ -1,0 +1,123 @@
+"""Making a sandbox and unmaking it: disk (the sandbox's own file system, its quota) → overlay (template
+below, the sandbox's layer above) → network namespace + veth → ``crun run``/``runsc run`` with envd as init
+(or ``runsc restore`` from a checkpoint) → envd answering → the template's start command. Everything a step
+made is undone if a later step fails, and ``destroy`` undoes it all, also after a start that failed
+halfway.
+
+A sandbox started for the warm pool runs at a low CPU weight until it is handed out (``cgroups``), so that
+refilling the pool never slows down the sandboxes in use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from ...errors import BackendUnavailable
+from ...private_files import write_private
+from .. import envd_client
+from ..safe_path import copy_tree
+from ..types import SandboxSpec, TemplateImage, new_sandbox_id
+from . import boot_id, cgroups, oci, state
+from .checkpoints import Checkpoint
+from .disk import Disk
+from .host import Host
+from .root_files import real_tmp, write_identity, write_resolv_conf
+from .rootfs import Overlay, remove_tree
+from .sandbox import ContainerSandbox
+
+log = logging.getLogger("hutch.runtime")
+
+
+async def start_sandbox(
+    host: Host,
+    template: TemplateImage,
+    spec: SandboxSpec,
+    *,
+    pooled: bool = False,
+    checkpoint: Checkpoint | None = None,
+    upper: Path | None = None,
+) -> ContainerSandbox:
+    """Root filesystem, network, container, envd answering; all undone if any step fails. A ``pooled``
+    sandbox gets the pool's CPU weight. From a ``checkpoint`` (gVisor), the container is restored instead
+    of booted, with ``upper`` (if any) as the start of its writable layer: it goes on where the
+    checkpointed sandbox was, with its host name and boot id."""
+    sandbox_id = new_sandbox_id()
+    directory = host.sandboxes_dir / sandbox_id
+    directory.mkdir(parents=True)
+    disk = Disk(directory, spec.disk_mb)
+    overlay = Overlay(directory, template.rootfs, disk.mountpoint, host.engines.ids_of(spec.engine))
+    network = host.networks.allocate(sandbox_id)
+    sandbox = ContainerSandbox(sandbox_id, directory, disk, overlay, network, template, engine=spec.engine)
+    async with AsyncExitStack() as undo:
+        undo.push_async_callback(destroy, host, sandbox)
+        state.save(sandbox)  # first, so that a restart can undo whatever follows
+        await asyncio.to_thread(disk.create)
+        if upper is not None:
+            await copy_tree(upper, overlay.upper)
+        if checkpoint is not None:
+            boot_id.write(disk.mountpoint, checkpoint.boot_id.read_text())
+        overlay.mount()
+        if checkpoint is None:
+            write_identity(overlay.merged, sandbox_id)
+        if host.firewall.uplink:
+            write_resolv_conf(overlay.merged)
+        overlay.hand_over("etc/hostname", "etc/hosts", "etc/resolv.conf")
+        real_tmp(sandbox)
+        await host.networks.create(network)
+        config = oci.config(
+            sandbox_id=sandbox_id,
+            rootfs=overlay.merged,
+            netns_path=network.netns_path,
+            spec=spec,
+            envd=host.envd_path,
+            envd_python=host.envd_python,
+            seccomp_bpf=host.seccomp,
+            engine=spec.engine,
+        )
+        if checkpoint is None:
+            boot_id.renew(disk.mountpoint)
+        boot_id.mount(config, disk.mountpoint)
+        write_private(directory / "config.json", json.dumps(config))  # it holds the env vars
+        if checkpoint is None:
+            pid = await host.engines.get(spec.engine).run_detached(sandbox_id, directory, sandbox.log_path)
+        else:
+            pid = await host.engines.gvisor().restore(
+                sandbox_id, directory, checkpoint.image, sandbox.log_path
+            )
+        sandbox.init_pidfd = os.pidfd_open(pid)
+        if pooled:
+            cgroups.set_cpu_shares(sandbox_id, cgroups.POOL_CPU_SHARES)
+        await envd_client.wait_healthy(host.client, sandbox.envd_url)
+        if checkpoint is None:
+            await envd_client.start_template(host.client, sandbox.envd_url, template)
+        undo.pop_all()
+    return sandbox
+
+
+async def destroy(host: Host, sandbox: ContainerSandbox) -> None:
+    """Stop the container and release its network, overlay and directory; safe on partial state."""
+    await sandbox.container_removed()
+    sandbox.release_init()
+    errors = []
+    for step in (
+        lambda: host.engines.get(sandbox.engine).delete(sandbox.sandbox_id),
+        lambda: asyncio.to_thread(cgroups.remove_sandbox, sandbox.sandbox_id),
+        lambda: host.remove_egress(sandbox),
+        lambda: host.networks.delete(sandbox.network),
+        lambda: asyncio.to_thread(sandbox.overlay.unmount),
+        lambda: asyncio.to_thread(sandbox.disk.remove),
+    ):
+        try:
+            await step()
+        except Exception as err:
+            errors.append(err)
+    if not errors:
+        await asyncio.to_thread(remove_tree, sandbox.directory)
+        return
+    log.error("sandbox %s: cleanup incomplete: %s", sandbox.sandbox_id, errors)
+    raise BackendUnavailable(f"cleanup of sandbox {sandbox.sandbox_id} incomplete: {errors[0]}")

@@ -1,0 +1,86 @@
+"""A sandbox's state file, ``sandbox.json`` in its directory (readable by root only): what a restarted node
+needs to adopt the sandbox, or to tear down what a half-made one left.
+
+It is written first thing when a sandbox is made (so that a restart can undo whatever follows), and again
+whenever what it records changes: the sandbox handed out, paused or resumed, its egress rules replaced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from ...private_files import write_private
+from ..types import Engine, SandboxSpec, TemplateImage, engine_named
+from .egress.firewall import EgressPolicy
+from .sandbox import ContainerSandbox
+
+FILE = "sandbox.json"
+
+
+def save(sandbox: ContainerSandbox) -> None:
+    """Write the sandbox's state file."""
+    state = {
+        "template": sandbox.template.template_id,
+        "rootfs": str(sandbox.template.rootfs),
+        "index": sandbox.network.index,
+        "engine": sandbox.engine,
+        "disk_mb": sandbox.disk.size_mb,
+        "claimed": sandbox.handle is not None,
+        "paused": sandbox.paused,
+    }
+    if sandbox.handle is not None:
+        state["started_at"] = sandbox.handle.started_at.isoformat()
+        state["token"] = sandbox.access_token
+        if sandbox.spec is not None:
+            state["spec"] = dataclasses.asdict(sandbox.spec)
+        state["egress"] = {
+            "internet": sandbox.egress.internet,
+            "allow_out": list(sandbox.egress.allow_out),
+            "deny_out": list(sandbox.egress.deny_out),
+        }
+    write_private(sandbox.directory / FILE, json.dumps(state, default=str))  # (paths)
+
+
+def load(directory: Path) -> dict:
+    """The state file of the sandbox in ``directory``; empty when it is missing or unreadable."""
+    try:
+        return json.loads((directory / FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def spec_of(state: dict) -> SandboxSpec | None:
+    """The spec the sandbox was started with (a boot after a restart needs it); None before its hand-out."""
+    data = state.get("spec")
+    if not data:
+        return None
+    kept = _with_engine(data["template"])
+    paths = {key: Path(kept[key]) for key in ("rootfs", "checkpoint") if kept.get(key)}
+    template = TemplateImage(**{**kept, **paths})
+    egress = {"allow_out": tuple(data.get("allow_out", ())), "deny_out": tuple(data.get("deny_out", ()))}
+    return SandboxSpec(**{**_with_engine(data), "template": template, **egress})
+
+
+def engine_of(state: dict) -> Engine:
+    """The engine the sandbox runs on (a state file written before engines had their names says
+    ``container`` for crun)."""
+    return engine_named(str(state.get("engine", "crun"))) or "crun"
+
+
+def _with_engine(fields: dict) -> dict:
+    """``fields`` of a spec or template with its engine by its name (older files call it ``runtime``)."""
+    named = {key: value for key, value in fields.items() if key != "runtime"}
+    named["engine"] = engine_named(str(fields.get("engine", fields.get("runtime", "crun")))) or "crun"
+    return named
+
+
+def egress_of(state: dict) -> EgressPolicy:
+    """The egress policy the sandbox last had (none recorded: no internet, no rules)."""
+    egress = state.get("egress", {})
+    return EgressPolicy(
+        bool(egress.get("internet")),
+        tuple(egress.get("allow_out", ())),
+        tuple(egress.get("deny_out", ())),
+    )
