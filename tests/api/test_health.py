@@ -23,3 +23,14 @@ def test_openapi_lists_the_sandbox_routes(stack: Stack) -> None:
     # Invalid requests are answered 400, so the document promises no 422.
     assert all("422" not in op["responses"] for ops in paths.values() for op in ops.values())
     assert document["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+
+
+def test_openapi_names_the_create_answer_as_e2b_does(stack: Stack) -> None:
+    document = httpx.get(f"{stack.api_url}/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    assert "Sandbox" in schemas and "CreatedSandbox" not in schemas
+    assert {"envdAccessToken", "trafficAccessToken", "sandboxID"} <= set(schemas["Sandbox"]["properties"])
+    created = document["paths"]["/v2/sandboxes"]["post"]["responses"]["201"]["content"]["application/json"]
+    assert created["schema"] == {"$ref": "#/components/schemas/Sandbox"}
+    fork = schemas["SandboxForkResult"]["properties"]["sandbox"]
+    assert {"$ref": "#/components/schemas/Sandbox"} in fork["anyOf"]

@@ -209,7 +209,16 @@ def test_an_unknown_engine_is_a_clear_400(caller: Caller) -> None:
             "/v2/sandboxes", json={"templateID": "base", "metadata": {"hutch.runtime": "firecracker"}}
         )
     assert response.status_code == 400
-    assert response.json()["code"] == 400 and "container, gvisor" in response.json()["message"]
+    assert response.json()["code"] == 400 and "crun, gvisor" in response.json()["message"]
+
+
+def test_crun_is_still_found_by_its_former_name(caller: Caller) -> None:
+    with caller.http() as client:
+        response = client.post(
+            "/v2/sandboxes", json={"templateID": "base", "metadata": {"hutch.runtime": "container"}}
+        )
+        assert response.status_code == 201
+        assert client.delete(f"/sandboxes/{response.json()['sandboxID']}").status_code == 204
 
 
 def test_a_mask_request_host_with_line_breaks_is_a_400(caller: Caller) -> None:

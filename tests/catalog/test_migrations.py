@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from hutch.catalog import Catalog, migrate
 from hutch.catalog.db import _async_url
 from hutch.catalog.keys import hash_key, mask_key, new_key
-from hutch.catalog.models import Base, Sandbox, Template
+from hutch.catalog.models import Base, SandboxRow, Template
 from hutch.catalog.repos import teams, templates
 
 # The schema as the ``create_all`` of Hutch before migrations made it (its models, column for column).
@@ -187,7 +187,7 @@ async def test_a_database_made_before_migrations_is_stamped_and_keeps_its_rows(d
             assert (stored.value_length, stored.mask_prefix, stored.mask_suffix) == (40, body[:2], body[-4:])
             template = await templates.find(session, "b")
             assert isinstance(template, Template) and template.team_id is None
-            sandbox = await session.get(Sandbox, "s1")
+            sandbox = await session.get(SandboxRow, "s1")
             assert sandbox is not None and sandbox.metadata_ == {"k": "v"}
             assert sandbox.envd_access_token == "envd-token" and sandbox.traffic_access_token is None
             # New rows work alongside the old ones.

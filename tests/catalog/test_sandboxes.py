@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from hutch.catalog import Catalog
-from hutch.catalog.models import Sandbox
+from hutch.catalog.models import SandboxRow
 from hutch.catalog.repos import sandboxes, teams
 from hutch.catalog.repos.sandboxes import Cursor, SandboxFilter
 from hutch.errors import NotFound
@@ -16,7 +16,7 @@ from hutch.errors import NotFound
 T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-def row(sandbox_id: str, team_id: str, *, started: datetime = T0, **fields) -> Sandbox:
+def row(sandbox_id: str, team_id: str, *, started: datetime = T0, **fields) -> SandboxRow:
     values = {
         "template_id": "tpl",
         "cpu_count": 2,
@@ -30,7 +30,7 @@ def row(sandbox_id: str, team_id: str, *, started: datetime = T0, **fields) -> S
         "envd_access_token": "token",
         **fields,
     }
-    return Sandbox(sandbox_id=sandbox_id, team_id=team_id, **values)
+    return SandboxRow(sandbox_id=sandbox_id, team_id=team_id, **values)
 
 
 async def make_team(catalog: Catalog, name: str) -> str:
@@ -38,7 +38,7 @@ async def make_team(catalog: Catalog, name: str) -> str:
         return (await teams.add(session, name=name)).team_id
 
 
-async def add(catalog: Catalog, *rows: Sandbox) -> None:
+async def add(catalog: Catalog, *rows: SandboxRow) -> None:
     async with catalog.transaction() as session:
         for item in rows:
             await sandboxes.add(session, item)
@@ -157,7 +157,7 @@ async def test_metadata_filter_scans_past_many_non_matching_rows(catalog: Catalo
         )
     where = SandboxFilter(metadata={"hit": "True"})
 
-    async def page(after: Cursor | None) -> list[Sandbox]:
+    async def page(after: Cursor | None) -> list[SandboxRow]:
         async with catalog.transaction() as session:
             return await sandboxes.page(
                 session, team_id=team, where=where, descending=False, after=after, limit=2

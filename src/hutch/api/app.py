@@ -1,5 +1,6 @@
-"""The control plane's composition root: :func:`create_app` wires settings, catalog, runtime, services,
-routes, error handlers and the timeout reaper into one FastAPI app."""
+"""The control plane's composition root: :func:`create_app` wires settings, catalog, the node (in process,
+over this machine's runtime), services, routes, error handlers and the timeout reaper into one FastAPI
+app."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from fastapi import FastAPI
 
 from ..catalog import Catalog
 from ..config import Settings
-from ..runtime.base import Runtime
-from ..runtime.capabilities import SupportsCommit
+from ..runtime.node_client import LocalNode, Runtime, SupportsCommit
 from ..secret_files import operator_key
 from ..templates import base
 from ..templates.builder import Builder, BuildOutput, BuildSandboxes
@@ -23,6 +23,8 @@ from .ratelimit import RateLimiter
 from .reaper import Reaper
 from .routes import api_keys, health, internal, sandboxes, snapshots, teams, template_builds, templates
 from .services import quotas
+from .services.copies import SandboxCopier
+from .services.locks import SandboxLocks
 from .services.sandboxes import SandboxService
 from .services.snapshots import SnapshotService
 from .services.template_builds import TemplateBuildService
@@ -31,11 +33,12 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None = None) -> FastAPI:
-    """The REST API of spec §1 over ``runtime``.
+    """The REST API of spec §1 over ``runtime``, which its services reach as a :class:`LocalNode`; the
+    template builder uses ``runtime`` itself.
 
     The app owns ``runtime``: its lifespan starts it, and closes it at shutdown. Without ``catalog`` it opens
     (and at shutdown closes) the one at ``settings.catalog_url``; a catalog passed in stays the caller's.
-    At startup it reconciles the catalog with the runtime (after a crash), then starts the timeout reaper.
+    At startup it reconciles the catalog with the node (after a crash), then starts the timeout reaper.
     """
 
     @asynccontextmanager
@@ -47,11 +50,18 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
                 stack.push_async_callback(database.close)
             database.session_info[quotas.DEFAULTS] = settings.quotas.model_dump()
             operator_key(settings.data_dir)  # made now, for ``hutch team`` to read
-            await runtime.start()
-            stack.push_async_callback(runtime.close)
+            node = LocalNode(runtime)
+            await node.start()
+            stack.push_async_callback(node.close)
+            locks = SandboxLocks()
+            copier = SandboxCopier(
+                node=node, locks=locks, cache_dir=settings.templates.cache_dir, data_dir=settings.data_dir
+            )
             service = SandboxService(
                 catalog=database,
-                runtime=runtime,
+                node=node,
+                locks=locks,
+                copier=copier,
                 node_id=settings.runtime.node_id,
                 default_timeout_s=settings.api.default_timeout_s,
                 max_timeout_s=settings.api.max_timeout_s,
@@ -81,10 +91,8 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
             app.state.template_builds = builds
             app.state.snapshots = SnapshotService(
                 catalog=database,
-                runtime=runtime,
-                sandboxes=service,
+                copier=copier,
                 cache_dir=settings.templates.cache_dir,
-                data_dir=settings.data_dir,
                 min_free_disk_mb=settings.api.min_free_disk_mb,
             )
             app.state.request_limiter = RateLimiter(

@@ -14,6 +14,8 @@ from ..config import Settings
 from ..secret_files import OPERATOR_KEY_HEADER, operator_key
 from .services import auth
 from .services.sandboxes import SandboxService
+from .services.snapshots import SnapshotService
+from .services.template_builds import TemplateBuildService
 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A Hutch (E2B) API key")
 _operator_key = APIKeyHeader(
@@ -35,9 +37,19 @@ def _sandboxes(request: Request) -> SandboxService:
     return request.app.state.sandboxes
 
 
+def _snapshots(request: Request) -> SnapshotService:
+    return request.app.state.snapshots
+
+
+def _template_builds(request: Request) -> TemplateBuildService:
+    return request.app.state.template_builds
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
 SandboxServiceDep = Annotated[SandboxService, Depends(_sandboxes)]
+SnapshotServiceDep = Annotated[SnapshotService, Depends(_snapshots)]
+TemplateBuildServiceDep = Annotated[TemplateBuildService, Depends(_template_builds)]
 
 
 # Where the request's state keeps the key and team its body's guard admitted (``body_limit``).

@@ -105,8 +105,9 @@ class Template(Base):
     ready_cmd: Mapped[str | None] = mapped_column(String(8192))
     # The user the start command runs as; ``None``: ``default_user``.
     start_user: Mapped[str | None] = mapped_column(String(255))
-    # The engine its sandboxes run on unless a create asks for another (metadata ``hutch.runtime``).
-    runtime: Mapped[str] = mapped_column(String(32), default="container", server_default=text("'container'"))
+    # The engine its sandboxes run on unless a create asks for another (metadata ``hutch.runtime``):
+    # ``crun`` or ``gvisor``.
+    engine: Mapped[str] = mapped_column(String(32), default="crun", server_default=text("'crun'"))
     public: Mapped[bool] = mapped_column(default=True)
     # The build whose image ``rootfs`` is (None for the built-in templates), and the state of the latest.
     build_id: Mapped[str | None] = mapped_column(String(36))
@@ -195,7 +196,7 @@ class TemplateTag(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Sandbox(Base):
+class SandboxRow(Base):
     """A live sandbox. Killing one deletes its row; ``template_id`` is deliberately not a foreign key,
     so that a template can be rebuilt or removed while sandboxes made from it still run."""
 

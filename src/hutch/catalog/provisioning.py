@@ -1,7 +1,7 @@
 """Writes that entry points make outside any request: the first team and key, and template rows.
 
 ``hutch up`` calls :func:`ensure_api_key` and prints the key it returns (the only time its text exists
-anywhere); the template builder calls :func:`register_template` when a build finishes.
+anywhere); it registers the built-in templates with :func:`register_template`.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ async def register_template(
     start_cmd: str | None = None,
     ready_cmd: str | None = None,
     start_user: str | None = None,
-    runtime: str = "container",
+    engine: str = "crun",
     public: bool = True,
     team_name: str | None = None,
 ) -> None:
@@ -90,7 +90,7 @@ async def register_template(
             start_cmd=start_cmd,
             ready_cmd=ready_cmd,
             start_user=start_user,
-            runtime=runtime,
+            engine=engine,
             public=public,
             team_id=team_id,
         )

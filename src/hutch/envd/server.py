@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Callable
@@ -314,8 +313,3 @@ async def serve(handler: Handler, host: str, port: int, sock: socket.socket | No
     return await asyncio.start_server(
         on_client, host=host, port=port, reuse_address=True, limit=READ_SIZE, backlog=1024
     )
-
-
-def fd_file(fd: int):
-    """Wrap a raw fd as a binary file object for :meth:`Response.sendfile`."""
-    return os.fdopen(fd, "rb", buffering=0)

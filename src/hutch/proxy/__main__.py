@@ -7,7 +7,7 @@ SDK's debug id through the file ``hutch up`` publishes (:mod:`.debug`). It binds
 :mod:`.supervisor`). SIGTERM or SIGINT stops it gracefully.
 
 It imports only the proxy, the settings and the catalog: no API, no runtime. To resume a paused sandbox
-created with ``autoResume`` it asks the node's API (on loopback, with the node key).
+created with ``autoResume`` it asks the node's API (where it listens, with the node key).
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> None:
 async def serve(settings: Settings, listener: socket.socket | None = None) -> None:
     """Serve until SIGINT or SIGTERM, on ``listener`` if given."""
     catalog = await Catalog.open(settings.catalog_url, migrate=False)  # the main process migrates
-    waker = Waker(f"http://127.0.0.1:{settings.api.port}", settings.data_dir)
+    api_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.api.host, settings.api.host)
+    netloc = f"[{api_host}]:{settings.api.port}" if ":" in api_host else f"{api_host}:{settings.api.port}"
+    waker = Waker(f"http://{netloc}", settings.data_dir)
     try:
         debug = DebugSandbox(path_in(settings.data_dir)) if settings.proxy.local_development else None
         resolver = CatalogResolver(catalog, debug=debug, wake=waker)

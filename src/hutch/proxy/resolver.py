@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 
 from ..catalog import Catalog
 from ..catalog.repos import sandboxes
-from ..runtime.types import SandboxHandle
 from .debug import DebugSandbox
 from .routing import DEBUG_SANDBOX_ID, SandboxRoute
 
@@ -18,9 +17,9 @@ TTL_S = 0.25
 
 
 class CatalogResolver:
-    """``await resolver(sandbox_id)`` → the sandbox's :class:`SandboxRoute` (its handle and traffic access
-    token), or None. With ``debug``, the SDK's debug id resolves to the sandbox published there, which
-    takes public traffic; without, to nothing."""
+    """``await resolver(sandbox_id)`` → the sandbox's :class:`SandboxRoute` (its catalog row, which gives
+    its address, and its traffic access token), or None. With ``debug``, the SDK's debug id resolves to the
+    sandbox published there, which takes public traffic; without, to nothing."""
 
     def __init__(
         self,
@@ -55,16 +54,8 @@ class CatalogResolver:
         if row is None or row.state != "running":
             self._cache.pop(sandbox_id, None)
             return None
-        handle = SandboxHandle(
-            sandbox_id=row.sandbox_id,
-            template_id=row.template_id,
-            host=row.host,
-            node_id=row.node_id,
-            started_at=row.started_at,
-            port_overrides={int(k): int(v) for k, v in (row.port_overrides or {}).items()},
-        )
         found = SandboxRoute(
-            handle, traffic_access_token=row.traffic_access_token, mask_request_host=row.mask_request_host
+            row, traffic_access_token=row.traffic_access_token, mask_request_host=row.mask_request_host
         )
         if len(self._cache) > 10_000:
             self._cache.clear()

@@ -14,9 +14,10 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..errors import InvalidRequest
-from ..runtime.types import ENVD_PORT, SandboxHandle
+from ..runtime.types import ENVD_PORT
 
 SANDBOX_ID_HEADER = "e2b-sandbox-id"
 SANDBOX_PORT_HEADER = "e2b-sandbox-port"
@@ -35,12 +36,18 @@ class Target:
     port: int
 
 
+class Reachable(Protocol):
+    """What says where a sandbox's ports are reached: a runtime's ``SandboxHandle``, a catalog row."""
+
+    def address(self, port: int) -> tuple[str, int]: ...
+
+
 @dataclass(frozen=True)
 class SandboxRoute:
     """What the resolver knows of a sandbox: where it runs, and the traffic access token its ports want
     (``None``: the sandbox takes public traffic)."""
 
-    handle: SandboxHandle
+    sandbox: Reachable
     traffic_access_token: str | None = None
     # The Host header for the sandbox's user ports (``${PORT}`` expanded), instead of the client's.
     mask_request_host: str | None = None
@@ -52,7 +59,7 @@ class SandboxRoute:
         return self.mask_request_host.replace("${PORT}", str(port))
 
     def address(self, port: int) -> tuple[str, int]:
-        return self.handle.address(port)
+        return self.sandbox.address(port)
 
 
 def route(host: str, headers: Mapping[str, str], *, domain: str) -> Target:

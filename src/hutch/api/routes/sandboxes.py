@@ -7,25 +7,25 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 
-from ...catalog.models import Sandbox as SandboxRow
+from ...catalog.models import SandboxRow
 from ..deps import SandboxServiceDep, SettingsDep, TeamDep, require_team
-from ..schemas.common import LogLevel, at_least
 from ..schemas.sandbox_logs import SandboxLogEntry, SandboxLogs, SandboxLogsV2
 from ..schemas.sandboxes import (
     ConnectSandbox,
     ConnectSandboxV1,
+    CreatedSandbox,
     ListedSandbox,
     NetworkUpdate,
     NewSandbox,
     PauseRequest,
     ResumeRequest,
-    Sandbox,
     SandboxDetail,
     SandboxListQuery,
     SandboxListQueryV1,
     SandboxMetric,
     TimeoutRequest,
 )
+from ..services.logs import LogLevel
 from ..services.sandboxes import SandboxService
 
 router = APIRouter(tags=["sandboxes"], dependencies=[Depends(require_team)])
@@ -46,18 +46,18 @@ async def create_sandbox(
     service: SandboxServiceDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
-) -> Sandbox:
+) -> CreatedSandbox:
     sandbox = await _create(service, team.team_id, body, body.timeout, idempotency_key)
-    return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
+    return CreatedSandbox.of(sandbox, domain=settings.api.sandbox_domain)
 
 
 @router.post("/sandboxes", status_code=201)
 async def create_sandbox_v1(
     body: NewSandbox, team: TeamDep, service: SandboxServiceDep, settings: SettingsDep
-) -> Sandbox:
+) -> CreatedSandbox:
     timeout_s = V1_DEFAULT_TIMEOUT_S if body.timeout is None else body.timeout
     sandbox = await _create(service, team.team_id, body, timeout_s, None)
-    return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
+    return CreatedSandbox.of(sandbox, domain=settings.api.sandbox_domain)
 
 
 async def _create(
@@ -151,7 +151,9 @@ async def update_network(
     return Response(status_code=204)
 
 
-@router.post("/v2/sandboxes/{sandbox_id}/connect", status_code=200, responses={201: {"model": Sandbox}})
+@router.post(
+    "/v2/sandboxes/{sandbox_id}/connect", status_code=200, responses={201: {"model": CreatedSandbox}}
+)
 async def connect_sandbox(
     sandbox_id: str,
     body: ConnectSandbox,
@@ -159,17 +161,17 @@ async def connect_sandbox(
     service: SandboxServiceDep,
     settings: SettingsDep,
     response: Response,
-) -> Sandbox:
+) -> CreatedSandbox:
     """200 with a running sandbox; 201 when it was paused and has just been resumed."""
     sandbox, resumed = await service.connect(
         team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout, memory=body.memory
     )
     if resumed:
         response.status_code = 201
-    return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
+    return CreatedSandbox.of(sandbox, domain=settings.api.sandbox_domain)
 
 
-@router.post("/sandboxes/{sandbox_id}/connect", status_code=200, responses={201: {"model": Sandbox}})
+@router.post("/sandboxes/{sandbox_id}/connect", status_code=200, responses={201: {"model": CreatedSandbox}})
 async def connect_sandbox_v1(
     sandbox_id: str,
     body: ConnectSandboxV1,
@@ -177,13 +179,13 @@ async def connect_sandbox_v1(
     service: SandboxServiceDep,
     settings: SettingsDep,
     response: Response,
-) -> Sandbox:
+) -> CreatedSandbox:
     sandbox, resumed = await service.connect(
         team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout
     )
     if resumed:
         response.status_code = 201
-    return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
+    return CreatedSandbox.of(sandbox, domain=settings.api.sandbox_domain)
 
 
 @router.post("/sandboxes/{sandbox_id}/pause", status_code=204, response_class=Response)
@@ -203,13 +205,13 @@ async def resume_sandbox(
     service: SandboxServiceDep,
     settings: SettingsDep,
     body: ResumeRequest | None = None,
-) -> Sandbox:
+) -> CreatedSandbox:
     """v1 resume: a paused sandbox runs again (409 if it runs already)."""
     body = body or ResumeRequest()
     sandbox = await service.resume(
         team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout, memory=body.memory
     )
-    return Sandbox.of(sandbox, domain=settings.api.sandbox_domain)
+    return CreatedSandbox.of(sandbox, domain=settings.api.sandbox_domain)
 
 
 # The last second a datetime can hold (9999-12-31T23:59:59Z): larger ``start``/``end`` are a 400.
@@ -242,10 +244,10 @@ async def get_logs(
     limit: Annotated[int, Query(ge=0, le=10_000)] = 1000,
 ) -> SandboxLogs:
     """The sandbox's log from ``start`` (unix milliseconds) on, at most ``limit`` lines."""
-    lines = await service.logs(team_id=team.team_id, sandbox_id=sandbox_id)
-    if start is not None:
-        lines = [line for line in lines if line.timestamp >= datetime.fromtimestamp(start / 1000, UTC)]
-    return SandboxLogs.of(lines[:limit])
+    lines = await service.logs(
+        team_id=team.team_id, sandbox_id=sandbox_id, cursor=_moment(start), limit=limit
+    )
+    return SandboxLogs.of(lines)
 
 
 @router.get("/v2/sandboxes/{sandbox_id}/logs")
@@ -261,14 +263,17 @@ async def get_logs_v2(
 ) -> SandboxLogsV2:
     """The sandbox's log from ``cursor`` (unix milliseconds) on, or before it going ``backward``; at
     ``level`` or above, with ``search`` in the message."""
-    lines = await service.logs(team_id=team.team_id, sandbox_id=sandbox_id)
-    if cursor is not None:
-        at = datetime.fromtimestamp(cursor / 1000, UTC)
-        lines = [line for line in lines if (line.timestamp >= at) == (direction == "forward")]
-    if direction == "backward":
-        lines.reverse()
-    if level is not None:
-        lines = [line for line in lines if line.level in at_least(level)]
-    if search:
-        lines = [line for line in lines if search in line.message]
-    return SandboxLogsV2(logs=[SandboxLogEntry.of(line) for line in lines[:limit]])
+    lines = await service.logs(
+        team_id=team.team_id,
+        sandbox_id=sandbox_id,
+        cursor=_moment(cursor),
+        backward=direction == "backward",
+        level=level,
+        search=search,
+        limit=limit,
+    )
+    return SandboxLogsV2(logs=[SandboxLogEntry.of(line) for line in lines])
+
+
+def _moment(unix_ms: int | None) -> datetime | None:
+    return None if unix_ms is None else datetime.fromtimestamp(unix_ms / 1000, UTC)

@@ -4,9 +4,9 @@ them, and the operator key opens no team route. Not E2B's API: left out of the A
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
-from ..deps import CatalogDep, SandboxServiceDep, require_operator
+from ..deps import CatalogDep, SandboxServiceDep, SnapshotServiceDep, require_operator
 from ..schemas.api_keys import CreatedTeamAPIKey, NewTeamAPIKey
 from ..schemas.teams import NewTeam, TeamInfo, UpdateTeam
 from ..services import teams
@@ -45,16 +45,16 @@ async def update_team(body: UpdateTeam, catalog: CatalogDep, team_id: str = Team
 
 @router.delete("/{teamID}", status_code=204, response_class=Response)
 async def delete_team(
-    request: Request,
     catalog: CatalogDep,
     sandbox_service: SandboxServiceDep,
+    snapshot_service: SnapshotServiceDep,
     team_id: str = TeamId,
     force: bool = Query(default=False, description="Kill the team's sandboxes rather than refuse"),
 ) -> Response:
     await teams.remove(
         catalog=catalog,
         sandbox_service=sandbox_service,
-        snapshot_service=request.app.state.snapshots,
+        snapshot_service=snapshot_service,
         team_id=team_id,
         force=force,
     )

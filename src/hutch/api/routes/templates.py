@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Response
 
-from ..deps import CatalogDep, TeamDep, require_team
+from ..deps import CatalogDep, SnapshotServiceDep, TeamDep, TemplateBuildServiceDep, require_team
 from ..schemas.templates import Template, TemplateWithBuilds
 from ..services import templates
 
@@ -27,9 +27,13 @@ async def get_template(
 
 @router.delete("/templates/{templateID}", status_code=204, response_class=Response)
 async def delete_template(
-    request: Request, team: TeamDep, catalog: CatalogDep, template_id: str = Path(alias="templateID")
+    team: TeamDep,
+    catalog: CatalogDep,
+    builds: TemplateBuildServiceDep,
+    snapshots: SnapshotServiceDep,
+    template_id: str = Path(alias="templateID"),
 ) -> Response:
-    deleted = await templates.delete(catalog=catalog, team_id=team.team_id, name=template_id)
-    await request.app.state.template_builds.forget(deleted)
-    request.app.state.snapshots.forget(deleted)
+    await templates.delete(
+        catalog=catalog, builds=builds, snapshots=snapshots, team_id=team.team_id, name=template_id
+    )
     return Response(status_code=204)

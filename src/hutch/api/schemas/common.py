@@ -1,19 +1,8 @@
-"""Shapes shared by every resource: the error body, the base of the wire models, and log levels."""
+"""Shapes shared by every resource: the error body and the base of the wire models."""
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 from pydantic import BaseModel, ConfigDict
-
-# The levels of E2B's log entries (builds' and sandboxes'), lowest first.
-LogLevel = Literal["debug", "info", "warn", "error"]
-LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
-
-
-def at_least(level: str) -> tuple[str, ...]:
-    """The levels at ``level`` or above."""
-    return LOG_LEVELS[LOG_LEVELS.index(level) :]
 
 
 class WireModel(BaseModel):

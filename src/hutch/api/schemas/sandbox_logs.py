@@ -7,8 +7,9 @@ from datetime import datetime
 
 from pydantic import Field
 
-from ...runtime.capabilities import LogLine
-from .common import LogLevel, WireModel
+from ...runtime.node_client import LogLine
+from ..services.logs import LogLevel
+from .common import WireModel
 
 
 class SandboxLog(WireModel):

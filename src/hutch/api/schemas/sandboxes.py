@@ -1,6 +1,6 @@
-"""Sandbox bodies: ``NewSandboxV2``, ``ConnectSandboxV2``, ``Sandbox``, ``SandboxDetail``, ``ListedSandbox``,
-``SandboxMetric``, the ``GET /v2/sandboxes`` query (spec §1.4.1 to §1.4.6), and pause and resume requests
-(§1.4.7, §1.5)."""
+"""Sandbox bodies: ``NewSandboxV2``, ``ConnectSandboxV2``, ``Sandbox`` (:class:`CreatedSandbox` here),
+``SandboxDetail``, ``ListedSandbox``, ``SandboxMetric``, the ``GET /v2/sandboxes`` query (spec §1.4.1 to
+§1.4.6), and pause and resume requests (§1.4.7, §1.5)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer
+from pydantic import ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
-from ...catalog.models import Sandbox as SandboxRow
+from ...catalog.models import SandboxRow
 from ..services.metrics import SandboxMetrics
 from .common import WireModel
 
@@ -95,8 +95,11 @@ class TimeoutRequest(WireModel):
     timeout: int = Field(ge=0)
 
 
-class Sandbox(WireModel):
+class CreatedSandbox(WireModel):
     """The answer to create and connect: enough for the SDK to reach the sandbox's envd."""
+
+    # E2B's name for it, which the OpenAPI document uses (see ``openapi``).
+    model_config = ConfigDict(title="Sandbox")
 
     template_id: str = Field(alias="templateID")
     sandbox_id: str = Field(alias="sandboxID")
@@ -109,7 +112,7 @@ class Sandbox(WireModel):
     domain: str | None = None
 
     @classmethod
-    def of(cls, row: SandboxRow, *, domain: str | None) -> Sandbox:
+    def of(cls, row: SandboxRow, *, domain: str | None) -> CreatedSandbox:
         return cls(
             template_id=row.template_id,
             sandbox_id=row.sandbox_id,

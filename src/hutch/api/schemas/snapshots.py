@@ -6,12 +6,12 @@ from pydantic import Field
 
 from ...catalog.models import Template
 from .common import ErrorBody, WireModel
-from .sandboxes import Sandbox
+from .sandboxes import CreatedSandbox
 
 
 class SnapshotRequest(WireModel):
     name: str | None = Field(default=None, max_length=255)
-    # Snapshots keep files only; a request for the memory gets the same.
+    # Ignored: a snapshot keeps the memory wherever the sandbox's engine can (gVisor), and only there.
     memory: bool | None = None
 
 
@@ -30,5 +30,5 @@ class ForkRequest(WireModel):
 
 
 class SandboxForkResult(WireModel):
-    sandbox: Sandbox | None = None
+    sandbox: CreatedSandbox | None = None
     error: ErrorBody | None = None

@@ -4,14 +4,16 @@ build status with log entries, aliases and tags."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from ...catalog.models import TemplateBuildLog
-from .common import LogLevel, WireModel
+from ..services.logs import LogLevel
+from ..services.template_builds import BuildSource, BuildStatus, RegistryLogin, RequestedBuild, UploadLink
+from .common import WireModel
 
-BuildStatus = Literal["building", "waiting", "ready", "error"]
+BuildState = Literal["building", "waiting", "ready", "error"]
 
 
 class TemplateBuildRequestV3(WireModel):
@@ -31,17 +33,38 @@ class TemplateRequestResponseV3(WireModel):
     tags: list[str]
     aliases: list[str]
 
+    @classmethod
+    def of(cls, requested: RequestedBuild) -> TemplateRequestResponseV3:
+        tags = list(requested.build.tags)
+        return cls(
+            template_id=requested.template.template_id,
+            build_id=requested.build.build_id,
+            public=requested.template.public,
+            names=[f"{requested.alias}:{tag}" for tag in tags],
+            tags=tags,
+            aliases=[requested.alias],
+        )
+
 
 class TemplateBuildFileUpload(WireModel):
     present: bool
     url: str | None = None
     headers: dict[str, str] | None = None
 
+    @classmethod
+    def of(cls, link: UploadLink) -> TemplateBuildFileUpload:
+        if link.present:
+            return cls(present=True)
+        return cls(present=False, url=link.url, headers={})
+
 
 class RegistryCredentials(WireModel):
     type: str
     username: str | None = None
     password: str | None = None
+
+    def login(self) -> RegistryLogin:
+        return RegistryLogin(type=self.type, username=self.username, password=self.password)
 
 
 class TemplateStep(WireModel):
@@ -60,8 +83,17 @@ class TemplateBuildStartV2(WireModel):
     start_cmd: str | None = Field(default=None, alias="startCmd", max_length=8192)
     ready_cmd: str | None = Field(default=None, alias="readyCmd", max_length=8192)
 
-    def raw_steps(self) -> list[dict[str, Any]]:
-        return [step.model_dump(by_alias=True) for step in self.steps]
+    def source(self) -> BuildSource:
+        registry = self.from_image_registry
+        return BuildSource(
+            from_image=self.from_image,
+            from_template=self.from_template,
+            registry=None if registry is None else registry.login(),
+            force=self.force,
+            steps=[step.model_dump(by_alias=True) for step in self.steps],
+            start_cmd=self.start_cmd,
+            ready_cmd=self.ready_cmd,
+        )
 
 
 class BuildLogEntry(WireModel):
@@ -84,14 +116,27 @@ class BuildStatusReason(WireModel):
 class TemplateBuildInfo(WireModel):
     template_id: str = Field(alias="templateID")
     build_id: str = Field(alias="buildID")
-    status: BuildStatus
+    status: BuildState
     logs: list[str]
     log_entries: list[BuildLogEntry] = Field(alias="logEntries")
     reason: BuildStatusReason | None = None
 
-
-class TemplateBuildLogs(WireModel):
-    logs: list[BuildLogEntry]
+    @classmethod
+    def of(cls, status: BuildStatus) -> TemplateBuildInfo:
+        build = status.build
+        entries = [BuildLogEntry.of(row) for row in status.entries]
+        reason = None
+        if build.reason:
+            message = build.reason.get("message") or "Build failed"
+            reason = BuildStatusReason(message=message, step=build.reason.get("step"))
+        return cls(
+            template_id=build.template_id,
+            build_id=build.build_id,
+            status=build.status,  # type: ignore[arg-type]
+            logs=[entry.message for entry in entries],
+            log_entries=entries,
+            reason=reason,
+        )
 
 
 class TemplateAliasResponse(WireModel):

@@ -1,10 +1,10 @@
-"""Sandbox lifecycle: create (idempotently), inspect, extend, list, measure, pause, resume and kill a team's
-sandboxes. At its timeout a sandbox is killed, or paused if it was created with ``autoPause``; a paused
-sandbox is kept for ``paused_retention_s``, then killed.
+"""Sandbox lifecycle: create (idempotently), inspect, extend, list, measure, pause, resume, fork and kill a
+team's sandboxes. At its timeout a sandbox is killed, or paused if it was created with ``autoPause``; a
+paused sandbox is kept for ``paused_retention_s``, then killed.
 
-Each call is one unit of work in the catalog, except ``create``: it reads in one transaction, starts the
-sandbox outside any (a runtime create takes a while), then records it in a second; if that fails, the new
-sandbox is killed again so that nothing is left behind.
+Each call is one unit of work in the catalog, except those that start sandboxes (create, fork): they read
+in one transaction, start the sandboxes outside any (a node's create takes a while), then record each in a
+second; if that fails, the new sandbox is killed again so that nothing is left behind.
 """
 
 from __future__ import annotations
@@ -12,24 +12,34 @@ from __future__ import annotations
 import asyncio
 import secrets
 from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...catalog import Catalog
-from ...catalog.models import Sandbox
+from ...catalog.models import SandboxRow
 from ...catalog.repos import sandboxes
 from ...catalog.repos.sandboxes import Cursor, SandboxFilter
 from ...envd.version import VERSION as ENVD_VERSION
 from ...errors import Conflict, HutchError, InvalidRequest, NotFound, NotSupported
-from ...runtime.base import Runtime
-from ...runtime.capabilities import LogLine, SupportsEgress, SupportsFork, SupportsLogs, SupportsPause
-from ...runtime.types import SandboxHandle, SandboxSpec
+from ...runtime.node_client import (
+    ENGINES,
+    Engine,
+    LogLine,
+    NodeClient,
+    SandboxHandle,
+    SandboxSpec,
+    engine_named,
+)
 from ..ratelimit import RateLimiter
 from . import pagination, quotas, templates
+from .copies import SandboxCopier
+from .locks import SandboxLocks
+from .logs import select_lines
 from .metrics import SandboxMetrics
 from .pagination import Page
 
@@ -38,30 +48,32 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-# The metadata key choosing the engine of a sandbox, ``container`` (crun) or ``gvisor``, over its template's.
-RUNTIME_KEY = "hutch.runtime"
-RUNTIMES = ("container", "gvisor")
+# The metadata key choosing the engine of a sandbox over its template's.
+ENGINE_KEY = "hutch.runtime"
 
 
-def _engine_of(metadata: dict[str, str] | None, default: str) -> str:
-    chosen = (metadata or {}).get(RUNTIME_KEY, default)
-    if chosen not in RUNTIMES:
-        raise InvalidRequest(f"metadata {RUNTIME_KEY} must be one of {', '.join(RUNTIMES)}, not {chosen!r}")
-    return chosen
+def _engine_of(metadata: dict[str, str] | None, default: Engine) -> Engine:
+    chosen = (metadata or {}).get(ENGINE_KEY)
+    if chosen is None:
+        return default
+    engine = engine_named(chosen)
+    if engine is None:
+        raise InvalidRequest(f"metadata {ENGINE_KEY} must be one of {', '.join(ENGINES)}, not {chosen!r}")
+    return engine
 
 
-async def _existing(session: AsyncSession, sandbox_id: str) -> Sandbox:
+async def _existing(session: AsyncSession, sandbox_id: str) -> SandboxRow:
     """The sandbox ``sandbox_id`` of any team; ``NotFound`` if it is gone (killed meanwhile)."""
-    sandbox = await sandboxes.get_any(session, sandbox_id)
+    sandbox = await sandboxes.get(session, sandbox_id)
     if sandbox is None:
         raise NotFound(f"sandbox {sandbox_id} not found")
     return sandbox
 
 
-def _row(handle: SandboxHandle, **fields: Any) -> Sandbox:
-    """The catalog row of a sandbox the runtime just started, with ``fields`` (its limits and token, who
-    it is for, how it is named, its end and lifecycle)."""
-    return Sandbox(
+def _row(handle: SandboxHandle, **fields: Any) -> SandboxRow:
+    """The catalog row of a sandbox the node just started, with ``fields`` (its limits and token, who it
+    is for, how it is named, its end and lifecycle)."""
+    return SandboxRow(
         sandbox_id=handle.sandbox_id,
         state="running",
         started_at=handle.started_at,
@@ -73,14 +85,25 @@ def _row(handle: SandboxHandle, **fields: Any) -> Sandbox:
     )
 
 
+@dataclass(frozen=True)
+class Fork:
+    """One fork's outcome: the new sandbox, or why it could not be made."""
+
+    sandbox: SandboxRow | None = None
+    error: HutchError | None = None
+
+
 class SandboxService:
-    """The operations behind ``/sandboxes``; every method acts for one team and sees only its sandboxes."""
+    """The operations behind ``/sandboxes``; every method acts for one team and sees only its sandboxes.
+    Sandboxes run on ``node``; a fork on an engine that cannot copy memory boots from a ``copier``'s copy."""
 
     def __init__(
         self,
         *,
         catalog: Catalog,
-        runtime: Runtime,
+        node: NodeClient,
+        locks: SandboxLocks,
+        copier: SandboxCopier,
         node_id: str,
         default_timeout_s: int,
         max_timeout_s: int,
@@ -88,14 +111,14 @@ class SandboxService:
         create_limiter: RateLimiter | None = None,
     ) -> None:
         self._catalog = catalog
-        self._runtime = runtime
+        self._node = node
+        self._locks = locks
+        self._copier = copier
         self._node_id = node_id
         self._default_timeout_s = default_timeout_s
         self._max_timeout_s = max_timeout_s
         self._paused_retention = timedelta(seconds=paused_retention_s)
         self._create_limiter = create_limiter or RateLimiter(0, 1, "creates")
-        # Pause, resume, snapshots, forks and kill of one sandbox happen one at a time (``lock``).
-        self._locks: dict[str, asyncio.Lock] = {}
         self._running = quotas.Holds("concurrent_sandboxes")
 
     async def create(
@@ -115,7 +138,7 @@ class SandboxService:
         auto_pause: bool = False,
         auto_pause_memory: bool | None = None,
         auto_resume: bool = False,
-    ) -> Sandbox:
+    ) -> SandboxRow:
         """Start a sandbox from ``template`` and return it once its envd answers. A repeated
         ``idempotency_key`` returns the sandbox the first call made, while that one lives.
 
@@ -144,10 +167,10 @@ class SandboxService:
                 allow_internet_access=allow_internet_access is not False,
                 allow_out=tuple(allow_out or ()),
                 deny_out=tuple(deny_out or ()),
-                runtime=_engine_of(metadata, image.runtime),
+                engine=_engine_of(metadata, image.engine),
             )
-        async with self.starting(team_id):
-            handle = await self._runtime.create(spec)
+        async with self._starting(team_id):
+            handle = await self._node.create(spec)
             row = _row(
                 handle,
                 cpu_count=spec.cpu_count,
@@ -169,39 +192,56 @@ class SandboxService:
             )
             return await self._record(row)
 
-    def starting(self, team_id: str, count: int = 1) -> AbstractAsyncContextManager[int]:
-        """Hold room in the team's ``concurrent_sandboxes`` while sandboxes start or resume: for as many of
-        ``count`` as its running ones leave (at least one, else ``QuotaExceeded``); yields how many."""
-        return self._running.hold_some(self._catalog, team_id, count, sandboxes.count_running)
-
-    def count_creates(self, team_id: str, count: int) -> None:
-        """Count ``count`` sandboxes about to be made against the team's create rate (``QuotaExceeded``
-        past it)."""
+    async def fork(
+        self, *, team_id: str, sandbox_id: str, count: int = 1, timeout_s: int | None = None
+    ) -> list[Fork]:
+        """``count`` new sandboxes, each with its own id, address and tokens. Where the engine can (gVisor),
+        each goes on where the sandbox was, memory and processes included; elsewhere (crun) each boots
+        over a copy of the sandbox's files, as the sandbox did (its template's start command, env vars).
+        Only as many as the team's ``concurrent_sandboxes`` leaves room for are made: each of the others is
+        a ``QuotaExceeded``, and with no room at all the call is."""
+        async with self._catalog.transaction() as session:
+            source = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+        if source.state != "running":
+            raise Conflict(f"sandbox {source.sandbox_id} is paused; resume it first")
         for _ in range(count):
             self._create_limiter.take(team_id)
+        async with self._starting(team_id, count) as room:
+            forks = await self._fork(source, room, timeout_s)
+        if room < count:
+            async with self._catalog.transaction() as session:
+                allowed = await quotas.limit(session, team_id, "concurrent_sandboxes")
+            forks += [Fork(error=quotas.exceeded("concurrent_sandboxes", allowed))] * (count - room)
+        return forks
 
-    async def replicate(self, source: Sandbox, spec: SandboxSpec, *, timeout_s: int | None = None) -> Sandbox:
-        """A new sandbox like ``source`` (its team, template, metadata, limits and lifecycle) from ``spec``
-        (whose files are a copy of the source's), with its own id, address and tokens: a fork that boots.
-        The caller has counted it against the team's create rate (``count_creates``) and holds its room
-        (``starting``)."""
-        token = secrets.token_urlsafe(32)
-        handle = await self._runtime.create(replace(spec, access_token=token))
-        return await self._record_copy(source, handle, token, timeout_s)
+    async def _fork(self, source: SandboxRow, count: int, timeout_s: int | None) -> list[Fork]:
+        try:
+            children = await self._fork_running(source, count, timeout_s)
+        except NotSupported:
+            copy = await self._copier.copy(source)
+            spec = replace(copy.spec, template=replace(copy.spec.template, rootfs=Path(copy.rootfs)))
+            children = await asyncio.gather(
+                *(self._boot_copy(source, spec, timeout_s) for _ in range(count)), return_exceptions=True
+            )
+        results = []
+        for child in children:
+            if isinstance(child, HutchError):
+                results.append(Fork(error=child))
+            elif isinstance(child, BaseException):
+                raise child
+            else:
+                results.append(Fork(sandbox=child))
+        return results
 
-    async def fork_running(
-        self, source: Sandbox, count: int, *, timeout_s: int | None = None
-    ) -> list[Sandbox | HutchError]:
-        """``count`` copies of ``source`` that go on where it was (memory, processes and files), each with
-        its own id, address and tokens; ``NotSupported`` when its engine cannot copy memory. The caller has
-        counted them against the team's create rate (``count_creates``) and holds their room
-        (``starting``)."""
-        if not isinstance(self._runtime, SupportsFork):
-            raise NotSupported(f"the {self._runtime.name} runtime cannot copy a sandbox's memory")
+    async def _fork_running(
+        self, source: SandboxRow, count: int, timeout_s: int | None
+    ) -> list[SandboxRow | HutchError]:
+        """``count`` copies of ``source`` that go on where it was (memory, processes and files);
+        ``NotSupported`` when its engine cannot copy memory."""
         tokens: list[str | None] = [secrets.token_urlsafe(32) for _ in range(count)]
-        async with self.lock(source.sandbox_id):
-            handles = await self._runtime.fork(source.sandbox_id, tokens)
-        results: list[Sandbox | HutchError] = []
+        async with self._locks.of(source.sandbox_id):
+            handles = await self._node.fork(source.sandbox_id, tokens)
+        results: list[SandboxRow | HutchError] = []
         for token, handle in zip(tokens, handles, strict=True):
             if isinstance(handle, HutchError):
                 results.append(handle)
@@ -209,9 +249,21 @@ class SandboxService:
                 results.append(await self._record_copy(source, handle, token, timeout_s))
         return results
 
+    async def _boot_copy(self, source: SandboxRow, spec: SandboxSpec, timeout_s: int | None) -> SandboxRow:
+        """A new sandbox like ``source`` (its team, template, metadata, limits and lifecycle) from ``spec``
+        (whose files are a copy of the source's), with its own id, address and tokens: a fork that boots."""
+        token = secrets.token_urlsafe(32)
+        handle = await self._node.create(replace(spec, access_token=token))
+        return await self._record_copy(source, handle, token, timeout_s)
+
+    def _starting(self, team_id: str, count: int = 1) -> AbstractAsyncContextManager[int]:
+        """Hold room in the team's ``concurrent_sandboxes`` while sandboxes start or resume: for as many of
+        ``count`` as its running ones leave (at least one, else ``QuotaExceeded``); yields how many."""
+        return self._running.hold_some(self._catalog, team_id, count, sandboxes.count_running)
+
     async def _record_copy(
-        self, source: Sandbox, handle: SandboxHandle, token: str | None, timeout_s: int | None
-    ) -> Sandbox:
+        self, source: SandboxRow, handle: SandboxHandle, token: str | None, timeout_s: int | None
+    ) -> SandboxRow:
         traffic_token = secrets.token_urlsafe(32) if source.traffic_access_token else None
         copied = (
             "template_id", "alias", "mask_request_host", "allow_internet_access", "on_timeout",
@@ -230,7 +282,7 @@ class SandboxService:
         )
         return await self._record(row)
 
-    async def get(self, *, team_id: str, sandbox_id: str) -> Sandbox:
+    async def get(self, *, team_id: str, sandbox_id: str) -> SandboxRow:
         async with self._catalog.transaction() as session:
             return await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
 
@@ -239,7 +291,7 @@ class SandboxService:
         await self.get(team_id=team_id, sandbox_id=sandbox_id)
         await self.destroy(sandbox_id=sandbox_id)
 
-    async def pause(self, *, team_id: str, sandbox_id: str, memory: bool = True) -> Sandbox:
+    async def pause(self, *, team_id: str, sandbox_id: str, memory: bool = True) -> SandboxRow:
         """Pause a running sandbox (``Conflict`` if it is paused already); it is kept for the paused
         retention from now on."""
         await self.get(team_id=team_id, sandbox_id=sandbox_id)
@@ -247,11 +299,11 @@ class SandboxService:
 
     async def connect(
         self, *, team_id: str, sandbox_id: str, timeout_s: int | None = None, memory: bool = True
-    ) -> tuple[Sandbox, bool]:
+    ) -> tuple[SandboxRow, bool]:
         """Reattach to a sandbox, resuming it if paused; returns it and whether it was resumed. A running
         sandbox's end moves to ``timeout_s`` from now if that is later; a resumed one ends then."""
         lifetime = self._lifetime(timeout_s)
-        async with self.lock(sandbox_id):
+        async with self._locks.of(sandbox_id):
             async with self._catalog.transaction() as session:
                 sandbox = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
                 if sandbox.state == "running":
@@ -261,19 +313,19 @@ class SandboxService:
 
     async def resume(
         self, *, team_id: str, sandbox_id: str, timeout_s: int | None = None, memory: bool = True
-    ) -> Sandbox:
+    ) -> SandboxRow:
         """Resume a paused sandbox (``Conflict`` if it runs); it then ends ``timeout_s`` from now."""
         lifetime = self._lifetime(timeout_s)
-        async with self.lock(sandbox_id):
+        async with self._locks.of(sandbox_id):
             sandbox = await self.get(team_id=team_id, sandbox_id=sandbox_id)
             if sandbox.state != "paused":
                 raise Conflict(f"sandbox {sandbox_id} is already running")
             return await self._resume(sandbox, lifetime=lifetime, memory=memory)
 
-    async def wake(self, *, sandbox_id: str) -> Sandbox:
+    async def wake(self, *, sandbox_id: str) -> SandboxRow:
         """Resume a paused sandbox created with ``autoResume`` because traffic came for it (the proxy
         asks); one already running is left as it is."""
-        async with self.lock(sandbox_id):
+        async with self._locks.of(sandbox_id):
             async with self._catalog.transaction() as session:
                 sandbox = await _existing(session, sandbox_id)
             if sandbox.state == "running":
@@ -286,7 +338,7 @@ class SandboxService:
         """What a sandbox's timeout does: pause a running one created with ``autoPause``, kill the others
         (a paused one whose retention is over, too)."""
         async with self._catalog.transaction() as session:
-            sandbox = await sandboxes.get_any(session, sandbox_id)
+            sandbox = await sandboxes.get(session, sandbox_id)
         if sandbox is None:
             return
         if sandbox.state == "running" and sandbox.on_timeout == "pause":
@@ -294,14 +346,13 @@ class SandboxService:
         else:
             await self.destroy(sandbox_id=sandbox_id)
 
-    async def _pause(self, sandbox_id: str, *, memory: bool) -> Sandbox:
-        pauser = self._pauser()
-        async with self.lock(sandbox_id):
+    async def _pause(self, sandbox_id: str, *, memory: bool) -> SandboxRow:
+        async with self._locks.of(sandbox_id):
             async with self._catalog.transaction() as session:
                 sandbox = await _existing(session, sandbox_id)
                 if sandbox.state == "paused":
                     raise Conflict(f"sandbox {sandbox_id} is already paused")
-            mode = await pauser.pause(sandbox_id, memory=memory)
+            mode = await self._node.pause(sandbox_id, memory=memory)
             async with self._catalog.transaction() as session:
                 sandbox = await _existing(session, sandbox_id)
                 sandbox.state, sandbox.pause_mode = "paused", mode
@@ -309,24 +360,15 @@ class SandboxService:
                 sandbox.end_at = sandbox.paused_at + self._paused_retention
                 return sandbox
 
-    async def _resume(self, paused: Sandbox, *, lifetime: timedelta, memory: bool) -> Sandbox:
+    async def _resume(self, paused: SandboxRow, *, lifetime: timedelta, memory: bool) -> SandboxRow:
         """Resume, within the team's ``concurrent_sandboxes`` (the caller holds the sandbox's lock)."""
-        async with self.starting(paused.team_id):
-            await self._pauser().resume(paused.sandbox_id, memory=memory)
+        async with self._starting(paused.team_id):
+            await self._node.resume(paused.sandbox_id, memory=memory)
             async with self._catalog.transaction() as session:
                 sandbox = await _existing(session, paused.sandbox_id)
                 sandbox.state, sandbox.pause_mode, sandbox.paused_at = "running", None, None
                 sandbox.end_at = _now() + lifetime
                 return sandbox
-
-    def _pauser(self) -> SupportsPause:
-        if not isinstance(self._runtime, SupportsPause):
-            raise NotSupported(f"the {self._runtime.name} runtime cannot pause sandboxes")
-        return self._runtime
-
-    def lock(self, sandbox_id: str) -> asyncio.Lock:
-        """Held while the sandbox is paused, resumed, snapshotted, forked or killed: one at a time."""
-        return self._locks.setdefault(sandbox_id, asyncio.Lock())
 
     async def update_network(
         self,
@@ -340,9 +382,7 @@ class SandboxService:
         """Replace a running sandbox's egress rules (omitted lists are cleared)."""
         async with self._catalog.transaction() as session:
             sandbox = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
-            if not isinstance(self._runtime, SupportsEgress):
-                raise NotSupported(f"the {self._runtime.name} runtime cannot change a sandbox's network")
-            await self._runtime.update_egress(
+            await self._node.update_egress(
                 sandbox_id,
                 internet=allow_internet_access,
                 allow_out=tuple(allow_out or ()),
@@ -351,7 +391,7 @@ class SandboxService:
             if allow_internet_access is not None:
                 sandbox.allow_internet_access = allow_internet_access
 
-    async def set_timeout(self, *, team_id: str, sandbox_id: str, timeout_s: int) -> Sandbox:
+    async def set_timeout(self, *, team_id: str, sandbox_id: str, timeout_s: int) -> SandboxRow:
         """The sandbox now ends ``timeout_s`` from now, sooner or later than before."""
         lifetime = self._lifetime(timeout_s)
         async with self._catalog.transaction() as session:
@@ -370,7 +410,7 @@ class SandboxService:
         descending: bool = True,
         limit: int = 100,
         next_token: str | None = None,
-    ) -> Page[Sandbox]:
+    ) -> Page[SandboxRow]:
         """One page of the team's sandboxes by start time, and the token of the next page if any."""
         after = pagination.decode(next_token) if next_token else None
         async with self._catalog.transaction() as session:
@@ -391,9 +431,9 @@ class SandboxService:
 
     async def running(
         self, *, team_id: str, metadata: dict[str, str] | None = None, at_most: int
-    ) -> list[Sandbox]:
+    ) -> list[SandboxRow]:
         """Every running sandbox of the team (the unpaginated v1 listing); over ``at_most`` is refused."""
-        found: list[Sandbox] = []
+        found: list[SandboxRow] = []
         token: str | None = None
         while True:
             page = await self.page(
@@ -415,25 +455,36 @@ class SandboxService:
         it is paused)."""
         if (await self.get(team_id=team_id, sandbox_id=sandbox_id)).state == "paused":
             return []
-        sample = SandboxMetrics.from_envd(await self._runtime.metrics(sandbox_id))
+        sample = SandboxMetrics.from_envd(await self._node.metrics(sandbox_id))
         if (start is not None and sample.timestamp < start) or (end is not None and sample.timestamp > end):
             return []
         return [sample]
 
-    async def logs(self, *, team_id: str, sandbox_id: str) -> list[LogLine]:
-        """The sandbox's log (what its envd wrote), oldest first."""
+    async def logs(
+        self,
+        *,
+        team_id: str,
+        sandbox_id: str,
+        cursor: datetime | None = None,
+        backward: bool = False,
+        level: str | None = None,
+        search: str | None = None,
+        limit: int,
+    ) -> list[LogLine]:
+        """The first ``limit`` lines of the sandbox's log (what its envd wrote) from ``cursor`` on, oldest
+        first; ``backward``, those before it, newest first. Only lines at ``level`` or above, and with
+        ``search`` in their message."""
         await self.get(team_id=team_id, sandbox_id=sandbox_id)
-        if not isinstance(self._runtime, SupportsLogs):
-            raise NotSupported(f"the {self._runtime.name} runtime keeps no sandbox logs")
-        return await self._runtime.logs(sandbox_id)
+        lines = await self._node.logs(sandbox_id)
+        return select_lines(lines, cursor=cursor, backward=backward, level=level, search=search, limit=limit)
 
     async def destroy(self, *, sandbox_id: str) -> None:
         """Kill a sandbox of any team, then drop its row (kept if the kill fails, so a retry can finish)."""
-        async with self.lock(sandbox_id):
-            await self._runtime.kill(sandbox_id)
+        async with self._locks.of(sandbox_id):
+            await self._node.kill(sandbox_id)
             async with self._catalog.transaction() as session:
                 await sandboxes.remove(session, sandbox_id)
-        self._locks.pop(sandbox_id, None)
+        self._locks.forget(sandbox_id)
 
     async def due(self) -> tuple[list[str], datetime | None]:
         """The sandboxes whose time is up, and when the next one's will be."""
@@ -444,42 +495,42 @@ class SandboxService:
         return [sandbox.sandbox_id for sandbox in expired], upcoming
 
     async def reconcile(self) -> tuple[list[str], list[str]]:
-        """Make the catalog and this node's runtime agree (at start-up, e.g. after a crash): drop the rows
-        of sandboxes the runtime no longer runs, and kill the sandboxes no row knows. Returns both lists."""
+        """Make the catalog and the node agree (at start-up, e.g. after a crash): drop the rows of sandboxes
+        the node no longer runs, and kill the sandboxes no row knows. Returns both lists."""
         lost = await self.forget_lost()
-        live = {handle.sandbox_id for handle in await self._runtime.list()}
+        live = {handle.sandbox_id for handle in await self._node.list()}
         async with self._catalog.transaction() as session:
             rows = {s.sandbox_id for s in await sandboxes.on_node(session, self._node_id)}
         orphans = sorted(live - rows)
         for sandbox_id in orphans:
-            await self._runtime.kill(sandbox_id)
+            await self._node.kill(sandbox_id)
         return lost, orphans
 
     async def forget_lost(self) -> list[str]:
-        """Drop the rows of sandboxes this node's runtime no longer runs (one that died on its own, e.g.
-        a gVisor sandbox killed for its memory); returns their ids. The rows are read before the runtime
-        is asked: a row is written only after its sandbox runs, so a create in progress is never lost."""
+        """Drop the rows of sandboxes the node no longer runs (one that died on its own, e.g. a gVisor
+        sandbox killed for its memory); returns their ids. The rows are read before the node is asked: a
+        row is written only after its sandbox runs, so a create in progress is never lost."""
         async with self._catalog.transaction() as session:
             rows = {s.sandbox_id for s in await sandboxes.on_node(session, self._node_id)}
-        lost = sorted(rows - {handle.sandbox_id for handle in await self._runtime.list()})
+        lost = sorted(rows - {handle.sandbox_id for handle in await self._node.list()})
         if lost:
             async with self._catalog.transaction() as session:
                 for sandbox_id in lost:
                     await sandboxes.remove(session, sandbox_id)
         return lost
 
-    async def _record(self, row: Sandbox) -> Sandbox:
+    async def _record(self, row: SandboxRow) -> SandboxRow:
         try:
             async with self._catalog.transaction() as session:
                 return await sandboxes.add(session, row)
         except BaseException as error:
             # Shielded: a cancelled request must not leave the new sandbox running.
-            await asyncio.shield(self._runtime.kill(row.sandbox_id))
+            await asyncio.shield(self._node.kill(row.sandbox_id))
             if isinstance(error, IntegrityError) and row.idempotency_key is not None:
                 return await self._created_with(row.team_id, row.idempotency_key)
             raise
 
-    async def _created_with(self, team_id: str, key: str) -> Sandbox:
+    async def _created_with(self, team_id: str, key: str) -> SandboxRow:
         """The sandbox a concurrent create with the same idempotency key recorded first."""
         async with self._catalog.transaction() as session:
             earlier = await sandboxes.by_idempotency_key(session, team_id=team_id, key=key)

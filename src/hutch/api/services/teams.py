@@ -82,7 +82,7 @@ async def remove(
     for sandbox_id in doomed:
         await sandbox_service.destroy(sandbox_id=sandbox_id)
     for template_id in snapshot_ids:
-        snapshot_service.forget(template_id)
+        snapshot_service.forget(template_id=template_id)
 
 
 async def _view(session: AsyncSession, team: Team) -> TeamView:

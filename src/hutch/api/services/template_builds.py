@@ -2,46 +2,40 @@
 own), upload ``COPY`` files, start it, follow its status and logs; aliases and tags.
 
 A started build runs in the background on this node's builder; its log entries are written to the
-catalog in batches, so ``logsOffset`` pages over them. A build that a restart interrupted is marked failed.
-A team's templates, builds running at once and stored upload bytes are bounded by its quotas. The layers
-and images no template, build or sandbox uses are deleted at start and after a template is deleted.
+catalog in batches (:mod:`.build_logs`), so ``logsOffset`` pages over them. A build that a restart
+interrupted is marked failed. A team's templates, builds running at once and stored upload bytes are
+bounded by its quotas. The layers and images no template, build or sandbox uses are deleted at start and
+after a template is deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
-import secrets
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...catalog import Catalog
 from ...catalog.models import Template, TemplateBuild, TemplateBuildLog, TemplateTag
+from ...catalog.repos import template_builds
+from ...catalog.repos import templates as template_rows
 from ...errors import Conflict, Forbidden, HutchError, InvalidRequest, NotFound, NotSupported
+from ...ids import new_id
 from ...templates import debian_images, garbage
 from ...templates import steps as build_steps
 from ...templates.builder import E2B_BASE_IMAGES, Builder, BuildFailed, Built, Plan, TemplateBase
 from ...templates.oci_image import RegistryCredentials, check_registry, parse_reference
 from ...templates.uploads import UploadStore
-from ..schemas.common import at_least
-from ..schemas.template_builds import (
-    BuildLogEntry,
-    BuildStatusReason,
-    TemplateBuildFileUpload,
-    TemplateBuildInfo,
-    TemplateBuildRequestV3,
-    TemplateBuildStartV2,
-    TemplateRequestResponseV3,
-)
 from . import quotas, templates
+from .build_logs import BuildLogWriter
+from .logs import at_least
 
 log = logging.getLogger("hutch.api")
 # Template names: lower-case, optionally with a ``namespace/``; tags as Docker's.
@@ -51,7 +45,6 @@ _HASH = re.compile(r"[0-9a-f]{64}\Z")
 DEFAULT_TAG = "default"
 # A new template's limits, as E2B's defaults.
 DEFAULT_CPU, DEFAULT_MEMORY_MB, DEFAULT_DISK_MB = 2, 1024, 1024
-LOG_FLUSH_S = 0.2
 
 
 def split_name(name: str) -> tuple[str, str | None]:
@@ -74,6 +67,54 @@ def _check_tags(tags: list[str]) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
+@dataclass(frozen=True)
+class RequestedBuild:
+    """A new build, of the template called ``alias``."""
+
+    template: Template
+    build: TemplateBuild
+    alias: str
+
+
+@dataclass(frozen=True)
+class UploadLink:
+    """Whether the files are here already; if not, the URL that takes them."""
+
+    present: bool
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistryLogin:
+    """The credentials of a build's ``fromImage`` registry, as the request gave them."""
+
+    type: str
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildSource:
+    """What a build starts from (one of ``from_image`` and ``from_template``), its raw steps, and the
+    commands its sandboxes start with."""
+
+    from_image: str | None = None
+    from_template: str | None = None
+    registry: RegistryLogin | None = None
+    force: bool = False
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    start_cmd: str | None = None
+    ready_cmd: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildStatus:
+    """A build and a page of its log entries."""
+
+    build: TemplateBuild
+    entries: list[TemplateBuildLog]
+
+
 class TemplateBuildService:
     """Builds of templates, run on this node's ``builder`` (None: this node cannot build)."""
 
@@ -90,20 +131,15 @@ class TemplateBuildService:
     async def recover(self) -> list[str]:
         """Mark the builds a restart interrupted as failed; returns their ids."""
         async with self._catalog.transaction() as session:
-            rows = await session.scalars(
-                select(TemplateBuild).where(TemplateBuild.status.in_(("waiting", "building")))
-            )
             interrupted = []
-            for build in rows:
-                if build.status == "building":
-                    build.status = "error"
-                    build.reason = {
-                        "message": "the build was interrupted by a restart of Hutch",
-                        "step": None,
-                    }
-                    build.finished_at = datetime.now(UTC)
-                    await _set_template_status(session, build.template_id)
-                    interrupted.append(build.build_id)
+            for build in await template_builds.building(session):
+                build.status = "error"
+                build.reason = {"message": "the build was interrupted by a restart of Hutch", "step": None}
+                build.finished_at = datetime.now(UTC)
+                template = await template_rows.get(session, build.template_id)
+                if template is not None:
+                    template.build_status = "ready" if template.rootfs else "error"
+                interrupted.append(build.build_id)
         await self.collect()
         return interrupted
 
@@ -115,12 +151,7 @@ class TemplateBuildService:
             if self._running:
                 return None
             async with self._catalog.transaction() as session:
-                referenced = [
-                    *await session.scalars(select(Template.rootfs)),
-                    *await session.scalars(
-                        select(TemplateBuild.rootfs).where(TemplateBuild.rootfs.is_not(None))
-                    ),
-                ]
+                referenced = await template_builds.rootfs_in_use(session)
             collected = await asyncio.to_thread(
                 garbage.collect, self._builder.cache_dir, self._builder.data_dir, referenced
             )
@@ -137,27 +168,35 @@ class TemplateBuildService:
 
     # -- requesting and starting -------------------------------------------------------------------------
 
-    async def request(self, team_id: str, body: TemplateBuildRequestV3) -> TemplateRequestResponseV3:
-        """A new build: of the team's template with that name, or of a new template."""
-        name = body.name or body.alias
+    async def request(
+        self,
+        *,
+        team_id: str,
+        name: str | None,
+        tags: list[str] | None = None,
+        cpu_count: int | None = None,
+        memory_mb: int | None = None,
+    ) -> RequestedBuild:
+        """A new build: of the team's template called ``name`` (``name:tag`` tags it too), or of a new
+        template."""
         if not name:
             raise InvalidRequest("a template build needs a name")
         alias, tag = split_name(name)
-        tags = _check_tags([*([tag] if tag else []), *(body.tags or [])]) or [DEFAULT_TAG]
+        tags = _check_tags([*([tag] if tag else []), *(tags or [])]) or [DEFAULT_TAG]
         async with self._catalog.transaction() as session:
             existing = await templates.find(session, name=alias)
         if existing is not None and existing.team_id != team_id:
             raise Conflict(f"the name {alias!r} is taken by another template")
         hold: AbstractAsyncContextManager[None] = nullcontext()
         if existing is None:
-            hold = self._template_holds.hold(self._catalog, team_id, 1, _count_templates)
+            hold = self._template_holds.hold(self._catalog, team_id, 1, template_rows.count_owned)
         async with hold, self._catalog.transaction() as session:
             template = await templates.find(session, name=alias)
             if template is not None and template.team_id != team_id:
                 raise Conflict(f"the name {alias!r} is taken by another template")
             if template is None:
                 template = Template(
-                    template_id=_new_template_id(),
+                    template_id=new_id(),
                     aliases=[alias],
                     rootfs="",
                     default_user="user",
@@ -168,56 +207,50 @@ class TemplateBuildService:
                     memory_mb=DEFAULT_MEMORY_MB,
                     disk_mb=DEFAULT_DISK_MB,
                 )
-                session.add(template)
+                await template_rows.add(session, template)
             build = TemplateBuild(
                 build_id=str(uuid.uuid4()),
                 template_id=template.template_id,
                 status="waiting",
-                cpu_count=body.cpu_count or template.cpu_count,
-                memory_mb=body.memory_mb or template.memory_mb,
+                cpu_count=cpu_count or template.cpu_count,
+                memory_mb=memory_mb or template.memory_mb,
                 disk_mb=template.disk_mb,
                 tags=tags,
             )
-            session.add(build)
-            await session.flush()
-            return TemplateRequestResponseV3(
-                template_id=template.template_id,
-                build_id=build.build_id,
-                public=template.public,
-                names=[f"{alias}:{t}" for t in tags],
-                tags=tags,
-                aliases=[alias],
-            )
+            await template_builds.add(session, build)
+            return RequestedBuild(template=template, build=build, alias=alias)
 
     async def upload_link(
-        self, team_id: str, template_id: str, files_hash: str, base_url: str
-    ) -> TemplateBuildFileUpload:
+        self, *, team_id: str, template_id: str, files_hash: str, base_url: str
+    ) -> UploadLink:
         """Whether the files of ``files_hash`` are here; if not, a URL that accepts them without a key."""
         if not _HASH.match(files_hash):
             raise InvalidRequest("the files hash must be 64 lower-case hexadecimal digits")
         async with self._catalog.transaction() as session:
-            await self._own(session, team_id, template_id)
+            await _own(session, team_id, template_id)
         if self._uploads.has(template_id, files_hash):
-            return TemplateBuildFileUpload(present=True)
+            return UploadLink(present=True)
         expires, signature = self._uploads.sign(template_id, files_hash)
         query = f"expires={expires}&signature={signature}"
-        url = f"{base_url}templates/{template_id}/files/{files_hash}/upload?{query}"
-        return TemplateBuildFileUpload(present=False, url=url, headers={})
+        return UploadLink(
+            present=False, url=f"{base_url}templates/{template_id}/files/{files_hash}/upload?{query}"
+        )
 
     async def receive(
-        self, template_id: str, files_hash: str, expires: int, signature: str, chunks: AsyncIterator[bytes]
+        self, *, template_id: str, files_hash: str, expires: int, signature: str, chunks: AsyncIterator[bytes]
     ) -> int:
+        """Store the files of ``files_hash`` for the template, within its team's ``upload_mb``; returns
+        their size."""
         if not _HASH.match(files_hash):
             raise InvalidRequest("the files hash must be 64 lower-case hexadecimal digits")
         self._uploads.verify(template_id, files_hash, expires, signature)
         async with self._catalog.transaction() as session:
-            template = await session.get(Template, template_id)
+            template = await template_rows.get(session, template_id)
             if template is None or template.team_id is None:
                 raise NotFound(f"template {template_id} not found")
             team_id = template.team_id
             limit = await quotas.limit(session, team_id, "upload_mb")
-            owned = await session.scalars(select(Template.template_id).where(Template.team_id == team_id))
-            own_templates = list(owned)
+            own_templates = await template_rows.owned(session, team_id)
         used = await asyncio.to_thread(self._uploads.size_of, own_templates)
         received = await self._uploads.receive(
             template_id,
@@ -228,23 +261,23 @@ class TemplateBuildService:
         )
         return received.size
 
-    async def start(self, team_id: str, template_id: str, build_id: str, body: TemplateBuildStartV2) -> None:
+    async def start(self, *, team_id: str, template_id: str, build_id: str, source: BuildSource) -> None:
         """Start a waiting build in the background."""
         if self._builder is None:
             raise NotSupported("this node's runtime cannot build templates")
-        if bool(body.from_image) == bool(body.from_template):
+        if bool(source.from_image) == bool(source.from_template):
             raise InvalidRequest("a build starts from exactly one of fromImage and fromTemplate")
-        parsed = build_steps.parse(body.raw_steps())
+        parsed = build_steps.parse(source.steps)
         for step in parsed:
             if step.type == "COPY" and not self._uploads.has(template_id, step.files_hash or ""):
                 raise InvalidRequest(f"step {step.index}: the files of {step.args[0]!r} were not uploaded")
-        if body.from_image:
-            await self._check_image(body.from_image)
+        if source.from_image:
+            await self._check_image(source.from_image)
         async with (
             self._cache_lock,
-            self._build_holds.hold(self._catalog, team_id, 1, _count_builds),
+            self._build_holds.hold(self._catalog, team_id, 1, template_builds.count_building),
         ):
-            plan = await self._begin(team_id, template_id, build_id, body, parsed)
+            plan = await self._begin(team_id, template_id, build_id, source, parsed)
             self._running[build_id] = asyncio.ensure_future(self._run(plan))
 
     async def _check_image(self, name: str) -> None:
@@ -260,20 +293,18 @@ class TemplateBuildService:
         team_id: str,
         template_id: str,
         build_id: str,
-        body: TemplateBuildStartV2,
+        source: BuildSource,
         parsed: list[build_steps.Step],
     ) -> Plan:
         """Mark the waiting build as building; its plan."""
         async with self._catalog.transaction() as session:
-            template = await self._own(session, team_id, template_id)
-            build = await session.get(TemplateBuild, build_id)
-            if build is None or build.template_id != template_id:
-                raise NotFound(f"build {build_id} of template {template_id} not found")
+            template = await _own(session, team_id, template_id)
+            build = await template_builds.get_or_raise(session, template_id=template_id, build_id=build_id)
             if build.status != "waiting":
                 raise Conflict(f"build {build_id} was already started")
             base = None
-            if body.from_template:
-                _, image = await templates.resolve_image(session, name=body.from_template, team_id=team_id)
+            if source.from_template:
+                _, image = await templates.resolve_image(session, name=source.from_template, team_id=team_id)
                 state = build_steps.State(
                     env=image.env, user=image.default_user, workdir=image.default_workdir
                 )
@@ -283,12 +314,12 @@ class TemplateBuildService:
                 template_id=template_id,
                 team_id=team_id,
                 steps=parsed,
-                from_image=body.from_image,
+                from_image=source.from_image,
                 from_template=base,
-                credentials=_credentials(body),
-                force=body.force,
-                start_cmd=body.start_cmd or None,
-                ready_cmd=body.ready_cmd or None,
+                credentials=_credentials(source.registry),
+                force=source.force,
+                start_cmd=source.start_cmd or None,
+                ready_cmd=source.ready_cmd or None,
                 cpu_count=build.cpu_count,
                 memory_mb=build.memory_mb,
             )
@@ -296,7 +327,7 @@ class TemplateBuildService:
             template.build_status = "building"
             return plan
 
-    async def forget(self, template_id: str) -> None:
+    async def forget(self, *, template_id: str) -> None:
         """After a template is deleted: stop its builds, drop its uploads and what of the cache it alone
         used."""
         for build_id, task in list(self._running.items()):
@@ -312,34 +343,34 @@ class TemplateBuildService:
         if task is not None:
             task.set_name(plan.template_id)
         assert self._builder is not None
-        sink = _LogSink(self._catalog, plan.build_id)
-        sink.start()
+        writer = BuildLogWriter(self._catalog, plan.build_id)
+        writer.start()
         try:
-            built = await self._builder.build(plan, sink.add)
+            built = await self._builder.build(plan, writer.add)
         except BuildFailed as error:
-            sink.add(error.message, "error", error.step)
-            await sink.close()
+            writer.add(error.message, "error", error.step)
+            await writer.close()
             await self._finish(plan, None, {"message": error.message, "step": error.step})
         except asyncio.CancelledError:
-            await sink.close()
+            await writer.close()
             raise
         except Exception as error:  # a bug or a failing host: the build fails, the API keeps serving
             log.exception("build %s failed", plan.build_id)
             message = error.message if isinstance(error, HutchError) else f"internal error: {error}"
-            sink.add(message, "error", None)
-            await sink.close()
+            writer.add(message, "error", None)
+            await writer.close()
             await self._finish(plan, None, {"message": message, "step": None})
         else:
-            sink.add(f"build {plan.build_id} is ready", "info", None)
-            await sink.close()
+            writer.add(f"build {plan.build_id} is ready", "info", None)
+            await writer.close()
             await self._finish(plan, built, None)
         finally:
             self._running.pop(plan.build_id, None)
 
     async def _finish(self, plan: Plan, built: Built | None, reason: dict[str, Any] | None) -> None:
         async with self._catalog.transaction() as session:
-            build = await session.get(TemplateBuild, plan.build_id)
-            template = await session.get(Template, plan.template_id)
+            build = await template_builds.get(session, plan.build_id)
+            template = await template_rows.get(session, plan.template_id)
             if build is None or template is None:
                 return  # deleted meanwhile
             build.finished_at = datetime.now(UTC)
@@ -361,53 +392,35 @@ class TemplateBuildService:
             template.cpu_count, template.memory_mb = build.cpu_count, build.memory_mb
             template.build_id, template.build_status = build.build_id, "ready"
             for tag in build.tags:
-                row = await session.get(TemplateTag, (template.template_id, tag))
-                if row is None:
-                    session.add(
-                        TemplateTag(template_id=template.template_id, tag=tag, build_id=build.build_id)
-                    )
-                else:
-                    row.build_id, row.created_at = build.build_id, datetime.now(UTC)
+                await template_builds.set_tag(
+                    session, template_id=template.template_id, name=tag, build_id=build.build_id
+                )
 
     # -- status ------------------------------------------------------------------------------------------
 
     async def status(
-        self, team_id: str, template_id: str, build_id: str, *, offset: int, limit: int, level: str | None
-    ) -> TemplateBuildInfo:
-        """The build's state and its log entries after ``offset`` (at ``level`` or above)."""
+        self,
+        *,
+        team_id: str,
+        template_id: str,
+        build_id: str,
+        offset: int = 0,
+        limit: int = 100,
+        level: str | None = None,
+    ) -> BuildStatus:
+        """The build, and its log entries after ``offset`` (at ``level`` or above)."""
         async with self._catalog.transaction() as session:
-            await self._own(session, team_id, template_id)
-            build = await session.get(TemplateBuild, build_id)
-            if build is None or build.template_id != template_id:
-                raise NotFound(f"build {build_id} of template {template_id} not found")
-            query = select(TemplateBuildLog).where(TemplateBuildLog.build_id == build_id)
-            if level is not None:
-                query = query.where(TemplateBuildLog.level.in_(at_least(level)))
-            rows = await session.scalars(query.order_by(TemplateBuildLog.seq).offset(offset).limit(limit))
-            entries = [BuildLogEntry.of(row) for row in rows]
-        reason = None
-        if build.reason:
-            reason = BuildStatusReason(
-                message=build.reason.get("message") or "Build failed", step=build.reason.get("step")
+            await _own(session, team_id, template_id)
+            build = await template_builds.get_or_raise(session, template_id=template_id, build_id=build_id)
+            levels = None if level is None else at_least(level)
+            entries = await template_builds.log_entries(
+                session, build_id, offset=offset, limit=limit, levels=levels
             )
-        return TemplateBuildInfo(
-            template_id=template_id,
-            build_id=build_id,
-            status=build.status,  # type: ignore[arg-type]
-            logs=[entry.message for entry in entries],
-            log_entries=entries,
-            reason=reason,
-        )
-
-    async def _own(self, session: Any, team_id: str, template_id: str) -> Template:
-        template = await session.get(Template, template_id)
-        if template is None or template.team_id != team_id:
-            raise NotFound(f"template {template_id} not found among the team's own templates")
-        return template
+            return BuildStatus(build=build, entries=entries)
 
     # -- aliases and tags --------------------------------------------------------------------------------
 
-    async def alias(self, team_id: str, alias: str) -> Template:
+    async def alias(self, *, team_id: str, alias: str) -> Template:
         """The template called ``alias``; another team's private one is ``Forbidden``."""
         async with self._catalog.transaction() as session:
             template = await templates.find(session, name=alias)
@@ -417,79 +430,54 @@ class TemplateBuildService:
                 raise Forbidden(f"template alias {alias!r} belongs to another team")
             return template
 
-    async def assign_tags(self, team_id: str, target: str, tags: list[str]) -> tuple[list[str], str]:
-        """Give ``tags`` to the build ``target`` (``name:tag``, or ``name`` for the latest) names."""
+    async def assign_tags(self, *, team_id: str, target: str, tags: list[str]) -> tuple[list[str], str]:
+        """Give ``tags`` to the build ``target`` (``name:tag``, or ``name`` for the latest) names; returns
+        the tags and that build's id."""
         name, tag = split_name(target)
         tags = _check_tags(tags)
         async with self._catalog.transaction() as session:
-            template = await self._own_by_name(session, team_id, name)
+            template = await _own_by_name(session, team_id, name)
             build_id = template.build_id
             if tag is not None:
-                row = await session.get(TemplateTag, (template.template_id, tag))
+                row = await template_builds.tag(session, template.template_id, tag)
                 build_id = None if row is None else row.build_id
             if build_id is None:
                 raise NotFound(f"template {target!r} has no such build")
             for new in tags:
-                row = await session.get(TemplateTag, (template.template_id, new))
-                if row is None:
-                    session.add(TemplateTag(template_id=template.template_id, tag=new, build_id=build_id))
-                else:
-                    row.build_id, row.created_at = build_id, datetime.now(UTC)
+                await template_builds.set_tag(
+                    session, template_id=template.template_id, name=new, build_id=build_id
+                )
             return tags, build_id
 
-    async def remove_tags(self, team_id: str, name: str, tags: list[str]) -> None:
+    async def remove_tags(self, *, team_id: str, name: str, tags: list[str]) -> None:
         base, _ = split_name(name)
         async with self._catalog.transaction() as session:
-            template = await self._own_by_name(session, team_id, base)
-            await session.execute(
-                delete(TemplateTag).where(
-                    TemplateTag.template_id == template.template_id, TemplateTag.tag.in_(tags)
-                )
-            )
+            template = await _own_by_name(session, team_id, base)
+            await template_builds.remove_tags(session, template.template_id, tags)
 
-    async def tags(self, team_id: str, template_id: str) -> list[TemplateTag]:
+    async def tags(self, *, team_id: str, template_id: str) -> list[TemplateTag]:
         async with self._catalog.transaction() as session:
             template = await templates.find(session, name=template_id, team_id=team_id)
             if template is None:
                 raise NotFound(f"template {template_id} not found")
-            rows = await session.scalars(
-                select(TemplateTag)
-                .where(TemplateTag.template_id == template.template_id)
-                .order_by(TemplateTag.tag)
-            )
-            return list(rows)
-
-    async def _own_by_name(self, session: Any, team_id: str, name: str) -> Template:
-        template = await templates.find(session, name=name, team_id=team_id)
-        if template is None or template.team_id != team_id:
-            raise NotFound(f"template {name!r} not found among the team's own templates")
-        return template
+            return await template_builds.tags(session, template.template_id)
 
 
-async def _count_templates(session: Any, team_id: str) -> int:
-    query = select(func.count()).select_from(Template).where(Template.team_id == team_id)
-    return int(await session.scalar(query) or 0)
+async def _own(session: AsyncSession, team_id: str, template_id: str) -> Template:
+    template = await template_rows.get(session, template_id)
+    if template is None or template.team_id != team_id:
+        raise NotFound(f"template {template_id} not found among the team's own templates")
+    return template
 
 
-async def _count_builds(session: Any, team_id: str) -> int:
-    """The team's builds that are running."""
-    query = (
-        select(func.count())
-        .select_from(TemplateBuild)
-        .join(Template, Template.template_id == TemplateBuild.template_id)
-        .where(Template.team_id == team_id, TemplateBuild.status == "building")
-    )
-    return int(await session.scalar(query) or 0)
+async def _own_by_name(session: AsyncSession, team_id: str, name: str) -> Template:
+    template = await templates.find(session, name=name, team_id=team_id)
+    if template is None or template.team_id != team_id:
+        raise NotFound(f"template {name!r} not found among the team's own templates")
+    return template
 
 
-async def _set_template_status(session: Any, template_id: str) -> None:
-    template = await session.get(Template, template_id)
-    if template is not None:
-        template.build_status = "ready" if template.rootfs else "error"
-
-
-def _credentials(body: TemplateBuildStartV2) -> RegistryCredentials | None:
-    registry = body.from_image_registry
+def _credentials(registry: RegistryLogin | None) -> RegistryCredentials | None:
     if registry is None:
         return None
     if registry.type != "registry" or not registry.username:
@@ -497,62 +485,3 @@ def _credentials(body: TemplateBuildStartV2) -> RegistryCredentials | None:
             "only registry credentials of type 'registry' (username, password) are supported"
         )
     return RegistryCredentials(username=registry.username, password=registry.password or "")
-
-
-def _new_template_id() -> str:
-    return "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(20))
-
-
-class _LogSink:
-    """A build's log entries, written to the catalog in batches (entries may come from other threads)."""
-
-    def __init__(self, catalog: Catalog, build_id: str) -> None:
-        self._catalog = catalog
-        self._build_id = build_id
-        self._pending: deque[tuple[datetime, str, str, str | None]] = deque()
-        self._seq = 0
-        self._task: asyncio.Task[None] | None = None
-        self._closing = asyncio.Event()
-
-    def add(self, message: str, level: str = "info", step: str | None = None) -> None:
-        self._pending.append((datetime.now(UTC), message[:16384], level, step))
-
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._flush_forever())
-
-    async def close(self) -> None:
-        """Write what is left. A flush under way finishes first: cancelling it would lose its batch."""
-        self._closing.set()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        await self._flush()
-
-    async def _flush_forever(self) -> None:
-        while not self._closing.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), LOG_FLUSH_S)
-            await self._flush()
-
-    async def _flush(self) -> None:
-        batch = []
-        while self._pending:
-            batch.append(self._pending.popleft())
-        if not batch:
-            return
-        async with self._catalog.transaction() as session:
-            for timestamp, message, level, step in batch:
-                session.add(
-                    TemplateBuildLog(
-                        build_id=self._build_id,
-                        seq=self._seq,
-                        timestamp=timestamp,
-                        level=level,
-                        message=message,
-                        step=step,
-                    )
-                )
-                self._seq += 1
-            build = await session.get(TemplateBuild, self._build_id)
-            if build is not None:
-                build.log_count = self._seq

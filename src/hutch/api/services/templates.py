@@ -1,17 +1,22 @@
-"""Template names (``name`` or ``name:tag``) to templates, and templates to what the runtime starts."""
+"""Template names (``name`` or ``name:tag``) to templates, and templates to what a node starts; the
+``/templates`` resource: list what a team may use, show one with its builds, delete the team's own."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...catalog import Catalog
-from ...catalog.models import Template, TemplateBuild, TemplateTag
-from ...catalog.repos import templates
+from ...catalog.models import Template, TemplateBuild
+from ...catalog.repos import template_builds, templates
 from ...errors import Forbidden, InvalidRequest, NotFound
-from ...runtime.types import TemplateImage
+from ...runtime.node_client import TemplateImage, engine_named
+
+if TYPE_CHECKING:
+    from .snapshots import SnapshotService
+    from .template_builds import TemplateBuildService
 
 # The long template ids of E2B's public templates, which older code passes instead of the names.
 _LEGACY_IDS = {
@@ -52,8 +57,8 @@ async def resolve_image(session: AsyncSession, *, name: str, team_id: str) -> tu
                 f"template {name!r} has no successful build yet (its build is {template.build_status})"
             )
         return template, image(template)
-    row = await session.get(TemplateTag, (template.template_id, tag))
-    build = None if row is None else await session.get(TemplateBuild, row.build_id)
+    row = await template_builds.tag(session, template.template_id, tag)
+    build = None if row is None else await template_builds.get(session, row.build_id)
     if build is None or build.status != "ready" or not build.rootfs:
         raise NotFound(f"template {base!r} has no tag {tag!r}")
     return template, TemplateImage(
@@ -64,15 +69,14 @@ async def resolve_image(session: AsyncSession, *, name: str, team_id: str) -> tu
         env=dict(build.env),
         start_cmd=build.start_cmd,
         ready_cmd=build.ready_cmd,
-        runtime=template.runtime,
+        engine=engine_named(template.engine) or "crun",
     )
 
 
 async def visible(*, catalog: Catalog, team_id: str) -> list[Template]:
     """The templates the team may use: the installation's, its own and other teams' public ones."""
     async with catalog.transaction() as session:
-        rows = await session.scalars(select(Template).order_by(Template.created_at, Template.template_id))
-        return [row for row in rows if row.visible_to(team_id)]
+        return [row for row in await templates.all_templates(session) if row.visible_to(team_id)]
 
 
 async def detail(*, catalog: Catalog, team_id: str, name: str) -> tuple[Template, list[TemplateBuild]]:
@@ -81,28 +85,28 @@ async def detail(*, catalog: Catalog, team_id: str, name: str) -> tuple[Template
         template = await find(session, name=name, team_id=team_id)
         if template is None:
             raise NotFound(f"template {name!r} not found")
-        builds = await session.scalars(
-            select(TemplateBuild)
-            .where(TemplateBuild.template_id == template.template_id)
-            .order_by(TemplateBuild.created_at.desc())
-        )
-        return template, list(builds)
+        return template, await template_builds.of_template(session, template.template_id)
 
 
-async def delete(*, catalog: Catalog, team_id: str, name: str) -> str:
-    """Delete the team's template ``name`` (id or alias) and return its id. Sandboxes started from it keep
-    running. A built-in template is ``Forbidden``; one the team does not own is ``NotFound``."""
+async def delete(
+    *, catalog: Catalog, builds: TemplateBuildService, snapshots: SnapshotService, team_id: str, name: str
+) -> None:
+    """Delete the team's template ``name`` (id or alias), with its builds, uploads and, for a snapshot, its
+    checkpoint. Sandboxes started from it keep running. A built-in template is ``Forbidden``; one the team
+    does not own is ``NotFound``."""
     async with catalog.transaction() as session:
         template = await find(session, name=name, team_id=team_id)
         if template is not None and template.team_id is None:
             raise Forbidden(f"template {name!r} is built in and cannot be deleted")
         if template is None or template.team_id != team_id:
             raise NotFound(f"template {name!r} not found among the team's own templates")
-        await session.delete(template)
-        return template.template_id
+        await templates.remove(session, template)
+    await builds.forget(template_id=template.template_id)
+    snapshots.forget(template_id=template.template_id)
 
 
 def image(template: Template) -> TemplateImage:
+    """What a node starts a sandbox of ``template`` from (its latest successful build)."""
     return TemplateImage(
         template_id=template.template_id,
         rootfs=Path(template.rootfs),
@@ -112,6 +116,6 @@ def image(template: Template) -> TemplateImage:
         start_cmd=template.start_cmd,
         ready_cmd=template.ready_cmd,
         start_user=template.start_user,
-        runtime=template.runtime,
+        engine=engine_named(template.engine) or "crun",
         checkpoint=None if template.checkpoint is None else Path(template.checkpoint),
     )

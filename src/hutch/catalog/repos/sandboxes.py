@@ -9,7 +9,7 @@ from sqlalchemy import Select, and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...errors import NotFound
-from ..models import Sandbox
+from ..models import SandboxRow
 
 # Rows read per round when a metadata filter has to be applied after the query.
 _SCAN_BATCH = 500
@@ -33,30 +33,26 @@ class Cursor:
     sandbox_id: str
 
 
-async def get(session: AsyncSession, sandbox_id: str) -> Sandbox | None:
-    """A sandbox of any team (for routing traffic to it)."""
-    return await session.get(Sandbox, sandbox_id)
+async def get(session: AsyncSession, sandbox_id: str) -> SandboxRow | None:
+    """The sandbox ``sandbox_id`` of any team (for routing traffic to it, and the node's own work: timeouts,
+    auto-resume)."""
+    return await session.get(SandboxRow, sandbox_id)
 
 
-async def get_or_raise(session: AsyncSession, *, team_id: str, sandbox_id: str) -> Sandbox:
+async def get_or_raise(session: AsyncSession, *, team_id: str, sandbox_id: str) -> SandboxRow:
     """The team's sandbox ``sandbox_id``; another team's is as unknown as a missing one."""
-    sandbox = await session.get(Sandbox, sandbox_id)
+    sandbox = await session.get(SandboxRow, sandbox_id)
     if sandbox is None or sandbox.team_id != team_id:
         raise NotFound(f"sandbox {sandbox_id!r} not found")
     return sandbox
 
 
-async def get_any(session: AsyncSession, sandbox_id: str) -> Sandbox | None:
-    """The sandbox ``sandbox_id`` of any team (for the node's own work: timeouts, auto-resume)."""
-    return await session.get(Sandbox, sandbox_id)
-
-
-async def by_idempotency_key(session: AsyncSession, *, team_id: str, key: str) -> Sandbox | None:
-    statement = select(Sandbox).where(Sandbox.team_id == team_id, Sandbox.idempotency_key == key)
+async def by_idempotency_key(session: AsyncSession, *, team_id: str, key: str) -> SandboxRow | None:
+    statement = select(SandboxRow).where(SandboxRow.team_id == team_id, SandboxRow.idempotency_key == key)
     return await session.scalar(statement)
 
 
-async def add(session: AsyncSession, sandbox: Sandbox) -> Sandbox:
+async def add(session: AsyncSession, sandbox: SandboxRow) -> SandboxRow:
     session.add(sandbox)
     await session.flush()
     return sandbox
@@ -64,30 +60,30 @@ async def add(session: AsyncSession, sandbox: Sandbox) -> Sandbox:
 
 async def remove(session: AsyncSession, sandbox_id: str) -> bool:
     """Delete the row; False when it was already gone."""
-    result = await session.execute(delete(Sandbox).where(Sandbox.sandbox_id == sandbox_id))
+    result = await session.execute(delete(SandboxRow).where(SandboxRow.sandbox_id == sandbox_id))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def expired(session: AsyncSession, *, now: datetime) -> list[Sandbox]:
-    return list(await session.scalars(select(Sandbox).where(Sandbox.end_at <= now)))
+async def expired(session: AsyncSession, *, now: datetime) -> list[SandboxRow]:
+    return list(await session.scalars(select(SandboxRow).where(SandboxRow.end_at <= now)))
 
 
 async def next_end_at(session: AsyncSession, *, after: datetime) -> datetime | None:
     """The earliest end of any sandbox still running at ``after``."""
-    return await session.scalar(select(func.min(Sandbox.end_at)).where(Sandbox.end_at > after))
+    return await session.scalar(select(func.min(SandboxRow.end_at)).where(SandboxRow.end_at > after))
 
 
-async def on_node(session: AsyncSession, node_id: str) -> list[Sandbox]:
-    return list(await session.scalars(select(Sandbox).where(Sandbox.node_id == node_id)))
+async def on_node(session: AsyncSession, node_id: str) -> list[SandboxRow]:
+    return list(await session.scalars(select(SandboxRow).where(SandboxRow.node_id == node_id)))
 
 
-async def of_team(session: AsyncSession, team_id: str) -> list[Sandbox]:
+async def of_team(session: AsyncSession, team_id: str) -> list[SandboxRow]:
     """Every sandbox of the team, running or paused."""
-    return list(await session.scalars(select(Sandbox).where(Sandbox.team_id == team_id)))
+    return list(await session.scalars(select(SandboxRow).where(SandboxRow.team_id == team_id)))
 
 
 async def count_running(session: AsyncSession, team_id: str) -> int:
-    statement = select(func.count()).where(Sandbox.team_id == team_id, Sandbox.state == "running")
+    statement = select(func.count()).where(SandboxRow.team_id == team_id, SandboxRow.state == "running")
     return await session.scalar(statement) or 0
 
 
@@ -99,17 +95,17 @@ async def page(
     descending: bool,
     after: Cursor | None,
     limit: int,
-) -> list[Sandbox]:
+) -> list[SandboxRow]:
     """Up to ``limit`` of the team's sandboxes matching ``where``, by start time, following ``after``."""
     statement = _filtered(team_id, where)
     if descending:
-        statement = statement.order_by(Sandbox.started_at.desc(), Sandbox.sandbox_id.desc())
+        statement = statement.order_by(SandboxRow.started_at.desc(), SandboxRow.sandbox_id.desc())
     else:
-        statement = statement.order_by(Sandbox.started_at.asc(), Sandbox.sandbox_id.asc())
+        statement = statement.order_by(SandboxRow.started_at.asc(), SandboxRow.sandbox_id.asc())
     if not where.metadata:
         return list(await session.scalars(_following(statement, after, descending).limit(limit)))
     # Metadata is JSON, and a key may hold any character: match it here rather than in dialect SQL.
-    matched: list[Sandbox] = []
+    matched: list[SandboxRow] = []
     while len(matched) < limit:
         batch = list(await session.scalars(_following(statement, after, descending).limit(_SCAN_BATCH)))
         matched.extend(s for s in batch if where.metadata.items() <= s.metadata_.items())
@@ -119,30 +115,30 @@ async def page(
     return matched[:limit]
 
 
-def _filtered(team_id: str, where: SandboxFilter) -> Select[tuple[Sandbox]]:
-    statement = select(Sandbox).where(Sandbox.team_id == team_id)
+def _filtered(team_id: str, where: SandboxFilter) -> Select[tuple[SandboxRow]]:
+    statement = select(SandboxRow).where(SandboxRow.team_id == team_id)
     if where.states is not None:
-        statement = statement.where(Sandbox.state.in_(where.states))
+        statement = statement.where(SandboxRow.state.in_(where.states))
     if where.template_ids is not None:
-        statement = statement.where(Sandbox.template_id.in_(where.template_ids))
+        statement = statement.where(SandboxRow.template_id.in_(where.template_ids))
     if where.started_after is not None:
-        statement = statement.where(Sandbox.started_at >= where.started_after)
+        statement = statement.where(SandboxRow.started_at >= where.started_after)
     return statement
 
 
-def _following(statement: Select[tuple[Sandbox]], after: Cursor | None, descending: bool) -> Select:
+def _following(statement: Select[tuple[SandboxRow]], after: Cursor | None, descending: bool) -> Select:
     if after is None:
         return statement
     if descending:
         return statement.where(
             or_(
-                Sandbox.started_at < after.started_at,
-                and_(Sandbox.started_at == after.started_at, Sandbox.sandbox_id < after.sandbox_id),
+                SandboxRow.started_at < after.started_at,
+                and_(SandboxRow.started_at == after.started_at, SandboxRow.sandbox_id < after.sandbox_id),
             )
         )
     return statement.where(
         or_(
-            Sandbox.started_at > after.started_at,
-            and_(Sandbox.started_at == after.started_at, Sandbox.sandbox_id > after.sandbox_id),
+            SandboxRow.started_at > after.started_at,
+            and_(SandboxRow.started_at == after.started_at, SandboxRow.sandbox_id > after.sandbox_id),
         )
     )

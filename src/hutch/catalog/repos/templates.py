@@ -1,4 +1,5 @@
-"""Templates, found by id or by alias, optionally only among those a team may use."""
+"""Templates: found by id or by alias (optionally only among those a team may use), counted per team for its
+quotas, added and removed."""
 
 from __future__ import annotations
 
@@ -26,6 +27,27 @@ async def find(session: AsyncSession, name: str, *, team_id: str | None = None) 
     return template
 
 
+async def get(session: AsyncSession, template_id: str) -> Template | None:
+    """The template whose id is ``template_id`` (aliases are not looked at)."""
+    return await session.get(Template, template_id)
+
+
+async def all_templates(session: AsyncSession) -> list[Template]:
+    """Every template, oldest first."""
+    return list(await session.scalars(select(Template).order_by(Template.created_at, Template.template_id)))
+
+
+async def owned(session: AsyncSession, team_id: str) -> list[str]:
+    """The ids of the team's own templates, snapshots included."""
+    return list(await session.scalars(select(Template.template_id).where(Template.team_id == team_id)))
+
+
+async def count_owned(session: AsyncSession, team_id: str) -> int:
+    """How many templates the team owns, snapshots included."""
+    statement = select(func.count()).select_from(Template).where(Template.team_id == team_id)
+    return await session.scalar(statement) or 0
+
+
 async def count_snapshots(session: AsyncSession, team_id: str) -> int:
     """How many snapshots the team keeps."""
     statement = select(func.count()).where(Template.team_id == team_id, Template.snapshot_of.is_not(None))
@@ -38,12 +60,6 @@ async def snapshot_disk_mb(session: AsyncSession, team_id: str) -> int:
     statement = select(func.coalesce(func.sum(size), 0)).where(
         Template.team_id == team_id, Template.snapshot_of.is_not(None)
     )
-    return await session.scalar(statement) or 0
-
-
-async def count_built(session: AsyncSession, team_id: str) -> int:
-    """How many templates the team owns that are not snapshots."""
-    statement = select(func.count()).where(Template.team_id == team_id, Template.snapshot_of.is_(None))
     return await session.scalar(statement) or 0
 
 
@@ -64,6 +80,18 @@ async def names(session: AsyncSession, *, team_id: str | None = None) -> list[st
             known.add(template.template_id)
             known.update(template.aliases)
     return sorted(known)
+
+
+async def add(session: AsyncSession, template: Template) -> Template:
+    session.add(template)
+    await session.flush()
+    return template
+
+
+async def remove(session: AsyncSession, template: Template) -> None:
+    """Delete the template; its builds, tags and build logs go with it."""
+    await session.delete(template)
+    await session.flush()
 
 
 async def upsert(

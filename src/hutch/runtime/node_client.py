@@ -1,0 +1,157 @@
+"""The one interface the API reaches sandboxes through: :class:`NodeClient`, and :class:`LocalNode`, its
+implementation in the API's own process over this machine's :class:`~.base.Runtime`.
+
+A node reached over the network is a second implementation of the same protocol; the API's services see
+only the protocol. A node that lacks an optional ability (pause, snapshot, fork, logs, egress) answers
+``NotSupported``, naming its runtime. The data types the two sides exchange are re-exported here, so that
+the API imports nothing else of the runtime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import HutchError, NotSupported
+from .base import Runtime
+from .capabilities import (
+    LogLine,
+    SupportsCommit,
+    SupportsEgress,
+    SupportsFork,
+    SupportsLogs,
+    SupportsPause,
+    SupportsSnapshot,
+)
+from .types import ENGINES, Engine, SandboxHandle, SandboxSpec, TemplateImage, engine_named
+
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "LocalNode",
+    "LogLine",
+    "NodeClient",
+    "Runtime",
+    "SandboxHandle",
+    "SandboxSpec",
+    "SupportsCommit",
+    "TemplateImage",
+    "engine_named",
+]
+
+
+class NodeClient(Protocol):
+    """A node that runs sandboxes, as the API uses it."""
+
+    async def start(self) -> None:
+        """Get the node ready (in process: start the runtime, which re-adopts what still runs)."""
+
+    async def close(self) -> None:
+        """Let go of the node (in process: stop the runtime's background work)."""
+
+    async def create(self, spec: SandboxSpec) -> SandboxHandle:
+        """Start a sandbox from ``spec``; returns once its envd is initialised and answering."""
+
+    async def kill(self, sandbox_id: str) -> None:
+        """Stop a sandbox and release all it holds; unknown ids are ignored."""
+
+    async def list(self) -> list[SandboxHandle]:
+        """The sandboxes the node runs."""
+
+    async def metrics(self, sandbox_id: str) -> dict[str, Any]:
+        """envd's ``/metrics`` sample of one sandbox (CPU, memory, disk)."""
+
+    async def logs(self, sandbox_id: str) -> list[LogLine]:
+        """The sandbox's log (what its envd wrote), oldest first."""
+
+    async def pause(self, sandbox_id: str, *, memory: bool) -> str:
+        """Pause, keeping the memory where asked and the engine can; returns the mode, ``full`` or
+        ``filesystem``."""
+
+    async def resume(self, sandbox_id: str, *, memory: bool = True) -> None:
+        """Resume a paused sandbox (without ``memory``, boot it again from its files)."""
+
+    async def snapshot(
+        self, sandbox_id: str, destination: Path, *, memory: Path | None = None
+    ) -> tuple[SandboxSpec, bool]:
+        """Copy a running sandbox's writable layer to ``destination`` (and its memory to ``memory``, where
+        the engine can); returns the spec it was started with and whether its memory was kept."""
+
+    async def fork(
+        self, sandbox_id: str, access_tokens: list[str | None]
+    ) -> list[SandboxHandle | HutchError]:
+        """One running copy of the sandbox, memory included, per envd access token, or why that copy
+        failed; ``NotSupported`` when the sandbox's engine cannot copy memory."""
+
+    async def update_egress(
+        self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
+    ) -> None:
+        """Replace a running sandbox's egress rules; ``internet`` None keeps the current switch."""
+
+
+class LocalNode:
+    """The node the API runs on: calls go straight to ``runtime``, which it checks for each optional
+    ability."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def start(self) -> None:
+        await self._runtime.start()
+
+    async def close(self) -> None:
+        await self._runtime.close()
+
+    async def create(self, spec: SandboxSpec) -> SandboxHandle:
+        return await self._runtime.create(spec)
+
+    async def kill(self, sandbox_id: str) -> None:
+        await self._runtime.kill(sandbox_id)
+
+    async def list(self) -> list[SandboxHandle]:
+        return await self._runtime.list()
+
+    async def metrics(self, sandbox_id: str) -> dict[str, Any]:
+        return await self._runtime.metrics(sandbox_id)
+
+    async def logs(self, sandbox_id: str) -> list[LogLine]:
+        runtime = self._runtime
+        if not isinstance(runtime, SupportsLogs):
+            raise NotSupported(f"the {runtime.name} runtime keeps no sandbox logs")
+        return await runtime.logs(sandbox_id)
+
+    async def pause(self, sandbox_id: str, *, memory: bool) -> str:
+        return await self._pauser().pause(sandbox_id, memory=memory)
+
+    async def resume(self, sandbox_id: str, *, memory: bool = True) -> None:
+        await self._pauser().resume(sandbox_id, memory=memory)
+
+    async def snapshot(
+        self, sandbox_id: str, destination: Path, *, memory: Path | None = None
+    ) -> tuple[SandboxSpec, bool]:
+        runtime = self._runtime
+        if not isinstance(runtime, SupportsSnapshot):
+            raise NotSupported(f"the {runtime.name} runtime cannot snapshot sandboxes")
+        return await runtime.snapshot(sandbox_id, destination, memory=memory)
+
+    async def fork(
+        self, sandbox_id: str, access_tokens: list[str | None]
+    ) -> list[SandboxHandle | HutchError]:
+        runtime = self._runtime
+        if not isinstance(runtime, SupportsFork):
+            raise NotSupported(f"the {runtime.name} runtime cannot copy a sandbox's memory")
+        return await runtime.fork(sandbox_id, access_tokens)
+
+    async def update_egress(
+        self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
+    ) -> None:
+        runtime = self._runtime
+        if not isinstance(runtime, SupportsEgress):
+            raise NotSupported(f"the {runtime.name} runtime cannot change a sandbox's network")
+        await runtime.update_egress(sandbox_id, internet=internet, allow_out=allow_out, deny_out=deny_out)
+
+    def _pauser(self) -> SupportsPause:
+        runtime = self._runtime
+        if not isinstance(runtime, SupportsPause):
+            raise NotSupported(f"the {runtime.name} runtime cannot pause sandboxes")
+        return runtime
