@@ -22,6 +22,7 @@ down: deps
 lint: deps
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/ruff format --check src tests bench examples
+	$(VENV)/bin/lint-imports
 
 test: deps lint
 	$(VENV)/bin/pytest
