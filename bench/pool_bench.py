@@ -1,6 +1,6 @@
 """Benchmark what refilling the warm pool costs a live sandbox: its command latency while the pool refills.
 
-Starts its own stack (``hutch up --detach``, temporary data, free ports, subnet 10.18.0.0/16 unless
+Starts its own stack (``hutch up --detach``, temporary data, free ports, subnet 10.12.0.0/16 unless
 ``--subnet``) with a warm pool of ``--pool`` base sandboxes, creates one live sandbox and times
 ``commands.run("true")`` in it (p50/p95/p99):
 
@@ -21,7 +21,7 @@ import time
 from e2b import Sandbox
 from measure import own_stack, report, summary
 
-SUBNET = "10.18.0.0/16"
+SUBNET = "10.12.0.0/16"
 TEMPLATE = "base"
 
 

@@ -129,13 +129,14 @@ class Gate:
         """Answer on ``listener`` in a thread of this one's network namespace (connections out are made
         from it)."""
         self._listener = listener
-        listener.settimeout(0.2)
         self._acceptor = threading.Thread(target=self._accept, name="pull-gate", daemon=True)
         self._acceptor.start()
 
     def close(self) -> None:
         """Stop answering and close every connection still open."""
         self._closed.set()
+        if self._listener is not None:
+            _shut(self._listener)  # wakes the acceptor's accept()
         if self._acceptor is not None:
             self._acceptor.join()
         if self._listener is not None:
@@ -149,8 +150,6 @@ class Gate:
         while not self._closed.is_set():
             try:
                 client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
             except OSError:
                 return
             if not self._slots.acquire(blocking=False):
