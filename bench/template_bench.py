@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -27,12 +26,6 @@ from measure import own_stack, report, summary
 
 SUBNET = "10.18.0.0/16"
 PYPI = ["pypi.org", "files.pythonhosted.org"]
-
-
-def default_uplink() -> str:
-    route = subprocess.run(["ip", "-4", "route", "show", "default"], capture_output=True, text=True).stdout
-    words = route.split()
-    return words[words.index("dev") + 1]
 
 
 def template(context: Path, package: str) -> Template:
@@ -61,7 +54,7 @@ def main() -> None:
     (context / "app").mkdir()
     (context / "app" / "main.py").write_text(f"print({secrets.token_hex(8)!r})\n")
     settings: dict[str, object] = {
-        "HUTCH_RUNTIME__EGRESS_INTERFACE": args.uplink or default_uplink(),
+        "HUTCH_RUNTIME__EGRESS_INTERFACE": args.uplink or "auto",
         "HUTCH_RUNTIME__WARM_POOL": {"base": 1},
         "HUTCH_TEMPLATES__CODE_INTERPRETER": "false",
         "HUTCH_TEMPLATES__BUILD_ALLOW_OUT": PYPI,

@@ -10,10 +10,11 @@ is made a real directory before each run, boot and restore, while none of the sa
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..safe_path import Root
-from .egress.firewall import sandbox_resolv_conf
+from .egress.name_servers import resolv_conf
 from .sandbox import ContainerSandbox
 
 log = logging.getLogger("hutch.runtime")
@@ -26,15 +27,12 @@ def write_identity(root: Path, sandbox_id: str) -> None:
     _write_etc(root, {"hostname": f"{sandbox_id}\n", "hosts": hosts})
 
 
-def write_resolv_conf(root: Path) -> None:
-    """With egress, the sandbox resolves names through the host's (non-loopback) name servers. What the
-    sandbox's root has there (a link, say, to a host file) is replaced, never written through."""
-    try:
-        servers = sandbox_resolv_conf(Path("/etc/resolv.conf").read_text())
-    except OSError:
-        return
-    if servers:
-        _write_etc(root, {"resolv.conf": servers})
+def write_resolv_conf(root: Path, name_servers: Sequence[str]) -> None:
+    """With egress, the sandbox resolves names through the node's ``name_servers`` (``egress.name_servers``;
+    none: the root's own file stays). What the sandbox's root has there (a link, say, to a host file) is
+    replaced, never written through."""
+    if name_servers:
+        _write_etc(root, {"resolv.conf": resolv_conf(name_servers)})
 
 
 def _write_etc(root: Path, files: dict[str, str]) -> None:

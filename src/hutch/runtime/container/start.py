@@ -65,7 +65,7 @@ async def start_sandbox(
         if checkpoint is None:
             write_identity(overlay.merged, sandbox_id)
         if host.firewall.uplink:
-            write_resolv_conf(overlay.merged)
+            write_resolv_conf(overlay.merged, host.firewall.name_servers)
         overlay.hand_over("etc/hostname", "etc/hosts", "etc/resolv.conf")
         real_tmp(sandbox)
         await host.networks.create(network)

@@ -1,5 +1,4 @@
-"""The firewall's pure parts: the sandbox's name servers (the host's, without its loopback resolvers) and
-the node boundary (what no egress policy opens)."""
+"""The firewall's pure parts: the node boundary (what no egress policy opens)."""
 
 from __future__ import annotations
 
@@ -7,21 +6,9 @@ import ipaddress
 
 import pytest
 
-from hutch.runtime.container.egress.firewall import closed_networks, closes, sandbox_resolv_conf
+from hutch.runtime.container.egress.firewall import closed_networks, closes
 
 SUBNET = ipaddress.IPv4Network("10.11.0.0/16")
-
-
-def test_loopback_resolvers_are_left_out():
-    host = (
-        "# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions edns0\n"
-        "nameserver ::1\nnameserver 2001:db8::1\n"
-    )
-    assert sandbox_resolv_conf(host) == "nameserver 10.0.0.2\nnameserver 2001:db8::1\n"
-
-
-def test_nothing_usable_gives_nothing():
-    assert sandbox_resolv_conf("nameserver 127.0.0.1\nsearch example\nnameserver not-an-address\n") == ""
 
 
 def _closed(address: str, *opened: str) -> bool:

@@ -30,9 +30,9 @@ import json
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 from ....errors import BackendUnavailable
+from .name_servers import name_servers as find_name_servers
 from .sni import matches, pattern
 
 log = logging.getLogger("hutch.runtime")
@@ -136,32 +136,6 @@ async def _nft(script: str, check: bool = True) -> None:
     _, stderr = await process.communicate(script.encode())
     if check and process.returncode != 0:
         raise BackendUnavailable(f"nft failed: {stderr.decode(errors='replace').strip()}")
-
-
-def sandbox_resolv_conf(host_resolv_conf: str) -> str:
-    """The host's name servers that a sandbox can reach through the uplink (not the host's own loopback
-    resolvers, which are closed to sandboxes), as a ``resolv.conf``."""
-    servers = []
-    for line in host_resolv_conf.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "nameserver":
-            try:
-                address = ipaddress.ip_address(parts[1])
-            except ValueError:
-                continue
-            if not address.is_loopback:
-                servers.append(f"nameserver {address}")
-    return "".join(f"{line}\n" for line in servers)
-
-
-def _name_servers() -> tuple[str, ...]:
-    """The IPv4 name servers sandboxes are given (see ``sandbox_resolv_conf``)."""
-    try:
-        conf = sandbox_resolv_conf(Path("/etc/resolv.conf").read_text())
-    except OSError:
-        return ()
-    servers = (line.split()[1] for line in conf.splitlines())
-    return tuple(s for s in servers if ipaddress.ip_address(s).version == 4)
 
 
 def policy_rules(
@@ -268,14 +242,14 @@ class Firewall:
         subnet: str,
         uplink: str | None = None,
         *,
-        name_servers: tuple[str, ...] | None = None,
+        name_servers: tuple[str, ...] = (),
         private_networks: tuple[str, ...] = (),
     ):
         self.subnet = str(ipaddress.ip_network(subnet))
         self.uplink = uplink
         self.table = "hutch_" + self.subnet.replace(".", "_").replace("/", "_")
-        # Where sandboxes with host names in their policy may resolve them (default: the host's, read at
-        # install, as ``sandbox_resolv_conf`` gives them to the sandboxes).
+        # Where sandboxes resolve names, the only addresses the guard opens (on port 53) past the node
+        # boundary: these, or the host's (``name_servers``), settled at install.
         self.name_servers = name_servers
         self.closed = closed_networks(
             ipaddress.IPv4Network(self.subnet),
@@ -290,8 +264,8 @@ class Firewall:
         ``proxy_port``: the egress proxy's port on this host, if one runs (needs the uplink).
         (The single ``inet hutch`` table of earlier versions is removed too.)"""
         self.proxy_port = proxy_port if self.uplink else None
-        if self.name_servers is None:
-            self.name_servers = await asyncio.to_thread(_name_servers)
+        if self.uplink:
+            self.name_servers = await asyncio.to_thread(find_name_servers, self.name_servers)
         egress = redirect = proxied = closed = ""
         if self.uplink:
             egress = f"ip saddr {self.subnet} iifname vmap @egress\n"
@@ -418,7 +392,7 @@ table ip {self.table}_nat {{
             policy,
             uplink=self.uplink,
             proxy_port=self.proxy_port,
-            name_servers=self.name_servers or (),
+            name_servers=self.name_servers,
         )
         table, chain = f"inet {self.table}", f"sbx_{index}"
         script = f"add chain {table} {chain}\nflush chain {table} {chain}\n"
