@@ -9,12 +9,21 @@ from pathlib import Path
 import pytest
 
 from hutch.errors import HutchError, NotSupported
-from hutch.runtime.node_client import LocalNode, LogLine, SandboxHandle, SandboxSpec, TemplateImage
+from hutch.runtime.node_client import (
+    LocalNode,
+    LogLine,
+    MetricSample,
+    NodeUsage,
+    SandboxHandle,
+    SandboxSpec,
+    TemplateImage,
+)
 
 HANDLE = SandboxHandle(
     sandbox_id="s1", template_id="t", host="10.0.0.2", node_id="n", started_at=datetime.now(UTC)
 )
 SPEC = SandboxSpec(template=TemplateImage(template_id="t", rootfs=Path("/layers/t")))
+SAMPLE = MetricSample(datetime.now(UTC), 2, 12.5, 100, 1000, 10, 200, 2000)
 
 
 class CoreRuntime:
@@ -38,9 +47,6 @@ class CoreRuntime:
     async def list(self) -> list[SandboxHandle]:
         return [HANDLE]
 
-    async def metrics(self, sandbox_id: str) -> dict:
-        return {"sandbox": sandbox_id}
-
     async def close(self) -> None:
         self.calls.append(("close",))
 
@@ -52,6 +58,15 @@ class CapableRuntime(CoreRuntime):
 
     async def logs(self, sandbox_id: str) -> list[LogLine]:
         return [LogLine(datetime.now(UTC), "info", f"log of {sandbox_id}")]
+
+    async def metrics(
+        self, sandbox_id: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[MetricSample]:
+        self.calls.append(("metrics", sandbox_id, start, end))
+        return [SAMPLE]
+
+    async def usage(self) -> NodeUsage:
+        return NodeUsage((), (), 0.001)
 
     async def pause(self, sandbox_id: str, *, memory: bool) -> str:
         self.calls.append(("pause", sandbox_id, memory))
@@ -80,6 +95,8 @@ class CapableRuntime(CoreRuntime):
 
 LACKING = [
     ("logs", lambda node: node.logs("s1"), "the core runtime keeps no sandbox logs"),
+    ("metrics", lambda node: node.metrics("s1"), "the core runtime keeps no sandbox metrics"),
+    ("usage", lambda node: node.usage(), "the core runtime keeps no sandbox metrics"),
     ("pause", lambda node: node.pause("s1", memory=True), "the core runtime cannot pause sandboxes"),
     ("resume", lambda node: node.resume("s1"), "the core runtime cannot pause sandboxes"),
     ("snapshot", lambda node: node.snapshot("s1", Path("/x")), "the core runtime cannot snapshot sandboxes"),
@@ -107,7 +124,6 @@ async def test_the_core_calls_go_to_the_runtime() -> None:
     await node.start()
     assert await node.create(SPEC) is HANDLE
     assert await node.list() == [HANDLE]
-    assert await node.metrics("s1") == {"sandbox": "s1"}
     await node.kill("s1")
     await node.close()
     assert runtime.calls == [("start",), ("create", SPEC), ("kill", "s1"), ("close",)]
@@ -117,12 +133,15 @@ async def test_the_abilities_go_to_a_runtime_that_has_them() -> None:
     runtime = CapableRuntime()
     node = LocalNode(runtime)
     assert [line.message for line in await node.logs("s1")] == ["log of s1"]
+    assert await node.metrics("s1", end=SAMPLE.timestamp) == [SAMPLE]
+    assert (await node.usage()).sampling_s == 0.001
     assert await node.pause("s1", memory=False) == "filesystem"
     await node.resume("s1", memory=False)
     assert await node.snapshot("s1", Path("/layer"), memory=Path("/memory")) == (SPEC, True)
     assert await node.fork("s1", ["a", None]) == [HANDLE, HANDLE]
     await node.update_egress("s1", internet=None, allow_out=("10.0.0.0/8",), deny_out=())
     assert runtime.calls == [
+        ("metrics", "s1", None, SAMPLE.timestamp),
         ("pause", "s1", False),
         ("resume", "s1", False),
         ("snapshot", "s1", Path("/layer"), Path("/memory")),

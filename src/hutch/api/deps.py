@@ -13,6 +13,7 @@ from ..catalog.models import Team
 from ..config import Settings
 from ..secret_files import OPERATOR_KEY_HEADER, operator_key
 from .services import auth
+from .services.metrics import MetricsService
 from .services.sandboxes import SandboxService
 from .services.snapshots import SnapshotService
 from .services.template_builds import TemplateBuildService
@@ -37,6 +38,10 @@ def _sandboxes(request: Request) -> SandboxService:
     return request.app.state.sandboxes
 
 
+def _metrics(request: Request) -> MetricsService:
+    return request.app.state.metrics
+
+
 def _snapshots(request: Request) -> SnapshotService:
     return request.app.state.snapshots
 
@@ -48,6 +53,7 @@ def _template_builds(request: Request) -> TemplateBuildService:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
 SandboxServiceDep = Annotated[SandboxService, Depends(_sandboxes)]
+MetricsServiceDep = Annotated[MetricsService, Depends(_metrics)]
 SnapshotServiceDep = Annotated[SnapshotService, Depends(_snapshots)]
 TemplateBuildServiceDep = Annotated[TemplateBuildService, Depends(_template_builds)]
 

@@ -3,7 +3,7 @@
 A backend creates a sandbox *ready to use*: its envd answers and has been initialised through ``/init``
 with the spec's env vars, access token, default user and workdir. Kill removes everything the sandbox
 held (processes, mounts, network namespace, cgroups), also after a create that failed halfway.
-Optional abilities (egress rules, commit, logs, pause, snapshot, fork) are separate protocols in
+Optional abilities (egress rules, commit, logs, metrics, pause, snapshot, fork) are separate protocols in
 ``capabilities``.
 """
 
@@ -31,9 +31,6 @@ class Runtime(Protocol):
 
     async def list(self) -> list[SandboxHandle]:
         """The sandboxes this node runs."""
-
-    async def metrics(self, sandbox_id: str) -> dict:
-        """envd's ``/metrics`` of one sandbox (CPU, memory, disk)."""
 
     async def close(self) -> None:
         """Stop background work (warm pools); running sandboxes keep running unless the backend owns them."""

@@ -22,6 +22,50 @@ class LogLine:
     message: str
 
 
+@dataclass(frozen=True)
+class MetricSample:
+    """A sandbox's resource use at one moment: CPU over the interval before it, sizes in bytes."""
+
+    timestamp: datetime
+    cpu_count: int
+    cpu_used_pct: float
+    mem_used: int
+    mem_total: int
+    mem_cache: int
+    disk_used: int
+    disk_total: int
+
+
+@dataclass(frozen=True)
+class SandboxUsage:
+    """A sandbox the node holds, and its latest sample (none yet, or none since the node started)."""
+
+    sandbox_id: str
+    template_id: str
+    paused: bool
+    latest: MetricSample | None
+
+
+@dataclass(frozen=True)
+class WarmPoolUsage:
+    """One warm pool: its template and engine, and how many started sandboxes it holds of how many."""
+
+    template_id: str
+    engine: str
+    ready: int
+    target: int
+
+
+@dataclass(frozen=True)
+class NodeUsage:
+    """What the node holds now: its sandboxes with their latest samples, its warm pools, and how long its
+    last sampling pass took."""
+
+    sandboxes: tuple[SandboxUsage, ...]
+    warm_pools: tuple[WarmPoolUsage, ...]
+    sampling_s: float
+
+
 @runtime_checkable
 class SupportsEgress(Protocol):
     """Changing a running sandbox's egress rules."""
@@ -47,6 +91,20 @@ class SupportsLogs(Protocol):
 
     async def logs(self, sandbox_id: str) -> list[LogLine]:
         """The sandbox's log, oldest first."""
+
+
+@runtime_checkable
+class SupportsMetrics(Protocol):
+    """Sampling each sandbox's CPU, memory and disk use every few seconds, for as long as it lives."""
+
+    async def metrics(
+        self, sandbox_id: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[MetricSample]:
+        """The sandbox's samples whose whole second lies in [``start``, ``end``] (either open), oldest first
+        (none are taken while it is paused). ``NotFound`` for a sandbox the node does not hold."""
+
+    async def usage(self) -> NodeUsage:
+        """The latest sample of every sandbox the node holds, and its warm pools."""
 
 
 @runtime_checkable

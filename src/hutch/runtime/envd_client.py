@@ -1,6 +1,6 @@
-"""The runtime's side of envd: wait for ``/health``, send ``/init``, read ``/metrics``, upload a file, and
-run commands (a template's start and ready commands, a build's steps) through envd's
-``process.Process/Start`` (Connect, JSON codec)."""
+"""The runtime's side of envd: wait for ``/health``, send ``/init``, upload a file, and run commands (a
+template's start and ready commands, a build's steps) through envd's ``process.Process/Start`` (Connect,
+JSON codec)."""
 
 from __future__ import annotations
 
@@ -59,13 +59,6 @@ async def init(
     response = await client.post(f"{base_url}/init", json=body, headers=headers, timeout=5.0)
     if response.status_code != 204:
         raise BackendUnavailable(f"envd /init failed: {response.status_code} {response.text}")
-
-
-async def metrics(client: httpx.AsyncClient, base_url: str, access_token: str | None) -> dict:
-    headers = {"X-Access-Token": access_token} if access_token else {}
-    response = await client.get(f"{base_url}/metrics", headers=headers, timeout=5.0)
-    response.raise_for_status()
-    return response.json()
 
 
 async def upload(

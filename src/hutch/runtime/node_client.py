@@ -2,26 +2,32 @@
 implementation in the API's own process over this machine's :class:`~.base.Runtime`.
 
 A node reached over the network is a second implementation of the same protocol; the API's services see
-only the protocol. A node that lacks an optional ability (pause, snapshot, fork, logs, egress) answers
-``NotSupported``, naming its runtime. The data types the two sides exchange are re-exported here, so that
-the API imports nothing else of the runtime.
+only the protocol. A node that lacks an optional ability (pause, snapshot, fork, logs, metrics, egress)
+answers ``NotSupported``, naming its runtime. The data types the two sides exchange are re-exported here,
+so that the API imports nothing else of the runtime.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..errors import HutchError, NotSupported
 from .base import Runtime
 from .capabilities import (
     LogLine,
+    MetricSample,
+    NodeUsage,
+    SandboxUsage,
     SupportsCommit,
     SupportsEgress,
     SupportsFork,
     SupportsLogs,
+    SupportsMetrics,
     SupportsPause,
     SupportsSnapshot,
+    WarmPoolUsage,
 )
 from .types import ENGINES, Engine, SandboxHandle, SandboxSpec, TemplateImage, engine_named
 
@@ -30,12 +36,16 @@ __all__ = [
     "Engine",
     "LocalNode",
     "LogLine",
+    "MetricSample",
     "NodeClient",
+    "NodeUsage",
     "Runtime",
     "SandboxHandle",
     "SandboxSpec",
+    "SandboxUsage",
     "SupportsCommit",
     "TemplateImage",
+    "WarmPoolUsage",
     "engine_named",
 ]
 
@@ -58,8 +68,14 @@ class NodeClient(Protocol):
     async def list(self) -> list[SandboxHandle]:
         """The sandboxes the node runs."""
 
-    async def metrics(self, sandbox_id: str) -> dict[str, Any]:
-        """envd's ``/metrics`` sample of one sandbox (CPU, memory, disk)."""
+    async def metrics(
+        self, sandbox_id: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[MetricSample]:
+        """The samples of one sandbox's CPU, memory and disk use whose whole second lies in [``start``,
+        ``end``] (either open), oldest first; none are taken while it is paused."""
+
+    async def usage(self) -> NodeUsage:
+        """The latest sample of each sandbox the node holds, and its warm pools."""
 
     async def logs(self, sandbox_id: str) -> list[LogLine]:
         """The sandbox's log (what its envd wrote), oldest first."""
@@ -111,8 +127,13 @@ class LocalNode:
     async def list(self) -> list[SandboxHandle]:
         return await self._runtime.list()
 
-    async def metrics(self, sandbox_id: str) -> dict[str, Any]:
-        return await self._runtime.metrics(sandbox_id)
+    async def metrics(
+        self, sandbox_id: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[MetricSample]:
+        return await self._metered().metrics(sandbox_id, start=start, end=end)
+
+    async def usage(self) -> NodeUsage:
+        return await self._metered().usage()
 
     async def logs(self, sandbox_id: str) -> list[LogLine]:
         runtime = self._runtime
@@ -149,6 +170,12 @@ class LocalNode:
         if not isinstance(runtime, SupportsEgress):
             raise NotSupported(f"the {runtime.name} runtime cannot change a sandbox's network")
         await runtime.update_egress(sandbox_id, internet=internet, allow_out=allow_out, deny_out=deny_out)
+
+    def _metered(self) -> SupportsMetrics:
+        runtime = self._runtime
+        if not isinstance(runtime, SupportsMetrics):
+            raise NotSupported(f"the {runtime.name} runtime keeps no sandbox metrics")
+        return runtime
 
     def _pauser(self) -> SupportsPause:
         runtime = self._runtime

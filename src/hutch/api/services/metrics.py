@@ -1,33 +1,56 @@
-"""A sandbox's resource use, from envd's ``/metrics`` sample."""
+"""Sandbox metrics: a team's sandbox's samples in a time range, the latest sample of several of its
+sandboxes, and what the node holds (every sandbox's latest sample, its warm pools) for the operator.
+
+The node samples each running sandbox every few seconds for as long as it lives; a killed sandbox's samples
+go with it, so asking about it afterwards is a ``NotFound`` like any call on a killed sandbox.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+
+from ...catalog import Catalog
+from ...catalog.repos import sandboxes
+from ...errors import InvalidRequest
+from ...runtime.node_client import MetricSample, NodeClient, NodeUsage
+
+# The most sandboxes one request for the latest samples may name (as E2B).
+MAX_SANDBOXES = 100
 
 
-@dataclass(frozen=True)
-class SandboxMetrics:
-    timestamp: datetime
-    cpu_count: int
-    cpu_used_pct: float
-    mem_used: int
-    mem_total: int
-    mem_cache: int
-    disk_used: int
-    disk_total: int
+class MetricsService:
+    """The metrics of a team's sandboxes, from the node that samples them."""
 
-    @classmethod
-    def from_envd(cls, sample: dict[str, Any]) -> SandboxMetrics:
-        """Read envd's sample (``ts`` in unix seconds, sizes in bytes)."""
-        return cls(
-            timestamp=datetime.fromtimestamp(int(sample["ts"]), UTC),
-            cpu_count=int(sample["cpu_count"]),
-            cpu_used_pct=float(sample["cpu_used_pct"]),
-            mem_used=int(sample["mem_used"]),
-            mem_total=int(sample["mem_total"]),
-            mem_cache=int(sample.get("mem_cache", 0)),
-            disk_used=int(sample["disk_used"]),
-            disk_total=int(sample["disk_total"]),
-        )
+    def __init__(self, *, catalog: Catalog, node: NodeClient) -> None:
+        self._catalog = catalog
+        self._node = node
+
+    async def series(
+        self, *, team_id: str, sandbox_id: str, start: datetime | None = None, end: datetime | None = None
+    ) -> list[MetricSample]:
+        """The sandbox's samples whose whole second lies in [``start``, ``end``] (either open), oldest
+        first; ``InvalidRequest`` when ``start`` is after ``end``."""
+        if start is not None and end is not None and start > end:
+            raise InvalidRequest("start time cannot be after end time")
+        async with self._catalog.transaction() as session:
+            await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+        return await self._node.metrics(sandbox_id, start=start, end=end)
+
+    async def latest(self, *, team_id: str, sandbox_ids: list[str]) -> dict[str, MetricSample]:
+        """The latest sample of each of ``sandbox_ids`` that is the team's and has one; others are left
+        out."""
+        if len(sandbox_ids) > MAX_SANDBOXES:
+            raise InvalidRequest(f"Too many sandboxes requested, maximum is {MAX_SANDBOXES}")
+        async with self._catalog.transaction() as session:
+            owned = {row.sandbox_id for row in await sandboxes.of_team(session, team_id)}
+        asked = owned.intersection(sandbox_ids)
+        usage = await self._node.usage()
+        return {
+            sandbox.sandbox_id: sandbox.latest
+            for sandbox in usage.sandboxes
+            if sandbox.sandbox_id in asked and sandbox.latest is not None
+        }
+
+    async def node_usage(self) -> NodeUsage:
+        """Every sandbox the node holds with its latest sample, and its warm pools."""
+        return await self._node.usage()

@@ -13,7 +13,8 @@ Where each part is:
   ``oci``, ``seccomp``: how they are run);
 - ``disk``, ``rootfs``, ``root_files``, ``boot_id``, ``checkpoints``: a sandbox's files;
 - ``network``, ``egress``: its network namespace, and what may leave it;
-- ``cgroups``, ``pool``, ``envd_log``: limits and CPU weights, the warm pool, the log it keeps.
+- ``cgroups``, ``pool``, ``envd_log``: limits and CPU weights, the warm pool, the log it keeps;
+- ``metrics``: what a sandbox uses, read from its cgroup and its disk for the node's sampler.
 """
 
 from .backend import ContainerRuntime

@@ -5,7 +5,8 @@ then hands it out: envd's ``/init`` with the caller's env vars and token, its eg
 A kill ends its processes at once and releases the rest in the background. The runtime watches each
 sandbox's init, so that a sandbox that dies on its own (a gVisor sandbox over its memory limit is killed
 whole) is torn down like a killed one. Pause, snapshots and recovery after a restart are in their own
-modules; this class keeps the node's list of sandboxes and checks each request against it.
+modules; this class keeps the node's list of sandboxes and checks each request against it, and samples
+what each one uses while it runs (``metrics``).
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ import httpx
 
 from ...errors import Conflict, HutchError, NotFound, NotSupported
 from .. import envd_client
-from ..capabilities import LogLine
+from ..capabilities import LogLine, MetricSample, NodeUsage, SandboxUsage, WarmPoolUsage
+from ..sampler import Sampler
 from ..types import Engine, SandboxHandle, SandboxSpec, TemplateImage
 from . import cgroups, envd_log, pause, recovery, seccomp, snapshots, state
 from .checkpoints import Checkpoint
 from .egress.firewall import EgressPolicy, Firewall
 from .egress.proxy import EgressProxy
+from .egress.uplink import find_uplink
 from .host import Engines, Host
+from .metrics import CgroupProbe
 from .network import Networks
 from .pool import PoolKey, WarmPool
 from .sandbox import ContainerSandbox
@@ -51,25 +55,34 @@ class ContainerRuntime:
         node_id: str = "local",
         subnet: str = "10.11.0.0/16",
         egress_interface: str | None = None,
+        egress_name_servers: tuple[str, ...] = (),
         egress_private_networks: tuple[str, ...] = (),
+        metrics_interval_s: float = 5.0,
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self.node_id = node_id
+        uplink = find_uplink(egress_interface)  # "auto": the default route's interface
         self.host = Host(
             sandboxes_dir=Path(data_dir) / "sandboxes",
             envd_path=Path(envd_path),
             envd_python=None if envd_python is None else Path(envd_python),
             engines=Engines(Path(data_dir)),
-            networks=Networks(subnet, default_route=egress_interface is not None),
-            firewall=Firewall(subnet, egress_interface, private_networks=tuple(egress_private_networks)),
-            egress_proxy=EgressProxy(subnet, egress_interface) if egress_interface else None,
+            networks=Networks(subnet, default_route=uplink is not None),
+            firewall=Firewall(
+                subnet,
+                uplink,
+                name_servers=tuple(egress_name_servers),
+                private_networks=tuple(egress_private_networks),
+            ),
+            egress_proxy=EgressProxy(subnet, uplink) if uplink else None,
             client=httpx.AsyncClient(trust_env=False),
         )
         self.pool: WarmPool[ContainerSandbox] = WarmPool(self._prepare_for_pool, partial(destroy, self.host))
         self._templates: dict[str, TemplateImage] = {}
         self._live: dict[str, ContainerSandbox] = {}
-        self._warm: list[tuple[PoolKey, int]] = []
+        self._warm: dict[PoolKey, int] = {}
         self._started = False
+        self.sampler = Sampler(metrics_interval_s)
 
     # -- lifecycle of the node ---------------------------------------------------------------------------
 
@@ -83,14 +96,16 @@ class ContainerRuntime:
         await host.firewall.install(proxy_port=host.egress_proxy.port if host.egress_proxy else None)
         host.seccomp = await asyncio.to_thread(seccomp.precompiled, self.cache_dir)
         await recovery.recover(host, self.node_id, self._keep)
+        self.sampler.start()
         self._started = True
-        for key, size in self._warm:
+        for key, size in self._warm.items():
             self.pool.keep(key, size)
 
     async def close(self) -> None:
         """Stop the pool and every running sandbox. Paused ones stay as they are (frozen, or only their
         files): the next start of the node adopts them, and they resume as if nothing happened."""
         await self.pool.close()
+        await self.sampler.close()
         for sandbox_id, sandbox in list(self._live.items()):
             if sandbox.paused is None:
                 await self.kill(sandbox_id)
@@ -116,10 +131,9 @@ class ContainerRuntime:
         """Keep ``size`` started sandboxes of ``template`` with these limits (from ``start`` on)."""
         self._templates[template.template_id] = template
         key = (template.template_id, cpu_count, memory_mb, disk_mb, engine)
+        self._warm[key] = size
         if self._started:
             self.pool.keep(key, size)
-        else:
-            self._warm.append((key, size))
 
     # -- create and kill ---------------------------------------------------------------------------------
 
@@ -177,6 +191,7 @@ class ContainerRuntime:
     async def kill(self, sandbox_id: str) -> None:
         """Stop the sandbox's processes now; release its network, overlay and directory in the background."""
         sandbox = self._live.pop(sandbox_id, None)
+        self.sampler.drop(sandbox_id)
         if sandbox is None:
             return
         if sandbox.init_pidfd is not None:
@@ -196,7 +211,12 @@ class ContainerRuntime:
         sandbox = self._running(sandbox_id)
         if sandbox.paused is not None:
             raise Conflict(f"sandbox {sandbox_id} is already paused")
-        return await pause.pause(self.host, sandbox, memory=memory)
+        self.sampler.pause(sandbox_id)
+        try:
+            return await pause.pause(self.host, sandbox, memory=memory)
+        finally:
+            if sandbox.paused is None:  # the pause failed: it runs on
+                self.sampler.resume(sandbox_id)
 
     async def resume(self, sandbox_id: str, *, memory: bool = True) -> None:
         """Thaw a ``full`` pause; boot a ``filesystem`` one (or any, without ``memory``) from its files."""
@@ -205,10 +225,12 @@ class ContainerRuntime:
             raise Conflict(f"sandbox {sandbox_id} is not paused")
         await pause.resume(self.host, sandbox, memory=memory)
         self._watch(sandbox)  # a new init after a boot or a restore; the same one again after a thaw
+        self.sampler.resume(sandbox_id)
 
     async def commit(self, sandbox_id: str, destination: Path) -> None:
         """Stop the sandbox, copy its writable layer to ``destination`` and remove the sandbox."""
         sandbox = self._live.pop(sandbox_id, None)
+        self.sampler.drop(sandbox_id)
         if sandbox is None:
             raise NotFound(f"sandbox {sandbox_id} is not running on this node")
         await snapshots.commit(self.host, sandbox, destination)
@@ -262,11 +284,27 @@ class ContainerRuntime:
     async def list(self) -> list[SandboxHandle]:
         return [s.handle for s in self._live.values() if s.handle is not None]
 
-    async def metrics(self, sandbox_id: str) -> dict:
-        sandbox = self._running(sandbox_id)
-        if sandbox.paused is not None:
-            raise Conflict(f"sandbox {sandbox_id} is paused")
-        return await envd_client.metrics(self.host.client, sandbox.envd_url, sandbox.access_token)
+    async def metrics(
+        self, sandbox_id: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[MetricSample]:
+        self._running(sandbox_id)
+        return self.sampler.samples(sandbox_id, start, end)
+
+    async def usage(self) -> NodeUsage:
+        sandboxes = (
+            SandboxUsage(
+                sandbox_id=sandbox_id,
+                template_id=sandbox.template.template_id,
+                paused=sandbox.paused is not None,
+                latest=self.sampler.latest(sandbox_id),
+            )
+            for sandbox_id, sandbox in self._live.items()
+        )
+        pools = (
+            WarmPoolUsage(template_id=key[0], engine=key[4], ready=self.pool.size(key), target=size)
+            for key, size in self._warm.items()
+        )
+        return NodeUsage(tuple(sandboxes), tuple(pools), self.sampler.pass_s)
 
     async def logs(self, sandbox_id: str) -> list[LogLine]:
         sandbox = self._running(sandbox_id)
@@ -283,9 +321,11 @@ class ContainerRuntime:
         return await start_sandbox(self.host, template, spec, pooled=True)
 
     def _keep(self, sandbox: ContainerSandbox) -> None:
-        """List a sandbox that is a user's, and watch its init."""
+        """List a sandbox that is a user's, watch its init and sample what it uses."""
         self._live[sandbox.sandbox_id] = sandbox
         self._watch(sandbox)
+        probe = CgroupProbe(sandbox.sandbox_id, sandbox.disk.mountpoint)
+        self.sampler.track(sandbox.sandbox_id, probe, running=sandbox.paused is None)
 
     def _running(self, sandbox_id: str) -> ContainerSandbox:
         sandbox = self._live.get(sandbox_id)
