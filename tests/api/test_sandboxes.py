@@ -1,4 +1,4 @@
-"""Create, inspect, connect to, measure and kill sandboxes through the official SDK."""
+"""Create, inspect, connect to and kill sandboxes through the official SDK."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_create_returns_a_ready_sandbox_with_its_details(caller: Caller) -> None
     assert info.state.value == "running"
     assert info.envd_version == VERSION
     assert (info.cpu_count, info.memory_mb) == (2, 512)
-    assert info.sandbox_domain is None
+    assert info.sandbox_domain == "hutch.localhost"  # the TLS edge's, E2B_DOMAIN
     assert before - timedelta(seconds=1) <= info.started_at <= datetime.now(UTC)
     assert abs((info.end_at - info.started_at).total_seconds() - 120) < 2
     # envd answers as soon as create returns.
@@ -118,18 +118,6 @@ def test_no_timeout_goes_past_the_operators_maximum(caller: Caller) -> None:
         assert (sandbox.get_info().end_at - datetime.now(UTC)).total_seconds() <= longest
     finally:
         sandbox.kill()
-
-
-def test_metrics_come_from_envd(caller: Caller) -> None:
-    sandbox = Sandbox.create(**caller.opts)
-    [metric] = sandbox.get_metrics()
-    assert metric.cpu_count >= 1
-    assert 0 <= metric.cpu_used_pct <= 100
-    assert 0 < metric.mem_used <= metric.mem_total
-    assert 0 < metric.disk_used <= metric.disk_total
-    assert abs((metric.timestamp - datetime.now(UTC)).total_seconds()) < 5
-    assert sandbox.get_metrics(end=datetime.now(UTC) - timedelta(hours=1)) == []
-    sandbox.kill()
 
 
 def test_idempotency_key_returns_the_same_sandbox(caller: Caller) -> None:

@@ -1,4 +1,5 @@
-"""``hutch doctor``: every check is named, and the exit code follows the required checks."""
+"""``hutch doctor``: every check is named, and the exit code follows the required checks; with a server up
+(and its key), what that server supports, as its ``GET /capabilities`` says."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import json
 import socket
 from pathlib import Path
 
-from tests.cli.conftest import clean_env, run_hutch
+from hutch.api.services.capabilities import REFUSED, TESTED_SDKS
+from tests.cli.conftest import Hutch, clean_env, run_hutch
 
 CHECKS = [
     "root",
@@ -18,6 +20,7 @@ CHECKS = [
     "disk (cache)",
     "mmdebstrap",
     "nft",
+    "haproxy",
 ]
 
 
@@ -36,6 +39,7 @@ def test_doctor_names_every_check_and_exits_by_the_required_ones(tmp_path: Path)
     assert human.returncode == result.returncode
     for name in CHECKS:
         assert name in human.stdout
+    assert "server capabilities: no API key" in human.stdout
 
 
 def test_a_port_held_by_another_program_fails_with_a_fix(tmp_path: Path) -> None:
@@ -47,3 +51,15 @@ def test_a_port_held_by_another_program_fails_with_a_fix(tmp_path: Path) -> None
     assert result.returncode == 1
     [check] = [check for check in json.loads(result.stdout) if check["name"] == f"port {port} (API)"]
     assert check["status"] == "fail" and str(port) in check["fix"]
+
+
+def test_doctor_shows_what_the_running_server_supports(hutch: Hutch) -> None:
+    shown = hutch("doctor").stdout
+    assert "supports" in shown
+    for engine in ("crun", "gvisor"):
+        assert engine in shown
+    for fields in REFUSED.values():
+        for field in fields:
+            assert field.name in shown
+    for name, version in TESTED_SDKS["pypi"].items():
+        assert f"{name} {version} (pypi)" in shown

@@ -21,10 +21,23 @@ from . import errors, openapi
 from .body_limit import BodyLimit
 from .ratelimit import RateLimiter
 from .reaper import Reaper
-from .routes import api_keys, health, internal, sandboxes, snapshots, teams, template_builds, templates
+from .routes import (
+    api_keys,
+    capabilities,
+    health,
+    internal,
+    prometheus,
+    sandbox_metrics,
+    sandboxes,
+    snapshots,
+    teams,
+    template_builds,
+    templates,
+)
 from .services import quotas
 from .services.copies import SandboxCopier
 from .services.locks import SandboxLocks
+from .services.metrics import MetricsService
 from .services.sandboxes import SandboxService
 from .services.snapshots import SnapshotService
 from .services.template_builds import TemplateBuildService
@@ -88,6 +101,7 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
             app.state.catalog = database
             app.state.runtime = runtime
             app.state.sandboxes = service
+            app.state.metrics = MetricsService(catalog=database, node=node)
             app.state.template_builds = builds
             app.state.snapshots = SnapshotService(
                 catalog=database,
@@ -110,10 +124,14 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
     )
     openapi.install(app)
     app.include_router(health.router)
+    app.include_router(prometheus.router)
+    # Before ``sandboxes``: its ``/sandboxes/{sandboxID}`` would match ``/sandboxes/metrics``.
+    app.include_router(sandbox_metrics.router, responses=errors.ERROR_RESPONSES)
     app.include_router(sandboxes.router, responses=errors.ERROR_RESPONSES)
     app.include_router(snapshots.router, responses=errors.ERROR_RESPONSES)
     app.include_router(api_keys.router, responses=errors.ERROR_RESPONSES)
     app.include_router(teams.router, responses=errors.ERROR_RESPONSES)
+    app.include_router(capabilities.router, responses=errors.ERROR_RESPONSES)
     # Before ``templates``: its ``/templates/{templateID}`` would match ``/templates/tags``.
     app.include_router(template_builds.router, responses=errors.ERROR_RESPONSES)
     app.include_router(template_builds.uploads, responses=errors.ERROR_RESPONSES)

@@ -1,4 +1,5 @@
-"""``hutch doctor``: checks this machine can run Hutch, each problem with a one-line fix.
+"""``hutch doctor``: checks this machine can run Hutch, each problem with a one-line fix, then shows what
+the running server supports (its ``GET /capabilities``) when one answers.
 
 A failed *required* check makes the exit code 1; warnings (gVisor) and information (``/dev/kvm``) do not.
 """
@@ -13,6 +14,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import typer
@@ -20,8 +22,8 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 from ..config import Settings
-from .client import fail
-from .output import JsonOption, emit_json, table
+from .client import Connection, fail
+from .output import JsonOption, console, emit_json, table
 
 MIN_FREE_BYTES = 2 * 1024**3
 GVISOR_MIN_YEAR = 2024
@@ -41,6 +43,15 @@ def _tool(name: str, package: str, *, required: bool = True) -> Check:
     if path is None:
         return Check(name, "fail" if required else "warn", "not installed", f"apt-get install {package}")
     return Check(name, "ok", path)
+
+
+def _haproxy() -> Check:
+    """The TLS edge (E2B_DOMAIN); without it only the plain-HTTP API and proxy ports serve."""
+    path = shutil.which("haproxy", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+    if path is None:
+        detail = "not installed: no TLS edge, E2B_DOMAIN does not work"
+        return Check("haproxy", "warn", detail, "apt-get install haproxy")
+    return Check("haproxy", "ok", path)
 
 
 def _root() -> Check:
@@ -152,14 +163,76 @@ def checks(settings: Settings) -> list[Check]:
         _port("proxy", settings.proxy.port, _hutch_proxy),
         _tool("mmdebstrap", "mmdebstrap"),
         _tool("nft", "nftables"),
+        _haproxy(),
     ]
 
 
 _MARK = {"ok": "[green]ok[/]", "fail": "[red]FAIL[/]", "warn": "[yellow]warn[/]", "info": "[blue]info[/]"}
 
 
-def doctor(as_json: JsonOption = False) -> None:
-    """Check that this machine can run Hutch; exit code 1 when a required check fails."""
+def _capabilities(connection: Connection) -> dict[str, Any] | str:
+    """The running server's ``GET /capabilities``, or why there is none to show."""
+    if not connection.api_key:
+        return "no API key (pass --api-key, set E2B_API_KEY, or run where hutch up wrote .env.local)"
+    try:
+        response = httpx.get(
+            f"{connection.api_url}/capabilities", headers={"X-API-Key": connection.api_key}, timeout=5
+        )
+    except httpx.TransportError:
+        return f"no API answers at {connection.api_url}"
+    if response.status_code != 200:
+        return f"{connection.api_url}/capabilities answered {response.status_code}"
+    return response.json()
+
+
+def _yes(value: bool) -> str:
+    return "[green]yes[/]" if value else "[red]no[/]"
+
+
+def _show_capabilities(connection: Connection) -> None:
+    found = _capabilities(connection)
+    if isinstance(found, str):
+        console.print(f"\n[dim]server capabilities: {escape(found)}[/]")
+        return
+    console.print(f"\n[bold]What the server at {escape(connection.api_url)} supports[/]")
+    table(
+        ["ENGINE", "PAUSE", "SNAPSHOTS", "FORKS"],
+        (
+            [name, ", ".join(engine["pauseModes"]), ", ".join(engine["snapshotModes"]), engine["forkMode"]]
+            for name, engine in found["engines"].items()
+        ),
+        empty="no engines",
+    )
+    interpreter = found["codeInterpreter"]
+    console.print(
+        f"volumes {_yes(found['volumes'])}  mcp {_yes(found['mcp'])}  desktop {_yes(found['desktop'])}  "
+        f"code interpreter {_yes(interpreter['available'])} ({', '.join(interpreter['languages'])})"
+    )
+    network = found["network"]
+    console.print(
+        f"network: {', '.join(network['supported'])}; not {', '.join(network['unsupported'])}",
+        highlight=False,
+    )
+    table(
+        ["REQUEST", "REFUSED FIELD", "WHY"],
+        (
+            [escape(body), escape(field["field"]), escape(field["reason"])]
+            for body, fields in found["unsupportedFields"].items()
+            for field in fields
+        ),
+        empty="no refused fields",
+    )
+    tested = (
+        f"{name} {version} ({registry})"
+        for registry, sdks in found["testedSdks"].items()
+        for name, version in sdks.items()
+    )
+    console.print(f"tested with: {escape(', '.join(tested))}", highlight=False)
+
+
+def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Check that this machine can run Hutch, and show what the running server supports; exit code 1
+    when a required check fails."""
     try:
         settings = Settings()
     except ValidationError as error:
@@ -173,5 +246,6 @@ def doctor(as_json: JsonOption = False) -> None:
             ([_MARK[r.status], escape(r.name), escape(r.detail), escape(r.fix)] for r in results),
             empty="",
         )
+        _show_capabilities(ctx.obj)
     if any(result.status == "fail" for result in results):
         raise typer.Exit(1)

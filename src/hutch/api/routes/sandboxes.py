@@ -17,12 +17,12 @@ from ..schemas.sandboxes import (
     ListedSandbox,
     NetworkUpdate,
     NewSandbox,
+    NewSandboxV1,
     PauseRequest,
     ResumeRequest,
     SandboxDetail,
     SandboxListQuery,
     SandboxListQueryV1,
-    SandboxMetric,
     TimeoutRequest,
 )
 from ..services.logs import LogLevel
@@ -48,16 +48,16 @@ async def create_sandbox(
     idempotency_key: IdempotencyKey = None,
 ) -> CreatedSandbox:
     sandbox = await _create(service, team.team_id, body, body.timeout, idempotency_key)
-    return CreatedSandbox.of(sandbox, domain=settings.api.sandbox_domain)
+    return CreatedSandbox.of(sandbox, domain=settings.sandbox_domain)
 
 
 @router.post("/sandboxes", status_code=201)
 async def create_sandbox_v1(
-    body: NewSandbox, team: TeamDep, service: SandboxServiceDep, settings: SettingsDep
+    body: NewSandboxV1, team: TeamDep, service: SandboxServiceDep, settings: SettingsDep
 ) -> CreatedSandbox:
     timeout_s = V1_DEFAULT_TIMEOUT_S if body.timeout is None else body.timeout
     sandbox = await _create(service, team.team_id, body, timeout_s, None)
-    return CreatedSandbox.of(sandbox, domain=settings.api.sandbox_domain)
+    return CreatedSandbox.of(sandbox, domain=settings.sandbox_domain)
 
 
 async def _create(
@@ -120,7 +120,7 @@ async def get_sandbox(
     sandbox_id: str, team: TeamDep, service: SandboxServiceDep, settings: SettingsDep
 ) -> SandboxDetail:
     sandbox = await service.get(team_id=team.team_id, sandbox_id=sandbox_id)
-    return SandboxDetail.of(sandbox, domain=settings.api.sandbox_domain)
+    return SandboxDetail.of(sandbox, domain=settings.sandbox_domain)
 
 
 @router.delete("/sandboxes/{sandbox_id}", status_code=204, response_class=Response)
@@ -168,7 +168,7 @@ async def connect_sandbox(
     )
     if resumed:
         response.status_code = 201
-    return CreatedSandbox.of(sandbox, domain=settings.api.sandbox_domain)
+    return CreatedSandbox.of(sandbox, domain=settings.sandbox_domain)
 
 
 @router.post("/sandboxes/{sandbox_id}/connect", status_code=200, responses={201: {"model": CreatedSandbox}})
@@ -181,11 +181,11 @@ async def connect_sandbox_v1(
     response: Response,
 ) -> CreatedSandbox:
     sandbox, resumed = await service.connect(
-        team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout
+        team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout, memory=body.memory
     )
     if resumed:
         response.status_code = 201
-    return CreatedSandbox.of(sandbox, domain=settings.api.sandbox_domain)
+    return CreatedSandbox.of(sandbox, domain=settings.sandbox_domain)
 
 
 @router.post("/sandboxes/{sandbox_id}/pause", status_code=204, response_class=Response)
@@ -211,28 +211,11 @@ async def resume_sandbox(
     sandbox = await service.resume(
         team_id=team.team_id, sandbox_id=sandbox_id, timeout_s=body.timeout, memory=body.memory
     )
-    return CreatedSandbox.of(sandbox, domain=settings.api.sandbox_domain)
+    return CreatedSandbox.of(sandbox, domain=settings.sandbox_domain)
 
 
-# The last second a datetime can hold (9999-12-31T23:59:59Z): larger ``start``/``end`` are a 400.
+# The last second a datetime can hold (9999-12-31T23:59:59Z): later times asked for are a 400.
 MAX_UNIX_SECONDS = 253_402_300_799
-
-
-@router.get("/sandboxes/{sandbox_id}/metrics")
-async def get_metrics(
-    sandbox_id: str,
-    team: TeamDep,
-    service: SandboxServiceDep,
-    start: Annotated[int | None, Query(ge=0, le=MAX_UNIX_SECONDS)] = None,
-    end: Annotated[int | None, Query(ge=0, le=MAX_UNIX_SECONDS)] = None,
-) -> list[SandboxMetric]:
-    samples = await service.metrics(
-        team_id=team.team_id,
-        sandbox_id=sandbox_id,
-        start=None if start is None else datetime.fromtimestamp(start, UTC),
-        end=None if end is None else datetime.fromtimestamp(end, UTC),
-    )
-    return [SandboxMetric.of(sample) for sample in samples]
 
 
 @router.get("/sandboxes/{sandbox_id}/logs")

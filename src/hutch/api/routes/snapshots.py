@@ -21,7 +21,10 @@ async def create_snapshot(
     sandbox_id: str, team: TeamDep, snapshots: SnapshotServiceDep, body: SnapshotRequest | None = None
 ) -> SnapshotInfo:
     row = await snapshots.create(
-        team_id=team.team_id, sandbox_id=sandbox_id, name=body.name if body else None
+        team_id=team.team_id,
+        sandbox_id=sandbox_id,
+        name=body.name if body else None,
+        memory=body.memory if body else None,
     )
     return SnapshotInfo.of(row)
 
@@ -56,7 +59,7 @@ async def fork_sandbox(
     forks = await service.fork(
         team_id=team.team_id, sandbox_id=sandbox_id, count=body.count, timeout_s=body.timeout
     )
-    domain = settings.api.sandbox_domain
+    domain = settings.sandbox_domain
     return [
         SandboxForkResult(sandbox=CreatedSandbox.of(fork.sandbox, domain=domain))
         if fork.sandbox is not None

@@ -1,5 +1,5 @@
 """Sandbox bodies: ``NewSandboxV2``, ``ConnectSandboxV2``, ``Sandbox`` (:class:`CreatedSandbox` here),
-``SandboxDetail``, ``ListedSandbox``, ``SandboxMetric``, the ``GET /v2/sandboxes`` query (spec §1.4.1 to
+``SandboxDetail``, ``ListedSandbox``, the ``GET /v2/sandboxes`` query (spec §1.4.1 to
 §1.4.6), and pause and resume requests (§1.4.7, §1.5)."""
 
 from __future__ import annotations
@@ -8,10 +8,17 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from pydantic import ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
+from pydantic import (
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from ...catalog.models import SandboxRow
-from ..services.metrics import SandboxMetrics
+from ..services.capabilities import refuse_unsupported
 from .common import WireModel
 
 STATES = ("running", "paused")
@@ -25,13 +32,19 @@ class _Egress(WireModel):
 class NetworkConfig(_Egress):
     """``SandboxNetworkConfig`` of a create: the egress rules are applied, ``allowPublicTraffic: false``
     secures the sandbox's ports with a traffic access token, ``maskRequestHost`` sets the ``Host`` its user
-    ports receive; the other keys are accepted and ignored."""
+    ports receive; the other keys are refused (``capabilities.REFUSED``)."""
 
     allow_public_traffic: bool | None = Field(default=None, alias="allowPublicTraffic")
     # The Host header the sandbox's user ports receive; ``${PORT}`` becomes the port.
     mask_request_host: str | None = Field(
         default=None, alias="maskRequestHost", max_length=1024, pattern=r"^[\x21-\x7e]+$"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unsupported(cls, data: Any) -> Any:
+        refuse_unsupported(data, "SandboxNetworkConfig", within="network.")
+        return data
 
 
 class NetworkUpdate(_Egress):
@@ -41,13 +54,19 @@ class NetworkUpdate(_Egress):
     # snake_case on the wire, as in the create body.
     allow_internet_access: bool | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unsupported(cls, data: Any) -> Any:
+        refuse_unsupported(data, "SandboxNetworkUpdateConfig")
+        return data
+
 
 class AutoResume(WireModel):
     enabled: bool = False
 
 
 class NewSandbox(WireModel):
-    """``NewSandboxV2`` (and v1's ``NewSandbox``, whose extra ``secure`` flag is ignored)."""
+    """``NewSandboxV2``; ``volumeMounts``, ``mcp`` and ``iam`` are refused (``capabilities.REFUSED``)."""
 
     template_id: str = Field(alias="templateID", min_length=1)
     timeout: int | None = Field(default=None, ge=0)
@@ -62,6 +81,23 @@ class NewSandbox(WireModel):
     auto_pause_memory: bool | None = Field(default=None, alias="autoPauseMemory")
     auto_resume: AutoResume | None = Field(default=None, alias="autoResume")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unsupported(cls, data: Any) -> Any:
+        refuse_unsupported(data, "NewSandboxV2")
+        return data
+
+
+class NewSandboxV1(NewSandbox):
+    """v1's ``NewSandbox``: ``NewSandboxV2`` and ``secure``, of which only ``true`` passes (envd always
+    requires its access token). Its check replaces ``NewSandboxV2``'s, whose refusals it includes."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unsupported(cls, data: Any) -> Any:
+        refuse_unsupported(data, "NewSandbox")
+        return data
+
 
 class ConnectSandbox(WireModel):
     """``ConnectSandboxV2``: an optional new time to live, which only ever extends the current one, and
@@ -72,18 +108,29 @@ class ConnectSandbox(WireModel):
 
 
 class PauseRequest(WireModel):
-    """``SandboxPauseRequest``: keep the memory (default) or only the files."""
+    """``SandboxPauseRequest``: keep the memory (default) or only the files; ``requireHealthyGuest`` is
+    refused."""
 
     memory: bool = True
-    require_healthy_guest: bool = Field(default=False, alias="requireHealthyGuest")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unsupported(cls, data: Any) -> Any:
+        refuse_unsupported(data, "SandboxPauseRequest")
+        return data
 
 
 class ResumeRequest(WireModel):
-    """v1 ``ResumedSandbox``: a time to live from now, and how to resume."""
+    """v1 ``ResumedSandbox``: a time to live from now, and how to resume; ``autoPause`` is refused."""
 
     timeout: int | None = Field(default=None, ge=0)
-    auto_pause: bool | None = Field(default=None, alias="autoPause")
     memory: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unsupported(cls, data: Any) -> Any:
+        refuse_unsupported(data, "ResumedSandbox")
+        return data
 
 
 class ConnectSandboxV1(WireModel):
@@ -191,32 +238,6 @@ class SandboxDetail(_SandboxFields):
             network=DetailNetwork(allow_public_traffic=row.traffic_access_token is None),
             lifecycle=Lifecycle(auto_resume=row.auto_resume, on_timeout=row.on_timeout),  # type: ignore[arg-type]
             pause_mode=row.pause_mode if row.state == "paused" else None,  # type: ignore[arg-type]
-        )
-
-
-class SandboxMetric(WireModel):
-    timestamp: datetime
-    timestamp_unix: int = Field(alias="timestampUnix")
-    cpu_count: int = Field(alias="cpuCount")
-    cpu_used_pct: float = Field(alias="cpuUsedPct")
-    mem_used: int = Field(alias="memUsed")
-    mem_total: int = Field(alias="memTotal")
-    mem_cache: int = Field(alias="memCache")
-    disk_used: int = Field(alias="diskUsed")
-    disk_total: int = Field(alias="diskTotal")
-
-    @classmethod
-    def of(cls, sample: SandboxMetrics) -> SandboxMetric:
-        return cls(
-            timestamp=sample.timestamp,
-            timestamp_unix=int(sample.timestamp.timestamp()),
-            cpu_count=sample.cpu_count,
-            cpu_used_pct=sample.cpu_used_pct,
-            mem_used=sample.mem_used,
-            mem_total=sample.mem_total,
-            mem_cache=sample.mem_cache,
-            disk_used=sample.disk_used,
-            disk_total=sample.disk_total,
         )
 
 

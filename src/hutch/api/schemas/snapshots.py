@@ -11,7 +11,8 @@ from .sandboxes import CreatedSandbox
 
 class SnapshotRequest(WireModel):
     name: str | None = Field(default=None, max_length=255)
-    # Ignored: a snapshot keeps the memory wherever the sandbox's engine can (gVisor), and only there.
+    # ``true``: the memory too, which only some engines keep (else a 400); ``false``: the files only;
+    # absent: the memory where the sandbox's engine keeps it.
     memory: bool | None = None
 
 

@@ -4,11 +4,12 @@ build status with log entries, aliases and tags."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from ...catalog.models import TemplateBuildLog
+from ..services.capabilities import refuse_registry, refuse_unsupported
 from ..services.logs import LogLevel
 from ..services.template_builds import BuildSource, BuildStatus, RegistryLogin, RequestedBuild, UploadLink
 from .common import WireModel
@@ -17,12 +18,19 @@ BuildState = Literal["building", "waiting", "ready", "error"]
 
 
 class TemplateBuildRequestV3(WireModel):
+    """A new build; ``minFreeDiskMb`` (but 0) and ``teamID`` are refused (``capabilities.REFUSED``)."""
+
     name: str | None = Field(default=None, max_length=255)
     alias: str | None = Field(default=None, max_length=255)
     tags: list[str] | None = Field(default=None, max_length=50)
     cpu_count: int | None = Field(default=None, alias="cpuCount", ge=1, le=64)
     memory_mb: int | None = Field(default=None, alias="memoryMB", ge=128, le=262144)
-    min_free_disk_mb: int | None = Field(default=None, alias="minFreeDiskMb", ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unsupported(cls, data: Any) -> Any:
+        refuse_unsupported(data, "TemplateBuildRequestV3")
+        return data
 
 
 class TemplateRequestResponseV3(WireModel):
@@ -59,9 +67,17 @@ class TemplateBuildFileUpload(WireModel):
 
 
 class RegistryCredentials(WireModel):
+    """``fromImageRegistry``: only the ``registry`` type (username and password) is accepted."""
+
     type: str
     username: str | None = None
     password: str | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        refuse_registry(value)
+        return value
 
     def login(self) -> RegistryLogin:
         return RegistryLogin(type=self.type, username=self.username, password=self.password)

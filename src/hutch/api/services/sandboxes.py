@@ -1,5 +1,5 @@
-"""Sandbox lifecycle: create (idempotently), inspect, extend, list, measure, pause, resume, fork and kill a
-team's sandboxes. At its timeout a sandbox is killed, or paused if it was created with ``autoPause``; a
+"""Sandbox lifecycle: create (idempotently), inspect, extend, list, pause, resume, fork and kill a team's
+sandboxes. At its timeout a sandbox is killed, or paused if it was created with ``autoPause``; a
 paused sandbox is kept for ``paused_retention_s``, then killed.
 
 Each call is one unit of work in the catalog, except those that start sandboxes (create, fork): they read
@@ -40,7 +40,6 @@ from . import pagination, quotas, templates
 from .copies import SandboxCopier
 from .locks import SandboxLocks
 from .logs import select_lines
-from .metrics import SandboxMetrics
 from .pagination import Page
 
 
@@ -447,18 +446,6 @@ class SandboxService:
             if page.next_token is None:
                 return found
             token = page.next_token
-
-    async def metrics(
-        self, *, team_id: str, sandbox_id: str, start: datetime | None = None, end: datetime | None = None
-    ) -> list[SandboxMetrics]:
-        """The sandbox's current resource use, if now falls in the window [``start``, ``end``] (none while
-        it is paused)."""
-        if (await self.get(team_id=team_id, sandbox_id=sandbox_id)).state == "paused":
-            return []
-        sample = SandboxMetrics.from_envd(await self._node.metrics(sandbox_id))
-        if (start is not None and sample.timestamp < start) or (end is not None and sample.timestamp > end):
-            return []
-        return [sample]
 
     async def logs(
         self,

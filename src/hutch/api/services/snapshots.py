@@ -6,7 +6,8 @@ minimum of free disk.
 A snapshot of a gVisor sandbox keeps its memory too, as a checkpoint, when that can be saved: the gVisor
 sandboxes made from it are restored, and go on where the sandbox was, processes included. A snapshot of a
 crun sandbox (or of a gVisor one whose memory could not be saved) keeps the files only, and its sandboxes
-boot afresh over them.
+boot afresh over them. Asked for the memory (``memory: true``), a snapshot that would keep only the files is
+refused instead; asked for the files only, a gVisor snapshot leaves the memory out.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from ...catalog import Catalog
 from ...catalog.models import SandboxRow, Template
 from ...catalog.repos import sandboxes, templates
 from ...errors import Conflict, QuotaExceeded
 from ...ids import new_id
-from . import quotas
+from ...runtime.node_client import Engine, engine_named
+from . import capabilities, quotas
 from .copies import SandboxCopier
 from .pagination import Page
+from .sandboxes import ENGINE_KEY
 from .template_builds import split_name
 
 
@@ -38,12 +43,19 @@ class SnapshotService:
         self._count_holds = quotas.Holds("snapshots")
         self._disk_holds = quotas.Holds("snapshot_disk_mb")
 
-    async def create(self, *, team_id: str, sandbox_id: str, name: str | None = None) -> Template:
+    async def create(
+        self, *, team_id: str, sandbox_id: str, name: str | None = None, memory: bool | None = None
+    ) -> Template:
         """Snapshot a running sandbox of the team into a new private template (named ``name`` too), within
-        the team's ``snapshots`` and ``snapshot_disk_mb`` quotas."""
+        the team's ``snapshots`` and ``snapshot_disk_mb`` quotas. ``memory``: None keeps it where the
+        sandbox's engine can, False keeps the files only, True insists (``InvalidRequest`` on an engine
+        that keeps files only, ``Conflict`` when the memory cannot be saved now)."""
         alias = None if name is None else split_name(name)[0]
         async with self._catalog.transaction() as session:
             source = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+            engine = await _engine_of(session, source) if memory else None
+            if engine is not None:
+                capabilities.refuse_memory_snapshot(engine)
             taken = None if alias is None else await templates.find(session, alias)
             if taken is not None and (taken.team_id != team_id or taken.snapshot_of is None):
                 raise Conflict(f"the name {alias!r} is taken by another template")
@@ -52,13 +64,21 @@ class SnapshotService:
             self._count_holds.hold(self._catalog, team_id, 1, templates.count_snapshots),
             self._disk_holds.hold(self._catalog, team_id, worst_mb, templates.snapshot_disk_mb),
         ):
-            return await self._snapshot(source, alias)
+            return await self._snapshot(source, alias, memory)
 
-    async def _snapshot(self, source: SandboxRow, alias: str | None) -> Template:
+    async def _snapshot(self, source: SandboxRow, alias: str | None, memory: bool | None) -> Template:
         self._ensure_space(source)
         template_id = new_id()
-        memory = self._checkpoint_of(template_id)
-        copy = await self._copier.copy(source, memory=memory)
+        checkpoint = self._checkpoint_of(template_id)
+        copy = await self._copier.copy(source, memory=None if memory is False else checkpoint)
+        if memory and not copy.memory_kept:
+            # The copied layer is the cache's to collect: no template refers to it.
+            shutil.rmtree(checkpoint, ignore_errors=True)
+            capabilities.refuse_memory_snapshot(copy.spec.engine)
+            raise Conflict(
+                f"the memory of sandbox {source.sandbox_id} cannot be saved now (it holds a connection open"
+                " to outside); snapshot it with memory: false to keep its files only"
+            )
         spec = copy.spec
         snapshot = Template(
             template_id=template_id,
@@ -78,7 +98,7 @@ class SnapshotService:
             team_id=source.team_id,
             build_status="ready",
             snapshot_of=source.sandbox_id,
-            checkpoint=str(memory) if copy.memory_kept else None,
+            checkpoint=str(checkpoint) if copy.memory_kept else None,
         )
         async with self._catalog.transaction() as session:
             await templates.add(session, snapshot)
@@ -123,3 +143,12 @@ class SnapshotService:
 
     def _checkpoint_of(self, template_id: str) -> Path:
         return self._cache_dir / "checkpoints" / template_id
+
+
+async def _engine_of(session: AsyncSession, sandbox: SandboxRow) -> Engine | None:
+    """The engine the sandbox's create chose: its metadata's, else its template's (None if that is gone)."""
+    chosen = sandbox.metadata_.get(ENGINE_KEY)
+    if chosen is not None:
+        return engine_named(chosen)
+    template = await templates.get(session, sandbox.template_id)
+    return None if template is None else engine_named(template.engine) or "crun"
