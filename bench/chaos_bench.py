@@ -56,6 +56,10 @@ class Stack:
             "HUTCH_PROXY__PORT": str(free_port()),
             "HUTCH_RUNTIME__SUBNET": subnet,
             "HUTCH_RUNTIME__WARM_POOL": json.dumps({"base": 4}),
+            "HUTCH_RUNTIME__EGRESS_INTERFACE": "off",
+            # The plain-HTTP paths only: no TLS edge on 443, nothing added to the host's trust store.
+            "HUTCH_PROXY__TLS_PORT": "0",
+            "HUTCH_PROXY__TRUST_LOCAL_CA": "false",
         }
         self.opts: dict[str, str] = {}
         self.killed = (0, 0, 0.0)

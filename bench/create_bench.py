@@ -219,6 +219,10 @@ class Stack:
             "HUTCH_RUNTIME__SUBNET": SUBNET,
             "HUTCH_RUNTIME__NODE_ID": f"bench-{self.name}",
             "HUTCH_RUNTIME__WARM_POOL": json.dumps({TEMPLATE: self.warm_pool}),
+            "HUTCH_RUNTIME__EGRESS_INTERFACE": "off",
+            # The plain-HTTP paths only: no TLS edge on 443, nothing added to the host's trust store.
+            "HUTCH_PROXY__TLS_PORT": "0",
+            "HUTCH_PROXY__TRUST_LOCAL_CA": "false",
         }
         command = [sys.executable, "-m", "hutch.cli.main", "up", "--env-file", str(env_file)]
         with open(self.log_path, "ab") as log:

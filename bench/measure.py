@@ -74,9 +74,9 @@ def own_stack(
     subnet: str, settings: dict[str, object], seen: set[str], base: Path | None = None
 ) -> Iterator[dict]:
     """``hutch up --detach`` with temporary data (in ``base``, default a new directory; its data directory
-    is ``base/data``), free ports, ``subnet`` and ``settings`` (``HUTCH_…`` names; dicts as JSON); yields
-    the SDK's connection options. Afterwards ``hutch down``, and an error if anything of the sandboxes in
-    ``seen`` was left behind."""
+    is ``base/data``), free ports, ``subnet`` and ``settings`` (``HUTCH_…`` names; dicts as JSON; egress
+    is off unless they name an uplink); yields the SDK's connection options. Afterwards ``hutch down``,
+    and an error if anything of the sandboxes in ``seen`` was left behind."""
     base = base or Path(tempfile.mkdtemp(prefix="hutch-bench-"))
     env = {
         **os.environ,
@@ -84,6 +84,10 @@ def own_stack(
         "HUTCH_API__PORT": str(free_port()),
         "HUTCH_PROXY__PORT": str(free_port()),
         "HUTCH_RUNTIME__SUBNET": subnet,
+        "HUTCH_RUNTIME__EGRESS_INTERFACE": "off",
+        # The plain-HTTP paths only: no TLS edge on 443, nothing added to the host's trust store.
+        "HUTCH_PROXY__TLS_PORT": "0",
+        "HUTCH_PROXY__TRUST_LOCAL_CA": "false",
         **{name: value if isinstance(value, str) else json.dumps(value) for name, value in settings.items()},
     }
     env_file = base / "env.local"

@@ -18,6 +18,9 @@ declare -A wanted=(
     [curl]=curl
     [skopeo]=skopeo [umoci]=umoci [docker-registry]=docker-registry  # fromImage pulls; a registry for tests
     [ps]=procps
+    [/usr/sbin/haproxy]=haproxy                     # the TLS edge (E2B_DOMAIN)
+    [/usr/lib/*/libnss_myhostname.so.2]=libnss-myhostname  # *.localhost names resolve to loopback
+    [chromium]=chromium [certutil]=libnss3-tools     # tests: a browser through the TLS edge
     [/usr/lib/python3/dist-packages/seccomp.cpython-*.so]=python3-seccomp
     [/usr/lib/postgresql/*/bin/initdb]=postgresql   # the catalog's PostgreSQL tests
     [/bin/bash-static]=bash-static [/var/lib/dpkg/info/busybox-static.list]=busybox-static  # static: a template without Python, for tests
@@ -36,6 +39,10 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Hutch runs HAProxy itself, with its own configuration: the distribution's service has nothing to do.
+    if [[ " ${missing[*]} " == *" haproxy "* ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+        systemctl disable --now haproxy >/dev/null 2>&1 || true
+    fi
 fi
 "$(dirname "$0")/install-runsc.sh"
 

@@ -1,11 +1,26 @@
-"""Shared test helpers: free ports and waiting for servers."""
+"""Shared test helpers: free ports and waiting for servers; no stack of the tests has egress unless it
+asks for a test-made uplink."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
 import httpx
+import pytest
+
+# Every ``hutch up`` and ``Settings()`` of the tests, children included, inherits this: a test stack never
+# reaches the outside through the machine's own uplink (``auto``, the default, would find it).
+EGRESS_OFF = {"HUTCH_RUNTIME__EGRESS_INTERFACE": "off"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.update(EGRESS_OFF)
+    from tests import edge_ca  # the stacks' TLS edge: off unless asked; its authority trusted
+
+    os.environ.update(edge_ca.EDGE_OFF)
+    os.environ.update(edge_ca.trust())
 
 
 def free_port() -> int:

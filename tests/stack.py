@@ -1,8 +1,10 @@
 """The real stack for end-to-end and security tests: ``hutch up`` (crun, base template, SQLite) on free ports.
 
 The stack runs as a subprocess with its own data directory and subnet, so it never touches a ``make up``
-running on the same machine. At the end of the session it is stopped with SIGTERM and the fixture asserts
-that nothing is left behind: no containers, mounts, network namespaces, cgroups or sandbox directories.
+running on the same machine. Its egress is off, unless a test gives it an uplink of its own making (never
+``auto``, never the machine's default route: a test sends nothing off the machine). At the end of the
+session it is stopped with SIGTERM and the fixture asserts that nothing is left behind: no containers,
+mounts, network namespaces, cgroups or sandbox directories.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import pytest
 from e2b import Sandbox
 
 from bench.leftovers import leftovers
+from hutch.runtime.container.egress.uplink import AUTO, default_route_interface, find_uplink
 from hutch.secret_files import OPERATOR_KEY_HEADER, operator_key_path
-from tests.conftest import free_port
+from tests import edge_ca
+from tests.conftest import EGRESS_OFF, free_port
 
 # One subnet per test worker (pytest-xdist), apart from the 10.11.0.0/16 of a `make up` on this machine.
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
@@ -43,6 +47,9 @@ class Stack:
     process: subprocess.Popen
     subnet: str = SUBNET
     seen: set[str] = field(default_factory=set)
+    # With the TLS edge (``start_stack(edge=True)``): E2B_DOMAIN, and the .env.local the stack wrote.
+    domain: str | None = None
+    client_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def opts(self) -> dict:
@@ -118,10 +125,22 @@ def _read_env(path: Path) -> dict[str, str]:
 
 
 def start_stack(
-    base: Path, *, subnet: str = SUBNET, ports: tuple[int, int] | None = None, settings: dict | None = None
+    base: Path,
+    *,
+    subnet: str = SUBNET,
+    ports: tuple[int, int] | None = None,
+    settings: dict | None = None,
+    edge: bool = False,
 ) -> Stack:
-    """Run ``hutch up`` with its data under ``base`` (again, after a crash, with the same ``base``/ports)."""
+    """Run ``hutch up`` with its data under ``base`` (again, after a crash, with the same ``base``/ports);
+    with ``edge``, the TLS edge too, on a free port with the tests' certificate authority
+    (:mod:`tests.edge_ca`), for the domain ``hutch.localhost:<port>``."""
     api_port, proxy_port = ports or (free_port(), free_port())
+    edge_settings = (
+        {"HUTCH_PROXY__TLS_PORT": str(free_port()), "HUTCH_PROXY__TLS_DIR": str(edge_ca.TLS_DIR)}
+        if edge
+        else {}
+    )
     env_file = base / "env.local"
     log_path = base / "hutch.log"
     started = time.time()
@@ -138,8 +157,12 @@ def start_stack(
         # The SDK's debug mode is tested against the stack (`hutch up --dev`); tests/security/
         # test_debug_mode.py starts one without it.
         "HUTCH_PROXY__LOCAL_DEVELOPMENT": "true",
+        **EGRESS_OFF,
+        **edge_ca.EDGE_OFF,
+        **edge_settings,
         **(settings or {}),
     }
+    check_test_uplink(env["HUTCH_RUNTIME__EGRESS_INTERFACE"])
     # The stack's log is root's alone, as ``hutch up --detach`` keeps it.
     with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         process = subprocess.Popen(
@@ -158,17 +181,27 @@ def start_stack(
         time.sleep(0.1)
     values = _read_env(env_file)
     stack = Stack(
-        api_url=values["E2B_API_URL"],
-        sandbox_url=values["E2B_SANDBOX_URL"],
+        api_url=f"http://localhost:{api_port}",
+        sandbox_url=f"http://localhost:{proxy_port}",
         api_key=values["E2B_API_KEY"],
         data_dir=base / "data",
         api_port=api_port,
         proxy_port=proxy_port,
         process=process,
         subnet=subnet,
+        domain=values.get("E2B_DOMAIN"),
+        client_env=values,
     )
     assert httpx.get(f"{stack.api_url}/health").status_code < 300
     return stack
+
+
+def check_test_uplink(setting: str) -> None:
+    """Fail unless a test stack's egress is off or goes through an interface a test made: never ``auto``
+    and never the machine's default route."""
+    uplink = AUTO if setting == AUTO else find_uplink(setting)
+    if uplink is not None and uplink in (AUTO, default_route_interface()):
+        pytest.fail(f"a test stack must not reach the outside through this machine (egress {setting!r})")
 
 
 def stop_stack(stack: Stack) -> None:

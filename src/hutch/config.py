@@ -34,7 +34,7 @@ class ApiSettings(BaseModel):
     requests_burst: int = 1000
     creates_per_s: float = 50
     creates_burst: int = 100
-    # Returned to clients as each sandbox's ``domain``; None lets them use their own E2B_DOMAIN/SANDBOX_URL.
+    # Returned to clients as each sandbox's ``domain`` instead of the edge's (``Settings.sandbox_domain``).
     sandbox_domain: str | None = None
 
 
@@ -65,10 +65,16 @@ class RuntimeSettings(BaseModel):
     warm_pool: dict[str, int] = Field(default_factory=lambda: {"base": 4, "code-interpreter-v1": 1})
     # The same for sandboxes created with metadata ``hutch.runtime: gvisor`` (none by default).
     gvisor_warm_pool: dict[str, int] = Field(default_factory=dict)
+    # Seconds between two samples of each running sandbox's CPU, memory and disk use (its metrics).
+    metrics_interval_s: float = Field(default=5.0, gt=0)
     subnet: str = "10.11.0.0/16"
     # The interface sandboxes may reach the outside through (masqueraded), as each one's egress policy
-    # allows; None: no sandbox has any route out.
-    egress_interface: str | None = None
+    # allows: "auto" finds it from the host's IPv4 default route when the node starts (none found: no
+    # egress, with a warning); "off" (or empty, or None as older configurations say): no sandbox has any
+    # route out; anything else names the interface.
+    egress_interface: str | None = "auto"
+    # The IPv4 name servers sandboxes are given with egress; empty: the host's (see docs/security.md).
+    egress_name_servers: list[str] = Field(default_factory=list)
     # Parts of the private IPv4 ranges (10/8, 172.16/12, 192.168/16, 100.64/10) that sandboxes may reach
     # through the uplink as their policies allow, e.g. ["10.20.0.0/16"]; closed to them otherwise. Never
     # opens the uplink's own networks, the node's addresses, link-local or the sandbox subnet.
@@ -79,7 +85,18 @@ class ProxySettings(BaseModel):
     # Loopback unless configured: a public bind is the operator's explicit choice.
     host: str = "127.0.0.1"
     port: int = 49983
-    domain: str = "localhost"
+    # The domain clients use (``E2B_DOMAIN``): the API at ``api.{domain}``, each sandbox port at
+    # ``{port}-{sandboxId}.{domain}``, both through the TLS edge.
+    domain: str = "hutch.localhost"
+    # The TLS edge (HAProxy) on ``host``: 0 turns it off (only the plain-HTTP API and proxy ports serve).
+    tls_port: int = 443
+    # The edge's certificate and key (PEM files) for ``domain`` and ``*.domain``; unset: a local
+    # certificate authority made in ``tls_dir`` (default ``<data_dir>/tls``) signs one.
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
+    tls_dir: Path | None = None
+    # Add the local certificate authority to the system's trust store (``hutch up``).
+    trust_local_ca: bool = True
     # Serve the SDK's debug mode (``E2B_DEBUG=true``: no API key, one shared development sandbox, root in
     # it) to loopback clients. ``hutch up --dev``; refused when ``host`` is not a loopback address.
     local_development: bool = False
@@ -136,6 +153,21 @@ class Settings(BaseSettings):
     @property
     def catalog_url(self) -> str:
         return self.catalog.url or f"sqlite+aiosqlite:///{self.data_dir / 'hutch.db'}"
+
+    @property
+    def edge_domain(self) -> str:
+        """The domain clients give as ``E2B_DOMAIN``: ``proxy.domain``, with the edge's port unless 443."""
+        port = self.proxy.tls_port
+        return self.proxy.domain if port in (0, 443) else f"{self.proxy.domain}:{port}"
+
+    @property
+    def sandbox_domain(self) -> str:
+        """Each sandbox's ``domain`` in the API's answers: ``api.sandbox_domain`` if set, else the edge's."""
+        return self.api.sandbox_domain or self.edge_domain
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.proxy.tls_dir or self.data_dir / "tls"
 
     @classmethod
     def settings_customise_sources(

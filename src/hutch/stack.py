@@ -1,14 +1,16 @@
 """The whole Hutch stack on one node: runtime and control plane (API) in this process, the data plane
-(proxy) in a child process it supervises.
+(proxy) and the TLS edge (HAProxy) in child processes it supervises.
 
 ``run`` prepares what is missing (the packed envd, the built-in templates ``base`` and
 ``code-interpreter-v1``, the catalog and a first API key), keeps warm pools of them,
 starts the proxy (``python -m hutch.proxy``, restarted whenever it dies, killed by the kernel if this process
-dies) and the API, in local development mode only (``proxy.local_development``, ``hutch up --dev``) keeps
-a development sandbox for the SDK's debug mode (``debug_sandbox_id``) and publishes it to the proxy, writes
-the client settings to ``.env.local``, and serves until SIGINT/SIGTERM.
-On the way out it stops the API, the proxy and the runtime, which removes every running sandbox (paused
-ones stay, for the next start to adopt).
+dies), the API and the TLS edge in front of both (supervised the same way; the local certificate authority
+it needs is made once and added to the system's trust store), in local development mode only
+(``proxy.local_development``, ``hutch up --dev``) keeps a development sandbox for the SDK's debug mode
+(``debug_sandbox_id``) and publishes it to the proxy, writes the client settings to ``.env.local``, and
+serves until SIGINT/SIGTERM.
+On the way out it stops the API, the proxy, the edge and the runtime, which removes every running sandbox
+(paused ones stay, for the next start to adopt).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,9 @@ from .catalog.keys import mask_key
 from .config import Settings
 from .dotenv import read_env_file
 from .private_files import narrow, private_directory, write_private
-from .proxy import access, debug
+from .proxy import access, debug, trust
+from .proxy.certificates import EdgeCertificate
+from .proxy.edge import EdgeProcess, EdgeUnavailable, haproxy_binary
 from .proxy.supervisor import ProxyProcess
 from .runtime import registry
 from .runtime.types import SandboxSpec, TemplateImage
@@ -59,13 +64,18 @@ class _Server(uvicorn.Server):
         yield
 
 
-def client_env(settings: Settings, api_key: str) -> str:
-    """The ``.env.local`` that points the official SDKs at this stack."""
-    return (
-        f"E2B_API_URL=http://{_reachable(settings.api.host)}:{settings.api.port}\n"
-        f"E2B_SANDBOX_URL=http://{_reachable(settings.proxy.host)}:{settings.proxy.port}\n"
-        f"E2B_API_KEY={api_key}\n"
-    )
+def client_env(settings: Settings, api_key: str, edge: EdgeCertificate | None) -> str:
+    """The ``.env.local`` that points the official SDKs at this stack: its domain when the TLS edge serves
+    (with the authority Node must trust, which is in the system store for everything else), the plain-HTTP
+    API and proxy URLs otherwise."""
+    if edge is None:
+        return (
+            f"E2B_API_URL=http://{_reachable(settings.api.host)}:{settings.api.port}\n"
+            f"E2B_SANDBOX_URL=http://{_reachable(settings.proxy.host)}:{settings.proxy.port}\n"
+            f"E2B_API_KEY={api_key}\n"
+        )
+    trust = f"NODE_EXTRA_CA_CERTS={edge.ca_path}\n" if edge.ca_path is not None else ""
+    return f"E2B_DOMAIN={settings.edge_domain}\nE2B_API_KEY={api_key}\n{trust}"
 
 
 def _reachable(host: str) -> str:
@@ -78,7 +88,10 @@ def _reachable(host: str) -> str:
 
 def _runtime_options(settings: Settings, envd_path: Path) -> dict:
     if settings.runtime.backend == "fake":
-        return {"node_id": settings.runtime.node_id}
+        return {
+            "node_id": settings.runtime.node_id,
+            "metrics_interval_s": settings.runtime.metrics_interval_s,
+        }
     cache = settings.templates.cache_dir
     return {
         "data_dir": settings.data_dir,
@@ -86,8 +99,10 @@ def _runtime_options(settings: Settings, envd_path: Path) -> dict:
         "envd_path": envd_path,
         "envd_python": envd_python.path(cache, base.rootfs_path(cache)),  # built by ``prepare``
         "node_id": settings.runtime.node_id,
+        "metrics_interval_s": settings.runtime.metrics_interval_s,
         "subnet": settings.runtime.subnet,
         "egress_interface": settings.runtime.egress_interface,
+        "egress_name_servers": tuple(settings.runtime.egress_name_servers),
         "egress_private_networks": tuple(settings.runtime.egress_private_networks),
     }
 
@@ -163,6 +178,42 @@ def _keep_warm(runtime: object, settings: Settings, builtins: list[Builtin]) -> 
                 )
 
 
+async def start_edge(
+    settings: Settings, say: Callable[[str], None]
+) -> tuple[EdgeProcess | None, EdgeCertificate | None]:
+    """The TLS edge, started; none (with a warning) when it is turned off, not installed or fails to start:
+    then only the plain-HTTP API and proxy ports serve."""
+    if settings.proxy.tls_port == 0:
+        return None, None
+    binary = haproxy_binary()
+    if binary is None:
+        log.warning(
+            "haproxy is not installed (apt-get install haproxy): no TLS edge, so E2B_DOMAIN does not "
+            "work; clients use E2B_API_URL and E2B_SANDBOX_URL"
+        )
+        return None, None
+    edge = EdgeProcess(settings, binary)
+    try:
+        certificate = await edge.start()
+    except EdgeUnavailable as err:
+        log.warning("no TLS edge: %s", err)
+        return None, None
+    if certificate.ca_path is not None and settings.proxy.trust_local_ca:
+        try:
+            installed = await asyncio.to_thread(trust.install, certificate.ca_path)
+        except (OSError, subprocess.CalledProcessError) as err:
+            log.warning("could not add the local certificate authority to the system's trust store: %s", err)
+        else:
+            if installed is not None:
+                say(
+                    f"Added Hutch's local certificate authority to the system's trust store ({installed}). "
+                    f"Browsers keep their own: import {certificate.ca_path} as an authority (Firefox: "
+                    f"Settings, Certificates, View Certificates, Authorities, Import; Chromium: Settings, "
+                    f"Security, Manage certificates, Authorities, Import)."
+                )
+    return edge, certificate
+
+
 def check_local_development(settings: Settings) -> None:
     """Refuse local development mode on a proxy that listens beyond loopback: the debug sandbox takes
     requests without a key, and gives its client root in it."""
@@ -193,6 +244,7 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
     debug_file = debug.path_in(settings.data_dir)
     debug.withdraw(debug_file)  # a crashed run's sandbox is gone
     proxy = ProxyProcess(settings)
+    edge: EdgeProcess | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -205,15 +257,16 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
                 await server
                 raise RuntimeError("the API stopped while starting")
             await asyncio.sleep(0.05)
+        edge, certificate = await start_edge(settings, say)
         dev = None
         if settings.proxy.local_development:
             dev = await runtime.create(
                 SandboxSpec(template=template, cpu_count=BASE_CPU, memory_mb=BASE_MEMORY_MB)
             )
             debug.publish(debug_file, dev)
-        write_private(env_file, client_env(settings, api_key))
+        write_private(env_file, client_env(settings, api_key, certificate))
         # What is said may end up in a log: the key itself only in the file.
-        shown = client_env(settings, mask_key(api_key))
+        shown = client_env(settings, mask_key(api_key), certificate)
         say(f"Hutch is up. Client settings (in full in {env_file}, readable by root only):\n\n{shown}")
         await stop.wait()
         say("stopping")
@@ -222,5 +275,6 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
     finally:
         debug.withdraw(debug_file)
         api.should_exit = True
-        await asyncio.gather(proxy.stop(), server, return_exceptions=True)
+        stopping = [proxy.stop(), server, *([edge.stop()] if edge is not None else [])]
+        await asyncio.gather(*stopping, return_exceptions=True)
         await catalog.close()

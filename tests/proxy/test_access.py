@@ -13,7 +13,14 @@ from e2b import Sandbox
 from websockets import InvalidStatus
 from websockets.asyncio.client import connect
 
-from hutch.proxy.access import DEBUG_MODE_REMOTE, INVALID, MISSING, check_debug_mode, is_loopback
+from hutch.proxy.access import (
+    DEBUG_MODE_EDGE,
+    DEBUG_MODE_REMOTE,
+    INVALID,
+    MISSING,
+    check_debug_mode,
+    is_loopback,
+)
 from hutch.proxy.responses import Refusal
 from hutch.proxy.routing import DEBUG_SANDBOX_ID, Target
 from hutch.runtime.types import ENVD_PORT
@@ -136,3 +143,24 @@ def test_the_debug_sandbox_is_refused_to_a_peer_off_loopback(client):
         Target(DEBUG_SANDBOX_ID, ENVD_PORT), {**scope, "client": ("127.0.0.1", 5000)}, enabled=True
     )
     check_debug_mode(Target(SANDBOX_A, ENVD_PORT), scope, enabled=False)  # other sandboxes: not its business
+
+
+@pytest.mark.parametrize("value", [b"1", b"0", b""])
+def test_the_debug_sandbox_is_refused_through_the_tls_edge(value):
+    # Behind HAProxy every peer is loopback: the header the edge always sets is what tells.
+    scope = {"client": ("127.0.0.1", 5000), "headers": [(b"X-Hutch-Edge", value)]}
+    with pytest.raises(Refusal) as refused:
+        check_debug_mode(Target(DEBUG_SANDBOX_ID, ENVD_PORT), scope, enabled=True)
+    assert refused.value.answer == (
+        403,
+        {"sandboxId": DEBUG_SANDBOX_ID, "message": DEBUG_MODE_EDGE, "code": 403},
+    )
+    check_debug_mode(Target(SANDBOX_A, ENVD_PORT), scope, enabled=True)  # other sandboxes pass on
+
+
+def test_a_request_from_the_edge_gets_no_debug_sandbox_from_the_proxy(proxy):
+    routing = {"E2b-Sandbox-Id": DEBUG_SANDBOX_ID, "E2b-Sandbox-Port": str(ENVD_PORT)}
+    assert httpx.get(f"{proxy.url}/health", headers=routing).status_code != 403
+    refused = httpx.get(f"{proxy.url}/health", headers={**routing, "X-Hutch-Edge": "1"})
+    assert refused.status_code == 403
+    assert refused.json()["message"] == DEBUG_MODE_EDGE

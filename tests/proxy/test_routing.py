@@ -76,6 +76,10 @@ def test_the_debug_sandbox_id_is_accepted():
         (f"6080-{ID}.Example.COM", "example.com", Target(ID, 6080)),
         (f"6080-{ID}.sandboxes.example.com.", "sandboxes.example.com", Target(ID, 6080)),
         (f"3000-{ID}.example.com", "EXAMPLE.com.", Target(ID, 3000)),
+        # Through the TLS edge, with its port in the domain (E2B_DOMAIN=hutch.localhost:8443).
+        (f"49983-{ID}.hutch.localhost:8443", "hutch.localhost", Target(ID, 49983)),
+        # Plain HTTP to the proxy's port keeps working under any configured domain.
+        (f"8000-{ID}.localhost:49983", "hutch.localhost", Target(ID, 8000)),
     ],
 )
 def test_host_routing(host, domain, target):

@@ -2,14 +2,17 @@
 end the command with the API's message on one red line.
 
 Each setting comes from (highest first) its command-line option, the environment (``E2B_API_URL``,
-``E2B_API_KEY``, ``E2B_SANDBOX_URL``), then ``.env.local`` in the working directory as ``hutch up``
-writes it; the API URL falls back to ``http://localhost:3000``. The operator's commands send the operator
+``E2B_API_KEY``, ``E2B_SANDBOX_URL``, ``E2B_DOMAIN``), then ``.env.local`` in the working directory as
+``hutch up`` writes it; the API URL falls back to ``https://api.<E2B_DOMAIN>``, then to
+``http://localhost:3000``. TLS is verified against the system's trust store (where ``hutch up`` puts its
+local authority) or ``SSL_CERT_FILE``. The operator's commands send the operator
 key, which ``hutch up`` keeps in its data directory, instead of an API key.
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +54,8 @@ class Connection:
     api_url: str
     api_key: str | None
     sandbox_url: str | None
+    # The E2B domain when the API URL comes from it (``https://api.<domain>``), else None.
+    domain: str | None = None
 
     @classmethod
     def resolve(cls, api_url: str | None, api_key: str | None) -> Connection:
@@ -59,8 +64,11 @@ class Connection:
         def pick(option: str | None, name: str) -> str | None:
             return option or os.environ.get(name) or saved.get(name) or None
 
+        explicit, domain = pick(api_url, "E2B_API_URL"), pick(None, "E2B_DOMAIN")
+        if explicit is None and domain is not None:
+            return cls(f"https://api.{domain}", pick(api_key, "E2B_API_KEY"), None, domain)
         return cls(
-            api_url=(pick(api_url, "E2B_API_URL") or DEFAULT_API_URL).rstrip("/"),
+            api_url=(explicit or DEFAULT_API_URL).rstrip("/"),
             api_key=pick(api_key, "E2B_API_KEY"),
             sandbox_url=pick(None, "E2B_SANDBOX_URL"),
         )
@@ -72,6 +80,8 @@ class Connection:
 
     def sdk_options(self) -> dict[str, Any]:
         """Keyword arguments that point the official ``e2b`` SDK at this API."""
+        if self.domain is not None:
+            return {"api_key": self.require_key(), "domain": self.domain}
         options: dict[str, Any] = {"api_key": self.require_key(), "api_url": self.api_url}
         if self.sandbox_url:
             options["sandbox_url"] = self.sandbox_url
@@ -87,7 +97,12 @@ class Api:
         if headers is None:
             headers = {"X-API-Key": connection.require_key()} if authenticated else {}
         self.url = connection.api_url
-        self._http = httpx.Client(base_url=connection.api_url, headers=headers, timeout=_TIMEOUT_S)
+        self._http = httpx.Client(
+            base_url=connection.api_url,
+            headers=headers,
+            timeout=_TIMEOUT_S,
+            verify=ssl.create_default_context(),
+        )
 
     def __enter__(self) -> Api:
         return self

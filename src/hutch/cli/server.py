@@ -42,8 +42,8 @@ def up(
         ),
     ] = False,
 ) -> None:
-    """Start the runtime, API (port 3000) and proxy (port 49983), on loopback unless configured; build the
-    base template if missing."""
+    """Start the runtime, API (port 3000), proxy (port 49983) and TLS edge (port 443, for E2B_DOMAIN), on
+    loopback unless configured; build the base template if missing."""
     if os.geteuid() != 0:
         console.print(
             "[red]hutch up needs root (it mounts overlays, creates network namespaces and runs crun)"

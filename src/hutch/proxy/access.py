@@ -6,7 +6,9 @@ envd guards with its own access token, as E2B's proxies do. The token is compare
 
 The SDK's debug mode (``E2B_DEBUG=true``) sends no key and no token: the id ``debug_sandbox_id`` names the
 development sandbox, where its client is root. It is served only in local development mode, and only to a
-peer on loopback (the connection's own address: forwarding headers are not trusted).
+peer on loopback (the connection's own address: forwarding headers are not trusted) whose request did not
+come through the TLS edge: behind HAProxy every peer is loopback, so a request carrying ``X-Hutch-Edge``
+(which the edge always sets) is refused it, whoever sent it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ DEBUG_MODE_OFF = (
     "create sandboxes with an API key instead"
 )
 DEBUG_MODE_REMOTE = "The SDK's debug mode (E2B_DEBUG) is served only to clients on loopback"
+DEBUG_MODE_EDGE = (
+    "The SDK's debug mode (E2B_DEBUG) is not served through the TLS edge: it talks plain HTTP to the proxy"
+)
+# Set by the TLS edge on every request it forwards (``haproxy.EDGE_HEADER``).
+EDGE_HEADER = b"x-hutch-edge"
 
 
 def check(route: SandboxRoute, target: Target, scope: Scope) -> None:
@@ -48,11 +55,13 @@ def check(route: SandboxRoute, target: Target, scope: Scope) -> None:
 
 def check_debug_mode(target: Target, scope: Scope, *, enabled: bool) -> None:
     """Raise :class:`responses.Refusal` (403) for the debug sandbox unless local development mode is on
-    and the peer is on loopback."""
+    and the peer is on loopback, not the TLS edge."""
     if target.sandbox_id != DEBUG_SANDBOX_ID:
         return
     if not enabled:
         raise responses.Refusal(responses.sandbox_error(target.sandbox_id, DEBUG_MODE_OFF, status=403))
+    if any(name.lower() == EDGE_HEADER for name, _ in scope["headers"]):
+        raise responses.Refusal(responses.sandbox_error(target.sandbox_id, DEBUG_MODE_EDGE, status=403))
     client = scope.get("client")
     if not client or not is_loopback(client[0]):
         raise responses.Refusal(responses.sandbox_error(target.sandbox_id, DEBUG_MODE_REMOTE, status=403))

@@ -11,6 +11,7 @@ understands (:mod:`.responses`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -19,7 +20,7 @@ from websockets import InvalidStatus
 from ..config import ProxySettings
 from ..errors import InvalidRequest
 from . import access, forward, responses, websocket
-from .asgi import Receive, Scope, Send
+from .asgi import Message, Receive, Scope, Send
 from .routing import SANDBOX_ID_HEADER, SANDBOX_PORT_HEADER, SandboxRoute, Target, route
 
 Resolver = Callable[[str], Awaitable[SandboxRoute | None]]
@@ -27,7 +28,15 @@ Resolver = Callable[[str], Awaitable[SandboxRoute | None]]
 it is not running). Called once per request (WebSocket: per handshake), so it should be cached; it may wake
 a paused sandbox before answering."""
 
+StillRunning = Callable[[str], Awaitable[bool]]
+"""Whether a sandbox still runs, by id, without waking it (a resolver's ``is_running``)."""
+
 log = logging.getLogger(__name__)
+# While an answer is awaited, the sandbox's state is checked first after this (a route cached before a
+# pause or a kill has expired by then), then at every interval.
+FIRST_CHECK_S = 0.3
+CHECK_INTERVAL_S = 1.0
+STOPPED = "The sandbox stopped running before it answered"
 
 _ROUTING_HEADERS = {SANDBOX_ID_HEADER.encode(), SANDBOX_PORT_HEADER.encode()}
 
@@ -59,14 +68,55 @@ class ProxyApp:
         except responses.Refusal as refusal:
             await responses.send_json(send, refusal.answer)
             return
+        answer = _Answer(send)
         try:
-            await forward.forward(
-                self._transport, scope, receive, send, address, idle_timeout_s=self._settings.idle_timeout_s
-            )
+            stopped = await self._forward(target, scope, receive, answer, address)
+            if stopped and not answer.started and not forward.has_body(scope):
+                target, address, scope = await self._locate(scope)
+                stopped = await self._forward(target, scope, receive, answer, address)
+            if stopped and answer.started:
+                raise forward.UpstreamBroken(f"sandbox {target.sandbox_id} stopped running while it answered")
+            if stopped:
+                await responses.send_json(send, await self._stopped(target.sandbox_id))
+        except responses.Refusal as refusal:
+            await responses.send_json(send, refusal.answer)
         except (forward.PortClosed, forward.UpstreamFailed) as err:
             await responses.send_json(send, await self._unreachable(target.sandbox_id, err))
         except forward.ClientGone:
             pass
+
+    async def _forward(
+        self, target: Target, scope: Scope, receive: Receive, send: Send, address: tuple[str, int]
+    ) -> bool:
+        """Forward the request; True if the sandbox stopped running before its answer was complete (the
+        exchange is then cancelled)."""
+        exchange = asyncio.ensure_future(
+            forward.forward(
+                self._transport, scope, receive, send, address, idle_timeout_s=self._settings.idle_timeout_s
+            )
+        )
+        is_running: StillRunning | None = getattr(self._resolve, "is_running", None)
+        if is_running is None:
+            await exchange
+            return False
+        watch = asyncio.ensure_future(_until_stopped(is_running, target.sandbox_id))
+        try:
+            await asyncio.wait((exchange, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (exchange, watch):
+                task.cancel()
+            await asyncio.gather(exchange, watch, return_exceptions=True)
+        if exchange.cancelled():
+            return True
+        exchange.result()
+        return False
+
+    async def _stopped(self, sandbox_id: str) -> responses.Answer:
+        """The answer to a request whose sandbox stopped running before it answered: "not found" unless
+        the sandbox runs again (woken for this request), when the request cannot be sent twice."""
+        if await self._resolve(sandbox_id) is None:
+            return responses.sandbox_error(sandbox_id, responses.SANDBOX_NOT_FOUND)
+        return responses.sandbox_error(sandbox_id, STOPPED)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
@@ -148,6 +198,31 @@ class ProxyApp:
             await responses.send_json(send, answer, prefix="websocket.http")
         else:
             await send({"type": "websocket.close", "code": 1008})
+
+
+class _Answer:
+    """``send``, remembering whether the response has started."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
+async def _until_stopped(is_running: StillRunning, sandbox_id: str) -> None:
+    """Return when the sandbox no longer runs."""
+    await asyncio.sleep(FIRST_CHECK_S)
+    while True:
+        try:
+            if not await is_running(sandbox_id):
+                return
+        except Exception as error:  # the catalog unavailable for a moment: the request goes on
+            log.warning("sandbox %s: could not check that it runs: %s", sandbox_id, error)
+        await asyncio.sleep(CHECK_INTERVAL_S)
 
 
 def create_proxy_app(resolve: Resolver, settings: ProxySettings) -> ProxyApp:

@@ -162,11 +162,6 @@ async def _exchange(
 def _request_headers(scope: Scope) -> tuple[list[tuple[bytes, bytes]], bool]:
     """The headers to send upstream (``Host`` kept, ``X-Forwarded-For`` appended) and whether a body
     follows."""
-    has_body = False
-    for name, value in scope["headers"]:
-        lowered = name.lower()
-        if lowered == b"transfer-encoding" or (lowered == b"content-length" and value.strip() != b"0"):
-            has_body = True
     headers: list[tuple[bytes, bytes]] = []
     forwarded_for = b""
     has_proto = False
@@ -182,7 +177,16 @@ def _request_headers(scope: Scope) -> tuple[list[tuple[bytes, bytes]], bool]:
         headers.append((b"x-forwarded-for", forwarded_for + b", " + peer if forwarded_for else peer))
     if not has_proto:
         headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
-    return headers, has_body
+    return headers, has_body(scope)
+
+
+def has_body(scope: Scope) -> bool:
+    """Whether a body follows the request's headers."""
+    for name, value in scope["headers"]:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding" or (lowered == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
 
 
 def _url(scope: Scope, address: tuple[str, int]) -> httpx.URL:

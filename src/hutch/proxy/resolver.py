@@ -1,6 +1,7 @@
 """Where a sandbox runs and the traffic token it wants, read from the catalog with a short cache; the SDK's
 debug id goes to the development sandbox ``hutch up`` publishes (:mod:`.debug`). A paused sandbox created
-with ``autoResume`` is woken first (:mod:`.waker`), the request waiting meanwhile."""
+with ``autoResume`` is woken first (:mod:`.waker`), the request waiting meanwhile. ``is_running`` tells,
+without waking anything, whether a sandbox still runs: the proxy asks it while a request is in flight."""
 
 from __future__ import annotations
 
@@ -32,10 +33,30 @@ class CatalogResolver:
         self.debug = debug
         self.wake = wake
         self._cache: dict[str, tuple[float, SandboxRoute]] = {}
+        self._running: dict[str, tuple[float, bool]] = {}
 
     def forget(self, sandbox_id: str) -> None:
         """Drop the cached route: the next lookup asks the catalog."""
         self._cache.pop(sandbox_id, None)
+
+    async def is_running(self, sandbox_id: str) -> bool:
+        """Whether the catalog has the sandbox running (asked at most every :data:`TTL_S` per sandbox,
+        however many requests wait on it); never wakes it."""
+        if sandbox_id == DEBUG_SANDBOX_ID:
+            return self.debug is not None and self.debug.get() is not None
+        now = time.monotonic()
+        cached = self._running.get(sandbox_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self.catalog.transaction() as session:
+            row = await sandboxes.get(session, sandbox_id)
+        running = row is not None and row.state == "running"
+        if len(self._running) > 10_000:
+            self._running.clear()
+        self._running[sandbox_id] = (now + TTL_S, running)
+        if not running:
+            self._cache.pop(sandbox_id, None)
+        return running
 
     async def __call__(self, sandbox_id: str) -> SandboxRoute | None:
         if sandbox_id == DEBUG_SANDBOX_ID:

@@ -4,8 +4,10 @@ headers (spec §2.2). Pure functions, no I/O.
 * Header routing: Host is ``localhost``, an IP literal or ``sandbox.{domain}``, and the request carries
   ``E2b-Sandbox-Id`` or ``E2b-Sandbox-Port`` — then both are required. This is what the SDK sends when
   ``E2B_SANDBOX_URL`` points at the proxy.
-* Host routing otherwise: Host is ``{port}-{sandboxId}.{domain}`` (``*.localhost`` resolves to loopback, so
-  ``http://8000-abc.localhost:49983/`` works in a browser with no DNS set up).
+* Host routing otherwise: Host is ``{port}-{sandboxId}.{domain}`` — what the SDK builds from ``E2B_DOMAIN``
+  through the TLS edge (default domain ``hutch.localhost``) — or ``{port}-{sandboxId}.localhost``
+  (``*.localhost`` resolves to loopback, so ``http://8000-abc.localhost:49983/`` works in a browser with no
+  DNS set up).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ SANDBOX_PORT_HEADER = "e2b-sandbox-port"
 # The SDK's debug mode names every sandbox this; the resolver decides what it maps to.
 DEBUG_SANDBOX_ID = "debug_sandbox_id"
 
+# Host routing under this domain too, whatever the configured one: plain HTTP to the proxy's port.
+_LOOPBACK_DOMAIN = "localhost"
 _SANDBOX_ID = re.compile(r"[a-z0-9]+")
 _PORT = re.compile(r"[0-9]{1,5}")
 
@@ -110,7 +114,7 @@ def _from_headers(headers: Mapping[str, str]) -> Target:
 
 def _from_hostname(hostname: str, domain: str) -> Target:
     label, dot, rest = hostname.partition(".")
-    if not dot or rest != domain:
+    if not dot or rest not in (domain, _LOOPBACK_DOMAIN):
         raise InvalidRequest(f"Invalid host: expected {{port}}-{{sandboxId}}.{domain}, got {hostname!r}")
     port, dash, sandbox_id = label.partition("-")
     if not dash:

@@ -1,0 +1,220 @@
+"""E2B's self-hosting path: a client given only ``E2B_DOMAIN`` and ``E2B_API_KEY`` reaches the API at
+``https://api.<domain>`` and every sandbox port at ``https://<port>-<id>.<domain>``, through the TLS edge.
+
+The stack runs the edge on a free port (domain ``hutch.localhost:<port>``) with the tests' certificate
+authority, which this process trusts through ``SSL_CERT_FILE`` (:mod:`tests.edge_ca`) and Node through
+``NODE_EXTRA_CA_CERTS``. No call here passes an API or sandbox URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from e2b import Sandbox
+from websockets.asyncio.client import connect
+
+from tests import edge_ca
+from tests.cli.test_e2b_npm_cli import Cli, e2b_cli  # noqa: F401 (a fixture)
+from tests.e2e.domain_fixtures import ca_context, serve, use_only_domain
+from tests.stack import WORKER, Stack, start_stack, stop_stack
+
+# Apart from the session's stack (tests/stack.py), which runs at the same time.
+SUBNET = f"10.{160 + WORKER}.0.0/16"  # the domain tests' own stack
+
+WEB_PORT = 8000
+WS_PORT = 8765
+# A WebSocket echo server with the standard library only (the base template has no WebSocket package):
+# one handshake, then text frames (client frames are masked) sent back unmasked.
+WS_ECHO = textwrap.dedent(
+    """
+    import base64, hashlib, socketserver, struct
+    MAGIC = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+    class Echo(socketserver.StreamRequestHandler):
+        def handle(self):
+            key = b""
+            while (line := self.rfile.readline().strip()):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"sec-websocket-key":
+                    key = value.strip()
+            accept = base64.b64encode(hashlib.sha1(key + MAGIC).digest())
+            self.wfile.write(b"HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\n"
+                             b"Connection: Upgrade\\r\\nSec-WebSocket-Accept: " + accept + b"\\r\\n\\r\\n")
+            while True:
+                head = self.rfile.read(2)
+                if len(head) < 2 or head[0] & 0x0F == 8:
+                    return
+                size = head[1] & 0x7F
+                if size == 126:
+                    size = struct.unpack(">H", self.rfile.read(2))[0]
+                mask = self.rfile.read(4)
+                data = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(size)))
+                reply = b"echo: " + data
+                self.wfile.write(bytes([0x81, len(reply)]) + reply)
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    socketserver.ThreadingTCPServer(("0.0.0.0", PORT), Echo).serve_forever()
+    """
+).replace("PORT", str(WS_PORT))
+NODE_SCRIPT = textwrap.dedent(
+    """
+    const path = require('node:path')
+    const { Sandbox } = require(require.resolve('e2b', { paths: [path.dirname(process.argv[2])] }))
+    ;(async () => {
+      const sandbox = await Sandbox.create()
+      const result = await sandbox.commands.run('echo hello from node')
+      console.log(JSON.stringify({ id: sandbox.sandboxId, stdout: result.stdout }))
+      await sandbox.kill()
+    })().catch((err) => { console.error(err); process.exit(1) })
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def domain_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if os.geteuid() != 0:
+        pytest.fail("the end-to-end tests need root (crun, mounts, network namespaces)")
+    running = start_stack(tmp_path_factory.mktemp("hutch-domain"), subnet=SUBNET, edge=True)
+    yield running
+    stop_stack(running)
+
+
+@pytest.fixture()
+def only_domain(domain_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """The process environment of a client given ``E2B_DOMAIN`` and ``E2B_API_KEY``, nothing else."""
+    return use_only_domain(domain_stack, monkeypatch)
+
+
+@pytest.fixture()
+def sandbox(only_domain: Stack) -> Iterator[Sandbox]:
+    created = Sandbox.create()
+    only_domain.seen.add(created.sandbox_id)
+    yield created
+    created.kill()
+
+
+def test_hutch_up_writes_the_domain_settings(domain_stack: Stack):
+    port = domain_stack.domain.rpartition(":")[2] if domain_stack.domain else ""
+    assert domain_stack.domain == f"hutch.localhost:{port}" and port.isdigit()
+    assert set(domain_stack.client_env) == {"E2B_DOMAIN", "E2B_API_KEY", "NODE_EXTRA_CA_CERTS"}
+    assert domain_stack.client_env["NODE_EXTRA_CA_CERTS"] == str(edge_ca.ca_path())
+
+
+def test_the_sdk_works_with_only_the_domain_and_a_key(only_domain: Stack, sandbox: Sandbox):
+    assert sandbox.sandbox_domain == only_domain.domain
+    assert sandbox.envd_api_url == f"https://49983-{sandbox.sandbox_id}.{only_domain.domain}"
+    assert sandbox.commands.run("echo hello").stdout == "hello\n"
+    sandbox.files.write("/home/user/notes.txt", "through the edge")
+    assert sandbox.files.read("/home/user/notes.txt") == "through the edge"
+    assert sandbox.sandbox_id in {info.sandbox_id for info in Sandbox.list().next_items()}
+
+
+def test_a_sandbox_port_over_http2_and_http1(only_domain: Stack, sandbox: Sandbox):
+    sandbox.files.write("/home/user/site/index.html", "served from the sandbox")
+    host = serve(sandbox, f"cd /home/user/site && python3 -m http.server {WEB_PORT}", WEB_PORT)
+    assert host == f"{WEB_PORT}-{sandbox.sandbox_id}.{only_domain.domain}"
+
+    response = httpx.get(f"https://{host}/", verify=ca_context())
+    assert response.status_code == 200 and response.text == "served from the sandbox"
+    for flag, version in (("--http2", "2"), ("--http1.1", "1.1")):
+        done = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                flag,
+                "--cacert",
+                str(edge_ca.ca_path()),
+                "-w",
+                "\n%{http_version}",
+                f"https://{host}/",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.rsplit("\n", 1) == ["served from the sandbox", version]
+
+
+def test_a_websocket_through_the_edge(sandbox: Sandbox):
+    sandbox.files.write("/home/user/ws_echo.py", WS_ECHO)
+    sandbox.commands.run("python3 /home/user/ws_echo.py", background=True)
+    host = sandbox.get_host(WS_PORT)
+
+    async def exchange() -> str:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                async with connect(f"wss://{host}/", ssl=ca_context()) as websocket:
+                    await websocket.send("ping")
+                    return str(await websocket.recv())
+            except Exception:  # not listening yet: refused or a 502 from the proxy
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+    assert asyncio.run(exchange()) == "echo: ping"
+
+
+def test_signed_file_urls_work_from_curl(only_domain: Stack, sandbox: Sandbox, tmp_path: Path):
+    upload = sandbox.upload_url("/home/user/uploaded.txt")
+    download = sandbox.download_url("/home/user/uploaded.txt")
+    prefix = f"https://49983-{sandbox.sandbox_id}.{only_domain.domain}/files?"
+    assert upload.startswith(prefix) and download.startswith(prefix)
+    assert "signature=" in upload and "signature=" in download
+
+    source = tmp_path / "source.txt"
+    source.write_text("sent with curl")
+    cacert = ["--cacert", str(edge_ca.ca_path())]
+    sent = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", *cacert, "-F", f"file=@{source}", upload],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    got = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", *cacert, download], capture_output=True, text=True, timeout=30
+    )
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert got.stdout == "sent with curl"
+    assert sandbox.files.read("/home/user/uploaded.txt") == "sent with curl"
+
+
+def test_the_npm_sdk_works_with_only_the_domain_and_a_key(only_domain: Stack, e2b_cli: Cli, tmp_path: Path):  # noqa: F811
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "E2B_DOMAIN": str(only_domain.domain),
+        "E2B_API_KEY": only_domain.api_key,
+        "NODE_EXTRA_CA_CERTS": str(edge_ca.ca_path()),
+    }
+    script = tmp_path / "create.cjs"
+    script.write_text(NODE_SCRIPT)
+    done = subprocess.run(
+        [e2b_cli.node, str(script), e2b_cli.entry], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    only_domain.seen.add(result["id"])
+    assert result["stdout"] == "hello from node\n"
+
+
+def test_the_hutch_command_finds_the_api_from_the_domain(
+    only_domain: Stack, sandbox: Sandbox, tmp_path: Path
+):
+    hutch = (
+        Path(os.environ.get("VIRTUAL_ENV", Path(__file__).resolve().parents[2] / ".venv")) / "bin" / "hutch"
+    )
+    listed = subprocess.run(
+        [str(hutch), "sandbox", "ls"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert sandbox.sandbox_id in listed.stdout
