@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import ssl
 import time
+from pathlib import Path
 
 import pytest
 from e2b import Sandbox
@@ -24,6 +25,17 @@ def use_only_domain(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
     monkeypatch.setenv("E2B_DOMAIN", stack.domain)
     monkeypatch.setenv("E2B_API_KEY", stack.api_key)
     return stack
+
+
+def node_environment(stack: Stack, home: Path) -> dict[str, str]:
+    """What a Node client of ``stack`` is given: the domain, the key and the CA to trust, nothing else."""
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "E2B_DOMAIN": str(stack.domain),
+        "E2B_API_KEY": stack.api_key,
+        "NODE_EXTRA_CA_CERTS": str(edge_ca.ca_path()),
+    }
 
 
 def ca_context() -> ssl.SSLContext:

@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 
 from tests import edge_ca
 from tests.cli.test_e2b_npm_cli import Cli, e2b_cli  # noqa: F401 (a fixture)
-from tests.e2e.domain_fixtures import ca_context, serve, use_only_domain
+from tests.e2e.domain_fixtures import ca_context, node_environment, serve, use_only_domain
 from tests.stack import WORKER, Stack, start_stack, stop_stack
 
 # Apart from the session's stack (tests/stack.py), which runs at the same time.
@@ -189,13 +189,7 @@ def test_signed_file_urls_work_from_curl(only_domain: Stack, sandbox: Sandbox, t
 
 
 def test_the_npm_sdk_works_with_only_the_domain_and_a_key(only_domain: Stack, e2b_cli: Cli, tmp_path: Path):  # noqa: F811
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "E2B_DOMAIN": str(only_domain.domain),
-        "E2B_API_KEY": only_domain.api_key,
-        "NODE_EXTRA_CA_CERTS": str(edge_ca.ca_path()),
-    }
+    env = node_environment(only_domain, tmp_path)
     script = tmp_path / "create.cjs"
     script.write_text(NODE_SCRIPT)
     done = subprocess.run(

@@ -24,7 +24,7 @@ from e2b import Sandbox
 from hutch.proxy.haproxy import proxy_timeout_s
 from tests import edge_ca
 from tests.cli.test_e2b_npm_cli import Cli, e2b_cli  # noqa: F401 (a fixture)
-from tests.e2e.domain_fixtures import ca_context, serve, use_only_domain
+from tests.e2e.domain_fixtures import ca_context, node_environment, serve, use_only_domain
 from tests.stack import WORKER, Stack, start_stack, stop_stack
 
 # Apart from the session's stack (tests/stack.py), which runs at the same time.
@@ -233,13 +233,7 @@ def test_requests_during_a_pause_end_within_the_idle_timeout(only_domain: Stack,
 
 
 def test_node_fetches_a_page_from_get_host(only_domain: Stack, web: Sandbox, e2b_cli: Cli, tmp_path: Path):  # noqa: F811
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "E2B_DOMAIN": str(only_domain.domain),
-        "E2B_API_KEY": only_domain.api_key,
-        "NODE_EXTRA_CA_CERTS": str(edge_ca.ca_path()),
-    }
+    env = node_environment(only_domain, tmp_path)
     script = tmp_path / "fetch.cjs"
     script.write_text(NODE_FETCH)
     done = subprocess.run(

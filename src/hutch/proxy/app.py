@@ -21,6 +21,7 @@ from ..config import ProxySettings
 from ..errors import InvalidRequest
 from . import access, forward, responses, websocket
 from .asgi import Message, Receive, Scope, Send
+from .race import cut_short
 from .routing import SANDBOX_ID_HEADER, SANDBOX_PORT_HEADER, SandboxRoute, Target, route
 
 Resolver = Callable[[str], Awaitable[SandboxRoute | None]]
@@ -90,26 +91,14 @@ class ProxyApp:
     ) -> bool:
         """Forward the request; True if the sandbox stopped running before its answer was complete (the
         exchange is then cancelled)."""
-        exchange = asyncio.ensure_future(
-            forward.forward(
-                self._transport, scope, receive, send, address, idle_timeout_s=self._settings.idle_timeout_s
-            )
+        exchange = forward.forward(
+            self._transport, scope, receive, send, address, idle_timeout_s=self._settings.idle_timeout_s
         )
         is_running: StillRunning | None = getattr(self._resolve, "is_running", None)
         if is_running is None:
             await exchange
             return False
-        watch = asyncio.ensure_future(_until_stopped(is_running, target.sandbox_id))
-        try:
-            await asyncio.wait((exchange, watch), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (exchange, watch):
-                task.cancel()
-            await asyncio.gather(exchange, watch, return_exceptions=True)
-        if exchange.cancelled():
-            return True
-        exchange.result()
-        return False
+        return await cut_short(exchange, _until_stopped(is_running, target.sandbox_id))
 
     async def _stopped(self, sandbox_id: str) -> responses.Answer:
         """The answer to a request whose sandbox stopped running before it answered: "not found" unless

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import pwd
 import resource
@@ -27,6 +26,7 @@ from pathlib import Path
 from ..config import Settings
 from ..private_files import FILE_MODE, private_directory, write_private
 from . import certificates, haproxy
+from .children import Supervised
 
 CONFIG_FILE = "haproxy.cfg"
 LOG_FILE = "haproxy.log"
@@ -34,13 +34,8 @@ OPERATOR_PEM = "operator.pem"
 MAX_LOG_BYTES = 1 << 20
 START_TIMEOUT_S = 15
 STOP_TIMEOUT_S = 5
-# An HAProxy that exits sooner than this after its start counts as failing to start.
-QUICK_DEATH_S = 5
-MAX_BACKOFF_S = 5
 # The user HAProxy's workers run as, where the package made it.
 HAPROXY_USER = "haproxy"
-
-log = logging.getLogger(__name__)
 
 
 class EdgeUnavailable(Exception):
@@ -66,23 +61,20 @@ def certificate_for(settings: Settings) -> certificates.EdgeCertificate:
     return certificates.ensure(settings.tls_dir, certificates.host_of(proxy.domain))
 
 
-class EdgeProcess:
+class EdgeProcess(Supervised):
     """``await start()`` starts HAProxy and waits until it serves, then keeps it running;
     ``await stop()`` stops it."""
 
+    name = "haproxy"
+    stop_timeout_s = STOP_TIMEOUT_S
+
     def __init__(self, settings: Settings, binary: str) -> None:
+        super().__init__()
         self.settings = settings
         self.binary = binary
         self.directory = settings.data_dir / "edge"
         self.config_path = self.directory / CONFIG_FILE
         self.log_path = self.directory / LOG_FILE
-        self._process: asyncio.subprocess.Process | None = None
-        self._supervising: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     async def start(self) -> certificates.EdgeCertificate:
         """Start HAProxy; the certificate it serves. :class:`EdgeUnavailable` if it cannot."""
@@ -112,26 +104,11 @@ class EdgeProcess:
             )
         process = await self._spawn()
         await self._wait_serving(process, config)
-        self._supervising = asyncio.ensure_future(self._supervise())
+        self._keep_running()
         return certificate
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._supervising is not None:
-            self._supervising.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervising
-        process = self._process
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):  # it exited just now
-            process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("haproxy (pid %d) did not stop in %d s: killed", process.pid, STOP_TIMEOUT_S)
-            process.kill()
-            await process.wait()
+        await self._stop_child()
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         _rotate(self.log_path)
@@ -167,24 +144,6 @@ class EdgeProcess:
             await process.wait()
         tail = self.log_path.read_text(errors="replace")[-2000:].strip()
         raise EdgeUnavailable(f"haproxy did not start (exit status {process.returncode}): {tail}")
-
-    async def _supervise(self) -> None:
-        failures = 0
-        while not self._stopping:
-            assert self._process is not None
-            started = time.monotonic()
-            code = await self._process.wait()
-            if self._stopping:
-                return
-            failures = failures + 1 if time.monotonic() - started < QUICK_DEATH_S else 0
-            log.warning("haproxy (pid %d) exited with status %d; starting it again", self._process.pid, code)
-            await asyncio.sleep(0.0 if failures <= 1 else min(MAX_BACKOFF_S, 0.25 * 2**failures))
-            try:
-                await self._spawn()
-            except OSError as err:
-                log.error("could not start haproxy: %s", err)
-                failures += 1
-                await asyncio.sleep(MAX_BACKOFF_S)
 
 
 async def _handshakes(host: str, port: int, server_name: str) -> bool:

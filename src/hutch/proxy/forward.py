@@ -23,6 +23,7 @@ from urllib.parse import quote
 import httpx
 
 from .asgi import Receive, Scope, Send, end_to_end
+from .race import cut_short
 
 # Connecting is quick or the port is closed.
 CONNECT_TIMEOUT_S = 10.0
@@ -80,17 +81,8 @@ async def forward(
         content=content,
         extensions={"timeout": timeouts},
     )
-    exchange = asyncio.ensure_future(_exchange(transport, request, client, send))
-    watch = asyncio.ensure_future(client.until_gone())
-    try:
-        await asyncio.wait((exchange, watch), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (exchange, watch):
-            task.cancel()
-        await asyncio.gather(exchange, watch, return_exceptions=True)
-    if exchange.cancelled():
+    if await cut_short(_exchange(transport, request, client, send), client.until_gone()):
         raise ClientGone()
-    exchange.result()
 
 
 class _Client:

@@ -4,7 +4,7 @@ The supervisor binds the proxy's port itself and hands the listening socket to e
 (``python -m hutch.proxy --fd N``): while a child is being replaced, new connections wait in the socket's
 backlog instead of being refused, and no child ever races another for the port. A child that dies is
 started again at once; only one that keeps dying within seconds of its start waits before the next try
-(up to :data:`MAX_BACKOFF_S`). The current child's pid is in ``<data_dir>/proxy.pid``.
+(:mod:`.children`). The current child's pid is in ``<data_dir>/proxy.pid``.
 
 Each child asks the kernel for SIGKILL when its parent dies (``--parent``, see ``__main__``), so a
 ``kill -9`` of ``hutch up`` takes the proxy with it and a new ``hutch up`` can bind the port. That signal is
@@ -15,17 +15,15 @@ as long as the process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from ..config import ProxySettings, Settings
+from .children import Supervised
 from .server import GRACEFUL_SHUTDOWN_S
 
 PID_FILE = "proxy.pid"
@@ -33,51 +31,29 @@ PID_FILE = "proxy.pid"
 START_TIMEOUT_S = 60
 # After SIGTERM, the child's graceful shutdown, then SIGKILL.
 STOP_TIMEOUT_S = GRACEFUL_SHUTDOWN_S + 5
-# A child that dies sooner than this after its start counts as failing to start.
-QUICK_DEATH_S = 5
-MAX_BACKOFF_S = 5
-
-log = logging.getLogger(__name__)
 
 
-class ProxyProcess:
+class ProxyProcess(Supervised):
     """``await start()`` binds the port, starts the proxy and waits until it answers, then keeps it
     running; ``await stop()`` stops it (SIGTERM, then SIGKILL after :data:`STOP_TIMEOUT_S`)."""
 
+    name = "the proxy"
+    stop_timeout_s = STOP_TIMEOUT_S
+
     def __init__(self, settings: Settings) -> None:
+        super().__init__()
         self.settings = settings
         self.pid_file = settings.data_dir / PID_FILE
         self._listener: socket.socket | None = None
-        self._process: asyncio.subprocess.Process | None = None
-        self._supervising: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     async def start(self) -> None:
         self._listener = _listen(self.settings.proxy)
         process = await self._spawn()
         await self._wait_serving(process)
-        self._supervising = asyncio.ensure_future(self._supervise())
+        self._keep_running()
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._supervising is not None:
-            self._supervising.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervising
-        process = self._process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):  # it exited just now
-                process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                log.warning("the proxy (pid %d) did not stop in %d s: killed", process.pid, STOP_TIMEOUT_S)
-                process.kill()
-                await process.wait()
+        await self._stop_child()
         self.pid_file.unlink(missing_ok=True)
         if self._listener is not None:
             self._listener.close()
@@ -137,27 +113,6 @@ class ProxyProcess:
                 await process.wait()
             raise RuntimeError(f"the proxy did not start (exit status {process.returncode})")
 
-    async def _supervise(self) -> None:
-        failures = 0
-        while not self._stopping:
-            assert self._process is not None
-            started = time.monotonic()
-            code = await self._process.wait()
-            if self._stopping:
-                return
-            failures = failures + 1 if time.monotonic() - started < QUICK_DEATH_S else 0
-            backoff = 0.0 if failures <= 1 else min(MAX_BACKOFF_S, 0.25 * 2**failures)
-            log.warning("the proxy (pid %d) %s; starting it again", self._process.pid, _describe(code))
-            await asyncio.sleep(backoff)
-            try:
-                process = await self._spawn()
-            except OSError as err:
-                log.error("could not start the proxy: %s", err)
-                failures += 1
-                await asyncio.sleep(MAX_BACKOFF_S)
-                continue
-            log.info("the proxy runs again (pid %d)", process.pid)
-
 
 def _listen(settings: ProxySettings) -> socket.socket:
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
@@ -182,12 +137,6 @@ async def _answers(host: str, port: int) -> None:
             raise ConnectionError(f"unexpected answer: {line!r}")
     finally:
         writer.close()
-
-
-def _describe(code: int) -> str:
-    if code < 0:
-        return f"was killed by {signal.Signals(-code).name}"
-    return f"exited with status {code}"
 
 
 def _write_atomically(path: Path, text: str) -> None:
