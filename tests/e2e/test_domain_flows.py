@@ -220,15 +220,19 @@ def test_requests_during_a_pause_end_within_the_idle_timeout(only_domain: Stack,
     pausing = threading.Thread(target=web.pause)
     pausing.start()
     took: list[float] = []
-    statuses: set[int] = set()
+    statuses: set[int | str] = set()
     while pausing.is_alive() or not took:
-        answer, elapsed = _timed_get(url)
-        took.append(elapsed)
-        statuses.add(answer.status_code)
+        started = time.monotonic()
+        try:
+            statuses.add(_get(url).status_code)
+        except httpx.RemoteProtocolError:
+            # The sandbox froze after its answer had begun: the answer cannot end, the connection is cut.
+            statuses.add("cut")
+        took.append(time.monotonic() - started)
     pausing.join()
     answer, elapsed = _timed_get(url)
     assert answer.status_code == 502 and answer.json()["message"] == NOT_FOUND and elapsed < 1
-    assert statuses <= {200, 502}, statuses
+    assert statuses <= {200, 502, "cut"}, statuses
     assert max(took) < IDLE_TIMEOUT_S + 5, took
 
 
