@@ -254,19 +254,10 @@ def test_node_fetches_a_page_from_get_host(only_domain: Stack, web: Sandbox, e2b
 
 
 def _chromium() -> tuple[str, str]:
-    """Chromium and ``certutil``, installed with apt if missing; the test is skipped if that fails."""
+    """Chromium and ``certutil``, which scripts/install-deps.sh installs (``make test`` runs it first)."""
     chromium, certutil = shutil.which("chromium"), shutil.which("certutil")
     if chromium is None or certutil is None:
-        installed = subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "libnss3-tools"],
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        chromium, certutil = shutil.which("chromium"), shutil.which("certutil")
-        if chromium is None or certutil is None:
-            pytest.skip(f"chromium could not be installed: {installed.stderr.strip()[-500:]}")
+        pytest.fail("chromium or certutil is missing: scripts/install-deps.sh installs them")
     return chromium, certutil
 
 
