@@ -35,6 +35,11 @@ def leftovers(data_dir: Path, subnet: str, sandbox_ids: Iterable[str] = ()) -> l
     ]
     if leaked_links:
         problems.append(f"veth interfaces: {leaked_links}")
+    routes = subprocess.run(
+        ["ip", "-j", "-4", "route", "show", "type", "unreachable"], capture_output=True, text=True
+    )
+    if any(route.get("dst") == str(network) for route in json.loads(routes.stdout or "[]")):
+        problems.append(f"the unreachable route of {network}")
     for controller in ("memory", "pids", "cpu"):
         parent = Path("/sys/fs/cgroup") / controller / "hutch"
         if parent.exists():

@@ -1,9 +1,12 @@
-"""Sandbox networks on the real kernel: a namespace with its veth pair, and a stale host interface of the
-same address (left by a failed teardown) replaced rather than failing the sandbox's start."""
+"""Sandbox networks on the real kernel: a namespace with its veth pair, a stale host interface of the
+same address (left by a failed teardown) replaced rather than failing the sandbox's start, and the fence
+that keeps a dead sandbox's address from being routed out of the host."""
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import subprocess
 
 import pytest
@@ -46,3 +49,25 @@ async def test_a_stale_interface_of_the_same_address_is_replaced() -> None:
         await networks.delete(net)
         subprocess.run(["ip", "link", "del", "stale0"], capture_output=True)
     assert not os.path.exists(net.netns_path)
+
+
+async def test_while_fenced_an_address_no_sandbox_holds_is_unreachable_from_the_host() -> None:
+    networks = Networks(SUBNET)
+    await networks.fence()
+    net = networks.allocate("netfence")
+    await networks.create(net)
+    try:
+        # A sandbox's own address goes to its veth; any other address of the subnet goes nowhere (not
+        # out through the host's default gateway, where whatever answers is not the sandbox).
+        assert f"dev {net.host_if}" in _ip("route", "get", net.sandbox_ip)
+        idle = networks.plan("netidle", net.index + 1).sandbox_ip
+        with pytest.raises(subprocess.CalledProcessError) as refused:
+            subprocess.run(["ip", "route", "get", idle], capture_output=True, text=True, check=True)
+        assert "no route to host" in refused.value.stderr.lower()
+        with pytest.raises(OSError) as failed, socket.create_connection((idle, 8000), timeout=5):
+            pass
+        assert failed.value.errno == errno.EHOSTUNREACH
+    finally:
+        await networks.delete(net)
+        await networks.unfence()
+    assert SUBNET not in _ip("-4", "route", "show", "type", "unreachable")

@@ -91,6 +91,7 @@ class ContainerRuntime:
         host.sandboxes_dir.mkdir(parents=True, exist_ok=True)
         limits = await asyncio.to_thread(cgroups.apply_node_limits)
         log.info("all sandboxes together: at most %(pids)d processes and %(memory)d bytes", limits)
+        await host.networks.fence()
         if host.egress_proxy is not None:
             await host.egress_proxy.start()
         await host.firewall.install(proxy_port=host.egress_proxy.port if host.egress_proxy else None)
@@ -114,6 +115,7 @@ class ContainerRuntime:
                 sandbox.release_init()
         await self.host.settle()
         await self.host.firewall.uninstall()
+        await self.host.networks.unfence()
         if self.host.egress_proxy is not None:
             await self.host.egress_proxy.stop()
         await self.host.client.aclose()

@@ -5,7 +5,9 @@ Each sandbox gets the index ``i`` of a /31 in the subnet (default 10.11.0.0/16):
 port of it at the odd address. Without egress there is no default route inside, so nothing leaves the
 sandbox; with egress the route points at the host and ``firewall`` decides what may leave. The host side
 takes no IPv6 at all (a sandbox would otherwise reach the host's services at its link-local address) and
-only the sandbox's own source address (strict reverse-path filtering).
+only the sandbox's own source address (strict reverse-path filtering). While the node runs, the whole
+subnet is an ``unreachable`` route on the host: an address no sandbox holds (a killed sandbox's, still in a
+client's cache) fails at once, instead of being sent out through the host's default gateway.
 """
 
 from __future__ import annotations
@@ -57,6 +59,14 @@ class Networks:
         self.capacity = self.subnet.num_addresses // 2
         self.used: set[int] = set()
         self._last = 0
+
+    async def fence(self) -> None:
+        """Make the subnet unreachable from the host, except the sandboxes' own /31s (more specific)."""
+        await _ip(script=f"route replace unreachable {self.subnet}\n")
+
+    async def unfence(self) -> None:
+        """Remove the route of :meth:`fence`; already gone is fine."""
+        await _ip("-force", script=f"route del unreachable {self.subnet}\n", check=False)
 
     def plan(self, sandbox_id: str, index: int) -> SandboxNetwork:
         base = self.subnet.network_address + 2 * index
