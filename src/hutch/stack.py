@@ -35,6 +35,7 @@ from .private_files import narrow, private_directory, write_private
 from .proxy import access, debug, trust
 from .proxy.certificates import EdgeCertificate
 from .proxy.edge import EdgeProcess, EdgeUnavailable, haproxy_binary
+from .proxy.routes import EdgeRoutes
 from .proxy.supervisor import ProxyProcess
 from .runtime import registry
 from .runtime.types import SandboxSpec, TemplateImage
@@ -179,7 +180,7 @@ def _keep_warm(runtime: object, settings: Settings, builtins: list[Builtin]) -> 
 
 
 async def start_edge(
-    settings: Settings, say: Callable[[str], None]
+    settings: Settings, routes: EdgeRoutes, say: Callable[[str], None]
 ) -> tuple[EdgeProcess | None, EdgeCertificate | None]:
     """The TLS edge, started; none (with a warning) when it is turned off, not installed or fails to start:
     then only the plain-HTTP API and proxy ports serve."""
@@ -192,7 +193,7 @@ async def start_edge(
             "work; clients use E2B_API_URL and E2B_SANDBOX_URL"
         )
         return None, None
-    edge = EdgeProcess(settings, binary)
+    edge = EdgeProcess(settings, binary, routes)
     try:
         certificate = await edge.start()
     except EdgeUnavailable as err:
@@ -231,9 +232,11 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
     runtime = registry.load(settings.runtime.backend, **_runtime_options(settings, envd_path))
     _keep_warm(runtime, settings, builtins)
     template = builtins[0].image  # base: the development sandbox's
+    # The edge routes running sandboxes itself; without it (no TLS port) nothing reads the table.
+    routes = EdgeRoutes(settings.data_dir / "edge")
     api = _Server(
         uvicorn.Config(
-            create_app(settings, runtime=runtime, catalog=catalog),
+            create_app(settings, runtime=runtime, catalog=catalog, routes=routes),
             host=settings.api.host,
             port=settings.api.port,
             log_config=None,
@@ -257,7 +260,7 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
                 await server
                 raise RuntimeError("the API stopped while starting")
             await asyncio.sleep(0.05)
-        edge, certificate = await start_edge(settings, say)
+        edge, certificate = await start_edge(settings, routes, say)
         dev = None
         if settings.proxy.local_development:
             dev = await runtime.create(

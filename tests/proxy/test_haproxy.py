@@ -21,6 +21,7 @@ import pytest
 from hutch.config import Settings
 from hutch.proxy import haproxy
 from hutch.proxy.edge import EdgeProcess, haproxy_binary
+from hutch.proxy.routes import EdgeRoutes
 from tests.conftest import free_port
 
 DOMAIN = "hutch.localhost"
@@ -36,10 +37,16 @@ def _settings(tmp_path: Path, **proxy: object) -> Settings:
     return Settings(data_dir=tmp_path, proxy=proxy)
 
 
+def _routes(tmp_path: Path) -> EdgeRoutes:
+    return EdgeRoutes(tmp_path / "edge")
+
+
 def test_the_configuration_terminates_tls_and_routes_by_host(tmp_path):
     settings = _settings(tmp_path, tls_port=8443, port=49990, idle_timeout_s=300)
     settings.api.port = 3999
-    config = haproxy.from_settings(settings, tmp_path / "edge.pem", ipv6=True, user="haproxy")
+    config = haproxy.from_settings(
+        settings, tmp_path / "edge.pem", _routes(tmp_path), ipv6=True, user="haproxy"
+    )
     text = haproxy.render(config)
     crt = f"ssl crt {tmp_path / 'edge.pem'} alpn h2,http/1.1"
     assert f"bind ipv4@127.0.0.1:8443 {crt}" in text
@@ -58,21 +65,32 @@ def test_the_configuration_terminates_tls_and_routes_by_host(tmp_path):
 
 
 def test_without_ipv6_loopback_the_edge_listens_on_ipv4_only(tmp_path):
-    config = haproxy.from_settings(_settings(tmp_path), tmp_path / "edge.pem", ipv6=False, user=None)
+    config = haproxy.from_settings(
+        _settings(tmp_path), tmp_path / "edge.pem", _routes(tmp_path), ipv6=False, user=None
+    )
     assert list(config.listen) == ["127.0.0.1"]
     assert "::1" not in haproxy.render(config) and "user " not in haproxy.render(config)
 
 
 def test_the_connection_bound_follows_the_file_limit(tmp_path):
     settings = _settings(tmp_path)
-    assert haproxy.from_settings(settings, Path("/x.pem"), ipv6=True, user=None).max_connections == 10_000
-    bounded = haproxy.from_settings(settings, Path("/x.pem"), ipv6=True, user=None, file_limit=4096)
+    assert (
+        haproxy.from_settings(
+            settings, Path("/x.pem"), _routes(tmp_path), ipv6=True, user=None
+        ).max_connections
+        == 10_000
+    )
+    bounded = haproxy.from_settings(
+        settings, Path("/x.pem"), _routes(tmp_path), ipv6=True, user=None, file_limit=4096
+    )
     assert bounded.max_connections == 1998
     assert "maxconn 1998" in haproxy.render(bounded)
 
 
 def test_a_public_host_is_listened_on_as_given(tmp_path):
-    config = haproxy.from_settings(_settings(tmp_path, host="0.0.0.0"), Path("/x.pem"), ipv6=True, user=None)
+    config = haproxy.from_settings(
+        _settings(tmp_path, host="0.0.0.0"), Path("/x.pem"), _routes(tmp_path), ipv6=True, user=None
+    )
     assert list(config.listen) == ["0.0.0.0"]
     assert config.proxy[0] == "127.0.0.1"
 
@@ -84,8 +102,13 @@ def test_haproxy_accepts_the_configuration(tmp_path):
     pem = ensure(tmp_path / "tls", DOMAIN).pem_path
     path = tmp_path / "haproxy.cfg"
     path.write_text(
-        haproxy.render(haproxy.from_settings(_settings(tmp_path), pem, ipv6=True, user="haproxy"))
+        haproxy.render(
+            haproxy.from_settings(_settings(tmp_path), pem, _routes(tmp_path), ipv6=True, user="haproxy")
+        )
     )
+    routes = _routes(tmp_path)
+    routes.directory.mkdir()
+    routes.write_files()
     checked = subprocess.run([BINARY, "-c", "-f", str(path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
 
@@ -140,7 +163,7 @@ async def edge(tmp_path: Path, backends: tuple[int, int]) -> AsyncIterator[Edge]
     api_port, proxy_port = backends
     settings = _settings(tmp_path, tls_port=free_port(), port=proxy_port)
     settings.api.port = api_port
-    process = EdgeProcess(settings, BINARY)
+    process = EdgeProcess(settings, BINARY, _routes(tmp_path))
     certificate = await process.start()
     assert certificate.ca_path is not None
     yield Edge(settings.proxy.tls_port, certificate.ca_path, process)

@@ -38,6 +38,7 @@ from .services import quotas
 from .services.copies import SandboxCopier
 from .services.locks import SandboxLocks
 from .services.metrics import MetricsService
+from .services.routes import SandboxRoutes
 from .services.sandboxes import SandboxService
 from .services.snapshots import SnapshotService
 from .services.template_builds import TemplateBuildService
@@ -45,9 +46,17 @@ from .services.template_builds import TemplateBuildService
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    runtime: Runtime,
+    catalog: Catalog | None = None,
+    routes: SandboxRoutes | None = None,
+) -> FastAPI:
     """The REST API of spec §1 over ``runtime``, which its services reach as a :class:`LocalNode`; the
     template builder uses ``runtime`` itself.
+
+    ``routes`` is told when sandboxes start and stop running (the TLS edge's, which routes them itself).
 
     The app owns ``runtime``: its lifespan starts it, and closes it at shutdown. Without ``catalog`` it opens
     (and at shutdown closes) the one at ``settings.catalog_url``; a catalog passed in stays the caller's.
@@ -80,6 +89,7 @@ def create_app(settings: Settings, *, runtime: Runtime, catalog: Catalog | None 
                 max_timeout_s=settings.api.max_timeout_s,
                 paused_retention_s=settings.api.paused_retention_s,
                 create_limiter=RateLimiter(settings.api.creates_per_s, settings.api.creates_burst, "creates"),
+                routes=routes,
             )
             lost, orphans = await service.reconcile()
             if lost:

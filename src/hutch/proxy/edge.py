@@ -2,17 +2,21 @@
 (``haproxy -W -db -f <data_dir>/edge/haproxy.cfg``), started again whenever it exits.
 
 ``start`` readies the certificate (the operator's, or one the local authority signs: :mod:`.certificates`),
-writes the configuration (:mod:`.haproxy`), has HAProxy check it, starts it and waits until it completes
-a TLS handshake. HAProxy is started through ``setpriv --pdeathsig KILL``, so that the kernel kills it when
-``hutch up`` dies however it dies (its workers follow their master). ``stop`` sends SIGTERM, then SIGKILL
-after :data:`STOP_TIMEOUT_S`. HAProxy logs warnings and errors to ``<data_dir>/edge/haproxy.log``, which
-is moved to ``haproxy.log.1`` at a start when it has grown past :data:`MAX_LOG_BYTES`.
+writes the configuration (:mod:`.haproxy`) and the route maps (:mod:`.routes`), has HAProxy check them,
+starts it and waits until it completes a TLS handshake. At every start, first or again, the maps are
+written from the route table, and given to HAProxy once more as soon as its admin socket answers, so that
+no route changed meanwhile is lost. HAProxy is started through ``setpriv --pdeathsig KILL``, so that the
+kernel kills it when ``hutch up`` dies however it dies (its workers follow their master). ``stop`` sends
+SIGTERM, then SIGKILL after :data:`STOP_TIMEOUT_S`. HAProxy logs warnings and errors to
+``<data_dir>/edge/haproxy.log``, which is moved to ``haproxy.log.1`` at a start when it has grown past
+:data:`MAX_LOG_BYTES`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import pwd
 import resource
@@ -27,6 +31,7 @@ from ..config import Settings
 from ..private_files import FILE_MODE, private_directory, write_private
 from . import certificates, haproxy
 from .children import Supervised
+from .routes import EdgeRoutes
 
 CONFIG_FILE = "haproxy.cfg"
 LOG_FILE = "haproxy.log"
@@ -34,6 +39,7 @@ OPERATOR_PEM = "operator.pem"
 MAX_LOG_BYTES = 1 << 20
 START_TIMEOUT_S = 15
 STOP_TIMEOUT_S = 5
+log = logging.getLogger(__name__)
 # The user HAProxy's workers run as, where the package made it.
 HAPROXY_USER = "haproxy"
 
@@ -68,13 +74,15 @@ class EdgeProcess(Supervised):
     name = "haproxy"
     stop_timeout_s = STOP_TIMEOUT_S
 
-    def __init__(self, settings: Settings, binary: str) -> None:
+    def __init__(self, settings: Settings, binary: str, routes: EdgeRoutes) -> None:
         super().__init__()
         self.settings = settings
         self.binary = binary
-        self.directory = settings.data_dir / "edge"
+        self.routes = routes
+        self.directory = routes.directory
         self.config_path = self.directory / CONFIG_FILE
         self.log_path = self.directory / LOG_FILE
+        self._resyncing: asyncio.Task[None] | None = None
 
     async def start(self) -> certificates.EdgeCertificate:
         """Start HAProxy; the certificate it serves. :class:`EdgeUnavailable` if it cannot."""
@@ -87,11 +95,13 @@ class EdgeProcess(Supervised):
         config = haproxy.from_settings(
             self.settings,
             certificate.pem_path,
+            self.routes,
             ipv6=_has_ipv6_loopback(),
             user=user,
             file_limit=_file_limit(),
         )
         write_private(self.config_path, haproxy.render(config))
+        self.routes.write_files()
         checked = await asyncio.to_thread(
             subprocess.run,
             [self.binary, "-c", "-q", "-f", str(self.config_path)],
@@ -104,14 +114,21 @@ class EdgeProcess(Supervised):
             )
         process = await self._spawn()
         await self._wait_serving(process, config)
+        if self._resyncing is not None:
+            await self._resyncing
         self._keep_running()
         return certificate
 
     async def stop(self) -> None:
         await self._stop_child()
+        if self._resyncing is not None:
+            self._resyncing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resyncing
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         _rotate(self.log_path)
+        self.routes.write_files()
         setpriv = shutil.which("setpriv")
         command = [self.binary, "-W", "-db", "-f", str(self.config_path)]
         if setpriv is not None:
@@ -128,7 +145,19 @@ class EdgeProcess(Supervised):
             )
         finally:
             os.close(descriptor)
+        if self._resyncing is not None:
+            self._resyncing.cancel()
+        self._resyncing = asyncio.ensure_future(self._resync(self._process))
         return self._process
+
+    async def _resync(self, process: asyncio.subprocess.Process) -> None:
+        """Give the new HAProxy the route table as soon as its admin socket answers."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while process.returncode is None and time.monotonic() < deadline:
+            if await self.routes.resync():
+                return
+            await asyncio.sleep(0.05)
+        log.warning("HAProxy (pid %d) did not take the edge's routes: it serves from its files", process.pid)
 
     async def _wait_serving(self, process: asyncio.subprocess.Process, config: haproxy.EdgeConfig) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -41,6 +41,7 @@ from .copies import SandboxCopier
 from .locks import SandboxLocks
 from .logs import select_lines
 from .pagination import Page
+from .routes import NoRoutes, SandboxRoutes
 
 
 def _now() -> datetime:
@@ -108,6 +109,7 @@ class SandboxService:
         max_timeout_s: int,
         paused_retention_s: int = 30 * 24 * 3600,
         create_limiter: RateLimiter | None = None,
+        routes: SandboxRoutes | None = None,
     ) -> None:
         self._catalog = catalog
         self._node = node
@@ -119,6 +121,7 @@ class SandboxService:
         self._paused_retention = timedelta(seconds=paused_retention_s)
         self._create_limiter = create_limiter or RateLimiter(0, 1, "creates")
         self._running = quotas.Holds("concurrent_sandboxes")
+        self._routes: SandboxRoutes = routes or NoRoutes()
 
     async def create(
         self,
@@ -351,13 +354,25 @@ class SandboxService:
                 sandbox = await _existing(session, sandbox_id)
                 if sandbox.state == "paused":
                     raise Conflict(f"sandbox {sandbox_id} is already paused")
-            mode = await self._node.pause(sandbox_id, memory=memory)
+            await self._routes.close(sandbox_id)
+            try:
+                mode = await self._node.pause(sandbox_id, memory=memory)
+            except BaseException:
+                await asyncio.shield(self._reopen(sandbox_id))
+                raise
             async with self._catalog.transaction() as session:
                 sandbox = await _existing(session, sandbox_id)
                 sandbox.state, sandbox.pause_mode = "paused", mode
                 sandbox.paused_at = _now()
                 sandbox.end_at = sandbox.paused_at + self._paused_retention
                 return sandbox
+
+    async def _reopen(self, sandbox_id: str) -> None:
+        """Route a sandbox again whose pause failed, as the catalog still has it running."""
+        async with self._catalog.transaction() as session:
+            sandbox = await sandboxes.get(session, sandbox_id)
+        if sandbox is not None and sandbox.state == "running":
+            await self._routes.open(sandbox)
 
     async def _resume(self, paused: SandboxRow, *, lifetime: timedelta, memory: bool) -> SandboxRow:
         """Resume, within the team's ``concurrent_sandboxes`` (the caller holds the sandbox's lock)."""
@@ -367,7 +382,8 @@ class SandboxService:
                 sandbox = await _existing(session, paused.sandbox_id)
                 sandbox.state, sandbox.pause_mode, sandbox.paused_at = "running", None, None
                 sandbox.end_at = _now() + lifetime
-                return sandbox
+            await self._routes.open(sandbox)
+            return sandbox
 
     async def update_network(
         self,
@@ -468,6 +484,7 @@ class SandboxService:
     async def destroy(self, *, sandbox_id: str) -> None:
         """Kill a sandbox of any team, then drop its row (kept if the kill fails, so a retry can finish)."""
         async with self._locks.of(sandbox_id):
+            await self._routes.close(sandbox_id)
             await self._node.kill(sandbox_id)
             async with self._catalog.transaction() as session:
                 await sandboxes.remove(session, sandbox_id)
@@ -491,6 +508,9 @@ class SandboxService:
         orphans = sorted(live - rows)
         for sandbox_id in orphans:
             await self._node.kill(sandbox_id)
+        async with self._catalog.transaction() as session:
+            running = [s for s in await sandboxes.on_node(session, self._node_id) if s.state == "running"]
+        await self._routes.reset(running)
         return lost, orphans
 
     async def forget_lost(self) -> list[str]:
@@ -500,6 +520,8 @@ class SandboxService:
         async with self._catalog.transaction() as session:
             rows = {s.sandbox_id for s in await sandboxes.on_node(session, self._node_id)}
         lost = sorted(rows - {handle.sandbox_id for handle in await self._node.list()})
+        for sandbox_id in lost:
+            await self._routes.close(sandbox_id)
         if lost:
             async with self._catalog.transaction() as session:
                 for sandbox_id in lost:
@@ -509,13 +531,15 @@ class SandboxService:
     async def _record(self, row: SandboxRow) -> SandboxRow:
         try:
             async with self._catalog.transaction() as session:
-                return await sandboxes.add(session, row)
+                recorded = await sandboxes.add(session, row)
         except BaseException as error:
             # Shielded: a cancelled request must not leave the new sandbox running.
             await asyncio.shield(self._node.kill(row.sandbox_id))
             if isinstance(error, IntegrityError) and row.idempotency_key is not None:
                 return await self._created_with(row.team_id, row.idempotency_key)
             raise
+        await self._routes.open(recorded)
+        return recorded
 
     async def _created_with(self, team_id: str, key: str) -> SandboxRow:
         """The sandbox a concurrent create with the same idempotency key recorded first."""
