@@ -97,6 +97,8 @@ def render(config: EdgeConfig) -> str:
         "    log global",
         "    option dontlognull",
         "    option forwardfor",
+        # A client that leaves before its answer ends the request to the server too.
+        "    option abortonclose",
         f"    timeout connect {CONNECT_TIMEOUT_S}s",
         f"    timeout http-request {REQUEST_TIMEOUT_S}s",
         f"    timeout client {KEEP_ALIVE_S}s",
