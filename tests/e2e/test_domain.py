@@ -120,16 +120,15 @@ def test_the_sdk_works_with_only_the_domain_and_a_key(only_domain: Stack, sandbo
     assert sandbox.sandbox_id in {info.sandbox_id for info in Sandbox.list().next_items()}
 
 
-def test_a_sandbox_port_over_http1_whatever_the_client_prefers(only_domain: Stack, sandbox: Sandbox):
+def test_a_sandbox_port_over_http2_and_http1(only_domain: Stack, sandbox: Sandbox):
     sandbox.files.write("/home/user/site/index.html", "served from the sandbox")
     host = serve(sandbox, f"cd /home/user/site && python3 -m http.server {WEB_PORT}", WEB_PORT)
     assert host == f"{WEB_PORT}-{sandbox.sandbox_id}.{only_domain.domain}"
 
     response = httpx.get(f"https://{host}/", verify=ca_context())
     assert response.status_code == 200 and response.text == "served from the sandbox"
-    # Sandbox hosts offer HTTP/1.1 only (haproxy.render_certificate_list); Python's http.server answers in
-    # HTTP/1.0, which the edge passes on as it is.
-    for flag in ("--http2", "--http1.1"):
+    # Python's http.server answers in HTTP/1.0, which the edge passes on as it is over HTTP/1.1.
+    for flag, versions in (("--http2", {"2"}), ("--http1.1", {"1.1", "1.0", "1"})):
         done = subprocess.run(
             [
                 "curl",
@@ -147,7 +146,7 @@ def test_a_sandbox_port_over_http1_whatever_the_client_prefers(only_domain: Stac
         )
         assert done.returncode == 0, done.stderr
         body, version = done.stdout.rsplit("\n", 1)
-        assert body == "served from the sandbox" and version in {"1.1", "1.0", "1"}
+        assert body == "served from the sandbox" and version in versions
 
 
 def test_a_websocket_through_the_edge(sandbox: Sandbox):
@@ -278,3 +277,4 @@ def test_a_command_in_flight_when_the_sandbox_is_killed_ends_as_not_running(only
     assert not waiting.is_alive(), "the command outlived its sandbox"
     assert time.monotonic() - started < 10
     assert len(outcome) == 1 and isinstance(outcome[0], SandboxNotRunningException), outcome
+    assert "killed or reached its end of life" in str(outcome[0])

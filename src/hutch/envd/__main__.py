@@ -12,6 +12,7 @@ sys.modules.setdefault("_hashlib", None)  # type: ignore[arg-type]
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -22,6 +23,9 @@ from .router import Envd  # noqa: E402
 from .server import serve  # noqa: E402
 from .state import EnvdState  # noqa: E402
 from .version import VERSION  # noqa: E402
+
+# How long a stop waits for the open streams to send their end (each ends at once; this bounds a stuck one).
+STREAMS_END_S = 1.0
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,7 +57,12 @@ async def run(args: argparse.Namespace) -> None:
     if os.getpid() == 1:
         reaper.install(loop, lambda pid: pid in state.processes.live)
     await stop.wait()
+    # Refuse new connections first, then end the open streams with an error their clients see.
     server.close()
+    state.stopping.set()
+    if state.open_streams:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.streams_ended.wait(), STREAMS_END_S)
     state.processes.kill_all()
 
 

@@ -7,6 +7,9 @@ Three call shapes, each an adapter from a service function to an HTTP handler:
 * :func:`server_stream` — one request envelope in; ``application/connect+json`` envelopes out, each flushed,
   then an end-stream envelope (flag 0x02) holding ``{}`` or ``{"error": {...}}``. The service is an async
   generator; idle streams get keepalive messages, and a client that goes away cancels the generator.
+  When envd is told to stop (the state's ``stopping``), every open stream ends with ``unavailable``: the
+  client then knows its stream broke off, whatever is between it and envd (a proxy that would pass a
+  closed connection on as a complete answer).
 * :func:`client_stream` — envelopes in, one message and the end-stream envelope out.
 
 Envelope: 1 flag byte (0x01 compressed, 0x02 end-stream), 4-byte big-endian length, payload.
@@ -40,6 +43,8 @@ DEFAULT_KEEPALIVE_S = 90.0
 STREAM_WINDOW = 8
 _END = object()
 _GONE = object()
+_STOPPING = object()
+SHUTTING_DOWN = "envd is shutting down: the sandbox is stopping"
 
 
 class Call:
@@ -313,6 +318,10 @@ async def _pump(
     producer = asyncio.ensure_future(produce())
     gone = asyncio.ensure_future(call.disconnected.wait())
     gone.add_done_callback(lambda _: queue.put_nowait(_GONE))
+    stopping = getattr(call.state, "stopping", None)
+    told = asyncio.ensure_future(stopping.wait() if stopping is not None else asyncio.Event().wait())
+    told.add_done_callback(lambda done: None if done.cancelled() else queue.put_nowait(_STOPPING))
+    _opened(call.state)
     deadline = call.started + call.timeout_s if (enforce_deadline and call.timeout_s) else None
     try:
         while True:
@@ -329,6 +338,9 @@ async def _pump(
                 continue
             if item is _GONE:
                 raise ClientGone()
+            if item is _STOPPING:
+                await out.close(RpcError("unavailable", SHUTTING_DOWN))
+                return
             if item is _END:
                 await out.close()
                 return
@@ -339,12 +351,27 @@ async def _pump(
             window.release()
     finally:
         gone.cancel()
+        told.cancel()
+        _closed(call.state)
         if not producer.done():
             producer.cancel()
         await asyncio.gather(producer, return_exceptions=True)
         aclose = getattr(messages, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _opened(state: Any) -> None:
+    if hasattr(state, "open_streams"):
+        state.open_streams += 1
+        state.streams_ended.clear()
+
+
+def _closed(state: Any) -> None:
+    if hasattr(state, "open_streams"):
+        state.open_streams -= 1
+        if state.open_streams == 0:
+            state.streams_ended.set()
 
 
 def client_stream(fn: Callable[[Call, AsyncIterator[Message]], Awaitable[Message]]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 
 class EnvdState:
     """Sandbox-level settings from ``/init`` plus the registries of live processes and watchers."""
@@ -15,3 +17,7 @@ class EnvdState:
         # Set by the envd application (router.Envd) when it starts.
         self.processes = None
         self.watchers = None
+        # Set when envd is told to stop (the sandbox is being killed): open streams end at once.
+        self.stopping = asyncio.Event()
+        self.open_streams = 0
+        self.streams_ended = asyncio.Event()

@@ -19,6 +19,7 @@ from websockets import InvalidStatus
 
 from ..config import ProxySettings
 from ..errors import InvalidRequest
+from ..runtime.types import ENVD_PORT
 from . import access, forward, responses, websocket
 from .asgi import Message, Receive, Scope, Send
 from .race import cut_short
@@ -82,7 +83,7 @@ class ProxyApp:
         except responses.Refusal as refusal:
             await responses.send_json(send, refusal.answer)
         except (forward.PortClosed, forward.UpstreamFailed) as err:
-            await responses.send_json(send, await self._unreachable(target.sandbox_id, err))
+            await responses.send_json(send, await self._unreachable(target, err))
         except forward.ClientGone:
             pass
 
@@ -120,7 +121,7 @@ class ProxyApp:
                 scope, address, max_message_bytes=self._settings.max_websocket_message_mb << 20
             )
         except (forward.PortClosed, forward.UpstreamFailed) as err:
-            await self._deny(scope, send, await self._unreachable(target.sandbox_id, err))
+            await self._deny(scope, send, await self._unreachable(target, err))
             return
         except InvalidStatus as err:
             await websocket.refuse_with(send, scope, err)
@@ -157,16 +158,20 @@ class ProxyApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _unreachable(self, sandbox_id: str, err: Exception) -> responses.Answer:
+    async def _unreachable(self, target: Target, err: Exception) -> responses.Answer:
         """The answer when the sandbox's port did not answer. A sandbox killed a moment ago may still be in
         the resolver's cache: asked afresh, the catalog tells "not found" (the SDK then knows it is gone)
-        from "port not open"."""
+        from "port not open". Nothing on envd's port is "not found" too: envd listens as long as its sandbox
+        runs, and stops listening first when the sandbox is being killed."""
+        sandbox_id = target.sandbox_id
         forget = getattr(self._resolve, "forget", None)
         if forget is not None:
             forget(sandbox_id)
             if await self._resolve(sandbox_id) is None:
                 return responses.sandbox_error(sandbox_id, responses.SANDBOX_NOT_FOUND)
         if isinstance(err, forward.PortClosed):
+            if target.port == ENVD_PORT:
+                return responses.sandbox_error(sandbox_id, responses.SANDBOX_NOT_FOUND)
             return responses.sandbox_error(sandbox_id, responses.PORT_NOT_OPEN)
         log.warning("sandbox %s: no response from its port: %s", sandbox_id, err)
         return responses.sandbox_error(sandbox_id, f"The sandbox closed the connection: {err}")

@@ -101,7 +101,6 @@ class EdgeProcess(Supervised):
             file_limit=_file_limit(),
         )
         write_private(self.config_path, haproxy.render(config))
-        write_private(haproxy.certificate_list(config), haproxy.render_certificate_list(config))
         self.routes.write_files()
         checked = await asyncio.to_thread(
             subprocess.run,

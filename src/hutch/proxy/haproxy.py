@@ -1,7 +1,6 @@
 """The TLS edge's HAProxy configuration, as text made from the settings (no I/O).
 
-HAProxy terminates TLS (1.2 and up; ALPN ``h2,http/1.1`` for the API, ``http/1.1`` for sandbox hosts, see
-:func:`render_certificate_list`) on ``proxy.tls_port`` and routes by ``Host``:
+HAProxy terminates TLS (1.2 and up, ALPN ``h2,http/1.1``) on ``proxy.tls_port`` and routes by ``Host``:
 ``api.{host}`` goes to the API; ``{port}-{sandboxId}.{host}`` goes straight to the sandbox when the edge's
 maps route it (:mod:`.routes`: every running sandbox for envd's port, the public ones for every port), and
 everything else to the Python proxy, which checks traffic tokens, masks hosts, wakes paused sandboxes and
@@ -31,7 +30,6 @@ from .server import KEEP_ALIVE_S
 from .waker import WAKE_TIMEOUT_S
 
 EDGE_HEADER = "X-Hutch-Edge"  # read by the proxy: access.EDGE_HEADER
-CERTIFICATE_LIST = "certificates.list"
 # Marks the edge's own answers to direct requests, for their status to become 502 (then removed).
 REFUSAL_HEADER = "X-Hutch-Refusal"
 NO_ANSWER = "The sandbox did not answer on this port"
@@ -79,7 +77,7 @@ class EdgeConfig:
 
 def render(config: EdgeConfig) -> str:
     """The ``haproxy.cfg`` text."""
-    crt = f"ssl crt-list {certificate_list(config)}"
+    crt = f"ssl crt {config.certificate} alpn h2,http/1.1"
     binds = [
         f"    bind {_address(address, config.port)}{' v6only' if ':' in address else ''} {crt}"
         for address in config.listen
@@ -130,23 +128,6 @@ def render(config: EdgeConfig) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def certificate_list(config: EdgeConfig) -> Path:
-    """Where the edge's certificate list goes (:func:`render_certificate_list`)."""
-    return config.routes.directory / CERTIFICATE_LIST
-
-
-def render_certificate_list(config: EdgeConfig) -> str:
-    """The ``crt-list``: one certificate, offered with HTTP/2 for the API's host and the domain itself,
-    and with HTTP/1.1 only for sandbox hosts (and clients that name no host). HAProxy 2.6 ends an HTTP/2
-    stream as if complete when the sandbox's HTTP/1.1 answer breaks off (a killed sandbox, a cut
-    connection); over HTTP/1.1 the client sees the break, and the SDK then finds the sandbox gone."""
-    domain = config.api_host.lower().removeprefix("api.")
-    return (
-        f"{config.certificate} [alpn http/1.1] *.{domain}\n"
-        f"{config.certificate} [alpn h2,http/1.1] {config.api_host.lower()} {domain}\n"
-    )
 
 
 def _direct_routing(config: EdgeConfig) -> list[str]:

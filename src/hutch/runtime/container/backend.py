@@ -38,6 +38,8 @@ from .sandbox import ContainerSandbox
 from .start import destroy, start_sandbox
 
 log = logging.getLogger("hutch.runtime")
+# How long a kill lets envd end its streams and exit before every process of the sandbox is killed.
+STOP_GRACE_S = 0.5
 
 
 class ContainerRuntime:
@@ -197,6 +199,9 @@ class ContainerRuntime:
         if sandbox is None:
             return
         if sandbox.init_pidfd is not None:
+            if sandbox.paused is None and sandbox.engine == "crun":
+                # envd ends its open streams with an error first (gVisor's init is not envd).
+                await sandbox.stop_init(STOP_GRACE_S)
             # The init dies, and with it every process of the sandbox's pid namespace, at once.
             sandbox.kill_init()
             if sandbox.paused == "full":

@@ -70,6 +70,24 @@ class ContainerSandbox:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self.init_pidfd, signal.SIGKILL)
 
+    async def stop_init(self, grace_s: float) -> None:
+        """SIGTERM its init, envd, which stops listening, ends its open streams with an error their
+        clients see, and exits; wait for that up to ``grace_s``. The caller kills what is left."""
+        if self.init_pidfd is None:
+            return
+        pidfd = self.init_pidfd
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(pidfd)  # the watch for a death of its own: this one is asked for
+        exited = loop.create_future()
+        loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+            await asyncio.wait_for(exited, grace_s)
+        except (ProcessLookupError, TimeoutError):
+            pass
+        finally:
+            loop.remove_reader(pidfd)
+
     def release_init(self) -> None:
         """Stop watching its init and close the pidfd (the init itself is left as it is)."""
         if self.init_pidfd is not None:
