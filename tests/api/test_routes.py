@@ -14,6 +14,7 @@ from hutch.api import create_app
 from hutch.catalog import create_api_key
 from hutch.catalog.models import SandboxRow
 from hutch.config import Settings
+from hutch.errors import BackendUnavailable
 from hutch.runtime.fake import FakeRuntime
 from tests.api.conftest import Stack, register_test_templates, serving
 
@@ -63,3 +64,22 @@ def test_a_failed_pause_routes_the_sandbox_again(routed):
         sandbox.pause()  # the fake runtime cannot pause
     assert recorder.events[-2:] == [("close while running", sandbox.sandbox_id), ("open", sandbox.sandbox_id)]
     sandbox.kill()
+
+
+def test_a_failed_kill_keeps_the_sandbox_and_its_route(routed, monkeypatch):
+    stack, recorder, opts = routed
+    sandbox = Sandbox.create("base", **opts)
+    runtime = stack.app.state.runtime
+
+    async def broken(sandbox_id: str) -> None:
+        raise BackendUnavailable("the node could not kill it")
+
+    monkeypatch.setattr(runtime, "kill", broken)
+    with pytest.raises(SandboxException):
+        Sandbox.kill(sandbox.sandbox_id, **opts)
+    assert recorder.events[-2:] == [("close while running", sandbox.sandbox_id), ("open", sandbox.sandbox_id)]
+    assert Sandbox.get_info(sandbox.sandbox_id, **opts).sandbox_id == sandbox.sandbox_id
+
+    monkeypatch.undo()
+    Sandbox.kill(sandbox.sandbox_id, **opts)
+    assert sandbox.sandbox_id not in {info.sandbox_id for info in Sandbox.list(**opts).next_items()}

@@ -168,13 +168,13 @@ async def test_a_port_that_refuses_is_e2b_json_and_a_sandbox_answer_is_left_alon
     assert own.status_code == 503 and own.json()["server"] == "sandboxaaaa:user"
 
 
-async def test_a_sandbox_whose_envd_refuses_is_not_found(edge, servers):
-    # A route to an address where nothing listens: what a sandbox that died a moment ago looks like.
+async def test_a_running_sandbox_whose_envd_refuses_has_its_port_not_open(edge, servers):
+    # As E2B's proxy answers: the sandbox runs (it is routed), envd's port is not open.
     row = SandboxRow(sandbox_id="sandboxcccc", host="127.0.77.3")
     await edge.routes.open(row)
-    gone = await edge.get(ENVD_PORT, "sandboxcccc")
-    assert gone.status_code == 502
-    assert gone.json() == {"sandboxId": "sandboxcccc", "message": responses.SANDBOX_NOT_FOUND, "code": 502}
+    refused = await edge.get(ENVD_PORT, "sandboxcccc")
+    assert refused.status_code == 502
+    assert refused.json() == {"sandboxId": "sandboxcccc", "message": responses.PORT_NOT_OPEN, "code": 502}
 
 
 async def test_routes_changed_while_haproxy_is_down_hold_after_its_restart(edge):

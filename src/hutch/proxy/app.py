@@ -19,7 +19,6 @@ from websockets import InvalidStatus
 
 from ..config import ProxySettings
 from ..errors import InvalidRequest
-from ..runtime.types import ENVD_PORT
 from . import access, forward, responses, websocket
 from .asgi import Message, Receive, Scope, Send
 from .race import cut_short
@@ -161,8 +160,7 @@ class ProxyApp:
     async def _unreachable(self, target: Target, err: Exception) -> responses.Answer:
         """The answer when the sandbox's port did not answer. A sandbox killed a moment ago may still be in
         the resolver's cache: asked afresh, the catalog tells "not found" (the SDK then knows it is gone)
-        from "port not open". Nothing on envd's port is "not found" too: envd listens as long as its sandbox
-        runs, and stops listening first when the sandbox is being killed."""
+        from "port not open"."""
         sandbox_id = target.sandbox_id
         forget = getattr(self._resolve, "forget", None)
         if forget is not None:
@@ -170,8 +168,6 @@ class ProxyApp:
             if await self._resolve(sandbox_id) is None:
                 return responses.sandbox_error(sandbox_id, responses.SANDBOX_NOT_FOUND)
         if isinstance(err, forward.PortClosed):
-            if target.port == ENVD_PORT:
-                return responses.sandbox_error(sandbox_id, responses.SANDBOX_NOT_FOUND)
             return responses.sandbox_error(sandbox_id, responses.PORT_NOT_OPEN)
         log.warning("sandbox %s: no response from its port: %s", sandbox_id, err)
         return responses.sandbox_error(sandbox_id, f"The sandbox closed the connection: {err}")

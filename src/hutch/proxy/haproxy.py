@@ -5,12 +5,11 @@ HAProxy terminates TLS (1.2 and up, ALPN ``h2,http/1.1``) on ``proxy.tls_port`` 
 maps route it (:mod:`.routes`: every running sandbox for envd's port, the public ones for every port), and
 everything else to the Python proxy, which checks traffic tokens, masks hosts, wakes paused sandboxes and
 answers errors as E2B does. A direct request that gets no answer from the sandbox is answered in E2B's
-JSON too: not found (envd's port, which always listens in a running sandbox), port not open, or no
-answer. The Python proxy bounds its own waits (a wake, a connect, an idle sandbox): the edge waits for it
-a little longer than all of them, so that the proxy always answers first. Every request forwarded carries
-``X-Hutch-Edge: 1`` (a client's own value is overwritten), which the Python proxy reads as "not a local
-client" (:mod:`.access`); ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are the edge's, not the client's.
-The maps change at run time through the admin socket, which only root can open.
+JSON too: port not open, or no answer. The Python proxy bounds its own waits (a wake, a connect, an idle
+sandbox): the edge waits for it a little longer than all of them, so that the proxy always answers first.
+Every request forwarded carries ``X-Hutch-Edge: 1`` (a client's own value is overwritten), which the Python
+proxy reads as "not a local client" (:mod:`.access`); ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are
+the edge's, not the client's. The maps change at run time through the admin socket, which only root can open.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from ..config import Settings
 from ..runtime.types import ENVD_PORT
 from .certificates import host_of
 from .forward import CONNECT_TIMEOUT_S as SANDBOX_CONNECT_TIMEOUT_S
-from .responses import PORT_NOT_OPEN, SANDBOX_NOT_FOUND
+from .responses import PORT_NOT_OPEN
 from .routes import EdgeRoutes
 from .server import KEEP_ALIVE_S
 from .waker import WAKE_TIMEOUT_S
@@ -147,8 +146,6 @@ def _direct_routing(config: EdgeConfig) -> list[str]:
         f"    acl envd_port var(txn.port) -m str {ENVD_PORT}",
         f"    http-request set-var(txn.address) var(txn.sandbox),map({envd_map}) if port_valid envd_port",
         f"    http-request set-var(txn.address) var(txn.sandbox),map({ports_map}) if port_valid !envd_port",
-        f'    http-request set-var(txn.refusal) str("{SANDBOX_NOT_FOUND}") if envd_port',
-        f'    http-request set-var(txn.refusal) str("{PORT_NOT_OPEN}") if !envd_port',
         "    use_backend direct if { var(txn.address) -m found }",
     ]
 
@@ -158,7 +155,7 @@ def _direct_backend(config: EdgeConfig) -> list[str]:
     answers (no connection: 503; a broken or missing answer: 502, 504) become E2B's 502 JSON."""
     body = '{{"sandboxId":"%[var(txn.sandbox)]","message":"{message}","code":502}}'
     refusals = [
-        (503, "%[var(txn.refusal)]"),
+        (503, PORT_NOT_OPEN),
         (502, NO_ANSWER),
         (504, NO_ANSWER),
     ]

@@ -482,13 +482,29 @@ class SandboxService:
         return select_lines(lines, cursor=cursor, backward=backward, level=level, search=search, limit=limit)
 
     async def destroy(self, *, sandbox_id: str) -> None:
-        """Kill a sandbox of any team, then drop its row (kept if the kill fails, so a retry can finish)."""
+        """Kill a sandbox of any team. Its route and its row go first, so that from the start of the kill
+        every request for it, a client's probe after its stream broke off included, is told it is not
+        found; the row comes back if the kill fails, so that a retry can finish."""
         async with self._locks.of(sandbox_id):
             await self._routes.close(sandbox_id)
-            await self._node.kill(sandbox_id)
             async with self._catalog.transaction() as session:
+                row = await sandboxes.get(session, sandbox_id)
+                kept = sandboxes.copy_of(row) if row is not None else None
                 await sandboxes.remove(session, sandbox_id)
+            try:
+                await self._node.kill(sandbox_id)
+            except BaseException:
+                if kept is not None:
+                    await asyncio.shield(self._restore(kept))
+                raise
         self._locks.forget(sandbox_id)
+
+    async def _restore(self, row: SandboxRow) -> None:
+        """Add back the row of a sandbox whose kill failed (and route it again if it ran)."""
+        async with self._catalog.transaction() as session:
+            restored = await sandboxes.add(session, row)
+        if restored.state == "running":
+            await self._routes.open(restored)
 
     async def due(self) -> tuple[list[str], datetime | None]:
         """The sandboxes whose time is up, and when the next one's will be."""

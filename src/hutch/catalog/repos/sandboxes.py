@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Select, and_, delete, func, or_, select
+from sqlalchemy import Select, and_, delete, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...errors import NotFound
@@ -56,6 +56,12 @@ async def add(session: AsyncSession, sandbox: SandboxRow) -> SandboxRow:
     session.add(sandbox)
     await session.flush()
     return sandbox
+
+
+def copy_of(sandbox: SandboxRow) -> SandboxRow:
+    """A new, unsaved row with every column of ``sandbox``: to add back a row removed too soon."""
+    columns = inspect(SandboxRow).column_attrs
+    return SandboxRow(**{column.key: getattr(sandbox, column.key) for column in columns})
 
 
 async def remove(session: AsyncSession, sandbox_id: str) -> bool:
