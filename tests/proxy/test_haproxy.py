@@ -78,7 +78,7 @@ def test_the_connection_bound_follows_the_file_limit(tmp_path):
         haproxy.from_settings(
             settings, Path("/x.pem"), _routes(tmp_path), ipv6=True, user=None
         ).max_connections
-        == 10_000
+        == haproxy.MAX_CONNECTIONS
     )
     bounded = haproxy.from_settings(
         settings, Path("/x.pem"), _routes(tmp_path), ipv6=True, user=None, file_limit=4096

@@ -92,6 +92,7 @@ class EdgeProcess(Supervised):
         except OSError as err:
             raise EdgeUnavailable(f"no certificate for the edge: {err}") from err
         user = _existing_user(HAPROXY_USER) if os.geteuid() == 0 else None
+        _allow_files(haproxy.files_needed(haproxy.MAX_CONNECTIONS))  # inherited by HAProxy, if it may
         config = haproxy.from_settings(
             self.settings,
             certificate.pem_path,
@@ -204,6 +205,16 @@ def _has_ipv6_loopback() -> bool:
 def _file_limit() -> int | None:
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     return None if hard == resource.RLIM_INFINITY else hard
+
+
+def _allow_files(needed: int) -> None:
+    """Raise this process's hard file limit to ``needed`` if it is lower and the process may (root with
+    ``CAP_SYS_RESOURCE``); the edge's connection bound then follows whatever limit there is."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard >= needed:
+        return
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, needed))
 
 
 def _existing_user(name: str) -> str | None:

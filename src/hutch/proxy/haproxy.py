@@ -34,8 +34,9 @@ REFUSAL_HEADER = "X-Hutch-Refusal"
 NO_ANSWER = "The sandbox did not answer on this port"
 _HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
 # Connections the edge holds at once, in all, unless the file limit allows fewer (each takes two
-# descriptors); more wait in the listening socket's backlog.
-MAX_CONNECTIONS = 10_000
+# descriptors; the edge raises the hard limit for them where the system lets it); more wait in the
+# listening socket's backlog. About 20 KiB each when idle.
+MAX_CONNECTIONS = 20_000
 CONNECT_TIMEOUT_S = 5
 # The whole header block of a request must arrive within this.
 REQUEST_TIMEOUT_S = 30
@@ -112,8 +113,8 @@ def render(config: EdgeConfig) -> str:
         "    http-request set-header X-Forwarded-Proto https",
         f"    http-request set-header {EDGE_HEADER} 1",
         f"    acl to_api req.hdr(host),lower,field(1,:) -m str {config.api_host.lower()}",
-        "    use_backend api if to_api",
         *_direct_routing(config),
+        "    use_backend api if to_api",
         "    default_backend sandboxes",
         "",
         "backend api",
@@ -127,6 +128,11 @@ def render(config: EdgeConfig) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def files_needed(max_connections: int) -> int:
+    """The descriptors HAProxy needs for ``max_connections`` (two each, and some to spare)."""
+    return 2 * max_connections + 100
 
 
 def _direct_routing(config: EdgeConfig) -> list[str]:
@@ -223,7 +229,7 @@ def from_settings(
         user=user,
         max_connections=MAX_CONNECTIONS
         if file_limit is None
-        else min(MAX_CONNECTIONS, (file_limit - 100) // 2),
+        else min(MAX_CONNECTIONS, (file_limit - files_needed(0)) // 2),
     )
 
 
