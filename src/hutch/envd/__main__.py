@@ -64,6 +64,9 @@ async def run(args: argparse.Namespace) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(state.streams_ended.wait(), STREAMS_END_S)
     state.processes.kill_all()
+    # Nothing is left to finish: exit now rather than tear the interpreter down (the kill waits for it).
+    logging.shutdown()
+    os._exit(0)
 
 
 def main(argv=None) -> None:
