@@ -1,12 +1,13 @@
 """Benchmark the TLS edge against the plain header path: the same calls through the official SDK, once with
-``E2B_DOMAIN`` (HTTPS through HAProxy, then the Python proxy) and once with ``E2B_API_URL`` +
+``E2B_DOMAIN`` (HTTPS through HAProxy, straight to the sandbox) and once with ``E2B_API_URL`` +
 ``E2B_SANDBOX_URL`` (plain HTTP to the Python proxy).
 
 Starts its own stack (``hutch up --detach``, temporary data, free ports, subnet 10.10.0.0/16 unless
 ``--subnet``) with the edge on a free port and a certificate authority of its own in the stack's data
 directory, which this process trusts through ``SSL_CERT_FILE`` (the system's bundle plus that authority).
-Measures, in one sandbox, ``commands.run("true")`` and a 4 KiB ``files.write`` + ``files.read``, and new TLS
-connections per second to the edge (a handshake and one request each).
+Measures, in one sandbox, ``commands.run("true")`` and a 4 KiB ``files.write`` + ``files.read``; create →
+first command (the warm pool refilling between creates); and new TLS connections per second to the edge (a
+handshake and one request each).
 
 ``python bench/edge_bench.py [--runs 200] [--json]``
 """
@@ -24,10 +25,25 @@ from pathlib import Path
 
 import httpx
 from e2b import Sandbox
-from measure import HUTCH, free_port, report, timed
+from measure import HUTCH, free_port, report, summary, timed
 
 SUBNET = "10.10.0.0/16"
+CREATE_RUNS = 20
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def _create_to_first_command(opts: dict, runs: int) -> dict:
+    """Latency of ``Sandbox.create`` + the first ``commands.run("true")`` (each sandbox killed after, not
+    timed); the pool refills between runs."""
+    samples = []
+    for _ in range(runs):
+        time.sleep(0.3)
+        start = time.perf_counter()
+        sandbox = Sandbox.create(**opts)
+        sandbox.commands.run("true")
+        samples.append((time.perf_counter() - start) * 1000)
+        sandbox.kill()
+    return summary(samples)
 
 
 def _connections_per_s(host: str, port: int, ca: Path, seconds: float = 5.0) -> float:
@@ -88,6 +104,7 @@ def main() -> None:
                     box.files.read("/home/user/bench.bin", format="bytes")
 
                 results[f'{label}: run("true")'] = timed(lambda box=same: box.commands.run("true"), args.runs)
+                results[f"{label}: create → first command"] = _create_to_first_command(opts, CREATE_RUNS)
                 results[f"{label}: 4 KiB write+read"] = timed(write_read, args.runs)
             host = domain.rpartition(":")[0]
             results["TLS edge: new connections/s (handshake + GET)"] = _connections_per_s(host, tls_port, ca)

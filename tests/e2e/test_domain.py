@@ -15,7 +15,6 @@ import os
 import socket
 import subprocess
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +23,13 @@ import httpx
 import pytest
 from e2b import Sandbox
 from e2b.exceptions import SandboxNotRunningException
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from tests import edge_ca
 from tests.cli.test_e2b_npm_cli import Cli, e2b_cli  # noqa: F401 (a fixture)
 from tests.e2e.domain_fixtures import ca_context, node_environment, serve, use_only_domain
+from tests.in_flight import CommandInFlight
 from tests.stack import WORKER, Stack, start_stack, stop_stack
 
 # Apart from the session's stack (tests/stack.py), which runs at the same time.
@@ -149,24 +150,55 @@ def test_a_sandbox_port_over_http2_and_http1(only_domain: Stack, sandbox: Sandbo
         assert body == "served from the sandbox" and version in versions
 
 
-def test_a_websocket_through_the_edge(sandbox: Sandbox):
+async def _open_websocket(host: str) -> ClientConnection:
+    """A WebSocket to the echo server at ``host``, once it listens (until then: refused, or a 502)."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return await connect(f"wss://{host}/", ssl=ca_context())
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+def _serve_ws_echo(sandbox: Sandbox) -> str:
+    """Start :data:`WS_ECHO` in ``sandbox``; its host name."""
     sandbox.files.write("/home/user/ws_echo.py", WS_ECHO)
     sandbox.commands.run("python3 /home/user/ws_echo.py", background=True)
-    host = sandbox.get_host(WS_PORT)
+    return sandbox.get_host(WS_PORT)
+
+
+def test_a_websocket_through_the_edge(sandbox: Sandbox):
+    host = _serve_ws_echo(sandbox)
 
     async def exchange() -> str:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                async with connect(f"wss://{host}/", ssl=ca_context()) as websocket:
-                    await websocket.send("ping")
-                    return str(await websocket.recv())
-            except Exception:  # not listening yet: refused or a 502 from the proxy
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
+        async with await _open_websocket(host) as websocket:
+            await websocket.send("ping")
+            return str(await websocket.recv())
 
     assert asyncio.run(exchange()) == "echo: ping"
+
+
+def test_a_websocket_ends_when_its_sandbox_pauses(only_domain: Stack):
+    sandbox = Sandbox.create()
+    only_domain.seen.add(sandbox.sandbox_id)
+    try:
+        host = _serve_ws_echo(sandbox)
+
+        async def held_through_a_pause() -> float:
+            async with await _open_websocket(host) as websocket:
+                await websocket.send("ping")
+                assert await websocket.recv() == "echo: ping"
+                await asyncio.to_thread(sandbox.pause)
+                paused = time.monotonic()
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(websocket.recv(), 10)
+                return time.monotonic() - paused
+
+        assert asyncio.run(held_through_a_pause()) < 5
+    finally:
+        sandbox.kill()
 
 
 def test_signed_file_urls_work_from_curl(only_domain: Stack, sandbox: Sandbox, tmp_path: Path):
@@ -257,24 +289,10 @@ def test_the_edge_reaches_a_running_sandbox_itself_and_a_paused_one_through_the_
 def test_a_command_in_flight_when_the_sandbox_is_killed_ends_as_not_running(only_domain: Stack):
     sandbox = Sandbox.create()
     only_domain.seen.add(sandbox.sandbox_id)
-    outcome: list[BaseException] = []
-
-    def wait_for_sleep() -> None:
-        try:
-            sandbox.commands.run("sleep 60", timeout=0)
-        except BaseException as error:
-            outcome.append(error)
-
-    waiting = threading.Thread(target=wait_for_sleep)
-    waiting.start()
-    deadline = time.monotonic() + 10
-    while "sleep 60" not in sandbox.commands.run("ps -eo args").stdout:
-        assert time.monotonic() < deadline, "the command did not start"
-        time.sleep(0.1)
+    running = CommandInFlight(sandbox)
     started = time.monotonic()
     Sandbox.kill(sandbox.sandbox_id)
-    waiting.join(timeout=30)
-    assert not waiting.is_alive(), "the command outlived its sandbox"
+    error = running.outcome(timeout_s=30)
     assert time.monotonic() - started < 10
-    assert len(outcome) == 1 and isinstance(outcome[0], SandboxNotRunningException), outcome
-    assert "killed or reached its end of life" in str(outcome[0])
+    assert isinstance(error, SandboxNotRunningException), error
+    assert "killed or reached its end of life" in str(error)

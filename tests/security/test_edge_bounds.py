@@ -209,10 +209,8 @@ while True:
 """
 
 
-@pytest.fixture(scope="module")
-def hostile(stack: Stack) -> Iterator[Sandbox]:
-    """A sandbox whose port 8765 serves :data:`HOSTILE`."""
-    sandbox = stack.create()
+def serve_hostile(sandbox: Sandbox) -> None:
+    """Start :data:`HOSTILE` on port 8765 of ``sandbox`` and wait until it listens."""
     sandbox.files.write("/home/user/hostile.py", HOSTILE.replace("PORT", str(HOSTILE_PORT)))
     sandbox.commands.run("python3 /home/user/hostile.py", background=True, timeout=0)
     probe = f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {HOSTILE_PORT}), 1)\""
@@ -220,6 +218,13 @@ def hostile(stack: Stack) -> Iterator[Sandbox]:
     while sandbox.commands.run(f"{probe} 2>/dev/null && echo up || true").stdout.strip() != "up":
         assert time.monotonic() < deadline, "the hostile server did not start"
         time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def hostile(stack: Stack) -> Iterator[Sandbox]:
+    """A sandbox whose port 8765 serves :data:`HOSTILE`."""
+    sandbox = stack.create()
+    serve_hostile(sandbox)
     yield sandbox
     sandbox.kill()
 
@@ -228,24 +233,30 @@ def _proxy_pid(stack: Stack) -> int:
     return int((stack.data_dir / PID_FILE).read_text())
 
 
-def _upstreams(pid: int) -> int:
-    """The proxy's established connections to the hostile port."""
+def upstreams(owner: str) -> int:
+    """Established connections to the hostile port held by the process ``ss`` shows as ``owner``
+    (``pid=<n>,`` or a quoted name)."""
     listing = subprocess.run(
         ["ss", "-Htnp", "state", "established", f"( dport = :{HOSTILE_PORT} )"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return sum(f"pid={pid}," in line for line in listing.splitlines())
+    return sum(owner in line for line in listing.splitlines())
 
 
-def _released(pid: int, timeout_s: float = 10) -> bool:
+def released(owner: str, timeout_s: float = 10) -> bool:
+    """Whether ``owner`` lets go of its connections to the hostile port within ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
-    while _upstreams(pid):
+    while upstreams(owner):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
     return True
+
+
+def _owner(pid: int) -> str:
+    return f"pid={pid},"
 
 
 def _routing(sandbox: Sandbox) -> dict[str, str]:
@@ -263,7 +274,7 @@ def test_a_giant_websocket_message_closes_with_1009(stack: Stack, hostile: Sandb
     ):
         ws.recv(timeout=30)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
-    assert _released(pid)
+    assert released(_owner(pid))
     assert _peak(pid) - before < BOUND
 
 
@@ -275,8 +286,8 @@ def test_a_trickled_terabyte_is_let_go_when_the_client_leaves(stack: Stack, host
         assert response.headers["content-length"] == "1000000000000"
         chunks = response.iter_raw()
         assert next(chunks) == b"x"
-        assert _upstreams(pid) == 1
-    assert _released(pid)
+        assert upstreams(_owner(pid)) == 1
+    assert released(_owner(pid))
 
 
 def test_an_answer_that_never_comes_is_let_go_when_the_client_leaves(stack: Stack, hostile: Sandbox) -> None:
@@ -285,8 +296,8 @@ def test_an_answer_that_never_comes_is_let_go_when_the_client_leaves(stack: Stac
     with socket.create_connection(("127.0.0.1", stack.proxy_port), timeout=10) as client:
         client.sendall(f"GET /mute HTTP/1.1\r\nHost: 127.0.0.1\r\n{routing}\r\n".encode())
         deadline = time.monotonic() + 10
-        while _upstreams(pid) != 1:
+        while upstreams(_owner(pid)) != 1:
             assert time.monotonic() < deadline, "the proxy did not connect to the sandbox"
             time.sleep(0.05)
-    assert _released(pid)
+    assert released(_owner(pid))
     assert hostile.commands.run("echo still").stdout.strip() == "still"

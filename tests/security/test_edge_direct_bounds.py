@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import os
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +20,11 @@ import pytest
 from e2b import Sandbox
 
 from tests.e2e.domain_fixtures import ca_context, use_only_domain
-from tests.security.test_edge_bounds import BOUND, HOSTILE, HOSTILE_PORT
+from tests.security.test_edge_bounds import BOUND, HOSTILE_PORT, released, serve_hostile, upstreams
 from tests.stack import WORKER, Stack, start_stack, stop_stack
 
 SUBNET = f"10.{190 + WORKER}.0.0/16"
+HAPROXY = '"haproxy"'  # how ``ss`` names HAProxy's connections
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +43,7 @@ def hostile(edge_stack: Stack) -> Iterator[Sandbox]:
         use_only_domain(edge_stack, monkeypatch)
         sandbox = Sandbox.create()
         edge_stack.seen.add(sandbox.sandbox_id)
-        sandbox.files.write("/home/user/hostile.py", HOSTILE.replace("PORT", str(HOSTILE_PORT)))
-        sandbox.commands.run("python3 /home/user/hostile.py", background=True, timeout=0)
-        probe = f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {HOSTILE_PORT}), 1)\""
-        deadline = time.monotonic() + 10
-        while sandbox.commands.run(f"{probe} 2>/dev/null && echo up || true").stdout.strip() != "up":
-            assert time.monotonic() < deadline, "the hostile server did not start"
-            time.sleep(0.1)
+        serve_hostile(sandbox)
         yield sandbox
         sandbox.kill()
 
@@ -67,26 +61,6 @@ def _haproxy_pids(stack: Stack) -> list[int]:
                 found.append(int(entry.name))
     assert found, "no haproxy runs for the stack"
     return found
-
-
-def _upstreams() -> int:
-    """HAProxy's established connections to the hostile port."""
-    listing = subprocess.run(
-        ["ss", "-Htnp", "state", "established", f"( dport = :{HOSTILE_PORT} )"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return sum('"haproxy"' in line for line in listing.splitlines())
-
-
-def _released(timeout_s: float = 10) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while _upstreams():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def _peak(pids: list[int]) -> int:
@@ -111,8 +85,8 @@ def test_a_trickled_terabyte_is_let_go_when_the_client_leaves(edge_stack: Stack,
         assert response.headers["content-length"] == "1000000000000"
         chunks = response.iter_raw()  # held: a dropped iterator closes the response
         assert next(chunks) == b"x"
-        assert _upstreams() == 1  # HAProxy's own connection: the request went direct
-    assert _released()
+        assert upstreams(HAPROXY) == 1  # HAProxy's own connection: the request went direct
+    assert released(HAPROXY)
 
 
 def test_an_answer_that_never_comes_is_let_go_when_the_client_leaves(
@@ -125,10 +99,10 @@ def test_an_answer_that_never_comes_is_let_go_when_the_client_leaves(
     ):
         client.sendall(f"GET /mute HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
         deadline = time.monotonic() + 10
-        while _upstreams() != 1:
+        while upstreams(HAPROXY) != 1:
             assert time.monotonic() < deadline, "the edge did not connect to the sandbox"
             time.sleep(0.05)
-    assert _released()
+    assert released(HAPROXY)
     assert hostile.commands.run("echo still").stdout.strip() == "still"
 
 
@@ -161,7 +135,7 @@ def test_a_terabyte_websocket_frame_read_slowly_holds_only_buffers(
             time.sleep(0.1)
         assert received > 0
         assert _peak(pids) - before < BOUND
-    assert _released()
+    assert released(HAPROXY)
     assert _peak(pids) - before < BOUND
 
 
