@@ -12,7 +12,6 @@ sys.modules.setdefault("_hashlib", None)  # type: ignore[arg-type]
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import contextlib  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -60,9 +59,7 @@ async def run(args: argparse.Namespace) -> None:
     # Refuse new connections first, then end the open streams with an error their clients see.
     server.close()
     state.stopping.set()
-    if state.open_streams:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.streams_ended.wait(), STREAMS_END_S)
+    await state.streams_ended(STREAMS_END_S)
     state.processes.kill_all()
     # Nothing is left to finish: exit now rather than tear the interpreter down (the kill waits for it).
     logging.shutdown()

@@ -318,10 +318,9 @@ async def _pump(
     producer = asyncio.ensure_future(produce())
     gone = asyncio.ensure_future(call.disconnected.wait())
     gone.add_done_callback(lambda _: queue.put_nowait(_GONE))
-    stopping = getattr(call.state, "stopping", None)
-    told = asyncio.ensure_future(stopping.wait() if stopping is not None else asyncio.Event().wait())
+    told = asyncio.ensure_future(call.state.stopping.wait())
     told.add_done_callback(lambda done: None if done.cancelled() else queue.put_nowait(_STOPPING))
-    _opened(call.state)
+    call.state.stream_opened()
     deadline = call.started + call.timeout_s if (enforce_deadline and call.timeout_s) else None
     try:
         while True:
@@ -352,26 +351,13 @@ async def _pump(
     finally:
         gone.cancel()
         told.cancel()
-        _closed(call.state)
+        call.state.stream_closed()
         if not producer.done():
             producer.cancel()
         await asyncio.gather(producer, return_exceptions=True)
         aclose = getattr(messages, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-def _opened(state: Any) -> None:
-    if hasattr(state, "open_streams"):
-        state.open_streams += 1
-        state.streams_ended.clear()
-
-
-def _closed(state: Any) -> None:
-    if hasattr(state, "open_streams"):
-        state.open_streams -= 1
-        if state.open_streams == 0:
-            state.streams_ended.set()
 
 
 def client_stream(fn: Callable[[Call, AsyncIterator[Message]], Awaitable[Message]]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
 class EnvdState:
@@ -19,5 +20,20 @@ class EnvdState:
         self.watchers = None
         # Set when envd is told to stop (the sandbox is being killed): open streams end at once.
         self.stopping = asyncio.Event()
-        self.open_streams = 0
-        self.streams_ended = asyncio.Event()
+        self._open_streams = 0
+        self._no_streams = asyncio.Event()
+        self._no_streams.set()
+
+    def stream_opened(self) -> None:
+        self._open_streams += 1
+        self._no_streams.clear()
+
+    def stream_closed(self) -> None:
+        self._open_streams -= 1
+        if self._open_streams == 0:
+            self._no_streams.set()
+
+    async def streams_ended(self, timeout_s: float) -> None:
+        """Return once no stream is open, or after ``timeout_s``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._no_streams.wait(), timeout_s)
