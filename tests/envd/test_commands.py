@@ -231,6 +231,20 @@ def test_kill_kills_the_whole_group(sandbox, workdir):
     assert wait_until(lambda: not alive(child))
 
 
+def test_what_a_command_leaves_running_may_still_write(sandbox, workdir, envd):
+    # gtk-launch and `cmd &` leave processes holding the command's pipes: after the command ends, what they
+    # write is dropped, and they are not killed by SIGPIPE. The pipes close with them.
+    def pipes() -> int:
+        return sum("pipe:" in fd for fd in open_descriptors(envd.process.pid))
+
+    before = pipes()
+    done = os.path.join(workdir, "done")
+    script = f"(sleep 0.5; seq 100000 >&2; echo late; touch {done}) & echo started"
+    assert sandbox.commands.run(script).stdout == "started\n"
+    assert wait_until(lambda: os.path.exists(done), timeout=10)
+    assert wait_until(lambda: pipes() == before, timeout=5)
+
+
 def test_commands_kill_live_and_unknown(sandbox):
     handle = sandbox.commands.run("sleep 30", background=True)
     assert sandbox.commands.kill(handle.pid) is True

@@ -5,7 +5,9 @@ non-blocking fds on the event loop and broadcast to every subscriber (the Start 
 streams); output nobody listens to is dropped. A subscriber that falls behind pauses the reading, so the
 process blocks on its full pipe instead of envd buffering without bound. Exit is noticed through a pidfd.
 When the process exits, what it wrote is drained before the ``end`` event, which is kept for a while to
-answer late Connect calls.
+answer late Connect calls. Pipes that something the process started still holds (``gtk-launch`` leaves the
+application it launched) are read and their output dropped until that closes them too, so that a write there
+does not kill it with SIGPIPE.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ CHUNK = 32 * 1024
 PTY_CHUNK = 16 * 1024
 ENDED_TTL_S = 30.0
 DRAIN_LIMIT = 8 * 1024 * 1024
+# Pipes of ended processes still held open by what they started, read and dropped; past this many, the
+# oldest is closed.
+MAX_ORPHANED = 512
 # Output chunks a subscriber may have queued before reading pauses, and the level at which it resumes.
 HIGH_WATER = 64
 LOW_WATER = 16
@@ -195,8 +200,12 @@ class Process:
             drained = 0
             while fd in self.output_fds and drained < DRAIN_LIMIT and self._read(fd):
                 drained += CHUNK
-            if fd in self.output_fds:
+            if fd == self.pty_fd:
                 self._close_output(fd)
+            elif fd in self.output_fds:
+                loop.remove_reader(fd)
+                del self.output_fds[fd]
+                self.manager.orphaned(fd)
         self._close_stdin()
         self.end = exit_event(status)
         self._broadcast({"end": self.end})
@@ -299,6 +308,7 @@ class ProcessManager:
         self.loop = asyncio.get_event_loop()
         self.live: dict[int, Process] = {}
         self.ended: dict[int, Process] = {}
+        self._orphaned: dict[int, None] = {}  # fds, oldest first
 
     def start(
         self,
@@ -376,6 +386,28 @@ class ProcessManager:
         self.live.pop(process.pid, None)
         self.ended[process.pid] = process
         self.loop.call_later(ENDED_TTL_S, self._forget, process)
+
+    def orphaned(self, fd: int) -> None:
+        """Read ``fd`` (an ended process's output pipe) and drop what comes until it is closed."""
+        if len(self._orphaned) >= MAX_ORPHANED:
+            self._close_orphaned(next(iter(self._orphaned)))
+        self._orphaned[fd] = None
+        self.loop.add_reader(fd, self._discard, fd)
+
+    def _discard(self, fd: int) -> None:
+        try:
+            if os.read(fd, CHUNK):
+                return
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        self._close_orphaned(fd)
+
+    def _close_orphaned(self, fd: int) -> None:
+        del self._orphaned[fd]
+        self.loop.remove_reader(fd)
+        os.close(fd)
 
     def _forget(self, process: Process) -> None:
         if self.ended.get(process.pid) is process:
