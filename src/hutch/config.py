@@ -62,7 +62,9 @@ class RuntimeSettings(BaseModel):
     backend: str = "container"
     node_id: str = "local"
     # Ready sandboxes kept per template, so that a create only claims and initialises one.
-    warm_pool: dict[str, int] = Field(default_factory=lambda: {"base": 4, "code-interpreter-v1": 1})
+    warm_pool: dict[str, int] = Field(
+        default_factory=lambda: {"base": 4, "code-interpreter-v1": 1, "desktop": 1}
+    )
     # The same for sandboxes created with metadata ``hutch.runtime: gvisor`` (none by default).
     gvisor_warm_pool: dict[str, int] = Field(default_factory=dict)
     # Seconds between two samples of each running sandbox's CPU, memory and disk use (its metrics).
@@ -111,6 +113,8 @@ class TemplateSettings(BaseModel):
     cache_dir: Path = Path("/var/cache/hutch")
     # Build and serve ``code-interpreter-v1`` (Jupyter; about a minute to build once, ~0.7 GB on disk).
     code_interpreter: bool = True
+    # Build and serve ``desktop`` (Xfce for e2b-desktop; a few minutes to build once, ~1 GB on disk).
+    desktop: bool = True
     # Template builds: at most this many at once; each step's sandbox gets a sparse disk of this size and
     # may run this long.
     max_parallel_builds: int = 2

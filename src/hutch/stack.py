@@ -39,13 +39,15 @@ from .proxy.routes import EdgeRoutes
 from .proxy.supervisor import ProxyProcess
 from .runtime import registry
 from .runtime.types import SandboxSpec, TemplateImage
-from .templates import base, code_interpreter, envd_python
+from .templates import base, code_interpreter, desktop, envd_python
 from .templates.envd_zipapp import build as build_envd
 
 log = logging.getLogger("hutch")
 BASE_CPU, BASE_MEMORY_MB = 2, 512
 # Jupyter, a warm kernel and the data libraries need more room than a bare sandbox.
 INTERPRETER_CPU, INTERPRETER_MEMORY_MB = 2, 1024
+# The X server, the session and a browser.
+DESKTOP_CPU, DESKTOP_MEMORY_MB = 2, 2048
 
 
 @dataclass(frozen=True)
@@ -140,8 +142,16 @@ async def prepare(
             start_user=code_interpreter.START_USER,
         )
         builtins.append(Builtin(image, INTERPRETER_CPU, INTERPRETER_MEMORY_MB))
+    if real and settings.templates.desktop:
+        desktop_rootfs = await asyncio.to_thread(desktop.build, cache, log=say)
+        image = TemplateImage(desktop.TEMPLATE_ID, desktop_rootfs, default_user=base.DEFAULT_USER)
+        builtins.append(Builtin(image, DESKTOP_CPU, DESKTOP_MEMORY_MB))
     catalog = await Catalog.open(settings.catalog_url)
-    aliases = {base.TEMPLATE_ID: base.ALIASES, code_interpreter.TEMPLATE_ID: code_interpreter.ALIASES}
+    aliases = {
+        base.TEMPLATE_ID: base.ALIASES,
+        code_interpreter.TEMPLATE_ID: code_interpreter.ALIASES,
+        desktop.TEMPLATE_ID: desktop.ALIASES,
+    }
     for builtin in builtins:
         await register_template(
             catalog,

@@ -38,12 +38,31 @@ CUSTOMIZE = [
     'mkdir -p "$1/usr/local/lib/hutch" && touch "$1/usr/local/lib/hutch/envd.pyz"',
     'rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED',
     'echo "127.0.0.1 localhost" > "$1/etc/hosts"',
-    'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*',
 ]
+CLEANUP = ['rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*']
 
 
 def rootfs_path(cache_dir: Path) -> Path:
     return Path(cache_dir) / "templates" / TEMPLATE_ID / "rootfs"
+
+
+def mmdebstrap_command(
+    target: Path, packages: list[str], hooks: list[str], dpkg_options: tuple[str, ...] = ()
+) -> list[str]:
+    """mmdebstrap's command line for a root filesystem of ``SUITE`` at ``target``: ``packages`` (without
+    their recommends) over the minimal base, then the customize ``hooks`` in order."""
+    return [
+        "mmdebstrap",
+        "--variant=minbase",
+        "--mode=root",
+        "--format=directory",
+        f"--include={','.join(packages)}",
+        *[f"--dpkgopt={option}" for option in dpkg_options],
+        *[f"--customize-hook={hook}" for hook in hooks],
+        SUITE,
+        str(target),
+        *MIRRORS,
+    ]
 
 
 def build(cache_dir: Path, *, log: Callable[[str], None] = print, force: bool = False) -> Path:
@@ -56,17 +75,7 @@ def build(cache_dir: Path, *, log: Callable[[str], None] = print, force: bool = 
     partial = target.with_name("rootfs.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        "mmdebstrap",
-        "--variant=minbase",
-        "--mode=root",
-        "--format=directory",
-        f"--include={','.join(PACKAGES)}",
-        *[f"--customize-hook={hook}" for hook in CUSTOMIZE],
-        SUITE,
-        str(partial),
-        *MIRRORS,
-    ]
+    command = mmdebstrap_command(partial, PACKAGES, [*CUSTOMIZE, *CLEANUP])
     log(f"building the base template into {target} (mmdebstrap, about a minute)")
     try:
         run_logged(command, log)

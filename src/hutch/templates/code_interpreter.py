@@ -11,21 +11,18 @@ is up.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
-import shutil
 import stat
-import subprocess
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from ..errors import BackendUnavailable
 from ..runtime.linux import detach, mount
 from ..runtime.safe_path import Root
 from . import base
+from .cached import build_once
 from .commands import run_logged
 
 TEMPLATE_ID = "code-interpreter-v1"
@@ -67,26 +64,11 @@ def fingerprint() -> str:
 
 def build(cache_dir: Path, *, log: Callable[[str], None] = print, force: bool = False) -> Path:
     """Build the template's root filesystem unless a cached one has the same ``fingerprint`` (the base
-    first, if needed). Nodes sharing the cache build one at a time (each in its own mount namespace, none
-    sees the others' mounts in the partial directory): the others wait, then find it built."""
-    rootfs_path(cache_dir).parent.mkdir(parents=True, exist_ok=True)
-    with open(rootfs_path(cache_dir).with_name("build.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build(cache_dir, log, force)
+    first, if needed)."""
 
-
-def _build(cache_dir: Path, log: Callable[[str], None], force: bool) -> Path:
-    target = rootfs_path(cache_dir)
-    stamp = target.with_name("fingerprint")
-    wanted = fingerprint()
-    if target.exists() and not force and stamp.exists() and stamp.read_text() == wanted:
-        return target
-    source = base.build(cache_dir, log=log)
-    partial = target.with_name("rootfs.partial")
-    _remove(partial)
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    log(f"building the {TEMPLATE_ID} template into {target} (pip, about a minute)")
-    try:
+    def make(partial: Path) -> None:
+        source = base.build(cache_dir, log=log)
+        log(f"building the {TEMPLATE_ID} template into {rootfs_path(cache_dir)} (pip, about a minute)")
         run_logged(["cp", "-a", "--reflink=auto", str(source), str(partial)], log)
         with ExitStack() as mounts:
             _mount_for_chroot(partial, mounts)
@@ -97,13 +79,8 @@ def _build(cache_dir: Path, log: Callable[[str], None], force: bool) -> Path:
             for user, home in ((START_USER, "/root"), ("user", "/home/user")):  # the kernels', and commands'
                 run_logged(["chroot", f"--userspec={user}:{user}", str(partial), "env", f"HOME={home}",
                       "python3", "-c", _WARM_MATPLOTLIB], log)  # fmt: skip
-    except BaseException:
-        _remove(partial)
-        raise
-    _remove(target)
-    partial.rename(target)
-    stamp.write_text(wanted)
-    return target
+
+    return build_once(rootfs_path(cache_dir), fingerprint(), make, force=force)
 
 
 def _install_package(rootfs: Path) -> None:
@@ -143,16 +120,6 @@ def _mount_inside(
     finally:
         os.close(fd)
     mounts.callback(detach, target)
-
-
-def _remove(path: Path) -> None:
-    """Remove a (partial) root filesystem, refusing while anything is still mounted inside it."""
-    if not path.exists():
-        return
-    mounted = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout
-    if any(line == str(path) or line.startswith(f"{path}/") for line in mounted.splitlines()):
-        raise BackendUnavailable(f"{path} still has mounts inside; unmount them first")
-    shutil.rmtree(path)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ Mode = Literal["full", "filesystem"]
 
 # The official clients the test suite pins, by registry: what "compatible" is measured against.
 TESTED_SDKS: dict[str, dict[str, str]] = {
-    "pypi": {"e2b": "2.63.0", "e2b-code-interpreter": "2.11.5"},
-    "npm": {"e2b": "2.51.0", "@e2b/cli": "2.19.0"},
+    "pypi": {"e2b": "2.63.0", "e2b-code-interpreter": "2.11.5", "e2b-desktop": "2.7.2"},
+    "npm": {"e2b": "2.51.0", "@e2b/cli": "2.19.0", "@e2b/desktop": "2.4.0"},
 }
 
 # The templates E2B's SDKs create by default for the code interpreter and the desktop.
