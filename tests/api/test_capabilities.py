@@ -125,8 +125,10 @@ def test_the_tested_sdks_are_the_pinned_ones(caller: Caller) -> None:
         if requirement.startswith("e2b")
     )
     assert pins == TESTED_SDKS["pypi"]
-    installer = (ROOT / "scripts" / "install-e2b-cli.sh").read_text()
-    assert re.search(r"^version=(\S+)$", installer, re.M).group(1) == TESTED_SDKS["npm"]["@e2b/cli"]
+    installers = {"install-e2b-cli.sh": "@e2b/cli", "install-e2b-desktop-js.sh": "@e2b/desktop"}
+    for script, package in installers.items():
+        installer = (ROOT / "scripts" / script).read_text()
+        assert re.search(r"^version=(\S+)$", installer, re.M).group(1) == TESTED_SDKS["npm"][package]
     sdk = NPM_PACKAGES / "e2b" / "package.json"
     if sdk.exists():  # the CLI's own e2b, once scripts/install-e2b-cli.sh installed it
         assert json.loads(sdk.read_text())["version"] == TESTED_SDKS["npm"]["e2b"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import textwrap
 import threading
@@ -23,6 +22,7 @@ from e2b import Sandbox
 
 from hutch.proxy.haproxy import proxy_timeout_s
 from tests import edge_ca
+from tests.browser import chromium, trusting_home
 from tests.cli.test_e2b_npm_cli import Cli, e2b_cli  # noqa: F401 (a fixture)
 from tests.e2e.domain_fixtures import ca_context, node_environment, serve, use_only_domain
 from tests.stack import WORKER, Stack, start_stack, stop_stack
@@ -253,26 +253,11 @@ def test_node_fetches_a_page_from_get_host(only_domain: Stack, web: Sandbox, e2b
     assert result["status"] == 200 and "served from the sandbox" in result["text"]
 
 
-def _chromium() -> tuple[str, str]:
-    """Chromium and ``certutil``, which scripts/install-deps.sh installs (``make test`` runs it first)."""
-    chromium, certutil = shutil.which("chromium"), shutil.which("certutil")
-    if chromium is None or certutil is None:
-        pytest.fail("chromium or certutil is missing: scripts/install-deps.sh installs them")
-    return chromium, certutil
-
-
 def test_chromium_shows_the_page(only_domain: Stack, web: Sandbox, tmp_path: Path):
-    chromium, certutil = _chromium()
-    home = tmp_path / "home"
-    nssdb = home / ".pki" / "nssdb"
-    nssdb.mkdir(parents=True)
-    database = f"sql:{nssdb}"
-    subprocess.run([certutil, "-d", database, "-N", "--empty-password"], check=True, timeout=30)
-    trust = [certutil, "-d", database, "-A", "-t", "C,,", "-n", "hutch-test", "-i", str(edge_ca.ca_path())]
-    subprocess.run(trust, check=True, timeout=30)
+    home = trusting_home(tmp_path)
     url = f"https://{web.get_host(PORT)}/"
     command = [
-        chromium,
+        chromium(),
         "--headless=new",
         "--no-sandbox",
         "--disable-gpu",

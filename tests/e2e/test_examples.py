@@ -41,6 +41,14 @@ EXPECTED = {
         "INFO example_local: killed sandbox: ",
     ],
     "agent_numpy.py": ["prompt: Solve the linear system", "numpy ", "x = 2.0, y = 3.0"],
+    "desktop_loop.py": [
+        "screen: (1024, 768)",
+        "editor: ~/notes.txt - Mousepad",
+        "screenshot: desktop_loop.png",
+        "file: A desktop driven by code: the editor opened, this paragraph typed, saved with Ctrl+S.",
+        "stream: https://6080-",
+        "killed",
+    ],
 }
 
 
