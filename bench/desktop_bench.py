@@ -24,9 +24,11 @@ from e2b_desktop import Sandbox
 from measure import own_stack, report, summary, timed
 
 SUBNET = "10.21.0.0/16"
-DRAWN = (
-    "xdotool search --sync --onlyvisible --class xfdesktop >/dev/null && "
-    "xdotool search --sync --onlyvisible --class xfce4-panel >/dev/null"
+# Until Xfce's desktop and panel are mapped (``xdotool search`` fails when a window goes away as it looks,
+# which happens while Xfce starts: it looks again).
+DRAWN = " && ".join(
+    f"until xdotool search --onlyvisible --class {name} >/dev/null 2>&1; do sleep 0.01; done"
+    for name in ("xfdesktop", "xfce4-panel")
 )
 
 

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from e2b import CommandExitException
 from e2b_desktop import Sandbox
 
 from hutch.dotenv import find_env_file, read_env_file
 
+T = TypeVar("T")
 NOTE = "/home/user/notes.txt"
 PARAGRAPH = "A desktop driven by code: the editor opened, this paragraph typed, saved with Ctrl+S."
 
@@ -32,16 +35,19 @@ def load_settings() -> None:
         os.environ.setdefault(name, value)
 
 
-def wait_for_window(desktop: Sandbox, application: str, timeout_s: float = 30) -> str:
-    """The first visible window of ``application``, once there is one."""
+def wait_until(check: Callable[[], T | None], what: str, timeout_s: float = 30) -> T:
+    """What ``check`` returns once it is something: an agent looks again until the screen shows it."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            return desktop.get_application_windows(application)[0]
-        except CommandExitException:  # none yet
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {application} window within {timeout_s} s") from None
-            time.sleep(0.3)
+            found = check()
+        except CommandExitException:  # xdotool found nothing (yet)
+            found = None
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout_s} s")
+        time.sleep(0.3)
 
 
 def main() -> None:
@@ -53,12 +59,13 @@ def main() -> None:
 
         desktop.files.write(NOTE, "")
         desktop.open(NOTE)  # the editor, as xdg-open picks it
-        window = wait_for_window(desktop, "mousepad")
+        window = wait_until(lambda: desktop.get_application_windows("mousepad")[0], "the editor's window")
         print(f"editor: {desktop.get_window_title(window)}")
+        wait_until(lambda: desktop.get_current_window_id() == window, "the editor has the keyboard")
 
         desktop.write(PARAGRAPH, delay_in_ms=20)
         desktop.press(["ctrl", "s"])
-        desktop.wait(500)
+        wait_until(lambda: "*" not in desktop.get_window_title(window), "the file saved")
 
         Path("desktop_loop.png").write_bytes(desktop.screenshot())
         print("screenshot: desktop_loop.png")

@@ -9,9 +9,7 @@ and ``loopback_only.cjs`` preloaded, which refuses (and reports) every connectio
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,9 +19,9 @@ import pytest
 from e2b import NotFoundException, Sandbox, Template
 
 from tests.cli.conftest import clean_env
+from tests.npm_install import install
 from tests.stack import Stack
 
-INSTALL_SCRIPT = Path(__file__).parents[2] / "scripts" / "install-e2b-cli.sh"
 LOOPBACK_ONLY = Path(__file__).with_name("loopback_only.cjs")
 REFUSED = "refused by loopback_only:"
 
@@ -42,18 +40,7 @@ class Cli:
 def e2b_cli() -> Cli:
     """The pinned ``@e2b/cli``, installed into the cache on first use (with a Node.js of its own if the
     machine's is missing or too old)."""
-    result = subprocess.run(
-        [str(INSTALL_SCRIPT)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "PYTHON": sys.executable},
-    )
-    if result.returncode != 0:
-        pytest.fail(f"could not install @e2b/cli with {INSTALL_SCRIPT.name}: {result.stderr.strip()}")
-    node, entry = result.stdout.split()
-    return Cli(node, entry)
+    return Cli(*install("install-e2b-cli.sh"))
 
 
 def run_e2b(cli: Cli, *args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

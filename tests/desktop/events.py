@@ -14,6 +14,22 @@ _BUTTON = re.compile(r"^(ButtonPress|ButtonRelease) event.*?root:\((\d+),(\d+)\)
 _KEY = re.compile(r"^KeyPress event.*?keysym 0x[0-9a-f]+, (\w+)\)", re.S)
 
 
+def find_window(search: str, timeout_s: int = 30) -> str:
+    """A command that prints the first visible window ``xdotool search`` finds with ``search``, once there
+    is one. It searches again on errors: ``xdotool search`` fails when a window goes away while it looks
+    (Xfce's start makes and drops windows)."""
+    return (
+        f"for _ in $(seq {timeout_s * 10}); do "
+        f"found=$(xdotool search --onlyvisible {search} 2>/dev/null | head -n 1); "
+        '[ -n "$found" ] && echo "$found" && exit 0; sleep 0.1; done; exit 1'
+    )
+
+
+def drawn() -> str:
+    """A command that ends once Xfce's desktop and panel are mapped (what a screenshot then shows)."""
+    return f"{find_window('--class xfdesktop')} >/dev/null && {find_window('--class xfce4-panel')} >/dev/null"
+
+
 @dataclass(frozen=True)
 class EventWindow:
     """An ``xev`` window on the desktop: its id and its centre, in screen coordinates."""
@@ -29,9 +45,7 @@ class EventWindow:
             f"stdbuf -oL xev -name {name} -geometry 400x300+200+150 -event button -event keyboard > {LOG}",
             background=True,
         )
-        window_id = sandbox.commands.run(
-            f"xdotool search --sync --onlyvisible --name '^{name}$'"
-        ).stdout.split()[0]
+        window_id = sandbox.commands.run(find_window(f"--name '^{name}$'")).stdout.split()[0]
         geometry = sandbox.commands.run(f"xdotool getwindowgeometry --shell {window_id}").stdout
         values = dict(line.split("=", 1) for line in geometry.split())
         x = int(values["X"]) + int(values["WIDTH"]) // 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from e2b_desktop import Sandbox
 
+from tests.desktop.events import find_window
 from tests.stack import Stack
 
 REACH = "timeout 3 bash -c 'exec 3<>/dev/tcp/{address}/{port}' && echo reached || echo refused"
@@ -17,7 +18,7 @@ def test_another_sandbox_reaches_nothing_of_a_desktop(desktop_stack: Stack, opts
     desktop_stack.seen.update({first.sandbox_id, second.sandbox_id})
     try:
         first.commands.run("xmessage -name secret-window 'the first desktop'", background=True)
-        first.commands.run("xdotool search --sync --onlyvisible --name secret-window", timeout=20)
+        first.commands.run(find_window("--name secret-window"), timeout=40)
         first.stream.start()
         address = first.commands.run(ADDRESS).stdout.split()[0]
         for port in (5900, 6080):

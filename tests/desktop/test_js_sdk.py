@@ -6,16 +6,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests import edge_ca
-from tests.desktop.events import LOG
+from tests.desktop.events import LOG, find_window
+from tests.npm_install import install
 from tests.stack import Stack
 
-INSTALL_SCRIPT = Path(__file__).parents[2] / "scripts" / "install-e2b-desktop-js.sh"
 SCRIPT = """
 import { Sandbox } from '%(package)s/dist/index.mjs'
 
@@ -25,7 +24,7 @@ try {
   await desktop.commands.run(
     'stdbuf -oL xev -name js-events -geometry 400x300+100+100 -event button -event keyboard > %(log)s',
     { background: true })
-  const window = (await run("xdotool search --sync --onlyvisible --name '^js-events$'")).trim()
+  const window = (await run(%(find_window)s)).trim()
   await run(`xdotool windowactivate --sync ${window}`)
   const shell = Object.fromEntries((await run(`xdotool getwindowgeometry --shell ${window}`))
     .trim().split('\\n').map((line) => line.split('=')))
@@ -75,25 +74,15 @@ try {
 
 @pytest.fixture(scope="session")
 def package() -> tuple[str, str]:
-    """Node and the pinned ``@e2b/desktop``, installed into the cache on first use."""
-    result = subprocess.run(
-        [str(INSTALL_SCRIPT)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "PYTHON": sys.executable},
-    )
-    if result.returncode != 0:
-        pytest.fail(f"could not install @e2b/desktop with {INSTALL_SCRIPT.name}: {result.stderr.strip()}")
-    node, directory = result.stdout.split()
-    return node, directory
+    """Node and the pinned ``@e2b/desktop``'s directory, installed into the cache on first use."""
+    return install("install-e2b-desktop-js.sh")
 
 
 def test_the_js_sdk_drives_the_desktop(desktop_stack: Stack, package: tuple[str, str], tmp_path: Path):
     node, directory = package
     script = tmp_path / "desktop.mjs"
-    script.write_text(SCRIPT % {"package": directory, "log": LOG})
+    find = json.dumps(find_window("--name '^js-events$'"))
+    script.write_text(SCRIPT % {"package": directory, "log": LOG, "find_window": find})
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),

@@ -15,6 +15,7 @@ from e2b_desktop import Sandbox
 from PIL import Image, ImageChops
 
 from tests.browser import Browser, Page
+from tests.desktop.events import drawn, find_window
 from tests.stack import Stack
 
 CONNECTED = "document.documentElement.classList.contains('noVNC_connected')"
@@ -35,11 +36,7 @@ def painted(desktop_stack: Stack, opts: dict[str, str]) -> Iterator[Sandbox]:
     next), once Xfce has drawn its panel and desktop."""
     created = Sandbox.create(**opts)
     desktop_stack.seen.add(created.sandbox_id)
-    created.commands.run(
-        "xdotool search --sync --onlyvisible --class xfdesktop && "
-        "xdotool search --sync --onlyvisible --class xfce4-panel",
-        timeout=30,
-    )
+    created.commands.run(drawn(), timeout=70)
     yield created
     created.kill()
 
@@ -103,9 +100,7 @@ def test_view_only_keeps_the_browsers_mouse_off_the_desktop(
 
 def test_a_one_window_stream_is_that_windows_size(painted: Sandbox, browser: Browser):
     painted.launch("xfce4-terminal")
-    window = painted.commands.run(
-        "xdotool search --sync --onlyvisible --class xfce4-terminal"
-    ).stdout.split()[0]
+    window = painted.commands.run(find_window("--class xfce4-terminal"), timeout=40).stdout.split()[0]
     geometry = dict(
         line.split("=", 1)
         for line in painted.commands.run(f"xdotool getwindowgeometry --shell {window}").stdout.split()
