@@ -50,6 +50,12 @@ def wait_until(check: Callable[[], T | None], what: str, timeout_s: float = 30) 
         time.sleep(0.3)
 
 
+def window_centre(desktop: Sandbox, window: str) -> tuple[int, int]:
+    shell = desktop.commands.run(f"xdotool getwindowgeometry --shell {window}").stdout
+    geometry = dict(line.split("=", 1) for line in shell.split())
+    return int(geometry["X"]) + int(geometry["WIDTH"]) // 2, int(geometry["Y"]) + int(geometry["HEIGHT"]) // 2
+
+
 def main() -> None:
     load_settings()
     desktop = Sandbox.create()
@@ -61,7 +67,12 @@ def main() -> None:
         desktop.open(NOTE)  # the editor, as xdg-open picks it
         window = wait_until(lambda: desktop.get_application_windows("mousepad")[0], "the editor's window")
         print(f"editor: {desktop.get_window_title(window)}")
-        wait_until(lambda: desktop.get_current_window_id() == window, "the editor has the keyboard")
+        # Click into the editor, where a model would point from the screenshot (the script asks X instead).
+        desktop.left_click(*window_centre(desktop, window))
+        wait_until(
+            lambda: desktop.get_current_window_id() in desktop.get_application_windows("mousepad"),
+            "the editor has the keyboard",
+        )
 
         desktop.write(PARAGRAPH, delay_in_ms=20)
         desktop.press(["ctrl", "s"])
