@@ -17,8 +17,10 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -217,13 +219,21 @@ def stop_stack(stack: Stack) -> None:
     assert not problems, f"left behind after the stack stopped: {problems}\n{log}"
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextmanager
+def running_stack(factory: pytest.TempPathFactory, name: str, **options: Any) -> Iterator[Stack]:
+    """A stack of its own (``start_stack``'s ``options``) under a new temporary ``name`` directory, stopped
+    and checked for leftovers afterwards; a fixture's body."""
     if os.geteuid() != 0:
         pytest.fail("the end-to-end tests need root (crun, mounts, network namespaces)")
-    running = start_stack(tmp_path_factory.mktemp("hutch-stack"))
+    running = start_stack(factory.mktemp(name), **options)
     yield running
     stop_stack(running)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory, "hutch-stack") as running:
+        yield running
 
 
 @pytest.fixture()

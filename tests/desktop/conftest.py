@@ -3,24 +3,20 @@ as E2B's clients reach them) and desktop sandboxes made by ``e2b-desktop`` given
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 from e2b_desktop import Sandbox
 
-from tests.stack import WORKER, Stack, start_stack, stop_stack
+from tests.stack import WORKER, Stack, running_stack
 
 SUBNET = f"10.{210 + WORKER}.0.0/16"
 
 
 @pytest.fixture(scope="session")
 def desktop_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if os.geteuid() != 0:
-        pytest.fail("the desktop tests need root (crun, mounts, network namespaces)")
-    running = start_stack(tmp_path_factory.mktemp("hutch-desktop"), subnet=SUBNET, edge=True)
-    yield running
-    stop_stack(running)
+    with running_stack(tmp_path_factory, "hutch-desktop", subnet=SUBNET, edge=True) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from tests import edge_ca
 from tests.cli.test_e2b_npm_cli import Cli, e2b_cli  # noqa: F401 (a fixture)
 from tests.e2e.domain_fixtures import ca_context, node_environment, serve, use_only_domain
 from tests.in_flight import CommandInFlight
-from tests.stack import WORKER, Stack, start_stack, stop_stack
+from tests.stack import WORKER, Stack, running_stack
 
 # Apart from the session's stack (tests/stack.py), which runs at the same time.
 SUBNET = f"10.{160 + WORKER}.0.0/16"  # the domain tests' own stack
@@ -84,11 +84,8 @@ NODE_SCRIPT = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def domain_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if os.geteuid() != 0:
-        pytest.fail("the end-to-end tests need root (crun, mounts, network namespaces)")
-    running = start_stack(tmp_path_factory.mktemp("hutch-domain"), subnet=SUBNET, edge=True)
-    yield running
-    stop_stack(running)
+    with running_stack(tmp_path_factory, "hutch-domain", subnet=SUBNET, edge=True) as running:
+        yield running
 
 
 @pytest.fixture()

@@ -25,7 +25,7 @@ from tests import edge_ca
 from tests.browser import chromium, trusting_home
 from tests.cli.test_e2b_npm_cli import Cli, e2b_cli  # noqa: F401 (a fixture)
 from tests.e2e.domain_fixtures import ca_context, node_environment, serve, use_only_domain
-from tests.stack import WORKER, Stack, start_stack, stop_stack
+from tests.stack import WORKER, Stack, running_stack
 
 # Apart from the session's stack (tests/stack.py), which runs at the same time.
 SUBNET = f"10.{180 + WORKER}.0.0/16"  # the flow tests' own stack
@@ -79,12 +79,11 @@ NODE_FETCH = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def flows_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if os.geteuid() != 0:
-        pytest.fail("the end-to-end tests need root (crun, mounts, network namespaces)")
     settings = {"HUTCH_PROXY__IDLE_TIMEOUT_S": str(IDLE_TIMEOUT_S)}
-    running = start_stack(tmp_path_factory.mktemp("hutch-flows"), subnet=SUBNET, edge=True, settings=settings)
-    yield running
-    stop_stack(running)
+    with running_stack(
+        tmp_path_factory, "hutch-flows", subnet=SUBNET, edge=True, settings=settings
+    ) as running:
+        yield running
 
 
 @pytest.fixture()

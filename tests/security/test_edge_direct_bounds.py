@@ -21,7 +21,7 @@ from e2b import Sandbox
 
 from tests.e2e.domain_fixtures import ca_context, use_only_domain
 from tests.security.test_edge_bounds import BOUND, HOSTILE_PORT, released, serve_hostile, upstreams
-from tests.stack import WORKER, Stack, start_stack, stop_stack
+from tests.stack import WORKER, Stack, running_stack
 
 SUBNET = f"10.{190 + WORKER}.0.0/16"
 HAPROXY = '"haproxy"'  # how ``ss`` names HAProxy's connections
@@ -29,11 +29,8 @@ HAPROXY = '"haproxy"'  # how ``ss`` names HAProxy's connections
 
 @pytest.fixture(scope="module")
 def edge_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if os.geteuid() != 0:
-        pytest.fail("the end-to-end tests need root (crun, mounts, network namespaces)")
-    running = start_stack(tmp_path_factory.mktemp("hutch-direct"), subnet=SUBNET, edge=True)
-    yield running
-    stop_stack(running)
+    with running_stack(tmp_path_factory, "hutch-direct", subnet=SUBNET, edge=True) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
