@@ -113,7 +113,7 @@ class TemplateSettings(BaseModel):
     cache_dir: Path = Path("/var/cache/hutch")
     # Build and serve ``code-interpreter-v1`` (Jupyter; about a minute to build once, ~0.7 GB on disk).
     code_interpreter: bool = True
-    # Build and serve ``desktop`` (Xfce for e2b-desktop; a few minutes to build once, ~1 GB on disk).
+    # Build and serve ``desktop`` (Xfce for e2b-desktop; about a minute to build once, ~1.2 GB on disk).
     desktop: bool = True
     # Template builds: at most this many at once; each step's sandbox gets a sparse disk of this size and
     # may run this long.

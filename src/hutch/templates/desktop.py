@@ -64,7 +64,7 @@ def build(cache_dir: Path, *, log: Callable[[str], None] = print, force: bool = 
     """Build the desktop's root filesystem unless a cached one has the same ``fingerprint``."""
 
     def make(partial: Path) -> None:
-        log(f"building the {TEMPLATE_ID} template into {rootfs_path(cache_dir)} (mmdebstrap, a few minutes)")
+        log(f"building the {TEMPLATE_ID} template into {rootfs_path(cache_dir)} (mmdebstrap, about a minute)")
         hooks = [*base.CUSTOMIZE, f'sh {_SETUP} "$1"', *base.CLEANUP]
         command = base.mmdebstrap_command(partial, [*base.PACKAGES, *PACKAGES], hooks, DPKG_OPTIONS)
         run_logged(command, log)
