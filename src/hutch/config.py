@@ -36,6 +36,9 @@ class ApiSettings(BaseModel):
     creates_burst: int = 100
     # Returned to clients as each sandbox's ``domain`` instead of the edge's (``Settings.sandbox_domain``).
     sandbox_domain: str | None = None
+    # The operator key's file; unset: ``<data_dir>/secrets/operator.key``, made on first use. In a cluster,
+    # every API replica reads the same one (a mounted secret).
+    operator_key_file: Path | None = None
 
 
 class QuotaSettings(BaseModel):
@@ -81,6 +84,50 @@ class RuntimeSettings(BaseModel):
     # through the uplink as their policies allow, e.g. ["10.20.0.0/16"]; closed to them otherwise. Never
     # opens the uplink's own networks, the node's addresses, link-local or the sandbox subnet.
     egress_private_networks: list[str] = Field(default_factory=list)
+
+
+class NodeSettings(BaseModel):
+    """``hutch node``: where its node API and its sandbox traffic listener bind, and the host the API and
+    proxies reach them at."""
+
+    host: str = "127.0.0.1"
+    port: int = 5007
+    traffic_port: int = 5008
+    # The address other machines dial; unset: ``host`` (which then must not be a wildcard).
+    advertise_host: str | None = None
+    # What the node offers to sandboxes; 0: all the machine's CPUs, its memory less 1 GiB, and the free
+    # disk of the data directory less 2 GiB, measured at start.
+    cpu_count: int = 0
+    memory_mb: int = 0
+    disk_mb: int = 0
+
+
+class ClusterSettings(BaseModel):
+    """Many machines over one PostgreSQL catalog: ``hutch api`` and ``hutch proxy`` replicas, ``hutch node``
+    on every machine that hosts sandboxes. Unused by ``hutch up``."""
+
+    # The secret that API and proxies show nodes (``X-Hutch-Cluster-Key``): inline, or read from a file.
+    secret: str = ""
+    secret_file: Path | None = None
+    # Where proxies reach an API replica, to wake a paused sandbox created with ``autoResume``.
+    api_url: str = "http://127.0.0.1:3000"
+    # A node heartbeats this often; one silent for ``lost_after_s`` is marked lost, its sandboxes with it.
+    heartbeat_s: float = Field(default=2.0, gt=0)
+    lost_after_s: float = Field(default=6.0, gt=0)
+    # Placement compares this many nodes sampled at random among those that fit (best of K).
+    placement_sample: int = Field(default=3, ge=1)
+    # CPUs may be promised this many times over (sandboxes seldom use all theirs); memory and disk never.
+    cpu_overcommit: float = Field(default=4.0, ge=1)
+
+    def key(self) -> str:
+        """The cluster secret; ``ValueError`` when none is configured or it is too short to be one."""
+        value = self.secret or (self.secret_file.read_text().strip() if self.secret_file else "")
+        if len(value) < 32:
+            raise ValueError(
+                "a cluster needs a secret of at least 32 characters (HUTCH_CLUSTER__SECRET_FILE or "
+                "HUTCH_CLUSTER__SECRET)"
+            )
+        return value
 
 
 class ProxySettings(BaseModel):
@@ -151,6 +198,8 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    node: NodeSettings = Field(default_factory=NodeSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     proxy: ProxySettings = Field(default_factory=ProxySettings)
     templates: TemplateSettings = Field(default_factory=TemplateSettings)
 

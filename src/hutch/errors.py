@@ -11,6 +11,8 @@
      ├── QuotaExceeded       a limit (sandboxes, rate) is reached
      ├── NotSupported        the backend or build lacks the feature
      ├── BackendUnavailable  the runtime could not do it (crun failed, no capacity)
+     │    ├── NodeFull          a node has no room for the sandbox (another may)
+     │    └── NodeUnavailable   the node holding the sandbox is lost or does not answer
      └── DeadlineExceeded    it took too long
 """
 
@@ -59,6 +61,14 @@ class NotSupported(HutchError):
 
 class BackendUnavailable(HutchError):
     """The runtime failed to carry the call out."""
+
+
+class NodeFull(BackendUnavailable):
+    """A node has no room for the sandbox; another node may have."""
+
+
+class NodeUnavailable(BackendUnavailable):
+    """The node that holds the sandbox is lost or does not answer."""
 
 
 class DeadlineExceeded(HutchError):

@@ -43,10 +43,13 @@ def node_key(data_dir: Path) -> str:
 OPERATOR_KEY_HEADER = "X-Hutch-Operator-Key"
 
 
-def operator_key_path(data_dir: Path) -> Path:
-    return Path(data_dir) / "secrets" / "operator.key"
+def operator_key_path(data_dir: Path, file: Path | None = None) -> Path:
+    """Where the operator key is: ``file`` when the operator names one (``api.operator_key_file``)."""
+    return file if file is not None else Path(data_dir) / "secrets" / "operator.key"
 
 
-def operator_key(data_dir: Path) -> str:
-    """The operator key, as text for an HTTP header (made if there is none)."""
+def operator_key(data_dir: Path, file: Path | None = None) -> str:
+    """The operator key, as text for an HTTP header (made if there is none; a named file must exist)."""
+    if file is not None:
+        return file.read_bytes().hex()
     return load_or_create(operator_key_path(data_dir)).hex()

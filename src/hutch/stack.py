@@ -21,42 +21,26 @@ import logging
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 
 from .api import create_app
-from .catalog import Catalog, create_api_key, ensure_api_key, register_template
+from .catalog import Catalog, create_api_key, ensure_api_key
 from .catalog.keys import mask_key
 from .config import Settings
 from .dotenv import read_env_file
-from .private_files import narrow, private_directory, write_private
+from .prepare import Builtin, keep_warm, prepare_node, register_builtins, runtime_options
+from .private_files import narrow, write_private
 from .proxy import access, debug, trust
 from .proxy.certificates import EdgeCertificate
 from .proxy.edge import EdgeProcess, EdgeUnavailable, haproxy_binary
 from .proxy.routes import EdgeRoutes
 from .proxy.supervisor import ProxyProcess
 from .runtime import registry
-from .runtime.types import SandboxSpec, TemplateImage
-from .templates import base, code_interpreter, desktop, envd_python
-from .templates.envd_zipapp import build as build_envd
+from .runtime.types import SandboxSpec
 
 log = logging.getLogger("hutch")
-BASE_CPU, BASE_MEMORY_MB = 2, 512
-# Jupyter, a warm kernel and the data libraries need more room than a bare sandbox.
-INTERPRETER_CPU, INTERPRETER_MEMORY_MB = 2, 1024
-# The X server, the session and a browser.
-DESKTOP_CPU, DESKTOP_MEMORY_MB = 2, 2048
-
-
-@dataclass(frozen=True)
-class Builtin:
-    """A template the stack builds and registers itself, with the limits its sandboxes get."""
-
-    image: TemplateImage
-    cpu_count: int
-    memory_mb: int
 
 
 class _Server(uvicorn.Server):
@@ -89,104 +73,20 @@ def _reachable(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _runtime_options(settings: Settings, envd_path: Path) -> dict:
-    if settings.runtime.backend == "fake":
-        return {
-            "node_id": settings.runtime.node_id,
-            "metrics_interval_s": settings.runtime.metrics_interval_s,
-        }
-    cache = settings.templates.cache_dir
-    return {
-        "data_dir": settings.data_dir,
-        "cache_dir": cache,
-        "envd_path": envd_path,
-        "envd_python": envd_python.path(cache, base.rootfs_path(cache)),  # built by ``prepare``
-        "node_id": settings.runtime.node_id,
-        "metrics_interval_s": settings.runtime.metrics_interval_s,
-        "subnet": settings.runtime.subnet,
-        "egress_interface": settings.runtime.egress_interface,
-        "egress_name_servers": tuple(settings.runtime.egress_name_servers),
-        "egress_private_networks": tuple(settings.runtime.egress_private_networks),
-    }
-
-
 async def prepare(
     settings: Settings, env_file: Path, say: Callable[[str], None]
 ) -> tuple[Catalog, str, list[Builtin], Path]:
-    """Everything the stack needs before it serves: envd and the Python it runs on, the built-in templates,
-    the catalog and an API key. The templates are built once and cached (the fake backend needs none)."""
-    # Sandboxes, checkpoints, keys and the catalog's tokens: root's alone, as is the client settings file.
-    private_directory(settings.data_dir)
-    private_directory(settings.templates.cache_dir)
+    """Everything the stack needs before it serves: envd, the built-in templates (:mod:`.prepare`), the
+    catalog with them registered, and an API key."""
     narrow(env_file)
-    envd_dir = private_directory(settings.data_dir / "envd")
-    envd_path = await asyncio.to_thread(build_envd, envd_dir / "envd.pyz")
-    cache = settings.templates.cache_dir
-    real = settings.runtime.backend != "fake"
-    rootfs = await asyncio.to_thread(base.build, cache, log=say) if real else base.rootfs_path(cache)
-    if real:  # the Python envd runs on in every sandbox, from the base image's packages
-        await asyncio.to_thread(envd_python.build, cache, rootfs)
-    builtins = [
-        Builtin(
-            TemplateImage(base.TEMPLATE_ID, rootfs, default_user=base.DEFAULT_USER), BASE_CPU, BASE_MEMORY_MB
-        )
-    ]
-    if real and settings.templates.code_interpreter:
-        interpreter_rootfs = await asyncio.to_thread(code_interpreter.build, cache, log=say)
-        image = TemplateImage(
-            code_interpreter.TEMPLATE_ID,
-            interpreter_rootfs,
-            default_user=base.DEFAULT_USER,
-            start_cmd=code_interpreter.START_CMD,
-            ready_cmd=code_interpreter.READY_CMD,
-            start_user=code_interpreter.START_USER,
-        )
-        builtins.append(Builtin(image, INTERPRETER_CPU, INTERPRETER_MEMORY_MB))
-    if real and settings.templates.desktop:
-        desktop_rootfs = await asyncio.to_thread(desktop.build, cache, log=say)
-        image = TemplateImage(desktop.TEMPLATE_ID, desktop_rootfs, default_user=base.DEFAULT_USER)
-        builtins.append(Builtin(image, DESKTOP_CPU, DESKTOP_MEMORY_MB))
+    builtins, envd_path = await prepare_node(settings, say)
     catalog = await Catalog.open(settings.catalog_url)
-    aliases = {
-        base.TEMPLATE_ID: base.ALIASES,
-        code_interpreter.TEMPLATE_ID: code_interpreter.ALIASES,
-        desktop.TEMPLATE_ID: desktop.ALIASES,
-    }
-    for builtin in builtins:
-        await register_template(
-            catalog,
-            template_id=builtin.image.template_id,
-            rootfs=str(builtin.image.rootfs),
-            aliases=aliases[builtin.image.template_id],
-            default_user=builtin.image.default_user,
-            cpu_count=builtin.cpu_count,
-            memory_mb=builtin.memory_mb,
-            start_cmd=builtin.image.start_cmd,
-            ready_cmd=builtin.image.ready_cmd,
-            start_user=builtin.image.start_user,
-        )
+    await register_builtins(catalog, builtins)
     existing = read_env_file(env_file).get("E2B_API_KEY")
     key = await ensure_api_key(catalog, key=existing) if existing else None
     if key is None:
         key = await ensure_api_key(catalog) or await create_api_key(catalog)
     return catalog, key, builtins, envd_path
-
-
-def _keep_warm(runtime: object, settings: Settings, builtins: list[Builtin]) -> None:
-    """Ask the runtime (if it has pools) to keep the configured number of each built-in template ready."""
-    keep_warm = getattr(runtime, "keep_warm", None)
-    if keep_warm is None:
-        return
-    for builtin in builtins:
-        template_id = builtin.image.template_id
-        for engine, sizes in (
-            ("crun", settings.runtime.warm_pool),
-            ("gvisor", settings.runtime.gvisor_warm_pool),
-        ):
-            if sizes.get(template_id, 0):
-                keep_warm(
-                    builtin.image, sizes[template_id], builtin.cpu_count, builtin.memory_mb, engine=engine
-                )
 
 
 async def start_edge(
@@ -239,9 +139,9 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
     """Serve the stack until SIGINT or SIGTERM."""
     check_local_development(settings)
     catalog, api_key, builtins, envd_path = await prepare(settings, env_file, say)
-    runtime = registry.load(settings.runtime.backend, **_runtime_options(settings, envd_path))
-    _keep_warm(runtime, settings, builtins)
-    template = builtins[0].image  # base: the development sandbox's
+    runtime = registry.load(settings.runtime.backend, **runtime_options(settings, envd_path))
+    keep_warm(runtime, settings, builtins)
+    base = builtins[0]  # the development sandbox's template
     # The edge routes running sandboxes itself; without it (no TLS port) nothing reads the table.
     routes = EdgeRoutes(settings.data_dir / "edge")
     api = _Server(
@@ -274,7 +174,7 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
         dev = None
         if settings.proxy.local_development:
             dev = await runtime.create(
-                SandboxSpec(template=template, cpu_count=BASE_CPU, memory_mb=BASE_MEMORY_MB)
+                SandboxSpec(template=base.image, cpu_count=base.cpu_count, memory_mb=base.memory_mb)
             )
             debug.publish(debug_file, dev)
         write_private(env_file, client_env(settings, api_key, certificate))

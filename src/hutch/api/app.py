@@ -1,5 +1,6 @@
-"""The control plane's composition root: :func:`create_app` wires settings, catalog, the node (in process,
-over this machine's runtime), services, routes, error handlers and the timeout reaper into one FastAPI
+"""The control plane's composition root: :func:`create_app` wires settings, catalog, the nodes (in
+process over this machine's runtime, or a cluster's over the network), services, routes, error handlers
+and the background duties (the timeout reaper; in a cluster, marking silent nodes lost) into one FastAPI
 app."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 
 from ..catalog import Catalog
 from ..config import Settings
-from ..runtime.node_client import LocalNode, Runtime, SupportsCommit
+from ..runtime.node_client import LocalNode, Nodes, Runtime, SupportsCommit
 from ..secret_files import operator_key
 from ..templates import base
 from ..templates.builder import Builder, BuildOutput, BuildSandboxes
@@ -26,6 +27,7 @@ from .routes import (
     capabilities,
     health,
     internal,
+    nodes,
     prometheus,
     sandbox_metrics,
     sandboxes,
@@ -35,6 +37,7 @@ from .routes import (
     templates,
 )
 from .services import quotas
+from .services.cluster import ClusterNodes, LostNodeWatch
 from .services.copies import SandboxCopier
 from .services.locks import SandboxLocks
 from .services.metrics import MetricsService
@@ -49,12 +52,13 @@ log = logging.getLogger(__name__)
 def create_app(
     settings: Settings,
     *,
-    runtime: Runtime,
+    runtime: Runtime | None,
     catalog: Catalog | None = None,
     routes: SandboxRoutes | None = None,
 ) -> FastAPI:
     """The REST API of spec §1 over ``runtime``, which its services reach as a :class:`LocalNode`; the
-    template builder uses ``runtime`` itself.
+    template builder uses ``runtime`` itself. Without ``runtime`` it serves a cluster (``hutch api``): the
+    nodes registered in the catalog, reached with the cluster secret; no template builds.
 
     ``routes`` is told when sandboxes start and stop running (the TLS edge's, which routes them itself).
 
@@ -71,17 +75,33 @@ def create_app(
                 database = await Catalog.open(settings.catalog_url)
                 stack.push_async_callback(database.close)
             database.session_info[quotas.DEFAULTS] = settings.quotas.model_dump()
-            operator_key(settings.data_dir)  # made now, for ``hutch team`` to read
-            node = LocalNode(runtime)
+            operator_key(
+                settings.data_dir, settings.api.operator_key_file
+            )  # made now, for ``hutch team`` to read
+            node: Nodes
+            if runtime is not None:
+                node = LocalNode(runtime)
+            else:
+                c = settings.cluster
+                node = cluster = ClusterNodes(
+                    database,
+                    key=c.key(),
+                    lost_after_s=c.lost_after_s,
+                    sample=c.placement_sample,
+                    cpu_overcommit=c.cpu_overcommit,
+                )
+                watch = LostNodeWatch(database, cluster, interval_s=min(1.0, c.heartbeat_s))
+                watch.start()
+                stack.push_async_callback(watch.stop)
             await node.start()
             stack.push_async_callback(node.close)
             locks = SandboxLocks()
             copier = SandboxCopier(
-                node=node, locks=locks, cache_dir=settings.templates.cache_dir, data_dir=settings.data_dir
+                nodes=node, locks=locks, cache_dir=settings.templates.cache_dir, data_dir=settings.data_dir
             )
             service = SandboxService(
                 catalog=database,
-                node=node,
+                nodes=node,
                 locks=locks,
                 copier=copier,
                 node_id=settings.runtime.node_id,
@@ -104,14 +124,14 @@ def create_app(
             if interrupted:
                 log.info("marked %d builds interrupted by the restart as failed", len(interrupted))
             stack.push_async_callback(builds.close)
-            reaper = Reaper(service, interval_s=settings.api.reaper_interval_s)
+            reaper = Reaper(service, database, interval_s=settings.api.reaper_interval_s)
             reaper.start()
             stack.push_async_callback(reaper.stop)
             app.state.settings = settings
             app.state.catalog = database
             app.state.runtime = runtime
             app.state.sandboxes = service
-            app.state.metrics = MetricsService(catalog=database, node=node)
+            app.state.metrics = MetricsService(catalog=database, nodes=node)
             app.state.template_builds = builds
             app.state.snapshots = SnapshotService(
                 catalog=database,
@@ -146,13 +166,14 @@ def create_app(
     app.include_router(template_builds.router, responses=errors.ERROR_RESPONSES)
     app.include_router(template_builds.uploads, responses=errors.ERROR_RESPONSES)
     app.include_router(templates.router, responses=errors.ERROR_RESPONSES)
+    app.include_router(nodes.router, responses=errors.ERROR_RESPONSES)
     app.include_router(internal.router)
     return app
 
 
-def _builder(settings: Settings, runtime: Runtime, uploads: UploadStore) -> Builder | None:
+def _builder(settings: Settings, runtime: Runtime | None, uploads: UploadStore) -> Builder | None:
     """The node's template builder, when its runtime can keep a sandbox's layer."""
-    if not isinstance(runtime, SupportsCommit):
+    if runtime is None or not isinstance(runtime, SupportsCommit):
         return None
     t = settings.templates
     return Builder(

@@ -82,4 +82,4 @@ async def require_operator(
     settings: SettingsDep, key: Annotated[str | None, Security(_operator_key)]
 ) -> None:
     """Only the operator key passes (401 otherwise, a team's API key too)."""
-    auth.check_operator(expected=operator_key(settings.data_dir), given=key)
+    auth.check_operator(expected=operator_key(settings.data_dir, settings.api.operator_key_file), given=key)

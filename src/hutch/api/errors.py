@@ -18,6 +18,7 @@ from ..errors import (
     Forbidden,
     HutchError,
     InvalidRequest,
+    NodeUnavailable,
     NotFound,
     NotSupported,
     QuotaExceeded,
@@ -36,6 +37,7 @@ STATUS: dict[type[HutchError], int] = {
     QuotaExceeded: 429,
     BackendUnavailable: 500,
     NotSupported: 501,
+    NodeUnavailable: 503,
     DeadlineExceeded: 504,
 }
 

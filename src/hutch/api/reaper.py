@@ -1,5 +1,6 @@
 """The timeout loop: kills (or, with ``autoPause``, pauses) each sandbox when its time is up, within a
-fraction of a second; and, every few seconds, forgets sandboxes that died on their own."""
+fraction of a second; and, every few seconds, forgets sandboxes that died on their own. Of many API
+replicas over one PostgreSQL catalog, one does each round: the one that holds the duty's advisory lock."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from ..catalog import Catalog
 from ..errors import HutchError
 from .services.sandboxes import SandboxService
 
@@ -20,8 +22,11 @@ LOST_CHECK_S = 5.0
 class Reaper:
     """Wakes at the next sandbox's end (or every ``interval_s``, to see new and moved deadlines)."""
 
-    def __init__(self, sandboxes: SandboxService, *, interval_s: float) -> None:
+    DUTY = "hutch-reaper"
+
+    def __init__(self, sandboxes: SandboxService, catalog: Catalog, *, interval_s: float) -> None:
         self._sandboxes = sandboxes
+        self._catalog = catalog
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
         self._next_lost_check = 0.0
@@ -38,7 +43,14 @@ class Reaper:
         self._task = None
 
     async def reap(self) -> float:
-        """Kill or pause what is due; returns the seconds until the next sandbox is."""
+        """Kill or pause what is due, if this replica holds the duty; returns the seconds until the next
+        sandbox is."""
+        async with self._catalog.duty(self.DUTY) as mine:
+            if not mine:
+                return self._interval_s
+            return await self._round()
+
+    async def _round(self) -> float:
         if time.monotonic() >= self._next_lost_check:
             self._next_lost_check = time.monotonic() + LOST_CHECK_S
             for sandbox_id in await self._sandboxes.forget_lost():

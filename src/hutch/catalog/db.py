@@ -9,12 +9,13 @@ code. Opening a catalog migrates its schema to the newest revision (:mod:`.migra
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -22,6 +23,8 @@ from ..errors import NotSupported
 from ..private_files import narrow, private_file
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The advisory lock under which a PostgreSQL catalog's schema is migrated.
+_MIGRATION_LOCK = 0x68757463_68000001
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -96,6 +99,10 @@ class Catalog:
 
         try:
             async with engine.begin() as connection:
+                if not _is_sqlite(parsed):  # replicas and nodes starting together migrate one at a time
+                    await connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                    )
                 await connection.run_sync(upgrade)
         except BaseException:
             await engine.dispose()
@@ -107,6 +114,25 @@ class Catalog:
         """A session whose work commits when the block ends, or rolls back if it raises."""
         async with self._sessions.begin() as session:
             yield session
+
+    @asynccontextmanager
+    async def duty(self, name: str) -> AsyncIterator[bool]:
+        """Whether this process does the once-only duty ``name`` now: on PostgreSQL, while it holds the
+        duty's advisory lock (on a connection of its own, released when the block ends or the process dies),
+        so that of many API replicas exactly one does each round; on SQLite, which one process serves,
+        always."""
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        async with self.engine.connect() as connection:
+            held = bool(await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
+            try:
+                yield held
+            finally:
+                if held:
+                    await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                await connection.commit()
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -243,3 +243,32 @@ class SandboxRow(Base):
     def address(self, port: int) -> tuple[str, int]:
         """Where the sandbox's ``port`` is reached from its node (as ``SandboxHandle.address``)."""
         return self.host, int(self.port_overrides.get(str(port), port))
+
+
+class NodeRow(Base):
+    """A machine that hosts sandboxes (``hutch node``), as it registered and last reported itself. Its
+    liveness is ``heartbeat_at``; ``state`` is ``ready``, or ``lost`` once an API replica found it silent
+    for too long (a heartbeat makes it ``ready`` again). ``draining`` is the operator's: no new sandbox is
+    placed there."""
+
+    __tablename__ = "nodes"
+
+    node_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # Where the node API and the sandbox traffic listener are reached: ``host:port``.
+    api_address: Mapped[str] = mapped_column(String(1024))
+    traffic_address: Mapped[str] = mapped_column(String(1024))
+    state: Mapped[str] = mapped_column(String(16), default="ready")
+    draining: Mapped[bool] = mapped_column(default=False)
+    # What it offers to sandboxes, and what its sandboxes were given of it.
+    cpu_count: Mapped[int]
+    memory_mb: Mapped[int]
+    disk_mb: Mapped[int]
+    cpu_used: Mapped[int] = mapped_column(default=0)
+    memory_used_mb: Mapped[int] = mapped_column(default=0)
+    disk_used_mb: Mapped[int] = mapped_column(default=0)
+    sandboxes: Mapped[int] = mapped_column(default=0)
+    # The templates whose images it holds (placement prefers those nodes).
+    templates: Mapped[list[str]] = mapped_column(default=list)
+    version: Mapped[str] = mapped_column(String(64), default="")
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)

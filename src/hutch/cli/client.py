@@ -123,7 +123,8 @@ class Api:
     def as_operator(cls, connection: Connection, data_dir: Path | None) -> Api:
         """The API with the operator key of the stack whose data directory is ``data_dir`` (by default
         the configured one, ``HUTCH_DATA_DIR``)."""
-        path = operator_key_path(data_dir or Settings().data_dir)
+        settings = Settings()
+        path = operator_key_path(data_dir or settings.data_dir, settings.api.operator_key_file)
         try:
             key = path.read_bytes().hex()
         except FileNotFoundError:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from . import key, sandbox, server, shell, team, template
+from . import cluster, key, sandbox, server, shell, team, template
 from .client import Connection
 from .doctor import doctor
 from .status import status
@@ -30,6 +30,9 @@ def connect(
 
 app.command("up")(server.up)
 app.command("down")(server.down)
+app.command("api")(cluster.api)
+app.command("proxy")(cluster.proxy)
+app.add_typer(cluster.node_app, name="node")
 app.command("status")(status)
 app.command("doctor")(doctor)
 sandbox.app.command("exec", context_settings=shell.EXEC_CONTEXT)(shell.execute)

@@ -7,7 +7,8 @@ SDK's debug id through the file ``hutch up`` publishes (:mod:`.debug`). It binds
 :mod:`.supervisor`). SIGTERM or SIGINT stops it gracefully.
 
 It imports only the proxy, the settings and the catalog: no API, no runtime. To resume a paused sandbox
-created with ``autoResume`` it asks the node's API (where it listens, with the node key).
+created with ``autoResume`` it asks the node's API (where it listens, with the node key). ``hutch proxy``
+runs it as a cluster's proxy (:func:`serve` with ``cluster``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from pathlib import Path
 
 from ..catalog import Catalog
 from ..config import Settings
+from ..secret_files import NODE_KEY_HEADER, node_key
 from .debug import DebugSandbox, path_in
-from .resolver import CatalogResolver
+from .resolver import CatalogResolver, NodeDirectory
+from .routing import CLUSTER_KEY_HEADER
 from .server import create_server
 from .waker import Waker
 
@@ -49,15 +52,24 @@ def main(argv: list[str] | None = None) -> None:
     asyncio.run(serve(settings, listener))
 
 
-async def serve(settings: Settings, listener: socket.socket | None = None) -> None:
-    """Serve until SIGINT or SIGTERM, on ``listener`` if given."""
-    catalog = await Catalog.open(settings.catalog_url, migrate=False)  # the main process migrates
-    api_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.api.host, settings.api.host)
-    netloc = f"[{api_host}]:{settings.api.port}" if ":" in api_host else f"{api_host}:{settings.api.port}"
-    waker = Waker(f"http://{netloc}", settings.data_dir)
+async def serve(settings: Settings, listener: socket.socket | None = None, *, cluster: bool = False) -> None:
+    """Serve until SIGINT or SIGTERM, on ``listener`` if given. With ``cluster`` (``hutch proxy``), each
+    sandbox is reached through its node's traffic listener, and paused ones are woken through an API
+    replica (``cluster.api_url``), both with the cluster secret."""
+    if cluster:
+        key = settings.cluster.key()
+        catalog = await Catalog.open(settings.catalog_url)
+        nodes: NodeDirectory | None = NodeDirectory(catalog, key)
+        waker = Waker(settings.cluster.api_url, lambda: {CLUSTER_KEY_HEADER: key})
+    else:
+        catalog = await Catalog.open(settings.catalog_url, migrate=False)  # the main process migrates
+        api_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.api.host, settings.api.host)
+        netloc = f"[{api_host}]:{settings.api.port}" if ":" in api_host else f"{api_host}:{settings.api.port}"
+        nodes = None
+        waker = Waker(f"http://{netloc}", lambda: {NODE_KEY_HEADER: node_key(settings.data_dir)})
     try:
         debug = DebugSandbox(path_in(settings.data_dir)) if settings.proxy.local_development else None
-        resolver = CatalogResolver(catalog, debug=debug, wake=waker)
+        resolver = CatalogResolver(catalog, debug=debug, wake=waker, nodes=nodes)
         server = create_server(settings.proxy, resolver)
         await server.serve(sockets=[listener] if listener is not None else None)
     finally:

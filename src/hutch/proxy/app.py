@@ -22,7 +22,15 @@ from ..errors import InvalidRequest
 from . import access, forward, responses, websocket
 from .asgi import Message, Receive, Scope, Send
 from .race import cut_short
-from .routing import SANDBOX_ID_HEADER, SANDBOX_PORT_HEADER, SandboxRoute, Target, route
+from .routing import (
+    CLUSTER_KEY_HEADER,
+    SANDBOX_ID_HEADER,
+    SANDBOX_PORT_HEADER,
+    NodeHop,
+    SandboxRoute,
+    Target,
+    route,
+)
 
 Resolver = Callable[[str], Awaitable[SandboxRoute | None]]
 """Where a sandbox runs and the traffic token it wants, by id; ``None`` when there is no such sandbox (or
@@ -38,8 +46,11 @@ log = logging.getLogger(__name__)
 FIRST_CHECK_S = 0.3
 CHECK_INTERVAL_S = 1.0
 STOPPED = "The sandbox stopped running before it answered"
+# The answer to ``/health`` on a host that names no sandbox.
+HEALTHY: responses.Answer = (200, {"status": "ok", "message": "the proxy serves"})
 
 _ROUTING_HEADERS = {SANDBOX_ID_HEADER.encode(), SANDBOX_PORT_HEADER.encode()}
+CLUSTER_KEY = CLUSTER_KEY_HEADER.encode()
 
 
 class ProxyApp:
@@ -135,16 +146,22 @@ class ProxyApp:
         try:
             target = self._route(scope)
         except InvalidRequest as err:
+            if _is_health_probe(scope):
+                raise responses.Refusal(HEALTHY) from err
             raise responses.Refusal(responses.bad_request(err.message)) from err
         access.check_debug_mode(target, scope, enabled=self._settings.local_development)
         found = await self._resolve(target.sandbox_id)
         if found is None:
             raise responses.Refusal(responses.sandbox_error(target.sandbox_id, responses.SANDBOX_NOT_FOUND))
+        if found.unavailable is not None:
+            raise responses.Refusal(responses.sandbox_error(target.sandbox_id, found.unavailable, 503))
         access.check(found, target, scope)
         host = found.host_for(target.port)
         if host is not None:
             headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
             scope = {**scope, "headers": [(b"host", host.encode("latin-1")), *headers]}
+        if found.hop is not None:
+            return target, found.hop.address, _through(scope, target, found.hop)
         return target, found.address(target.port), scope
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -188,6 +205,24 @@ class ProxyApp:
             await responses.send_json(send, answer, prefix="websocket.http")
         else:
             await send({"type": "websocket.close", "code": 1008})
+
+
+def _is_health_probe(scope: Scope) -> bool:
+    """``GET /health`` naming no sandbox (a load balancer's probe of the proxy itself)."""
+    routed = any(name in _ROUTING_HEADERS for name, _ in scope["headers"])
+    return scope["type"] == "http" and scope["path"] == "/health" and not routed
+
+
+def _through(scope: Scope, target: Target, hop: NodeHop) -> Scope:
+    """The request as it goes to the node's traffic listener: the routing headers and the cluster secret
+    set by the proxy (any the client sent are dropped), the rest as it was."""
+    kept = [(n, v) for n, v in scope["headers"] if n not in _ROUTING_HEADERS and n != CLUSTER_KEY]
+    hop_headers = [
+        (SANDBOX_ID_HEADER.encode(), target.sandbox_id.encode()),
+        (SANDBOX_PORT_HEADER.encode(), str(target.port).encode()),
+        (CLUSTER_KEY, hop.key.encode("latin-1")),
+    ]
+    return {**scope, "headers": [*kept, *hop_headers]}
 
 
 class _Answer:

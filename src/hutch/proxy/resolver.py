@@ -1,5 +1,7 @@
-"""Where a sandbox runs and the traffic token it wants, read from the catalog with a short cache; the SDK's
-debug id goes to the development sandbox ``hutch up`` publishes (:mod:`.debug`). A paused sandbox created
+"""Where a sandbox runs and the traffic token it wants, read from the catalog with a short cache; in a
+cluster, through the traffic listener of the node that holds it (:class:`NodeDirectory`), and a sandbox
+whose node is lost is unavailable rather than gone. The SDK's debug id goes to the development sandbox
+``hutch up`` publishes (:mod:`.debug`). A paused sandbox created
 with ``autoResume`` is woken first (:mod:`.waker`), the request waiting meanwhile. ``is_running`` tells,
 without waking anything, whether a sandbox still runs: the proxy asks it while a request is in flight."""
 
@@ -7,14 +9,42 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from ..catalog import Catalog
-from ..catalog.repos import sandboxes
+from ..catalog.models import SandboxRow
+from ..catalog.repos import nodes, sandboxes
 from .debug import DebugSandbox
-from .routing import DEBUG_SANDBOX_ID, SandboxRoute
+from .routing import DEBUG_SANDBOX_ID, NodeHop, SandboxRoute
 
 # Short enough that a killed sandbox stops being routed to almost at once.
 TTL_S = 0.25
+# How long the nodes' addresses are reused.
+NODES_TTL_S = 1.0
+
+
+class NodeDirectory:
+    """The traffic listeners of a cluster's nodes, read from the catalog (cached), with the cluster
+    secret they want."""
+
+    def __init__(self, catalog: Catalog, key: str) -> None:
+        self._catalog = catalog
+        self._key = key
+        self._hops: dict[str, NodeHop] = {}
+        self._until = 0.0
+
+    async def hop(self, node_id: str) -> NodeHop | None:
+        if node_id not in self._hops or time.monotonic() >= self._until:
+            async with self._catalog.transaction() as session:
+                rows = await nodes.all_nodes(session)
+            self._hops = {row.node_id: NodeHop(_address(row.traffic_address), self._key) for row in rows}
+            self._until = time.monotonic() + NODES_TTL_S
+        return self._hops.get(node_id)
+
+
+def _address(host_port: str) -> tuple[str, int]:
+    host, _, port = host_port.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 class CatalogResolver:
@@ -28,8 +58,10 @@ class CatalogResolver:
         *,
         debug: DebugSandbox | None = None,
         wake: Callable[[str], Awaitable[bool]] | None = None,
+        nodes: NodeDirectory | None = None,
     ) -> None:
         self.catalog = catalog
+        self.nodes = nodes
         self.debug = debug
         self.wake = wake
         self._cache: dict[str, tuple[float, SandboxRoute]] = {}
@@ -72,13 +104,31 @@ class CatalogResolver:
         if wakes and await self.wake(sandbox_id):  # type: ignore[misc]
             async with self.catalog.transaction() as session:
                 row = await sandboxes.get(session, sandbox_id)
-        if row is None or row.state != "running":
+        if row is None or row.state not in ("running", "lost"):
             self._cache.pop(sandbox_id, None)
             return None
-        found = SandboxRoute(
-            row, traffic_access_token=row.traffic_access_token, mask_request_host=row.mask_request_host
-        )
+        found = await self._route_of(row)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[sandbox_id] = (now + TTL_S, found)
         return found
+
+    async def _route_of(self, row: SandboxRow) -> SandboxRoute:
+        route = SandboxRoute(
+            row, traffic_access_token=row.traffic_access_token, mask_request_host=row.mask_request_host
+        )
+        if row.state == "lost":
+            return replace(route, unavailable=_lost(row))
+        if self.nodes is None:
+            return route
+        hop = await self.nodes.hop(row.node_id)
+        if hop is None:
+            return replace(route, unavailable=_lost(row))
+        return replace(route, hop=hop)
+
+
+def _lost(row: SandboxRow) -> str:
+    return (
+        f"The sandbox is unavailable: its node {row.node_id} stopped answering; it runs again if the node "
+        f"comes back"
+    )

@@ -23,6 +23,8 @@ from ..runtime.types import ENVD_PORT
 
 SANDBOX_ID_HEADER = "e2b-sandbox-id"
 SANDBOX_PORT_HEADER = "e2b-sandbox-port"
+# The cluster secret's header, which a node's traffic listener wants (``runtime.node_wire``'s).
+CLUSTER_KEY_HEADER = "x-hutch-cluster-key"
 # The SDK's debug mode names every sandbox this; the resolver decides what it maps to.
 DEBUG_SANDBOX_ID = "debug_sandbox_id"
 
@@ -47,6 +49,15 @@ class Reachable(Protocol):
 
 
 @dataclass(frozen=True)
+class NodeHop:
+    """In a cluster: the traffic listener of the node that holds the sandbox, which a proxy forwards to
+    with the sandbox and port in the routing headers, and the cluster secret that node wants."""
+
+    address: tuple[str, int]
+    key: str
+
+
+@dataclass(frozen=True)
 class SandboxRoute:
     """What the resolver knows of a sandbox: where it runs, and the traffic access token its ports want
     (``None``: the sandbox takes public traffic)."""
@@ -55,6 +66,10 @@ class SandboxRoute:
     traffic_access_token: str | None = None
     # The Host header for the sandbox's user ports (``${PORT}`` expanded), instead of the client's.
     mask_request_host: str | None = None
+    # Through the node that holds it (a cluster), rather than straight to the sandbox.
+    hop: NodeHop | None = None
+    # Why the sandbox cannot be reached now although it exists (its node is lost): answered with a 503.
+    unavailable: str | None = None
 
     def host_for(self, port: int) -> str | None:
         """The ``Host`` to send to ``port``; None keeps the client's (always for envd's port)."""
@@ -74,6 +89,12 @@ def route(host: str, headers: Mapping[str, str], *, domain: str) -> Target:
     if _is_shared_host(hostname, domain) and (SANDBOX_ID_HEADER in headers or SANDBOX_PORT_HEADER in headers):
         return _from_headers(headers)
     return _from_hostname(hostname, domain)
+
+
+def route_headers(headers: Mapping[str, str]) -> Target:
+    """The target named by the routing headers alone (a node's traffic listener, which a cluster's proxy
+    tells in them where each request goes)."""
+    return _from_headers(headers)
 
 
 def hostname_of(host: str) -> str:

@@ -1,15 +1,14 @@
-"""Waking a paused sandbox for the proxy: the node's API resumes it (its runtime lives there), asked over
-loopback with the node key. Concurrent requests for one sandbox share one call."""
+"""Waking a paused sandbox for the proxy: the API resumes it, asked with the node key (over loopback, on
+one machine) or the cluster secret (a cluster's API replicas). Concurrent requests for one sandbox share
+one call."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
-
-from ..secret_files import NODE_KEY_HEADER, node_key
 
 log = logging.getLogger("hutch.proxy")
 # A resume boots the sandbox again at worst (a filesystem pause), with its template's ready command.
@@ -19,9 +18,9 @@ WAKE_TIMEOUT_S = 120.0
 class Waker:
     """``await waker(sandbox_id)`` → whether the sandbox runs now."""
 
-    def __init__(self, api_url: str, data_dir: Path) -> None:
+    def __init__(self, api_url: str, credentials: Callable[[], dict[str, str]]) -> None:
         self.api_url = api_url.rstrip("/")
-        self.data_dir = data_dir
+        self._credentials = credentials
         self._client = httpx.AsyncClient(trust_env=False, timeout=WAKE_TIMEOUT_S)
         self._pending: dict[str, asyncio.Future[bool]] = {}
 
@@ -37,7 +36,7 @@ class Waker:
         try:
             response = await self._client.post(
                 f"{self.api_url}/internal/sandboxes/{sandbox_id}/wake",
-                headers={NODE_KEY_HEADER: node_key(self.data_dir)},
+                headers=self._credentials(),
             )
         except httpx.HTTPError as error:
             log.warning("could not wake sandbox %s: %s", sandbox_id, error)

@@ -66,6 +66,28 @@ class NodeUsage:
     sampling_s: float
 
 
+@dataclass(frozen=True)
+class Reserved:
+    """What a node's sandboxes were given, summed (vCPUs, MiB of memory and disk), and how many there are."""
+
+    cpu_count: int
+    memory_mb: int
+    disk_mb: int
+    sandboxes: int
+
+
+@runtime_checkable
+class SupportsCluster(Protocol):
+    """Serving as one node of a cluster: telling what its sandboxes hold, and stopping for a restart without
+    ending them."""
+
+    def reserved(self) -> Reserved:
+        """What the node's sandboxes were given, summed."""
+
+    async def let_go(self) -> None:
+        """Stop the node's own work and let go of its sandboxes as they are, for its next start to adopt."""
+
+
 @runtime_checkable
 class SupportsEgress(Protocol):
     """Changing a running sandbox's egress rules."""

@@ -21,7 +21,7 @@ import httpx
 
 from ..errors import NotFound
 from . import envd_client
-from .capabilities import MetricSample, NodeUsage, SandboxUsage
+from .capabilities import MetricSample, NodeUsage, Reserved, SandboxUsage
 from .sampler import Sampler, Usage
 from .types import ENVD_PORT, SandboxHandle, SandboxSpec, new_sandbox_id
 
@@ -73,6 +73,7 @@ class FakeRuntime:
         self.node_id = node_id
         self._procs: dict[str, subprocess.Popen] = {}
         self._handles: dict[str, SandboxHandle] = {}
+        self._specs: dict[str, SandboxSpec] = {}
         self._client = httpx.AsyncClient()
         self.sampler = Sampler(metrics_interval_s)
 
@@ -108,12 +109,14 @@ class FakeRuntime:
             port_overrides={ENVD_PORT: port},
         )
         self._handles[sandbox_id] = handle
+        self._specs[sandbox_id] = spec
         self.sampler.track(sandbox_id, partial(_envd_usage, process.pid))
         return handle
 
     async def kill(self, sandbox_id: str) -> None:
         process = self._procs.pop(sandbox_id, None)
         self._handles.pop(sandbox_id, None)
+        self._specs.pop(sandbox_id, None)
         self.sampler.drop(sandbox_id)
         if process is None:
             return
@@ -139,6 +142,19 @@ class FakeRuntime:
             for sandbox_id, handle in self._handles.items()
         )
         return NodeUsage(sandboxes, (), self.sampler.pass_s)
+
+    def reserved(self) -> Reserved:
+        specs = list(self._specs.values())
+        return Reserved(
+            cpu_count=sum(spec.cpu_count for spec in specs),
+            memory_mb=sum(spec.memory_mb for spec in specs),
+            disk_mb=sum(spec.disk_mb for spec in specs),
+            sandboxes=len(specs),
+        )
+
+    async def let_go(self) -> None:
+        """Host processes cannot be adopted by a next start: they end, as at ``close``."""
+        await self.close()
 
     async def close(self) -> None:
         await self.sampler.close()

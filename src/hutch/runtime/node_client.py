@@ -1,8 +1,10 @@
-"""The one interface the API reaches sandboxes through: :class:`NodeClient`, and :class:`LocalNode`, its
-implementation in the API's own process over this machine's :class:`~.base.Runtime`.
+"""The interfaces the API reaches sandboxes through: :class:`Nodes`, every node it may use (where a new
+sandbox starts, which node holds a sandbox), and :class:`NodeClient`, one node. :class:`LocalNode` is both
+on one machine: the node in the API's own process, over this machine's :class:`~.base.Runtime`.
 
-A node reached over the network is a second implementation of the same protocol; the API's services see
-only the protocol. A node that lacks an optional ability (pause, snapshot, fork, logs, metrics, egress)
+A node reached over the network (:mod:`.remote_node`) is a second implementation of ``NodeClient``; a
+cluster's ``Nodes`` lives with the API, which reads the nodes from the catalog. The API's services see
+only the protocols. A node that lacks an optional ability (pause, snapshot, fork, logs, metrics, egress)
 answers ``NotSupported``, naming its runtime. The data types the two sides exchange are re-exported here,
 so that the API imports nothing else of the runtime.
 """
@@ -29,9 +31,12 @@ from .capabilities import (
     SupportsSnapshot,
     WarmPoolUsage,
 )
+from .node_wire import CLUSTER_KEY_HEADER
+from .remote_node import RemoteNode
 from .types import ENGINES, Engine, SandboxHandle, SandboxSpec, TemplateImage, engine_named
 
 __all__ = [
+    "CLUSTER_KEY_HEADER",
     "ENGINES",
     "Engine",
     "LocalNode",
@@ -39,6 +44,8 @@ __all__ = [
     "MetricSample",
     "NodeClient",
     "NodeUsage",
+    "Nodes",
+    "RemoteNode",
     "Runtime",
     "SandboxHandle",
     "SandboxSpec",
@@ -105,12 +112,43 @@ class NodeClient(Protocol):
         """Replace a running sandbox's egress rules; ``internet`` None keeps the current switch."""
 
 
+class Nodes(Protocol):
+    """Every node the API may use."""
+
+    async def start(self) -> None:
+        """Get ready (in process: start the runtime)."""
+
+    async def close(self) -> None:
+        """Let go of the nodes."""
+
+    async def place(self, spec: SandboxSpec) -> SandboxHandle:
+        """Start a sandbox from ``spec`` on a node with room for it (``QuotaExceeded`` when none has)."""
+
+    async def holding(self, node_id: str) -> NodeClient:
+        """The node ``node_id``, which holds a sandbox; one that is lost answers ``NodeUnavailable``."""
+
+    def local(self) -> NodeClient | None:
+        """The node in this process (one machine), whose sandboxes the API reconciles; None in a cluster."""
+
+    async def usage(self) -> NodeUsage:
+        """What every node holds: its sandboxes with their latest samples, and its warm pools."""
+
+
 class LocalNode:
     """The node the API runs on: calls go straight to ``runtime``, which it checks for each optional
-    ability."""
+    ability. It is all of :class:`Nodes` as well: every sandbox is on it."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
+
+    async def place(self, spec: SandboxSpec) -> SandboxHandle:
+        return await self._runtime.create(spec)
+
+    async def holding(self, node_id: str) -> NodeClient:
+        return self
+
+    def local(self) -> NodeClient | None:
+        return self
 
     async def start(self) -> None:
         await self._runtime.start()

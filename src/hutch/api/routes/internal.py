@@ -1,6 +1,7 @@
 """Routes for the node's own processes, not for clients: the proxy wakes a paused sandbox created with
 ``autoResume`` when traffic comes for it. Authenticated by the node key (``X-Hutch-Node-Key``), which only
-root on the node can read; left out of the API's documentation."""
+root on the node can read, or in a cluster by the cluster secret (``X-Hutch-Cluster-Key``); left out of
+the API's documentation."""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Response
 
 from ...errors import Unauthenticated
+from ...runtime.node_client import CLUSTER_KEY_HEADER
 from ...secret_files import NODE_KEY_HEADER, node_key
 from ..deps import SandboxServiceDep, SettingsDep
 
 
 def require_node(
-    settings: SettingsDep, key: Annotated[str | None, Header(alias=NODE_KEY_HEADER)] = None
+    settings: SettingsDep,
+    key: Annotated[str | None, Header(alias=NODE_KEY_HEADER)] = None,
+    cluster_key: Annotated[str | None, Header(alias=CLUSTER_KEY_HEADER)] = None,
 ) -> None:
+    if cluster_key is not None and (settings.cluster.secret or settings.cluster.secret_file):
+        if hmac.compare_digest(cluster_key.encode(), settings.cluster.key().encode()):
+            return
+        raise Unauthenticated("invalid cluster key")
     if key is None or not hmac.compare_digest(key, node_key(settings.data_dir)):
         raise Unauthenticated("invalid node key")
 

@@ -31,7 +31,7 @@ async def require_operator(
 ) -> None:
     """Only the operator key passes, in either header (401 otherwise)."""
     given = bearer.credentials if bearer is not None else header
-    auth.check_operator(expected=operator_key(settings.data_dir), given=given)
+    auth.check_operator(expected=operator_key(settings.data_dir, settings.api.operator_key_file), given=given)
 
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_operator)])

@@ -21,7 +21,9 @@ from ...catalog.models import SandboxRow
 from ..services.capabilities import refuse_unsupported
 from .common import WireModel
 
-STATES = ("running", "paused")
+STATES = ("running", "paused", "lost")
+# What a listing shows unless asked: a sandbox on a lost node only when asked for by its state.
+DEFAULT_STATES = frozenset({"running", "paused"})
 
 
 class _Egress(WireModel):
@@ -185,7 +187,7 @@ class _SandboxFields(WireModel):
     cpu_count: int = Field(alias="cpuCount")
     memory_mb: int = Field(alias="memoryMB")
     disk_size_mb: int = Field(alias="diskSizeMB")
-    state: Literal["running", "paused"]
+    state: Literal["running", "paused", "lost"]
     metadata: dict[str, str]
 
 
@@ -272,7 +274,7 @@ class SandboxListQuery(WireModel):
     def metadata_filter(self) -> dict[str, str]:
         return parse_metadata(self.metadata)
 
-    def states(self) -> frozenset[str] | None:
+    def states(self) -> frozenset[str]:
         return parse_states(self.state)
 
 
@@ -305,10 +307,10 @@ def parse_metadata(value: str | None) -> dict[str, str]:
     return pairs
 
 
-def parse_states(value: str | None) -> frozenset[str] | None:
-    """``running,paused`` → the set; absent means every state."""
+def parse_states(value: str | None) -> frozenset[str]:
+    """``running,paused`` → the set; absent means running and paused (``lost`` is shown only when asked)."""
     if not value:
-        return None
+        return DEFAULT_STATES
     states = frozenset(part.strip() for part in value.split(",") if part.strip())
     unknown = states.difference(STATES)
     if unknown:

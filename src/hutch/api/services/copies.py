@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ...catalog.models import SandboxRow
 from ...errors import Conflict
-from ...runtime.node_client import NodeClient, SandboxSpec
+from ...runtime.node_client import Nodes, SandboxSpec
 from ...templates import garbage, layers
 from ...templates.layers import LayerStore
 from .locks import SandboxLocks
@@ -33,8 +33,8 @@ class SandboxCopier:
     """Copies sandboxes on ``node`` into the layer cache in ``cache_dir``, marked as used by the installation
     of ``data_dir`` (so that the cache collects them once nothing uses them)."""
 
-    def __init__(self, *, node: NodeClient, locks: SandboxLocks, cache_dir: Path, data_dir: Path) -> None:
-        self._node = node
+    def __init__(self, *, nodes: Nodes, locks: SandboxLocks, cache_dir: Path, data_dir: Path) -> None:
+        self._nodes = nodes
         self._locks = locks
         self._layers = LayerStore(cache_dir)
         self._cache_dir = cache_dir
@@ -48,7 +48,8 @@ class SandboxCopier:
         partial = self._layers.partial()
         try:
             async with self._locks.of(source.sandbox_id):
-                spec, kept = await self._node.snapshot(source.sandbox_id, partial, memory=memory)
+                node = await self._nodes.holding(source.node_id)
+                spec, kept = await node.snapshot(source.sandbox_id, partial, memory=memory)
             layer = self._layers.publish(partial, f"snapshot-{uuid.uuid4().hex}")
             garbage.mark(self._cache_dir, self._data_dir, str(layer))
         except BaseException:

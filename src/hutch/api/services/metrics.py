@@ -12,18 +12,18 @@ from datetime import datetime
 from ...catalog import Catalog
 from ...catalog.repos import sandboxes
 from ...errors import InvalidRequest
-from ...runtime.node_client import MetricSample, NodeClient, NodeUsage
+from ...runtime.node_client import MetricSample, Nodes, NodeUsage
 
 # The most sandboxes one request for the latest samples may name (as E2B).
 MAX_SANDBOXES = 100
 
 
 class MetricsService:
-    """The metrics of a team's sandboxes, from the node that samples them."""
+    """The metrics of a team's sandboxes, from the nodes that sample them."""
 
-    def __init__(self, *, catalog: Catalog, node: NodeClient) -> None:
+    def __init__(self, *, catalog: Catalog, nodes: Nodes) -> None:
         self._catalog = catalog
-        self._node = node
+        self._nodes = nodes
 
     async def series(
         self, *, team_id: str, sandbox_id: str, start: datetime | None = None, end: datetime | None = None
@@ -33,8 +33,9 @@ class MetricsService:
         if start is not None and end is not None and start > end:
             raise InvalidRequest("start time cannot be after end time")
         async with self._catalog.transaction() as session:
-            await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
-        return await self._node.metrics(sandbox_id, start=start, end=end)
+            row = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+        node = await self._nodes.holding(row.node_id)
+        return await node.metrics(sandbox_id, start=start, end=end)
 
     async def latest(self, *, team_id: str, sandbox_ids: list[str]) -> dict[str, MetricSample]:
         """The latest sample of each of ``sandbox_ids`` that is the team's and has one; others are left
@@ -44,7 +45,7 @@ class MetricsService:
         async with self._catalog.transaction() as session:
             owned = {row.sandbox_id for row in await sandboxes.of_team(session, team_id)}
         asked = owned.intersection(sandbox_ids)
-        usage = await self._node.usage()
+        usage = await self._nodes.usage()
         return {
             sandbox.sandbox_id: sandbox.latest
             for sandbox in usage.sandboxes
@@ -52,5 +53,5 @@ class MetricsService:
         }
 
     async def node_usage(self) -> NodeUsage:
-        """Every sandbox the node holds with its latest sample, and its warm pools."""
-        return await self._node.usage()
+        """Every sandbox the nodes hold with its latest sample, and their warm pools."""
+        return await self._nodes.usage()

@@ -25,12 +25,12 @@ from ...catalog.models import SandboxRow
 from ...catalog.repos import sandboxes
 from ...catalog.repos.sandboxes import Cursor, SandboxFilter
 from ...envd.version import VERSION as ENVD_VERSION
-from ...errors import Conflict, HutchError, InvalidRequest, NotFound, NotSupported
+from ...errors import Conflict, HutchError, InvalidRequest, NodeUnavailable, NotFound, NotSupported
 from ...runtime.node_client import (
     ENGINES,
     Engine,
     LogLine,
-    NodeClient,
+    Nodes,
     SandboxHandle,
     SandboxSpec,
     engine_named,
@@ -63,10 +63,21 @@ def _engine_of(metadata: dict[str, str] | None, default: Engine) -> Engine:
 
 
 async def _existing(session: AsyncSession, sandbox_id: str) -> SandboxRow:
-    """The sandbox ``sandbox_id`` of any team; ``NotFound`` if it is gone (killed meanwhile)."""
+    """The sandbox ``sandbox_id`` of any team; ``NotFound`` if it is gone (killed meanwhile),
+    ``NodeUnavailable`` if its node is lost."""
     sandbox = await sandboxes.get(session, sandbox_id)
     if sandbox is None:
         raise NotFound(f"sandbox {sandbox_id} not found")
+    return _reachable(sandbox)
+
+
+def _reachable(sandbox: SandboxRow) -> SandboxRow:
+    """``sandbox``, unless its node is lost: then ``NodeUnavailable`` (until the node is back)."""
+    if sandbox.state == "lost":
+        raise NodeUnavailable(
+            f"sandbox {sandbox.sandbox_id} is unavailable: its node {sandbox.node_id} stopped answering; it "
+            f"runs again if the node comes back (kill it to forget it)"
+        )
     return sandbox
 
 
@@ -95,13 +106,13 @@ class Fork:
 
 class SandboxService:
     """The operations behind ``/sandboxes``; every method acts for one team and sees only its sandboxes.
-    Sandboxes run on ``node``; a fork on an engine that cannot copy memory boots from a ``copier``'s copy."""
+    Sandboxes run on ``nodes``; a fork on an engine that cannot copy memory boots from a ``copier``'s copy."""
 
     def __init__(
         self,
         *,
         catalog: Catalog,
-        node: NodeClient,
+        nodes: Nodes,
         locks: SandboxLocks,
         copier: SandboxCopier,
         node_id: str,
@@ -112,7 +123,7 @@ class SandboxService:
         routes: SandboxRoutes | None = None,
     ) -> None:
         self._catalog = catalog
-        self._node = node
+        self._nodes = nodes
         self._locks = locks
         self._copier = copier
         self._node_id = node_id
@@ -172,7 +183,7 @@ class SandboxService:
                 engine=_engine_of(metadata, image.engine),
             )
         async with self._starting(team_id):
-            handle = await self._node.create(spec)
+            handle = await self._nodes.place(spec)
             row = _row(
                 handle,
                 cpu_count=spec.cpu_count,
@@ -242,7 +253,8 @@ class SandboxService:
         ``NotSupported`` when its engine cannot copy memory."""
         tokens: list[str | None] = [secrets.token_urlsafe(32) for _ in range(count)]
         async with self._locks.of(source.sandbox_id):
-            handles = await self._node.fork(source.sandbox_id, tokens)
+            node = await self._nodes.holding(source.node_id)
+            handles = await node.fork(source.sandbox_id, tokens)
         results: list[SandboxRow | HutchError] = []
         for token, handle in zip(tokens, handles, strict=True):
             if isinstance(handle, HutchError):
@@ -255,7 +267,7 @@ class SandboxService:
         """A new sandbox like ``source`` (its team, template, metadata, limits and lifecycle) from ``spec``
         (whose files are a copy of the source's), with its own id, address and tokens: a fork that boots."""
         token = secrets.token_urlsafe(32)
-        handle = await self._node.create(replace(spec, access_token=token))
+        handle = await self._nodes.place(replace(spec, access_token=token))
         return await self._record_copy(source, handle, token, timeout_s)
 
     def _starting(self, team_id: str, count: int = 1) -> AbstractAsyncContextManager[int]:
@@ -285,12 +297,15 @@ class SandboxService:
         return await self._record(row)
 
     async def get(self, *, team_id: str, sandbox_id: str) -> SandboxRow:
+        """The team's sandbox; ``NodeUnavailable`` while its node is lost."""
         async with self._catalog.transaction() as session:
-            return await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+            return _reachable(await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id))
 
     async def kill(self, *, team_id: str, sandbox_id: str) -> None:
-        """Stop the sandbox and forget it: afterwards it is unknown (``NotFound``)."""
-        await self.get(team_id=team_id, sandbox_id=sandbox_id)
+        """Stop the sandbox and forget it: afterwards it is unknown (``NotFound``). One on a lost node is
+        forgotten at once (the node ends it when it comes back)."""
+        async with self._catalog.transaction() as session:
+            await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
         await self.destroy(sandbox_id=sandbox_id)
 
     async def pause(self, *, team_id: str, sandbox_id: str, memory: bool = True) -> SandboxRow:
@@ -308,7 +323,7 @@ class SandboxService:
         async with self._locks.of(sandbox_id):
             async with self._catalog.transaction() as session:
                 sandbox = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
-                if sandbox.state == "running":
+                if _reachable(sandbox).state == "running":
                     sandbox.end_at = max(sandbox.end_at, _now() + lifetime)
                     return sandbox, False
             return await self._resume(sandbox, lifetime=lifetime, memory=memory), True
@@ -356,7 +371,7 @@ class SandboxService:
                     raise Conflict(f"sandbox {sandbox_id} is already paused")
             await self._routes.close(sandbox_id)
             try:
-                mode = await self._node.pause(sandbox_id, memory=memory)
+                mode = await (await self._nodes.holding(sandbox.node_id)).pause(sandbox_id, memory=memory)
             except BaseException:
                 await asyncio.shield(self._reopen(sandbox_id))
                 raise
@@ -377,7 +392,8 @@ class SandboxService:
     async def _resume(self, paused: SandboxRow, *, lifetime: timedelta, memory: bool) -> SandboxRow:
         """Resume, within the team's ``concurrent_sandboxes`` (the caller holds the sandbox's lock)."""
         async with self._starting(paused.team_id):
-            await self._node.resume(paused.sandbox_id, memory=memory)
+            node = await self._nodes.holding(paused.node_id)
+            await node.resume(paused.sandbox_id, memory=memory)
             async with self._catalog.transaction() as session:
                 sandbox = await _existing(session, paused.sandbox_id)
                 sandbox.state, sandbox.pause_mode, sandbox.paused_at = "running", None, None
@@ -396,8 +412,11 @@ class SandboxService:
     ) -> None:
         """Replace a running sandbox's egress rules (omitted lists are cleared)."""
         async with self._catalog.transaction() as session:
-            sandbox = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
-            await self._node.update_egress(
+            sandbox = _reachable(
+                await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+            )
+            node = await self._nodes.holding(sandbox.node_id)
+            await node.update_egress(
                 sandbox_id,
                 internet=allow_internet_access,
                 allow_out=tuple(allow_out or ()),
@@ -477,8 +496,8 @@ class SandboxService:
         """The first ``limit`` lines of the sandbox's log (what its envd wrote) from ``cursor`` on, oldest
         first; ``backward``, those before it, newest first. Only lines at ``level`` or above, and with
         ``search`` in their message."""
-        await self.get(team_id=team_id, sandbox_id=sandbox_id)
-        lines = await self._node.logs(sandbox_id)
+        sandbox = await self.get(team_id=team_id, sandbox_id=sandbox_id)
+        lines = await (await self._nodes.holding(sandbox.node_id)).logs(sandbox_id)
         return select_lines(lines, cursor=cursor, backward=backward, level=level, search=search, limit=limit)
 
     async def destroy(self, *, sandbox_id: str) -> None:
@@ -492,7 +511,7 @@ class SandboxService:
                 kept = sandboxes.copy_of(row) if row is not None else None
                 await sandboxes.remove(session, sandbox_id)
             try:
-                await self._node.kill(sandbox_id)
+                await self._kill_on(row.node_id if row is not None else None, sandbox_id)
             except BaseException:
                 if kept is not None:
                     await asyncio.shield(self._restore(kept))
@@ -517,13 +536,16 @@ class SandboxService:
     async def reconcile(self) -> tuple[list[str], list[str]]:
         """Make the catalog and the node agree (at start-up, e.g. after a crash): drop the rows of sandboxes
         the node no longer runs, and kill the sandboxes no row knows. Returns both lists."""
+        node = self._nodes.local()
+        if node is None:  # a cluster's nodes reconcile their own sandboxes
+            return [], []
         lost = await self.forget_lost()
-        live = {handle.sandbox_id for handle in await self._node.list()}
+        live = {handle.sandbox_id for handle in await node.list()}
         async with self._catalog.transaction() as session:
             rows = {s.sandbox_id for s in await sandboxes.on_node(session, self._node_id)}
         orphans = sorted(live - rows)
         for sandbox_id in orphans:
-            await self._node.kill(sandbox_id)
+            await node.kill(sandbox_id)
         async with self._catalog.transaction() as session:
             running = [s for s in await sandboxes.on_node(session, self._node_id) if s.state == "running"]
         await self._routes.reset(running)
@@ -533,9 +555,12 @@ class SandboxService:
         """Drop the rows of sandboxes the node no longer runs (one that died on its own, e.g. a gVisor
         sandbox killed for its memory); returns their ids. The rows are read before the node is asked: a
         row is written only after its sandbox runs, so a create in progress is never lost."""
+        node = self._nodes.local()
+        if node is None:  # a cluster's nodes forget their own
+            return []
         async with self._catalog.transaction() as session:
             rows = {s.sandbox_id for s in await sandboxes.on_node(session, self._node_id)}
-        lost = sorted(rows - {handle.sandbox_id for handle in await self._node.list()})
+        lost = sorted(rows - {handle.sandbox_id for handle in await node.list()})
         for sandbox_id in lost:
             await self._routes.close(sandbox_id)
         if lost:
@@ -550,12 +575,21 @@ class SandboxService:
                 recorded = await sandboxes.add(session, row)
         except BaseException as error:
             # Shielded: a cancelled request must not leave the new sandbox running.
-            await asyncio.shield(self._node.kill(row.sandbox_id))
+            await asyncio.shield(self._kill_unrecorded(row))
             if isinstance(error, IntegrityError) and row.idempotency_key is not None:
                 return await self._created_with(row.team_id, row.idempotency_key)
             raise
         await self._routes.open(recorded)
         return recorded
+
+    async def _kill_unrecorded(self, row: SandboxRow) -> None:
+        await self._kill_on(row.node_id, row.sandbox_id)
+
+    async def _kill_on(self, node_id: str | None, sandbox_id: str) -> None:
+        """Kill on the node ``node_id``; without one (the row was gone), on this process's node if any."""
+        node = await self._nodes.holding(node_id) if node_id is not None else self._nodes.local()
+        if node is not None:
+            await node.kill(sandbox_id)
 
     async def _created_with(self, team_id: str, key: str) -> SandboxRow:
         """The sandbox a concurrent create with the same idempotency key recorded first."""

@@ -22,7 +22,7 @@ import httpx
 
 from ...errors import Conflict, HutchError, NotFound, NotSupported
 from .. import envd_client
-from ..capabilities import LogLine, MetricSample, NodeUsage, SandboxUsage, WarmPoolUsage
+from ..capabilities import LogLine, MetricSample, NodeUsage, Reserved, SandboxUsage, WarmPoolUsage
 from ..sampler import Sampler
 from ..types import Engine, SandboxHandle, SandboxSpec, TemplateImage
 from . import cgroups, envd_log, pause, recovery, seccomp, snapshots, state
@@ -122,6 +122,26 @@ class ContainerRuntime:
             await self.host.egress_proxy.stop()
         await self.host.client.aclose()
         self.host.engines.close()
+
+    async def let_go(self) -> None:
+        """Stop the pool and the sampler and let go of every handed-out sandbox, running or paused, without
+        touching it or the firewall: a cluster's node stopping for a restart, whose next start adopts them."""
+        await self.pool.close()
+        await self.sampler.close()
+        for sandbox in self._live.values():
+            sandbox.release_init()
+        self._live.clear()
+        await self.host.settle()
+
+    def reserved(self) -> Reserved:
+        """What the node's sandboxes were given, summed: vCPUs, memory and disk (MiB), and how many."""
+        specs = [s.spec for s in self._live.values() if s.spec is not None]
+        return Reserved(
+            cpu_count=sum(spec.cpu_count for spec in specs),
+            memory_mb=sum(spec.memory_mb for spec in specs),
+            disk_mb=sum(spec.disk_mb for spec in specs),
+            sandboxes=len(self._live),
+        )
 
     def keep_warm(
         self,

@@ -1,0 +1,167 @@
+"""The node API: what an API replica asks a node to do with its sandboxes (the calls of
+:class:`~hutch.runtime.node_client.NodeClient`, over :mod:`hutch.runtime.node_wire`). Every route wants
+the cluster secret; a create beyond what the node offers is refused as ``NodeFull``, for the API to try
+another node."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from ..errors import HutchError, NodeFull, Unauthenticated
+from ..runtime import node_wire as wire
+from ..runtime.capabilities import Reserved, SupportsCluster
+from ..runtime.node_client import LocalNode, Runtime
+
+# A node error's HTTP status (the body names the error; the client maps it back).
+_STATUS = {"NotFound": 404, "Conflict": 409, "InvalidRequest": 400, "NotSupported": 501, "NodeFull": 507}
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What the node offers to sandboxes."""
+
+    cpu_count: int
+    memory_mb: int
+    disk_mb: int
+
+
+class Pause(BaseModel):
+    memory: bool = True
+
+
+class Fork(BaseModel):
+    tokens: list[str | None]
+
+
+class Egress(BaseModel):
+    internet: bool | None = None
+    allow_out: list[str] = []
+    deny_out: list[str] = []
+
+
+class Admission:
+    """Creates are admitted while what the node's sandboxes hold, plus the creates under way, plus the new
+    one fit its capacity (CPU overcommitted by a factor)."""
+
+    def __init__(self, runtime: Runtime, capacity: Capacity, cpu_overcommit: float) -> None:
+        self._runtime = runtime
+        self.capacity = capacity
+        self._cpu_overcommit = cpu_overcommit
+        self._starting: list[tuple[int, int, int]] = []
+        self._lock = asyncio.Lock()
+
+    def reserved(self) -> Reserved:
+        if isinstance(self._runtime, SupportsCluster):
+            held = self._runtime.reserved()
+        else:
+            held = Reserved(0, 0, 0, 0)
+        return Reserved(
+            cpu_count=held.cpu_count + sum(s[0] for s in self._starting),
+            memory_mb=held.memory_mb + sum(s[1] for s in self._starting),
+            disk_mb=held.disk_mb + sum(s[2] for s in self._starting),
+            sandboxes=held.sandboxes + len(self._starting),
+        )
+
+    async def admit(self, cpu_count: int, memory_mb: int, disk_mb: int) -> tuple[int, int, int]:
+        async with self._lock:
+            held, cap = self.reserved(), self.capacity
+            if (
+                held.memory_mb + memory_mb > cap.memory_mb
+                or held.disk_mb + disk_mb > cap.disk_mb
+                or held.cpu_count + cpu_count > cap.cpu_count * self._cpu_overcommit
+            ):
+                raise NodeFull(
+                    f"the node has no room for {cpu_count} vCPUs, {memory_mb} MiB of memory and "
+                    f"{disk_mb} MiB of disk (it holds {held.cpu_count}/{cap.cpu_count} vCPUs, "
+                    f"{held.memory_mb}/{cap.memory_mb} MiB, {held.disk_mb}/{cap.disk_mb} MiB of disk)"
+                )
+            entry = (cpu_count, memory_mb, disk_mb)
+            self._starting.append(entry)
+            return entry
+
+    def done(self, entry: tuple[int, int, int]) -> None:
+        self._starting.remove(entry)
+
+
+def create_node_app(runtime: Runtime, *, key: str, admission: Admission) -> FastAPI:
+    """The node API over ``runtime`` (started and closed by its owner, not by this app)."""
+    node = LocalNode(runtime)
+    expected = key.encode()
+
+    def authenticate(given: Annotated[str | None, Header(alias=wire.CLUSTER_KEY_HEADER)] = None) -> None:
+        if given is None or not hmac.compare_digest(given.encode(), expected):
+            raise Unauthenticated("this is a node API: the cluster key is wrong")
+
+    app = FastAPI(title="Hutch node", dependencies=[Depends(authenticate)], openapi_url=None)
+
+    @app.exception_handler(HutchError)
+    async def _error(_request: Request, error: HutchError) -> JSONResponse:
+        body = wire.error_body(error)
+        status = 401 if isinstance(error, Unauthenticated) else _STATUS.get(body["error"], 500)
+        return JSONResponse(body, status)
+
+    p = wire.PREFIX
+
+    @app.post(f"{p}/sandboxes")
+    async def create(body: dict[str, Any]) -> Any:
+        spec = wire.load(wire.SPEC, body)
+        entry = await admission.admit(spec.cpu_count, spec.memory_mb, spec.disk_mb)
+        try:
+            return wire.dump(wire.HANDLE, await node.create(spec))
+        finally:
+            admission.done(entry)
+
+    @app.get(f"{p}/sandboxes")
+    async def listing() -> Any:
+        return wire.dump(wire.HANDLES, await node.list())
+
+    @app.delete(f"{p}/sandboxes/{{sandbox_id}}", status_code=204, response_class=Response)
+    async def kill(sandbox_id: str) -> Response:
+        await node.kill(sandbox_id)
+        return Response(status_code=204)
+
+    @app.get(f"{p}/sandboxes/{{sandbox_id}}/metrics")
+    async def metrics(sandbox_id: str, start: datetime | None = None, end: datetime | None = None) -> Any:
+        return wire.dump(wire.SAMPLES, await node.metrics(sandbox_id, start=start, end=end))
+
+    @app.get(f"{p}/usage")
+    async def usage() -> Any:
+        return wire.dump(wire.USAGE, await node.usage())
+
+    @app.get(f"{p}/sandboxes/{{sandbox_id}}/logs")
+    async def logs(sandbox_id: str) -> Any:
+        return wire.dump(wire.LINES, await node.logs(sandbox_id))
+
+    @app.post(f"{p}/sandboxes/{{sandbox_id}}/pause")
+    async def pause(sandbox_id: str, body: Pause) -> Any:
+        return {"mode": await node.pause(sandbox_id, memory=body.memory)}
+
+    @app.post(f"{p}/sandboxes/{{sandbox_id}}/resume", status_code=204, response_class=Response)
+    async def resume(sandbox_id: str, body: Pause) -> Response:
+        await node.resume(sandbox_id, memory=body.memory)
+        return Response(status_code=204)
+
+    @app.post(f"{p}/sandboxes/{{sandbox_id}}/fork")
+    async def fork(sandbox_id: str, body: Fork) -> Any:
+        results = await node.fork(sandbox_id, body.tokens)
+        return [
+            wire.error_body(r) if isinstance(r, HutchError) else {"sandbox": wire.dump(wire.HANDLE, r)}
+            for r in results
+        ]
+
+    @app.put(f"{p}/sandboxes/{{sandbox_id}}/egress", status_code=204, response_class=Response)
+    async def egress(sandbox_id: str, body: Egress) -> Response:
+        await node.update_egress(
+            sandbox_id, internet=body.internet, allow_out=tuple(body.allow_out), deny_out=tuple(body.deny_out)
+        )
+        return Response(status_code=204)
+
+    return app

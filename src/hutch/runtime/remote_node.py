@@ -1,0 +1,111 @@
+""":class:`RemoteNode`: a :class:`~.node_client.NodeClient` for a node reached over the network (``hutch
+node``'s node API), with the cluster secret. A node that cannot be reached is ``NodeUnavailable``; its own
+errors come back as the same ``HutchError`` classes (:mod:`.node_wire`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..errors import HutchError, NodeUnavailable, NotSupported
+from . import node_wire as wire
+from .capabilities import LogLine, MetricSample, NodeUsage
+from .types import SandboxHandle, SandboxSpec
+
+# Connecting is quick or the node is down; a start, resume or pause may take minutes (a template's ready
+# command, a memory image), the other calls are short.
+CONNECT_TIMEOUT_S = 3.0
+LONG_CALL_S = 900.0
+SHORT_CALL_S = 30.0
+
+
+class RemoteNode:
+    """The node ``node_id`` at ``address`` (``host:port`` of its node API)."""
+
+    def __init__(self, node_id: str, address: str, *, key: str) -> None:
+        self.node_id = node_id
+        self.address = address
+        self._client = httpx.AsyncClient(
+            base_url=f"http://{address}{wire.PREFIX}",
+            headers={wire.CLUSTER_KEY_HEADER: key},
+            timeout=httpx.Timeout(SHORT_CALL_S, connect=CONNECT_TIMEOUT_S),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=32),
+            trust_env=False,
+        )
+
+    async def start(self) -> None:
+        """Nothing to do: the node runs on its own."""
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def create(self, spec: SandboxSpec) -> SandboxHandle:
+        body = await self._call("POST", "/sandboxes", json=wire.dump(wire.SPEC, spec), long=True)
+        return wire.load(wire.HANDLE, body)
+
+    async def kill(self, sandbox_id: str) -> None:
+        await self._call("DELETE", f"/sandboxes/{sandbox_id}", long=True)
+
+    async def list(self) -> list[SandboxHandle]:
+        return wire.load(wire.HANDLES, await self._call("GET", "/sandboxes"))
+
+    async def metrics(
+        self, sandbox_id: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[MetricSample]:
+        params = {name: when.isoformat() for name, when in (("start", start), ("end", end)) if when}
+        return wire.load(
+            wire.SAMPLES, await self._call("GET", f"/sandboxes/{sandbox_id}/metrics", params=params)
+        )
+
+    async def usage(self) -> NodeUsage:
+        return wire.load(wire.USAGE, await self._call("GET", "/usage"))
+
+    async def logs(self, sandbox_id: str) -> list[LogLine]:
+        return wire.load(wire.LINES, await self._call("GET", f"/sandboxes/{sandbox_id}/logs"))
+
+    async def pause(self, sandbox_id: str, *, memory: bool) -> str:
+        body = await self._call("POST", f"/sandboxes/{sandbox_id}/pause", json={"memory": memory}, long=True)
+        return str(body["mode"])
+
+    async def resume(self, sandbox_id: str, *, memory: bool = True) -> None:
+        await self._call("POST", f"/sandboxes/{sandbox_id}/resume", json={"memory": memory}, long=True)
+
+    async def snapshot(
+        self, sandbox_id: str, destination: Path, *, memory: Path | None = None
+    ) -> tuple[SandboxSpec, bool]:
+        raise NotSupported("snapshots are not served by a cluster's nodes yet")
+
+    async def fork(
+        self, sandbox_id: str, access_tokens: list[str | None]
+    ) -> list[SandboxHandle | HutchError]:
+        body = await self._call(
+            "POST", f"/sandboxes/{sandbox_id}/fork", json={"tokens": access_tokens}, long=True
+        )
+        return wire.fork_results(body)
+
+    async def update_egress(
+        self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
+    ) -> None:
+        body = {"internet": internet, "allow_out": list(allow_out), "deny_out": list(deny_out)}
+        await self._call("PUT", f"/sandboxes/{sandbox_id}/egress", json=body)
+
+    async def _call(self, method: str, path: str, *, long: bool = False, **kwargs: Any) -> Any:
+        timeout = httpx.Timeout(LONG_CALL_S if long else SHORT_CALL_S, connect=CONNECT_TIMEOUT_S)
+        try:
+            response = await self._client.request(method, path, timeout=timeout, **kwargs)
+        except httpx.TransportError as error:
+            raise NodeUnavailable(
+                f"node {self.node_id} ({self.address}) does not answer: {error!r}"
+            ) from error
+        if response.status_code == 204:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400:
+            raise wire.error_from(body, response.status_code)
+        return body

@@ -1,0 +1,272 @@
+"""The cluster end to end, driven by the official SDK through the balancer with nothing but
+``E2B_DOMAIN`` and an API key: sandboxes across nodes, commands, files, pause and resume, drain, a node
+killed and back, API and proxy replicas restarted under load."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from e2b import Sandbox, SandboxException
+from tests.cluster.harness import Cluster
+
+
+def _create(cluster: Cluster, **options: object) -> Sandbox:
+    sandbox = Sandbox.create(**cluster.opts, **options)
+    cluster.seen.add(sandbox.sandbox_id)
+    return sandbox
+
+
+def _placed(cluster: Cluster, count: int) -> list[tuple[Sandbox, str]]:
+    with ThreadPoolExecutor(4) as pool:
+        sandboxes = list(pool.map(lambda _: _create(cluster), range(count)))
+    return [(sandbox, cluster.node_of(sandbox.sandbox_id)) for sandbox in sandboxes]
+
+
+def test_sandboxes_spread_over_the_nodes_and_work_on_each(cluster: Cluster) -> None:
+    placed = _placed(cluster, 9)
+    try:
+        spread = Counter(node for _, node in placed)
+        assert len(spread) == 3, spread
+        assert max(spread.values()) <= 5, spread
+        for sandbox, node in placed:
+            result = sandbox.commands.run("echo $((6 * 7)) && hostname")
+            assert result.stdout.split() == ["42", sandbox.sandbox_id], node
+            sandbox.files.write("/home/user/note.txt", f"on {node}")
+            assert sandbox.files.read("/home/user/note.txt") == f"on {node}"
+    finally:
+        for sandbox, _ in placed:
+            sandbox.kill()
+
+
+def test_pause_and_resume_on_a_node(cluster: Cluster) -> None:
+    sandbox = _create(cluster)
+    node = cluster.node_of(sandbox.sandbox_id)
+    try:
+        sandbox.files.write("/home/user/kept.txt", "kept")
+        sandbox.pause()
+        assert Sandbox.get_info(sandbox.sandbox_id, **cluster.opts).state.value == "paused"
+        resumed = Sandbox.connect(sandbox.sandbox_id, **cluster.opts)
+        assert resumed.files.read("/home/user/kept.txt") == "kept"
+        assert resumed.commands.run("true").exit_code == 0
+        assert cluster.node_of(sandbox.sandbox_id) == node
+    finally:
+        sandbox.kill()
+
+
+def test_a_drained_node_takes_no_new_sandbox(cluster: Cluster) -> None:
+    with cluster.admin() as admin:
+        admin.post("/nodes/node0", json={"status": "draining"}).raise_for_status()
+    try:
+        assert cluster.nodes_status()["node0"] == "draining"
+        placed = _placed(cluster, 6)
+        try:
+            assert "node0" not in {node for _, node in placed}
+        finally:
+            for sandbox, _ in placed:
+                sandbox.kill()
+    finally:
+        with cluster.admin() as admin:
+            admin.post("/nodes/node0", json={"status": "ready"}).raise_for_status()
+    assert cluster.nodes_status()["node0"] == "ready"
+
+
+def test_the_node_api_and_traffic_listener_refuse_callers_without_the_cluster_key(cluster: Cluster) -> None:
+    node = cluster.nodes[0]
+    for port in (5007, 5008):
+        for headers in ({}, {"X-Hutch-Cluster-Key": "guess"}):
+            answer = httpx.get(f"http://{node.address}:{port}/node/v1/sandboxes", headers=headers, timeout=5)
+            assert answer.status_code == 401, (port, headers, answer.text)
+    with cluster.team() as team:
+        assert team.get("/nodes").status_code == 401  # a team's key opens no operator route
+
+
+def test_the_cluster_key_never_reaches_a_sandbox(cluster: Cluster) -> None:
+    """The proxy shows nodes the cluster key; the node strips it, and a client's own is dropped."""
+    sandbox = _create(cluster)
+    try:
+        server = (
+            "import http.server as h\n"
+            "class E(h.BaseHTTPRequestHandler):\n"
+            "    def do_GET(self):\n"
+            "        body = str(self.headers).encode()\n"
+            "        self.send_response(200); self.send_header('content-length', str(len(body)))\n"
+            "        self.end_headers(); self.wfile.write(body)\n"
+            "h.HTTPServer(('0.0.0.0', 8000), E).serve_forever()\n"
+        )
+        sandbox.files.write("/home/user/echo.py", server)
+        sandbox.commands.run("python3 /home/user/echo.py", background=True)
+        url = f"https://{sandbox.get_host(8000)}/"
+        headers = {"X-Hutch-Cluster-Key": "forged", "E2b-Sandbox-Id": "someone-else"}
+        deadline = time.monotonic() + 20
+        while True:
+            answer = httpx.get(url, headers=headers, timeout=10)
+            if answer.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert answer.status_code == 200, answer.text
+        seen = answer.text.lower()
+        assert "x-hutch-cluster-key" not in seen
+        assert cluster.key_file.read_text().strip().lower() not in seen
+    finally:
+        sandbox.kill()
+
+
+def test_a_killed_node_is_lost_within_10_s_and_takes_its_sandboxes_back(cluster: Cluster) -> None:
+    placed = _placed(cluster, 6)
+    victim = cluster.nodes[1]
+    on_victim = [s for s, node in placed if node == victim.node_id]
+    elsewhere = [s for s, node in placed if node != victim.node_id]
+    if not on_victim:  # placement is random: make sure the victim holds one
+        with cluster.admin() as admin:
+            for other in ("node0", "node2"):
+                admin.post(f"/nodes/{other}", json={"status": "draining"}).raise_for_status()
+            try:
+                on_victim.append(_create(cluster))
+            finally:
+                for other in ("node0", "node2"):
+                    admin.post(f"/nodes/{other}", json={"status": "ready"}).raise_for_status()
+    lost = on_victim[0]
+    try:
+        victim.process.signal(signal.SIGKILL)
+        victim.process.popen.wait()  # type: ignore[union-attr]
+        took = cluster.wait_nodes({victim.node_id: "lost"}, timeout_s=15)
+        assert took <= 10, f"marked lost after {took:.1f} s"
+        # Its sandbox answers with a clear error at once, never hangs.
+        started = time.monotonic()
+        with pytest.raises(SandboxException) as raised:
+            lost.commands.run("true", request_timeout=30)
+        assert time.monotonic() - started < 5
+        assert "unavailable" in str(raised.value) or "503" in str(raised.value)
+        with cluster.team() as team:
+            info = team.get(f"/sandboxes/{lost.sandbox_id}")
+            assert info.status_code == 503 and victim.node_id in info.json()["message"]
+            listed = team.get("/v2/sandboxes", params={"state": "lost"}).json()
+            assert lost.sandbox_id in {s["sandboxID"] for s in listed}
+            default = team.get("/v2/sandboxes").json()  # what the SDK lists: no state it cannot parse
+            assert lost.sandbox_id not in {s["sandboxID"] for s in default}
+        # The other nodes' sandboxes go on, and new ones start there.
+        for sandbox in elsewhere:
+            assert sandbox.commands.run("echo ok").stdout == "ok\n"
+        fresh = _create(cluster)
+        assert cluster.node_of(fresh.sandbox_id) != victim.node_id
+        fresh.kill()
+        # Back: it takes its sandboxes again, as they were.
+        victim.process.start()
+        cluster.wait_nodes({victim.node_id: "ready"}, timeout_s=120)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert lost.commands.run("echo back").stdout == "back\n"
+                break
+            except SandboxException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        assert Sandbox.get_info(lost.sandbox_id, **cluster.opts).state.value == "running"
+    finally:
+        for sandbox in [*on_victim, *elsewhere]:
+            sandbox.kill()
+
+
+class _Load:
+    """Sandboxes created, used and killed in a loop from a few threads, counting what failed how."""
+
+    def __init__(self, cluster: Cluster, threads: int = 3) -> None:
+        self.cluster = cluster
+        self.stop = threading.Event()
+        self.done = 0
+        self.failures: list[str] = []
+        self.live: set[str] = set()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    def __enter__(self) -> _Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            sandbox = None
+            try:
+                sandbox = _create(self.cluster)
+                with self._lock:
+                    self.live.add(sandbox.sandbox_id)
+                assert sandbox.commands.run("echo ok").stdout == "ok\n"
+                sandbox.kill()
+                with self._lock:
+                    self.live.discard(sandbox.sandbox_id)
+                    self.done += 1
+            except Exception as error:  # counted, and the sandbox killed, below
+                with self._lock:
+                    self.failures.append(f"{type(error).__name__}: {error}")
+                if sandbox is not None:
+                    try:
+                        sandbox.kill()
+                        with self._lock:
+                            self.live.discard(sandbox.sandbox_id)
+                    except Exception:
+                        pass
+
+
+def _retryable(failure: str) -> bool:
+    """What a client may see of a replica that died under it: a broken connection, or a 502/503 of the
+    balancer, and the SDK's own words for them."""
+    words = ("502", "503", "Server disconnected", "RemoteProtocolError", "ReadError", "ConnectError",
+             "closed the connection", "stream", "Connection reset")  # fmt: skip
+    return any(word in failure for word in words)
+
+
+def _restarted(cluster: Cluster, kind: str) -> tuple[int, list[str]]:
+    replicas = cluster.apis if kind == "api" else cluster.proxies
+    ports = cluster.api_ports if kind == "api" else cluster.proxy_ports
+    with _Load(cluster) as load:
+        time.sleep(2)
+        for replica, port, sig in zip(replicas, ports, (signal.SIGTERM, signal.SIGKILL), strict=True):
+            replica.signal(sig)
+            replica.popen.wait(30)  # type: ignore[union-attr]
+            time.sleep(1)
+            replica.start()
+            _wait_healthy(f"http://127.0.0.1:{port}/health")
+            time.sleep(2)
+    assert load.done >= 5, load.failures
+    assert not load.live, f"sandboxes the load could not kill: {load.live}"
+    with cluster.team() as team:
+        remaining = team.get("/v2/sandboxes").json()
+    assert not remaining, f"sandboxes left running: {remaining}"
+    return load.done, load.failures
+
+
+def _wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 300:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not come back")
+
+
+def test_api_replicas_restarted_under_load_lose_nothing(cluster: Cluster) -> None:
+    _done, failures = _restarted(cluster, "api")
+    assert all(_retryable(f) for f in failures), failures
+    assert len(failures) <= 3, failures
+
+
+def test_proxy_replicas_restarted_under_load_lose_nothing(cluster: Cluster) -> None:
+    _done, failures = _restarted(cluster, "proxy")
+    assert all(_retryable(f) for f in failures), failures
+    assert len(failures) <= 3, failures
