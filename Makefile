@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 
 deps: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install-deps.sh
+$(STAMP): pyproject.toml scripts/install-deps.sh scripts/install-deploy-tools.sh
 	bash scripts/install-deps.sh "$(PYTHON)" "$(VENV)"
 	touch $@
 

@@ -155,7 +155,9 @@ class Cluster:
             time.sleep(0.2)
 
 
-def _node_env(base: Path, index: int, worker: int, database_url: str, key_file: Path) -> dict[str, str]:
+def _node_env(
+    base: Path, index: int, worker: int, subnet_base: int, database_url: str, key_file: Path
+) -> dict[str, str]:
     host_ip, inside_ip = _link(worker, index)
     return {
         **os.environ,
@@ -164,7 +166,7 @@ def _node_env(base: Path, index: int, worker: int, database_url: str, key_file: 
         "HUTCH_CATALOG__URL": database_url.replace("127.0.0.1", host_ip),
         "HUTCH_CLUSTER__SECRET_FILE": str(key_file),
         "HUTCH_RUNTIME__NODE_ID": f"node{index}",
-        "HUTCH_RUNTIME__SUBNET": f"10.{220 + 4 * worker + index}.0.0/16",
+        "HUTCH_RUNTIME__SUBNET": f"10.{subnet_base + index}.0.0/16",
         "HUTCH_RUNTIME__WARM_POOL": json.dumps({"base": 1}),
         "HUTCH_NODE__HOST": inside_ip,
         "HUTCH_NODE__PORT": "5007",
@@ -225,9 +227,13 @@ def _hutch(*args: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_cluster(base: Path, *, worker: int = 0, nodes: int = 3, replicas: int = 2) -> Iterator[Cluster]:
+def running_cluster(
+    base: Path, *, worker: int = 0, nodes: int = 3, replicas: int = 2, subnet_base: int | None = None
+) -> Iterator[Cluster]:
     """The cluster, up and registered; at the end every sandbox is killed through the API, every process
-    stopped, the namespaces and the database removed, and nothing may be left behind on any node."""
+    stopped, the namespaces and the database removed, and nothing may be left behind on any node. Node
+    ``i``'s sandboxes get ``10.<subnet_base + i>.0.0/16`` (default: ``220 + 4 * worker``)."""
+    subnet_base = 220 + 4 * worker if subnet_base is None else subnet_base
     with contextlib.ExitStack() as stack:
         links = [stack.enter_context(joined_namespace(f"cl{i}", *_link(worker, i), 30)) for i in range(nodes)]
         hosts = ["127.0.0.1", *(_link(worker, i)[0] for i in range(nodes))]
@@ -244,7 +250,7 @@ def running_cluster(base: Path, *, worker: int = 0, nodes: int = 3, replicas: in
         operator_key_file.chmod(0o600)
         cluster_nodes = []
         for i, link in enumerate(links):
-            env = _node_env(base, i, worker, database_url, key_file)
+            env = _node_env(base, i, worker, subnet_base, database_url, key_file)
             argv = ["nsenter", f"--net=/run/netns/{link.netns}", "--", *_hutch("node")]
             process = Process(f"node{i}", argv, env, base / f"node{i}.log")
             cluster_nodes.append(

@@ -270,3 +270,16 @@ def test_proxy_replicas_restarted_under_load_lose_nothing(cluster: Cluster) -> N
     _done, failures = _restarted(cluster, "proxy")
     assert all(_retryable(f) for f in failures), failures
     assert len(failures) <= 3, failures
+
+
+def test_what_a_cluster_does_not_do_yet_is_said(cluster: Cluster) -> None:
+    with cluster.team() as team:
+        found = team.get("/capabilities").json()
+        assert found["cluster"] is True and found["snapshots"] is False
+        assert found["templateBuilds"]["available"] is False
+        sandbox = _create(cluster)
+        try:
+            answer = team.post(f"/sandboxes/{sandbox.sandbox_id}/snapshots", json={})
+            assert answer.status_code == 501 and "snapshots" in answer.json()["message"]
+        finally:
+            sandbox.kill()

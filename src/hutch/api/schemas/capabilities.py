@@ -41,6 +41,7 @@ class NetworkCapabilities(WireModel):
 
 
 class TemplateBuildCapabilities(WireModel):
+    available: bool
     registry_types: list[str] = Field(alias="registryTypes")
 
 
@@ -61,6 +62,8 @@ class CapabilitiesBody(WireModel):
     volumes: bool
     mcp: bool
     desktop: bool
+    snapshots: bool
+    cluster: bool
     code_interpreter: CodeInterpreterCapabilities = Field(alias="codeInterpreter")
     network: NetworkCapabilities
     template_builds: TemplateBuildCapabilities = Field(alias="templateBuilds")
@@ -74,6 +77,8 @@ class CapabilitiesBody(WireModel):
             volumes=found.volumes,
             mcp=found.mcp,
             desktop=found.desktop,
+            snapshots=found.snapshots,
+            cluster=found.cluster,
             code_interpreter=CodeInterpreterCapabilities(
                 template=found.code_interpreter_template,
                 available=found.code_interpreter,
@@ -82,7 +87,9 @@ class CapabilitiesBody(WireModel):
             network=NetworkCapabilities(
                 supported=list(found.network), unsupported=list(found.network_refused)
             ),
-            template_builds=TemplateBuildCapabilities(registry_types=list(found.registry_types)),
+            template_builds=TemplateBuildCapabilities(
+                available=found.template_builds, registry_types=list(found.registry_types)
+            ),
             unsupported_fields={
                 schema: [UnsupportedField.of(field) for field in fields]
                 for schema, fields in found.refused.items()

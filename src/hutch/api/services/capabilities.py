@@ -168,11 +168,22 @@ class Capabilities:
     registry_types: tuple[str, ...]
     refused: dict[str, tuple[RefusedField, ...]]
     tested_sdks: dict[str, dict[str, str]]
+    # Served by a cluster's API replicas, which neither build templates nor copy a sandbox's files yet.
+    cluster: bool = False
+
+    @property
+    def template_builds(self) -> bool:
+        return not self.cluster
+
+    @property
+    def snapshots(self) -> bool:
+        return not self.cluster
 
 
-async def of(*, catalog: Catalog, team_id: str) -> Capabilities:
+async def of(*, catalog: Catalog, team_id: str, cluster: bool = False) -> Capabilities:
     """The server's capabilities as the team sees them: the desktop and the code interpreter count only
-    where their templates are there for it."""
+    where their templates are there for it. A cluster (``cluster``) builds no templates and takes no
+    snapshots yet."""
     async with catalog.transaction() as session:
         desktop = await templates.find(session, name=DESKTOP_TEMPLATE, team_id=team_id)
         interpreter = await templates.find(session, name=CODE_INTERPRETER_TEMPLATE, team_id=team_id)
@@ -189,4 +200,5 @@ async def of(*, catalog: Catalog, team_id: str) -> Capabilities:
         registry_types=REGISTRY_TYPES,
         refused=dict(REFUSED),
         tested_sdks=TESTED_SDKS,
+        cluster=cluster,
     )
