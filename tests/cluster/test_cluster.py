@@ -4,15 +4,18 @@ killed and back, API and proxy replicas restarted under load."""
 
 from __future__ import annotations
 
+import secrets
 import signal
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
-from e2b import Sandbox, SandboxException
+from e2b import LogEntry, Sandbox, SandboxException, Template
+from tests.cli.conftest import clean_env, parse, run_hutch
 from tests.cluster.harness import Cluster
 
 
@@ -276,10 +279,67 @@ def test_what_a_cluster_does_not_do_yet_is_said(cluster: Cluster) -> None:
     with cluster.team() as team:
         found = team.get("/capabilities").json()
         assert found["cluster"] is True and found["snapshots"] is False
-        assert found["templateBuilds"]["available"] is False
+        assert found["templateBuilds"]["copySteps"] is False
         sandbox = _create(cluster)
         try:
             answer = team.post(f"/sandboxes/{sandbox.sandbox_id}/snapshots", json={})
             assert answer.status_code == 501 and "snapshots" in answer.json()["message"]
         finally:
             sandbox.kill()
+
+
+def test_the_operator_sees_and_drains_nodes_from_the_command_line(cluster: Cluster, tmp_path: Path) -> None:
+    env = clean_env(
+        E2B_API_URL=cluster.api_url, E2B_API_KEY=cluster.api_key,
+        HUTCH_API__OPERATOR_KEY_FILE=str(cluster.operator_key_file),
+    )  # fmt: skip
+    listed = parse(run_hutch("node", "ls", "--json", env=env, cwd=tmp_path))
+    assert sorted(node["nodeID"] for node in listed) == ["node0", "node1", "node2"]
+    assert {node["status"] for node in listed} == {"ready"}
+    human = run_hutch("node", "ls", env=env, cwd=tmp_path)
+    assert human.returncode == 0 and "node2" in human.stdout and "ready" in human.stdout
+    drained = run_hutch("node", "drain", "node2", env=env, cwd=tmp_path)
+    assert drained.returncode == 0, drained.stderr
+    try:
+        status = parse(run_hutch("status", "--json", env=env, cwd=tmp_path))
+        assert {node["nodeID"]: node["status"] for node in status["nodes"]}["node2"] == "draining"
+        assert "3: 1 draining, 2 ready" in run_hutch("status", env=env, cwd=tmp_path).stdout
+    finally:
+        assert run_hutch("node", "undrain", "node2", env=env, cwd=tmp_path).returncode == 0
+    assert cluster.nodes_status()["node2"] == "ready"
+    unknown = run_hutch("node", "drain", "no-such-node", env=env, cwd=tmp_path)
+    assert unknown.returncode == 1 and "404" in unknown.stderr
+    without_key = run_hutch(
+        "node", "ls", env={**env, "HUTCH_API__OPERATOR_KEY_FILE": str(tmp_path / "none")}, cwd=tmp_path
+    )
+    assert without_key.returncode == 1
+
+
+def test_a_template_built_on_one_node_starts_on_the_others(cluster: Cluster) -> None:
+    """The build runs on a node (its log streamed back through the API replica), and its sandboxes start
+    on whichever node placement picks, also one that did not build it. (The nodes of this test share one
+    machine's template cache; copying layers between caches is tested in tests/node/test_layers.py.)"""
+    name = f"clustered-{secrets.token_hex(3)}"
+    template = Template().from_template("base").run_cmd("echo built-in-the-cluster > /home/user/built.txt")
+    logs: list[LogEntry] = []
+    Template.build(template, name, on_build_logs=logs.append, request_timeout=60, **cluster.opts)
+    messages = [entry.message for entry in logs]
+    builder = next(m.removeprefix("building on node ") for m in messages if m.startswith("building on node "))
+    assert any("RUN echo built-in-the-cluster" in m for m in messages), messages
+    with cluster.admin() as admin:
+        admin.post(f"/nodes/{builder}", json={"status": "draining"}).raise_for_status()
+    try:
+        placed = [_create(cluster, template=name) for _ in range(3)]
+        try:
+            for sandbox in placed:
+                assert cluster.node_of(sandbox.sandbox_id) != builder
+                assert sandbox.files.read("/home/user/built.txt") == "built-in-the-cluster\n"
+        finally:
+            for sandbox in placed:
+                sandbox.kill()
+    finally:
+        with cluster.admin() as admin:
+            admin.post(f"/nodes/{builder}", json={"status": "ready"}).raise_for_status()
+    copying = Template().from_template("base").copy("harness.py", "/home/user/")
+    with pytest.raises(Exception, match="COPY steps are not supported by a cluster yet"):
+        Template.build(copying, f"{name}-copy", request_timeout=60, **cluster.opts)

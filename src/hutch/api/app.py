@@ -15,8 +15,7 @@ from ..catalog import Catalog
 from ..config import Settings
 from ..runtime.node_client import LocalNode, Nodes, Runtime, SupportsCommit
 from ..secret_files import operator_key
-from ..templates import base
-from ..templates.builder import Builder, BuildOutput, BuildSandboxes
+from ..templates.builder import Builder, build_sandboxes, configured_builder
 from ..templates.uploads import UploadStore
 from . import errors, openapi
 from .body_limit import BodyLimit
@@ -37,7 +36,7 @@ from .routes import (
     templates,
 )
 from .services import quotas
-from .services.cluster import ClusterNodes, LostNodeWatch
+from .services.cluster import ClusterBuilder, ClusterNodes, LostNodeWatch
 from .services.copies import SandboxCopier
 from .services.locks import SandboxLocks
 from .services.metrics import MetricsService
@@ -79,8 +78,11 @@ def create_app(
                 settings.data_dir, settings.api.operator_key_file
             )  # made now, for ``hutch team`` to read
             node: Nodes
+            uploads = UploadStore(settings.data_dir, max_bytes=settings.templates.max_upload_mb << 20)
+            builder: Builder | ClusterBuilder | None
             if runtime is not None:
                 node = LocalNode(runtime)
+                builder = _builder(settings, runtime, uploads)
             else:
                 c = settings.cluster
                 node = cluster = ClusterNodes(
@@ -90,6 +92,7 @@ def create_app(
                     sample=c.placement_sample,
                     cpu_overcommit=c.cpu_overcommit,
                 )
+                builder = ClusterBuilder(cluster, build_sandboxes(settings))
                 watch = LostNodeWatch(database, cluster, interval_s=min(1.0, c.heartbeat_s))
                 watch.start()
                 stack.push_async_callback(watch.stop)
@@ -116,10 +119,7 @@ def create_app(
                 log.info("forgot %d sandboxes the runtime no longer runs: %s", len(lost), ", ".join(lost))
             if orphans:
                 log.info("killed %d sandboxes unknown to the catalog: %s", len(orphans), ", ".join(orphans))
-            uploads = UploadStore(settings.data_dir, max_bytes=settings.templates.max_upload_mb << 20)
-            builds = TemplateBuildService(
-                catalog=database, builder=_builder(settings, runtime, uploads), uploads=uploads
-            )
+            builds = TemplateBuildService(catalog=database, builder=builder, uploads=uploads)
             interrupted = await builds.recover()
             if interrupted:
                 log.info("marked %d builds interrupted by the restart as failed", len(interrupted))
@@ -171,26 +171,8 @@ def create_app(
     return app
 
 
-def _builder(settings: Settings, runtime: Runtime | None, uploads: UploadStore) -> Builder | None:
+def _builder(settings: Settings, runtime: Runtime, uploads: UploadStore) -> Builder | None:
     """The node's template builder, when its runtime can keep a sandbox's layer."""
-    if runtime is None or not isinstance(runtime, SupportsCommit):
+    if not isinstance(runtime, SupportsCommit):
         return None
-    t = settings.templates
-    return Builder(
-        runtime,  # type: ignore[arg-type]
-        cache_dir=t.cache_dir,
-        data_dir=settings.data_dir,
-        uploads=uploads,
-        base_rootfs=base.rootfs_path(t.cache_dir),
-        sandboxes=BuildSandboxes(
-            disk_mb=t.build_disk_mb,
-            internet=t.build_internet and not t.build_allow_out,
-            allow_out=tuple(t.build_allow_out),
-            step_timeout_s=t.build_step_timeout_s,
-            insecure_registries=tuple(t.insecure_registries),
-            internal_registries=tuple(t.internal_registries),
-            ca_bundle=t.build_ca_bundle,
-        ),
-        output=BuildOutput(t.build_log_line_chars, t.build_log_entries, t.build_log_entries_per_s),
-        max_parallel=t.max_parallel_builds,
-    )
+    return configured_builder(settings, runtime, uploads)

@@ -1,24 +1,33 @@
 """The node API: what an API replica asks a node to do with its sandboxes (the calls of
-:class:`~hutch.runtime.node_client.NodeClient`, over :mod:`hutch.runtime.node_wire`). Every route wants
-the cluster secret; a create beyond what the node offers is refused as ``NodeFull``, for the API to try
-another node."""
+:class:`~hutch.runtime.node_client.NodeClient`, over :mod:`hutch.runtime.node_wire`), template builds
+on its builder (their log streamed back as they go), and the layers of its templates for other nodes
+(:mod:`.layers`). Every route wants the cluster secret; a create beyond what the node offers is refused as
+``NodeFull``, for the API to try another node, and one whose template's layers are elsewhere copies them
+first."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, TypeAdapter
 
-from ..errors import HutchError, NodeFull, Unauthenticated
+from ..catalog import Catalog
+from ..errors import HutchError, NodeFull, NotSupported, Unauthenticated
 from ..runtime import node_wire as wire
 from ..runtime.capabilities import Reserved, SupportsCluster
 from ..runtime.node_client import LocalNode, Runtime
+from ..templates.builder import Builder, BuildFailed, Built, Plan
+from . import layers
+from .layers import LayerCopier
 
 # A node error's HTTP status (the body names the error; the client maps it back).
 _STATUS = {"NotFound": 404, "Conflict": 409, "InvalidRequest": 400, "NotSupported": 501, "NodeFull": 507}
@@ -91,8 +100,61 @@ class Admission:
         self._starting.remove(entry)
 
 
-def create_node_app(runtime: Runtime, *, key: str, admission: Admission) -> FastAPI:
-    """The node API over ``runtime`` (started and closed by its owner, not by this app)."""
+PLAN = TypeAdapter(Plan)
+BUILT = TypeAdapter(Built)
+# Log entries of a build waiting to be sent to the API; beyond, they are dropped (the builder bounds them
+# already: ``templates.build_log_entries``).
+MAX_QUEUED_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class Templates:
+    """What the node does with templates: its catalog (which layers it may hand out), its cache, the
+    copier of the layers it lacks, and its builder (None: it cannot build)."""
+
+    catalog: Catalog
+    cache_dir: Path
+    copier: LayerCopier
+    builder: Builder | None
+
+
+async def _build_events(builder: Builder, plan: Plan) -> AsyncIterator[bytes]:
+    """The build's log entries as they come, then how it ended, one JSON object per line."""
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(MAX_QUEUED_ENTRIES)
+
+    def add(message: str, level: str, step: str | None) -> None:
+        if not queue.full():
+            queue.put_nowait({"log": [message, level, step]})
+
+    async def run() -> dict[str, Any]:
+        try:
+            built = await builder.build(plan, add)
+        except BuildFailed as error:
+            return {"failed": {"message": error.message, "step": error.step}}
+        except HutchError as error:
+            return {"failed": {"message": error.message, "step": None}}
+        return {"built": BUILT.dump_python(built, mode="json")}
+
+    task = asyncio.ensure_future(run())
+    try:
+        while not task.done() or not queue.empty():
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait([getter, task], return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield json.dumps(getter.result()).encode() + b"\n"
+            else:
+                getter.cancel()
+        yield json.dumps(task.result()).encode() + b"\n"
+    finally:
+        task.cancel()  # the API went away: the build stops
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def create_node_app(
+    runtime: Runtime, *, key: str, admission: Admission, templates: Templates | None = None
+) -> FastAPI:
+    """The node API over ``runtime`` (started and closed by its owner, not by this app); with
+    ``templates``, builds and layers too."""
     node = LocalNode(runtime)
     expected = key.encode()
 
@@ -115,9 +177,27 @@ def create_node_app(runtime: Runtime, *, key: str, admission: Admission) -> Fast
         spec = wire.load(wire.SPEC, body)
         entry = await admission.admit(spec.cpu_count, spec.memory_mb, spec.disk_mb)
         try:
+            if templates is not None:
+                await templates.copier.ensure(spec.template.rootfs, spec.template.template_id)
             return wire.dump(wire.HANDLE, await node.create(spec))
         finally:
             admission.done(entry)
+
+    @app.get(f"{p}/layers")
+    async def layer(path: str) -> StreamingResponse:
+        if templates is None:
+            raise NotSupported("this node keeps no template layers")
+        directory = await layers.checked(templates.catalog, templates.cache_dir, path)
+        return StreamingResponse(layers.archive(directory), media_type="application/x-tar")
+
+    @app.post(f"{p}/builds")
+    async def build(body: dict[str, Any]) -> StreamingResponse:
+        if templates is None or templates.builder is None:
+            raise NotSupported("this node's runtime cannot build templates")
+        plan = PLAN.validate_python(body)
+        if plan.from_template is not None:  # built on another node: its layers first
+            await templates.copier.ensure(plan.from_template.rootfs)
+        return StreamingResponse(_build_events(templates.builder, plan), media_type="application/x-ndjson")
 
     @app.get(f"{p}/sandboxes")
     async def listing() -> Any:

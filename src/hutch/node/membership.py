@@ -16,6 +16,7 @@ from ..catalog.models import NodeRow
 from ..catalog.repos import nodes, sandboxes
 from ..runtime.base import Runtime
 from .api import Admission
+from .layers import held_templates
 
 log = logging.getLogger("hutch.node")
 # How often the node checks its rows against what it runs.
@@ -37,7 +38,6 @@ class Membership:
         api_address: str,
         traffic_address: str,
         heartbeat_s: float,
-        templates: list[str],
         version: str,
     ) -> None:
         self._catalog = catalog
@@ -47,13 +47,15 @@ class Membership:
         self._api_address = api_address
         self._traffic_address = traffic_address
         self._heartbeat_s = heartbeat_s
-        self._templates = templates
+        # The templates whose images it holds, found again at every reconciliation (a build, a copy).
+        self._templates: list[str] = []
         self._version = version
         self._task: asyncio.Task[None] | None = None
         self._next_reconcile = 0.0
 
     async def join(self) -> None:
         """Register, take back what the node still runs and end what no row knows (before it serves)."""
+        self._templates = await held_templates(self._catalog)
         await self._register()
         await self.reconcile(orphan_grace_s=0)
 
@@ -68,7 +70,9 @@ class Membership:
             self._task = None
 
     async def reconcile(self, *, orphan_grace_s: float = ORPHAN_GRACE_S) -> None:
-        """Make the node's rows and its sandboxes agree (rows read before the node is asked)."""
+        """Make the node's rows and its sandboxes agree (rows read before the node is asked), and find the
+        templates it holds."""
+        self._templates = await held_templates(self._catalog)
         async with self._catalog.transaction() as session:
             listed = {row.sandbox_id for row in await sandboxes.on_node(session, self.node_id)}
         handles = await self._runtime.list()

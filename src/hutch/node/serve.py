@@ -19,11 +19,14 @@ import uvicorn
 
 from ..catalog import Catalog
 from ..config import Settings
-from ..prepare import Builtin, keep_warm, prepare_node, register_builtins, runtime_options
+from ..prepare import keep_warm, prepare_node, register_builtins, runtime_options
 from ..runtime import registry
 from ..runtime.base import Runtime
-from ..runtime.capabilities import SupportsCluster
-from .api import Admission, Capacity, create_node_app
+from ..runtime.capabilities import SupportsCluster, SupportsCommit
+from ..templates.builder import configured_builder
+from ..templates.uploads import UploadStore
+from .api import Admission, Capacity, Templates, create_node_app
+from .layers import LayerCopier
 from .membership import Membership
 from .traffic import LocalSandboxes, NodeTrafficApp
 
@@ -95,7 +98,7 @@ async def run(settings: Settings, *, say: Callable[[str], None] = print) -> None
         keep_warm(runtime, settings, builtins)
         await runtime.start()
         try:
-            await _serve(settings, catalog, runtime, key, api_address, traffic_address, builtins, say)
+            await _serve(settings, catalog, runtime, key, api_address, traffic_address, say)
         finally:
             if isinstance(runtime, SupportsCluster):
                 await runtime.let_go()
@@ -112,7 +115,6 @@ async def _serve(
     key: str,
     api_address: str,
     traffic_address: str,
-    builtins: list[Builtin],
     say: Callable[[str], None],
 ) -> None:
     admission = Admission(runtime, capacity_of(settings), settings.cluster.cpu_overcommit)
@@ -124,15 +126,18 @@ async def _serve(
         api_address=api_address,
         traffic_address=traffic_address,
         heartbeat_s=settings.cluster.heartbeat_s,
-        templates=[builtin.image.template_id for builtin in builtins],
         version=_hutch_version(),
     )
     await membership.join()
     traffic = NodeTrafficApp(LocalSandboxes(runtime), settings.proxy, key=key)
+    cache_dir = settings.templates.cache_dir
+    copier = LayerCopier(catalog, node_id=settings.runtime.node_id, cache_dir=cache_dir, key=key)
+    uploads = UploadStore(settings.data_dir, max_bytes=settings.templates.max_upload_mb << 20)
+    builder = configured_builder(settings, runtime, uploads) if isinstance(runtime, SupportsCommit) else None
+    templates = Templates(catalog, cache_dir, copier, builder)
+    app = create_node_app(runtime, key=key, admission=admission, templates=templates)
     servers = [
-        _server(
-            create_node_app(runtime, key=key, admission=admission), settings.node.host, settings.node.port
-        ),
+        _server(app, settings.node.host, settings.node.port),
         _server(traffic, settings.node.host, settings.node.traffic_port),
     ]
     stop = asyncio.Event()
@@ -161,6 +166,9 @@ async def _serve(
             server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
         await traffic.aclose()
+        await copier.close()
+        if builder is not None:
+            await builder.close()
         # Served no more: a sandbox no row knows now (its create's answer never reached the API) is ended,
         # not left for a next start that would not know it either.
         try:

@@ -4,6 +4,8 @@ errors come back as the same ``HutchError`` classes (:mod:`.node_wire`)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,24 @@ class RemoteNode:
         body = {"internet": internet, "allow_out": list(allow_out), "deny_out": list(deny_out)}
         await self._call("PUT", f"/sandboxes/{sandbox_id}/egress", json=body)
 
+    async def build(self, plan: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Run a template build (its plan as JSON) on the node: its events as they come, a log entry
+        (``{"log": [message, level, step]}``) each, then ``{"built": …}`` or ``{"failed": …}``. It has no
+        time limit of its own (its steps have theirs); ``NodeUnavailable`` if the node cannot be reached
+        or goes away."""
+        try:
+            async with self._client.stream(
+                "POST", "/builds", json=plan, timeout=httpx.Timeout(None, connect=CONNECT_TIMEOUT_S)
+            ) as answer:
+                if answer.status_code != 200:
+                    await answer.aread()
+                    raise wire.error_from(_json(answer), answer.status_code)
+                async for line in answer.aiter_lines():
+                    if line:
+                        yield json.loads(line)
+        except httpx.TransportError as error:
+            raise NodeUnavailable(f"node {self.node_id} ({self.address}): {error!r}") from error
+
     async def _call(self, method: str, path: str, *, long: bool = False, **kwargs: Any) -> Any:
         timeout = httpx.Timeout(LONG_CALL_S if long else SHORT_CALL_S, connect=CONNECT_TIMEOUT_S)
         try:
@@ -102,10 +122,14 @@ class RemoteNode:
             ) from error
         if response.status_code == 204:
             return None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = _json(response)
         if response.status_code >= 400:
             raise wire.error_from(body, response.status_code)
         return body
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -29,6 +29,7 @@ from typing import BinaryIO, Protocol
 
 import httpx
 
+from ..config import Settings
 from ..errors import HutchError
 from ..runtime import envd_client
 from ..runtime.base import Runtime
@@ -36,7 +37,7 @@ from ..runtime.capabilities import SupportsCommit
 from ..runtime.linux import detach, mount
 from ..runtime.safe_path import copy_tree
 from ..runtime.types import ENVD_PORT, SandboxSpec, TemplateImage
-from . import debian_images, garbage, layers
+from . import base, debian_images, garbage, layers
 from . import oci_image as oci
 from .layers import LayerStore
 from .steps import COPY_ARCHIVE, State, Step, after, changes_files, run_user, script, user_script
@@ -513,3 +514,32 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
     with open(path, "rb") as archive:
         async for chunk in _read(archive):
             yield chunk
+
+
+def build_sandboxes(settings: Settings) -> BuildSandboxes:
+    """How the configured builder makes its sandboxes."""
+    t = settings.templates
+    return BuildSandboxes(
+        disk_mb=t.build_disk_mb,
+        internet=t.build_internet and not t.build_allow_out,
+        allow_out=tuple(t.build_allow_out),
+        step_timeout_s=t.build_step_timeout_s,
+        insecure_registries=tuple(t.insecure_registries),
+        internal_registries=tuple(t.internal_registries),
+        ca_bundle=t.build_ca_bundle,
+    )
+
+
+def configured_builder(settings: Settings, runtime: Runtime, uploads: UploadStore) -> Builder:
+    """The builder the settings describe, on ``runtime`` (which must be able to commit a layer)."""
+    t = settings.templates
+    return Builder(
+        runtime,  # type: ignore[arg-type]
+        cache_dir=t.cache_dir,
+        data_dir=settings.data_dir,
+        uploads=uploads,
+        base_rootfs=base.rootfs_path(t.cache_dir),
+        sandboxes=build_sandboxes(settings),
+        output=BuildOutput(t.build_log_line_chars, t.build_log_entries, t.build_log_entries_per_s),
+        max_parallel=t.max_parallel_builds,
+    )

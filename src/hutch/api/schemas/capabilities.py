@@ -41,7 +41,7 @@ class NetworkCapabilities(WireModel):
 
 
 class TemplateBuildCapabilities(WireModel):
-    available: bool
+    copy_steps: bool = Field(alias="copySteps")
     registry_types: list[str] = Field(alias="registryTypes")
 
 
@@ -88,7 +88,7 @@ class CapabilitiesBody(WireModel):
                 supported=list(found.network), unsupported=list(found.network_refused)
             ),
             template_builds=TemplateBuildCapabilities(
-                available=found.template_builds, registry_types=list(found.registry_types)
+                copy_steps=found.copy_steps, registry_types=list(found.registry_types)
             ),
             unsupported_fields={
                 schema: [UnsupportedField.of(field) for field in fields]

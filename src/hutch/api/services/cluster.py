@@ -15,6 +15,8 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
+from pydantic import TypeAdapter
+
 from ...catalog import Catalog
 from ...catalog.models import NodeRow
 from ...catalog.repos import nodes
@@ -28,6 +30,7 @@ from ...runtime.node_client import (
     SandboxHandle,
     SandboxSpec,
 )
+from ...templates.builder import BuildFailed, BuildSandboxes, Built, Log, Plan
 from . import placement
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 NODES_TTL_S = 1.0
 # The nodes one create tries before it gives up.
 MAX_TRIES = 5
+_PLAN = TypeAdapter(Plan)
+_BUILT = TypeAdapter(Built)
 
 
 class LostNode:
@@ -140,8 +145,12 @@ class ClusterNodes:
     def local(self) -> NodeClient | None:
         return None
 
-    async def place(self, spec: SandboxSpec) -> SandboxHandle:
-        demand = placement.Demand(spec.cpu_count, spec.memory_mb, spec.disk_mb, spec.template.template_id)
+    @property
+    def key(self) -> str:
+        return self._key
+
+    async def candidates(self, demand: placement.Demand) -> list[NodeRow]:
+        """The ready, undrained, heartbeating nodes with room for ``demand``, in the order to try them."""
         rows = await self._read(fresh=True)
         fresh_since = datetime.now(UTC) - self._lost_after
         usable = [
@@ -153,12 +162,17 @@ class ClusterNodes:
         order = placement.order(
             loads, demand, sample=self._sample, cpu_overcommit=self._cpu_overcommit, rng=self._rng
         )
+        return [rows[node_id] for node_id in order[:MAX_TRIES]]
+
+    async def place(self, spec: SandboxSpec) -> SandboxHandle:
+        demand = placement.Demand(spec.cpu_count, spec.memory_mb, spec.disk_mb, spec.template.template_id)
         refusals: list[str] = []
-        for node_id in order[:MAX_TRIES]:
+        for row in await self.candidates(demand):
+            node_id = row.node_id
             starting = self._starting.setdefault(node_id, [])
             starting.append(demand)
             try:
-                return await self._client(rows[node_id]).create(spec)
+                return await self._client(row).create(spec)
             except (NodeFull, NodeUnavailable) as error:
                 refusals.append(f"{node_id}: {error.message}")
                 log.info("node %s did not take a sandbox: %s", node_id, error.message)
@@ -223,6 +237,10 @@ class ClusterNodes:
             self._rows_until = time.monotonic() + NODES_TTL_S
         return self._rows
 
+    def client(self, row: NodeRow) -> RemoteNode:
+        """The node API of ``row``'s node."""
+        return self._client(row)
+
     def _client(self, row: NodeRow) -> RemoteNode:
         client = self._clients.get(row.node_id)
         if client is None or client.address != row.api_address:
@@ -268,3 +286,45 @@ class LostNodeWatch:
             except Exception:
                 log.exception("checking the nodes' heartbeats failed")
             await asyncio.sleep(self._interval_s)
+
+
+class ClusterBuilder:
+    """Template builds on the cluster's nodes: each runs on a node chosen as a sandbox of its size would
+    be, whose builder makes the layers in its own cache; the log comes back as the build goes. Other nodes
+    copy the layers when they first start a sandbox of the template."""
+
+    def __init__(self, cluster: ClusterNodes, sandboxes: BuildSandboxes) -> None:
+        self._cluster = cluster
+        self.sandboxes = sandboxes
+
+    async def close(self) -> None:
+        """Nothing to close: the cluster's clients are closed with it."""
+
+    async def build(self, plan: Plan, log: Log) -> Built:
+        spec = placement.Demand(plan.cpu_count, plan.memory_mb, self.sandboxes.disk_mb, "")
+        refusals = []
+        for row in await self._cluster.candidates(spec):
+            try:
+                return await self._build_on(row, plan, log)
+            except NodeUnavailable as error:
+                refusals.append(f"{row.node_id}: {error.message}")
+        raise QuotaExceeded(
+            "no node can run the build now" + (f" ({'; '.join(refusals)})" if refusals else ""),
+            retry_after_s=5,
+        )
+
+    async def _build_on(self, row: NodeRow, plan: Plan, log: Log) -> Built:
+        log(f"building on node {row.node_id}", "info", None)
+        try:
+            async for event in self._cluster.client(row).build(_PLAN.dump_python(plan, mode="json")):
+                if "log" in event:
+                    log(*event["log"])
+                elif "failed" in event:
+                    raise BuildFailed(event["failed"]["message"], event["failed"]["step"])
+                elif "built" in event:
+                    return _BUILT.validate_python(event["built"])
+        except NodeUnavailable as error:
+            raise BuildFailed(
+                f"node {row.node_id} went away during the build: {error.message}", None
+            ) from error
+        raise BuildFailed(f"node {row.node_id} ended the build without saying how", None)

@@ -35,6 +35,7 @@ from ...templates.oci_image import RegistryCredentials, check_registry, parse_re
 from ...templates.uploads import UploadStore
 from . import quotas, templates
 from .build_logs import BuildLogWriter
+from .cluster import ClusterBuilder
 from .logs import at_least
 
 log = logging.getLogger("hutch.api")
@@ -116,9 +117,12 @@ class BuildStatus:
 
 
 class TemplateBuildService:
-    """Builds of templates, run on this node's ``builder`` (None: this node cannot build)."""
+    """Builds of templates, run on this node's ``builder``, or on a cluster's nodes (a ``ClusterBuilder``:
+    without ``COPY`` steps, whose uploads a cluster does not share yet); None: nothing builds."""
 
-    def __init__(self, *, catalog: Catalog, builder: Builder | None, uploads: UploadStore) -> None:
+    def __init__(
+        self, *, catalog: Catalog, builder: Builder | ClusterBuilder | None, uploads: UploadStore
+    ) -> None:
         self._catalog = catalog
         self._builder = builder
         self._uploads = uploads
@@ -144,8 +148,9 @@ class TemplateBuildService:
         return interrupted
 
     async def collect(self) -> garbage.Collected | None:
-        """Delete the layers and images nothing uses; None (nothing done) while a build runs."""
-        if self._builder is None:
+        """Delete the layers and images nothing uses; None (nothing done) while a build runs, or when the
+        builds run on a cluster's nodes (each keeps its own cache)."""
+        if not isinstance(self._builder, Builder):
             return None
         async with self._cache_lock:
             if self._running:
@@ -228,6 +233,7 @@ class TemplateBuildService:
             raise InvalidRequest("the files hash must be 64 lower-case hexadecimal digits")
         async with self._catalog.transaction() as session:
             await _own(session, team_id, template_id)
+        self._refuse_copy_in_cluster()
         if self._uploads.has(template_id, files_hash):
             return UploadLink(present=True)
         expires, signature = self._uploads.sign(template_id, files_hash)
@@ -271,6 +277,8 @@ class TemplateBuildService:
         if bool(source.from_image) == bool(source.from_template):
             raise InvalidRequest("a build starts from exactly one of fromImage and fromTemplate")
         parsed = build_steps.parse(source.steps)
+        if any(step.type == "COPY" for step in parsed):
+            self._refuse_copy_in_cluster()
         for step in parsed:
             if step.type == "COPY" and not self._uploads.has(template_id, step.files_hash or ""):
                 raise InvalidRequest(f"step {step.index}: the files of {step.args[0]!r} were not uploaded")
@@ -282,6 +290,13 @@ class TemplateBuildService:
         ):
             plan = await self._begin(team_id, template_id, build_id, source, parsed)
             self._running[build_id] = asyncio.ensure_future(self._run(plan))
+
+    def _refuse_copy_in_cluster(self) -> None:
+        if isinstance(self._builder, ClusterBuilder):
+            raise NotSupported(
+                "COPY steps are not supported by a cluster yet: its API replicas do not share uploaded files "
+                "with the nodes that build (RUN, ENV, WORKDIR, USER and fromImage/fromTemplate are)"
+            )
 
     async def _check_image(self, name: str) -> None:
         """Refuse at once an image whose registry the builder would refuse."""

@@ -1,0 +1,168 @@
+"""Template images between a cluster's nodes: a template built on one node is made of layer directories
+in that node's cache. Another node that starts a sandbox of it copies the layers it lacks from a node
+that holds the template (:func:`LayerCopier.ensure`), over the node API, as a tar stream (whiteouts,
+owners and overlay attributes kept), unpacked beside the final place and renamed into it.
+
+A node serves (:func:`archive`) only a directory inside its cache that some template or build in the
+catalog names as a layer: nothing else of the node is readable this way, whatever path is asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+
+from ..catalog import Catalog
+from ..catalog.repos import nodes, template_builds, templates
+from ..errors import NodeUnavailable, NotFound
+from ..runtime import node_wire as wire
+
+log = logging.getLogger("hutch.node")
+# tar keeps overlayfs's own attributes (opaque directories) and numeric owners (the sandboxes' mapped ids).
+_TAR_OPTIONS = ["--xattrs", "--xattrs-include=trusted.overlay.*", "--numeric-owner", "--acls"]
+CHUNK = 1 << 20
+COPY_TIMEOUT_S = 1800.0
+
+
+async def named_layers(catalog: Catalog) -> set[str]:
+    """Every directory a template or a build names in its root filesystem."""
+    async with catalog.transaction() as session:
+        rows = await template_builds.rootfs_in_use(session)
+    return {part for rootfs in rows if rootfs for part in rootfs.split(":") if part}
+
+
+async def held_templates(catalog: Catalog) -> list[str]:
+    """The templates whose every layer this node has."""
+    async with catalog.transaction() as session:
+        found = await templates.all_templates(session)
+    return sorted(
+        t.template_id for t in found if t.rootfs and all(Path(p).is_dir() for p in t.rootfs.split(":") if p)
+    )
+
+
+async def checked(catalog: Catalog, cache_dir: Path, path: str) -> Path:
+    """``path`` if it is a layer this node may hand out: named by a template or build, inside the cache,
+    a real directory (no link anywhere on the way); ``NotFound`` otherwise."""
+    found = Path(path)
+    root = cache_dir.resolve()
+    if (
+        not found.is_absolute()
+        or path not in await named_layers(catalog)
+        or found.resolve() != found
+        or root not in found.parents
+        or not found.is_dir()
+    ):
+        raise NotFound(f"no layer {path!r} on this node")
+    return found
+
+
+async def archive(directory: Path) -> AsyncIterator[bytes]:
+    """The directory as a tar stream."""
+    process = await asyncio.create_subprocess_exec(
+        "tar", *_TAR_OPTIONS, "-C", str(directory), "-cf", "-", ".",
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        while chunk := await process.stdout.read(CHUNK):
+            yield chunk
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+class LayerCopier:
+    """Copies the layers a sandbox's template needs onto this node from the nodes that hold it."""
+
+    def __init__(self, catalog: Catalog, *, node_id: str, cache_dir: Path, key: str) -> None:
+        self._catalog = catalog
+        self._node_id = node_id
+        self._cache_dir = cache_dir
+        self._client = httpx.AsyncClient(
+            headers={wire.CLUSTER_KEY_HEADER: key},
+            timeout=httpx.Timeout(COPY_TIMEOUT_S, connect=3),
+            trust_env=False,
+        )
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def ensure(self, rootfs: Path | str, template_id: str | None = None) -> list[str]:
+        """Copy each layer of ``rootfs`` that this node lacks from another node: those that hold
+        ``template_id`` first, then the others; returns the paths copied. ``NodeUnavailable`` when none
+        could give one."""
+        copied = []
+        for part in str(rootfs).split(":"):
+            if not part or Path(part).exists():
+                continue
+            async with self._locks.setdefault(part, asyncio.Lock()):
+                if not Path(part).exists():
+                    await self._copy(template_id, part)
+                    copied.append(part)
+        return copied
+
+    async def _copy(self, template_id: str | None, path: str) -> None:
+        target = Path(path)
+        root = self._cache_dir.resolve()
+        if not target.is_absolute() or root not in target.parents or ".." in target.parts:
+            raise NotFound(f"layer {path!r} is outside this node's template cache")
+        async with self._catalog.transaction() as session:
+            others = [
+                row
+                for row in await nodes.all_nodes(session)
+                if row.node_id != self._node_id and row.state == "ready"
+            ]
+        holders = sorted(others, key=lambda row: template_id not in row.templates)
+        errors = []
+        for holder in holders:
+            try:
+                await self._fetch(holder.api_address, path, target)
+                log.info("copied layer %s of template %s from node %s", path, template_id, holder.node_id)
+                return
+            except (httpx.HTTPError, OSError, subprocess.CalledProcessError, NotFound) as error:
+                errors.append(f"{holder.node_id}: {error}")
+        raise NodeUnavailable(
+            f"no node could give this node the layer {path}"
+            + (f" ({'; '.join(errors)})" if errors else ": no other node is ready")
+        )
+
+    async def _fetch(self, address: str, path: str, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".copy-{uuid.uuid4().hex}")
+        partial.mkdir(mode=0o755)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                "tar", *_TAR_OPTIONS, "--same-permissions", "--same-owner", "-C", str(partial), "-xf", "-",
+                stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            assert process.stdin is not None
+            try:
+                url = f"http://{address}{wire.PREFIX}/layers"
+                async with self._client.stream("GET", url, params={"path": path}) as response:
+                    if response.status_code != 200:
+                        raise NotFound(f"{response.status_code} for layer {path}")
+                    async for chunk in response.aiter_raw(CHUNK):
+                        process.stdin.write(chunk)
+                        await process.stdin.drain()
+                process.stdin.close()
+                _, stderr = await process.communicate()
+            except BaseException:
+                process.kill()
+                await process.wait()
+                raise
+            if process.returncode != 0:
+                raise subprocess.CalledProcessError(process.returncode or 1, "tar", stderr=stderr)
+            os.rename(partial, target)
+        finally:
+            if partial.exists():
+                shutil.rmtree(partial, ignore_errors=True)
