@@ -97,6 +97,7 @@ job "hutch" {
         HUTCH_API__OPERATOR_KEY_FILE = "${NOMAD_SECRETS_DIR}/operator-key"
         HUTCH_API__HOST              = "0.0.0.0"
         HUTCH_API__PORT              = "3000"
+        HUTCH_API__FORWARDED_ALLOW_IPS = "[\"*\"]"
         HUTCH_PROXY__DOMAIN          = var.domain
       }
 

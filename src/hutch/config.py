@@ -36,6 +36,9 @@ class ApiSettings(BaseModel):
     creates_burst: int = 100
     # Returned to clients as each sandbox's ``domain`` instead of the edge's (``Settings.sandbox_domain``).
     sandbox_domain: str | None = None
+    # The peers whose X-Forwarded-Proto and X-Forwarded-For the API believes (the load balancer or ingress
+    # in front of it), which decide the scheme of the upload URLs it hands out; "*" believes any.
+    forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
     # The operator key's file; unset: ``<data_dir>/secrets/operator.key``, made on first use. In a cluster,
     # every API replica reads the same one (a mounted secret).
     operator_key_file: Path | None = None

@@ -38,6 +38,8 @@ async def run_api(settings: Settings) -> None:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=10,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.api.forwarded_allow_ips,
         )
     )
     loop = asyncio.get_running_loop()

@@ -58,7 +58,7 @@ def test_the_refused_fields_are_the_refusal_constants(caller: Caller) -> None:
     assert found["network"]["unsupported"] == [field.name for field in NETWORK_REFUSED]
     assert not set(found["network"]["supported"]) & set(found["network"]["unsupported"])
     assert found["volumes"] is False and found["mcp"] is False
-    assert found["templateBuilds"] == {"copySteps": True, "registryTypes": ["registry"]}
+    assert found["templateBuilds"] == {"registryTypes": ["registry"]}
     assert found["snapshots"] is True and found["cluster"] is False
 
 

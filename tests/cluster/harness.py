@@ -189,6 +189,7 @@ def _balancer_config(base: Path, port: int, pem: Path, api_ports: list[int], pro
         "defaults\n    mode http\n    timeout connect 2s\n    timeout client 10m\n    timeout server 10m\n"
         "    timeout tunnel 1h\n    retries 3\n    option redispatch\n"
         f"frontend edge\n    bind 127.0.0.1:{port} ssl crt {pem} alpn h2,http/1.1\n"
+        "    http-request set-header X-Forwarded-Proto https\n"
         "    use_backend apis if { req.hdr(host),field(1,:) -m beg api. }\n"
         "    default_backend proxies\n"
         "backend apis\n    option httpchk GET /health\n    retry-on conn-failure empty-response 502 503\n"

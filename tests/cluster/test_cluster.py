@@ -279,7 +279,6 @@ def test_what_a_cluster_does_not_do_yet_is_said(cluster: Cluster) -> None:
     with cluster.team() as team:
         found = team.get("/capabilities").json()
         assert found["cluster"] is True and found["snapshots"] is False
-        assert found["templateBuilds"]["copySteps"] is False
         sandbox = _create(cluster)
         try:
             answer = team.post(f"/sandboxes/{sandbox.sandbox_id}/snapshots", json={})
@@ -315,12 +314,19 @@ def test_the_operator_sees_and_drains_nodes_from_the_command_line(cluster: Clust
     assert without_key.returncode == 1
 
 
-def test_a_template_built_on_one_node_starts_on_the_others(cluster: Cluster) -> None:
-    """The build runs on a node (its log streamed back through the API replica), and its sandboxes start
-    on whichever node placement picks, also one that did not build it. (The nodes of this test share one
-    machine's template cache; copying layers between caches is tested in tests/node/test_layers.py.)"""
+def test_a_template_built_on_one_node_starts_on_the_others(cluster: Cluster, tmp_path: Path) -> None:
+    """The build runs on a node (its log streamed back through an API replica), its COPY files uploaded
+    through whichever replica the balancer picked, and its sandboxes start on whichever node placement
+    picks, also one that did not build it. (The nodes of this test share one machine's template cache;
+    copying layers between caches is tested in tests/node/test_layers.py.)"""
     name = f"clustered-{secrets.token_hex(3)}"
-    template = Template().from_template("base").run_cmd("echo built-in-the-cluster > /home/user/built.txt")
+    (tmp_path / "hello.txt").write_text("copied into the cluster\n")
+    template = (
+        Template(file_context_path=str(tmp_path))
+        .from_template("base")
+        .copy("hello.txt", "/home/user/hello.txt")
+        .run_cmd("echo built-in-the-cluster > /home/user/built.txt")
+    )
     logs: list[LogEntry] = []
     Template.build(template, name, on_build_logs=logs.append, request_timeout=60, **cluster.opts)
     messages = [entry.message for entry in logs]
@@ -334,12 +340,10 @@ def test_a_template_built_on_one_node_starts_on_the_others(cluster: Cluster) -> 
             for sandbox in placed:
                 assert cluster.node_of(sandbox.sandbox_id) != builder
                 assert sandbox.files.read("/home/user/built.txt") == "built-in-the-cluster\n"
+                assert sandbox.files.read("/home/user/hello.txt") == "copied into the cluster\n"
         finally:
             for sandbox in placed:
                 sandbox.kill()
     finally:
         with cluster.admin() as admin:
             admin.post(f"/nodes/{builder}", json={"status": "ready"}).raise_for_status()
-    copying = Template().from_template("base").copy("harness.py", "/home/user/")
-    with pytest.raises(Exception, match="COPY steps are not supported by a cluster yet"):
-        Template.build(copying, f"{name}-copy", request_timeout=60, **cluster.opts)

@@ -42,6 +42,7 @@ from .services.locks import SandboxLocks
 from .services.metrics import MetricsService
 from .services.routes import SandboxRoutes
 from .services.sandboxes import SandboxService
+from .services.shared_uploads import CatalogUploads
 from .services.snapshots import SnapshotService
 from .services.template_builds import TemplateBuildService
 
@@ -93,6 +94,9 @@ def create_app(
                     cpu_overcommit=c.cpu_overcommit,
                 )
                 builder = ClusterBuilder(cluster, build_sandboxes(settings))
+                uploads = CatalogUploads(
+                    database, settings.data_dir, max_bytes=uploads.max_bytes, cluster_key=c.key()
+                )
                 watch = LostNodeWatch(database, cluster, interval_s=min(1.0, c.heartbeat_s))
                 watch.start()
                 stack.push_async_callback(watch.stop)

@@ -7,7 +7,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -272,3 +284,40 @@ class NodeRow(Base):
     version: Mapped[str] = mapped_column(String(64), default="")
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TemplateUpload(Base):
+    """In a cluster: the files of a ``COPY`` step as uploaded (the archive whose name is the client's
+    files hash), kept in the catalog in chunks (:class:`TemplateUploadChunk`), so that any API replica
+    takes the upload and any node builds with it. One machine keeps them as files instead."""
+
+    __tablename__ = "template_uploads"
+
+    template_id: Mapped[str] = mapped_column(
+        ForeignKey("templates.template_id", ondelete="CASCADE", name="fk_template_uploads_template_id"),
+        primary_key=True,
+    )
+    files_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    # The sha256 of the bytes, as the server computed it.
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TemplateUploadChunk(Base):
+    """One piece of an upload's bytes, in order of ``seq``."""
+
+    __tablename__ = "template_upload_chunks"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["template_id", "files_hash"],
+            ["template_uploads.template_id", "template_uploads.files_hash"],
+            ondelete="CASCADE",
+            name="fk_template_upload_chunks_upload",
+        ),
+    )
+
+    template_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    files_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -26,7 +26,7 @@ from ..runtime import node_wire as wire
 from ..runtime.capabilities import Reserved, SupportsCluster
 from ..runtime.node_client import LocalNode, Runtime
 from ..templates.builder import Builder, BuildFailed, Built, Plan
-from . import layers
+from . import layers, uploads
 from .layers import LayerCopier
 
 # A node error's HTTP status (the body names the error; the client maps it back).
@@ -197,6 +197,7 @@ def create_node_app(
         plan = PLAN.validate_python(body)
         if plan.from_template is not None:  # built on another node: its layers first
             await templates.copier.ensure(plan.from_template.rootfs)
+        await uploads.fetch(templates.catalog, templates.builder.uploads, plan)
         return StreamingResponse(_build_events(templates.builder, plan), media_type="application/x-ndjson")
 
     @app.get(f"{p}/sandboxes")

@@ -55,6 +55,18 @@ class UploadStore:
     def has(self, template_id: str, files_hash: str) -> bool:
         return self.path(template_id, files_hash).is_file()
 
+    async def contains(self, template_id: str, files_hash: str) -> bool:
+        """Whether the archive was uploaded (:meth:`has`, as the services ask it of any store)."""
+        return self.has(template_id, files_hash)
+
+    async def used(self, template_ids: Iterable[str]) -> int:
+        """The bytes the archives of these templates take (:meth:`size_of`, off the event loop)."""
+        return await asyncio.to_thread(self.size_of, list(template_ids))
+
+    async def forget(self, template_id: str) -> None:
+        """Remove the template's archives (:meth:`remove_template`)."""
+        self.remove_template(template_id)
+
     def sign(self, template_id: str, files_hash: str, *, now: float | None = None) -> tuple[int, str]:
         """An expiry (unix seconds) and the signature that lets an upload through until then."""
         expires = int((now or time.time()) + URL_TTL_S)

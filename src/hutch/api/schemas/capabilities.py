@@ -41,7 +41,6 @@ class NetworkCapabilities(WireModel):
 
 
 class TemplateBuildCapabilities(WireModel):
-    copy_steps: bool = Field(alias="copySteps")
     registry_types: list[str] = Field(alias="registryTypes")
 
 
@@ -87,9 +86,7 @@ class CapabilitiesBody(WireModel):
             network=NetworkCapabilities(
                 supported=list(found.network), unsupported=list(found.network_refused)
             ),
-            template_builds=TemplateBuildCapabilities(
-                copy_steps=found.copy_steps, registry_types=list(found.registry_types)
-            ),
+            template_builds=TemplateBuildCapabilities(registry_types=list(found.registry_types)),
             unsupported_fields={
                 schema: [UnsupportedField.of(field) for field in fields]
                 for schema, fields in found.refused.items()

@@ -168,13 +168,8 @@ class Capabilities:
     registry_types: tuple[str, ...]
     refused: dict[str, tuple[RefusedField, ...]]
     tested_sdks: dict[str, dict[str, str]]
-    # Served by a cluster's API replicas, whose builds take no COPY steps and which copy no sandbox's
-    # files (snapshots) yet.
+    # Served by a cluster's API replicas, which copy no sandbox's files (snapshots) yet.
     cluster: bool = False
-
-    @property
-    def copy_steps(self) -> bool:
-        return not self.cluster
 
     @property
     def snapshots(self) -> bool:
@@ -183,8 +178,7 @@ class Capabilities:
 
 async def of(*, catalog: Catalog, team_id: str, cluster: bool = False) -> Capabilities:
     """The server's capabilities as the team sees them: the desktop and the code interpreter count only
-    where their templates are there for it. A cluster (``cluster``) takes no snapshots and builds without
-    ``COPY`` steps yet."""
+    where their templates are there for it. A cluster (``cluster``) takes no snapshots yet."""
     async with catalog.transaction() as session:
         desktop = await templates.find(session, name=DESKTOP_TEMPLATE, team_id=team_id)
         interpreter = await templates.find(session, name=CODE_INTERPRETER_TEMPLATE, team_id=team_id)

@@ -117,8 +117,8 @@ class BuildStatus:
 
 
 class TemplateBuildService:
-    """Builds of templates, run on this node's ``builder``, or on a cluster's nodes (a ``ClusterBuilder``:
-    without ``COPY`` steps, whose uploads a cluster does not share yet); None: nothing builds."""
+    """Builds of templates, run on this node's ``builder`` or on a cluster's nodes (a ``ClusterBuilder``);
+    None: nothing builds."""
 
     def __init__(
         self, *, catalog: Catalog, builder: Builder | ClusterBuilder | None, uploads: UploadStore
@@ -233,8 +233,7 @@ class TemplateBuildService:
             raise InvalidRequest("the files hash must be 64 lower-case hexadecimal digits")
         async with self._catalog.transaction() as session:
             await _own(session, team_id, template_id)
-        self._refuse_copy_in_cluster()
-        if self._uploads.has(template_id, files_hash):
+        if await self._uploads.contains(template_id, files_hash):
             return UploadLink(present=True)
         expires, signature = self._uploads.sign(template_id, files_hash)
         query = f"expires={expires}&signature={signature}"
@@ -257,7 +256,7 @@ class TemplateBuildService:
             team_id = template.team_id
             limit = await quotas.limit(session, team_id, "upload_mb")
             own_templates = await template_rows.owned(session, team_id)
-        used = await asyncio.to_thread(self._uploads.size_of, own_templates)
+        used = await self._uploads.used(own_templates)
         received = await self._uploads.receive(
             template_id,
             files_hash,
@@ -277,10 +276,8 @@ class TemplateBuildService:
         if bool(source.from_image) == bool(source.from_template):
             raise InvalidRequest("a build starts from exactly one of fromImage and fromTemplate")
         parsed = build_steps.parse(source.steps)
-        if any(step.type == "COPY" for step in parsed):
-            self._refuse_copy_in_cluster()
         for step in parsed:
-            if step.type == "COPY" and not self._uploads.has(template_id, step.files_hash or ""):
+            if step.type == "COPY" and not await self._uploads.contains(template_id, step.files_hash or ""):
                 raise InvalidRequest(f"step {step.index}: the files of {step.args[0]!r} were not uploaded")
         if source.from_image:
             await self._check_image(source.from_image)
@@ -290,13 +287,6 @@ class TemplateBuildService:
         ):
             plan = await self._begin(team_id, template_id, build_id, source, parsed)
             self._running[build_id] = asyncio.ensure_future(self._run(plan))
-
-    def _refuse_copy_in_cluster(self) -> None:
-        if isinstance(self._builder, ClusterBuilder):
-            raise NotSupported(
-                "COPY steps are not supported by a cluster yet: its API replicas do not share uploaded files "
-                "with the nodes that build (RUN, ENV, WORKDIR, USER and fromImage/fromTemplate are)"
-            )
 
     async def _check_image(self, name: str) -> None:
         """Refuse at once an image whose registry the builder would refuse."""
@@ -353,7 +343,7 @@ class TemplateBuildService:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
                 self._running.pop(build_id, None)
-        self._uploads.remove_template(template_id)
+        await self._uploads.forget(template_id)
         await self.collect()
 
     async def _run(self, plan: Plan) -> None:
