@@ -59,7 +59,7 @@ def test_the_refused_fields_are_the_refusal_constants(caller: Caller) -> None:
     assert not set(found["network"]["supported"]) & set(found["network"]["unsupported"])
     assert found["volumes"] is False and found["mcp"] is False
     assert found["templateBuilds"] == {"registryTypes": ["registry"]}
-    assert found["snapshots"] is True and found["cluster"] is False
+    assert found["cluster"] is False
 
 
 def test_every_engine_is_described(caller: Caller) -> None:

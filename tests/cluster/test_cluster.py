@@ -275,16 +275,42 @@ def test_proxy_replicas_restarted_under_load_lose_nothing(cluster: Cluster) -> N
     assert len(failures) <= 3, failures
 
 
-def test_what_a_cluster_does_not_do_yet_is_said(cluster: Cluster) -> None:
+def test_a_snapshot_keeps_the_files_and_starts_on_another_node(cluster: Cluster) -> None:
     with cluster.team() as team:
         found = team.get("/capabilities").json()
-        assert found["cluster"] is True and found["snapshots"] is False
-        sandbox = _create(cluster)
+        assert found["cluster"] is True
+        assert {e["snapshotModes"] == ["filesystem"] for e in found["engines"].values()} == {True}
+    source = _create(cluster)
+    node = cluster.node_of(source.sandbox_id)
+    try:
+        source.files.write("/home/user/state.txt", "kept by the snapshot")
+        with cluster.team() as team:
+            refused = team.post(f"/sandboxes/{source.sandbox_id}/snapshots", json={"memory": True})
+            assert refused.status_code in (400, 501) and "files only" in refused.json()["message"]
+        with cluster.team() as team:  # a fork of a crun sandbox boots over a copy of its files, on its node
+            forked = team.post(f"/sandboxes/{source.sandbox_id}/fork", json={"count": 1})
+            assert forked.status_code == 201, forked.text
+            fork_id = forked.json()[0]["sandbox"]["sandboxID"]
+            cluster.seen.add(fork_id)
+            assert cluster.node_of(fork_id) == node
+            fork = Sandbox.connect(fork_id, **cluster.opts)
+            assert fork.files.read("/home/user/state.txt") == "kept by the snapshot"
+            fork.kill()
+        snapshot = source.create_snapshot()
+        with cluster.admin() as admin:
+            admin.post(f"/nodes/{node}", json={"status": "draining"}).raise_for_status()
         try:
-            answer = team.post(f"/sandboxes/{sandbox.sandbox_id}/snapshots", json={})
-            assert answer.status_code == 501 and "snapshots" in answer.json()["message"]
+            copy = _create(cluster, template=snapshot.snapshot_id)
+            try:
+                assert cluster.node_of(copy.sandbox_id) != node
+                assert copy.files.read("/home/user/state.txt") == "kept by the snapshot"
+            finally:
+                copy.kill()
         finally:
-            sandbox.kill()
+            with cluster.admin() as admin:
+                admin.post(f"/nodes/{node}", json={"status": "ready"}).raise_for_status()
+    finally:
+        source.kill()
 
 
 def test_the_operator_sees_and_drains_nodes_from_the_command_line(cluster: Cluster, tmp_path: Path) -> None:

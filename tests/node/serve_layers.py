@@ -23,7 +23,7 @@ async def main(url: str, cache: str, own: str, port: int, key: str) -> None:
     catalog = await Catalog.open(url)
     runtime = FakeRuntime(node_id="holder")
     copier = LayerCopier(catalog, node_id="holder", cache_dir=Path(cache), key=key)
-    templates = Templates(catalog, Path(cache), copier, None)
+    templates = Templates(catalog, Path(cache), Path(cache), copier, None)
     app = create_node_app(
         runtime, key=key, admission=Admission(runtime, Capacity(1, 1, 1), 1), templates=templates
     )

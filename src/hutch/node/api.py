@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +26,9 @@ from ..errors import HutchError, NodeFull, NotSupported, Unauthenticated
 from ..runtime import node_wire as wire
 from ..runtime.capabilities import Reserved, SupportsCluster
 from ..runtime.node_client import LocalNode, Runtime
+from ..templates import garbage
 from ..templates.builder import Builder, BuildFailed, Built, Plan
+from ..templates.layers import LayerStore
 from . import layers, uploads
 from .layers import LayerCopier
 
@@ -114,6 +117,7 @@ class Templates:
 
     catalog: Catalog
     cache_dir: Path
+    data_dir: Path
     copier: LayerCopier
     builder: Builder | None
 
@@ -182,6 +186,21 @@ def create_node_app(
             return wire.dump(wire.HANDLE, await node.create(spec))
         finally:
             admission.done(entry)
+
+    @app.post(f"{p}/sandboxes/{{sandbox_id}}/files-copy")
+    async def copy_files(sandbox_id: str) -> Any:
+        if templates is None:
+            raise NotSupported("this node keeps no template layers")
+        store = LayerStore(templates.cache_dir)
+        partial = store.partial()
+        try:
+            spec, _ = await node.snapshot(sandbox_id, partial, memory=None)
+            layer = store.publish(partial, f"snapshot-{uuid.uuid4().hex}")
+        except BaseException:
+            store.discard(partial)
+            raise
+        garbage.mark(templates.cache_dir, templates.data_dir, str(layer))
+        return {"spec": wire.dump(wire.SPEC, spec), "layer": str(layer)}
 
     @app.get(f"{p}/layers")
     async def layer(path: str) -> StreamingResponse:

@@ -134,7 +134,7 @@ async def _serve(
     copier = LayerCopier(catalog, node_id=settings.runtime.node_id, cache_dir=cache_dir, key=key)
     uploads = UploadStore(settings.data_dir, max_bytes=settings.templates.max_upload_mb << 20)
     builder = configured_builder(settings, runtime, uploads) if isinstance(runtime, SupportsCommit) else None
-    templates = Templates(catalog, cache_dir, copier, builder)
+    templates = Templates(catalog, cache_dir, settings.data_dir, copier, builder)
     app = create_node_app(runtime, key=key, admission=admission, templates=templates)
     servers = [
         _server(app, settings.node.host, settings.node.port),

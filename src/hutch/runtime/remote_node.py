@@ -80,6 +80,12 @@ class RemoteNode:
     ) -> tuple[SandboxSpec, bool]:
         raise NotSupported("snapshots are not served by a cluster's nodes yet")
 
+    async def copy_files(self, sandbox_id: str) -> tuple[SandboxSpec, str]:
+        """Copy the running sandbox's writable layer into the node's layer cache (its files only): the spec
+        it was started with and the new layer's directory."""
+        body = await self._call("POST", f"/sandboxes/{sandbox_id}/files-copy", long=True)
+        return wire.load(wire.SPEC, body["spec"]), str(body["layer"])
+
     async def fork(
         self, sandbox_id: str, access_tokens: list[str | None]
     ) -> list[SandboxHandle | HutchError]:

@@ -61,7 +61,6 @@ class CapabilitiesBody(WireModel):
     volumes: bool
     mcp: bool
     desktop: bool
-    snapshots: bool
     cluster: bool
     code_interpreter: CodeInterpreterCapabilities = Field(alias="codeInterpreter")
     network: NetworkCapabilities
@@ -76,7 +75,6 @@ class CapabilitiesBody(WireModel):
             volumes=found.volumes,
             mcp=found.mcp,
             desktop=found.desktop,
-            snapshots=found.snapshots,
             cluster=found.cluster,
             code_interpreter=CodeInterpreterCapabilities(
                 template=found.code_interpreter_template,

@@ -9,7 +9,7 @@ values that ask for nothing this server does not do anyway (absent, null, an emp
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ...catalog import Catalog
@@ -168,22 +168,23 @@ class Capabilities:
     registry_types: tuple[str, ...]
     refused: dict[str, tuple[RefusedField, ...]]
     tested_sdks: dict[str, dict[str, str]]
-    # Served by a cluster's API replicas, which copy no sandbox's files (snapshots) yet.
+    # Served by a cluster's API replicas, whose snapshots keep files only.
     cluster: bool = False
-
-    @property
-    def snapshots(self) -> bool:
-        return not self.cluster
 
 
 async def of(*, catalog: Catalog, team_id: str, cluster: bool = False) -> Capabilities:
     """The server's capabilities as the team sees them: the desktop and the code interpreter count only
-    where their templates are there for it. A cluster (``cluster``) takes no snapshots yet."""
+    where their templates are there for it. A cluster's (``cluster``) snapshots keep files only, for now."""
     async with catalog.transaction() as session:
         desktop = await templates.find(session, name=DESKTOP_TEMPLATE, team_id=team_id)
         interpreter = await templates.find(session, name=CODE_INTERPRETER_TEMPLATE, team_id=team_id)
     return Capabilities(
-        engines={engine: ENGINE_FEATURES[engine] for engine in ENGINES},
+        engines={
+            engine: replace(ENGINE_FEATURES[engine], snapshot_modes=("filesystem",))
+            if cluster
+            else ENGINE_FEATURES[engine]
+            for engine in ENGINES
+        },
         volumes=not refuses("NewSandboxV2", "volumeMounts"),
         mcp=not refuses("NewSandboxV2", "mcp"),
         desktop=desktop is not None and bool(desktop.rootfs),

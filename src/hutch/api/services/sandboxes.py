@@ -267,7 +267,8 @@ class SandboxService:
         """A new sandbox like ``source`` (its team, template, metadata, limits and lifecycle) from ``spec``
         (whose files are a copy of the source's), with its own id, address and tokens: a fork that boots."""
         token = secrets.token_urlsafe(32)
-        handle = await self._nodes.place(replace(spec, access_token=token))
+        node = await self._nodes.holding(source.node_id)  # where the copy's layer is
+        handle = await node.create(replace(spec, access_token=token))
         return await self._record_copy(source, handle, token, timeout_s)
 
     def _starting(self, team_id: str, count: int = 1) -> AbstractAsyncContextManager[int]:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ...catalog import Catalog
 from ...catalog.models import SandboxRow, Template
 from ...catalog.repos import sandboxes, templates
-from ...errors import Conflict, QuotaExceeded
+from ...errors import Conflict, NotSupported, QuotaExceeded
 from ...ids import new_id
 from ...runtime.node_client import Engine, engine_named
 from . import capabilities, quotas
@@ -67,7 +67,15 @@ class SnapshotService:
             return await self._snapshot(source, alias, memory)
 
     async def _snapshot(self, source: SandboxRow, alias: str | None, memory: bool | None) -> Template:
-        self._ensure_space(source)
+        if not self._copier.keeps_memory:
+            if memory:
+                raise NotSupported(
+                    "a cluster keeps a snapshot's files only, not its memory, for now: snapshot with "
+                    "memory: false"
+                )
+            memory = False
+        else:
+            self._ensure_space(source)
         template_id = new_id()
         checkpoint = self._checkpoint_of(template_id)
         copy = await self._copier.copy(source, memory=None if memory is False else checkpoint)
