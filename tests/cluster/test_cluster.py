@@ -225,9 +225,10 @@ class _Load:
 
 def _retryable(failure: str) -> bool:
     """What a client may see of a replica that died under it: a broken connection, or a 502/503 of the
-    balancer, and the SDK's own words for them."""
+    balancer, and the SDK's own words for them (a command's stream cut short ends its generator early:
+    the SDK lets that ``StopIteration`` out as it is)."""
     words = ("502", "503", "Server disconnected", "RemoteProtocolError", "ReadError", "ConnectError",
-             "closed the connection", "stream", "Connection reset")  # fmt: skip
+             "closed the connection", "stream", "Connection reset", "StopIteration")  # fmt: skip
     return any(word in failure for word in words)
 
 

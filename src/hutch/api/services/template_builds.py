@@ -269,10 +269,7 @@ class TemplateBuildService:
     async def start(self, *, team_id: str, template_id: str, build_id: str, source: BuildSource) -> None:
         """Start a waiting build in the background."""
         if self._builder is None:
-            raise NotSupported(
-                "template builds need a runtime in the API's process (hutch up); a cluster's API replicas do "
-                "not build templates yet"
-            )
+            raise NotSupported("this node's runtime cannot build templates")
         if bool(source.from_image) == bool(source.from_template):
             raise InvalidRequest("a build starts from exactly one of fromImage and fromTemplate")
         parsed = build_steps.parse(source.steps)
