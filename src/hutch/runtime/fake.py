@@ -114,17 +114,19 @@ class FakeRuntime:
         return handle
 
     async def kill(self, sandbox_id: str) -> None:
+        """End the sandbox's envd; it leaves the node's list once its process is gone."""
         process = self._procs.pop(sandbox_id, None)
-        self._handles.pop(sandbox_id, None)
-        self._specs.pop(sandbox_id, None)
         self.sampler.drop(sandbox_id)
-        if process is None:
-            return
         try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        await asyncio.to_thread(process.wait)
+            if process is not None:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                await asyncio.to_thread(process.wait)
+        finally:
+            self._handles.pop(sandbox_id, None)
+            self._specs.pop(sandbox_id, None)
 
     async def list(self) -> list[SandboxHandle]:
         return list(self._handles.values())

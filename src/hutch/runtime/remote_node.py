@@ -78,7 +78,10 @@ class RemoteNode:
     async def snapshot(
         self, sandbox_id: str, destination: Path, *, memory: Path | None = None
     ) -> tuple[SandboxSpec, bool]:
-        raise NotSupported("snapshots are not served by a cluster's nodes yet")
+        raise NotSupported(
+            "a cluster's node copies a sandbox's files into its own cache (copy_files), not into a directory "
+            "of the caller's, and keeps no memory in a copy yet"
+        )
 
     async def copy_files(self, sandbox_id: str) -> tuple[SandboxSpec, str]:
         """Copy the running sandbox's writable layer into the node's layer cache (its files only): the spec
