@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 from tests import edge_ca
 from tests.conftest import EGRESS_OFF, free_port
-from tests.netns import Joined, joined_namespace
+from tests.netns import Joined, ip
 from tests.postgres import postgres_server
 
 from bench.leftovers import leftovers
@@ -34,12 +34,42 @@ from hutch.proxy.certificates import ensure
 from hutch.proxy.edge import haproxy_binary
 
 START_TIMEOUT_S = 600  # a node's first start builds the templates it lacks
-# The veth of node ``i`` on worker ``w``: 10.243.w.(4i+1) on the host, 10.243.w.(4i+2) inside, /30.
+# The network of the cluster of worker ``w``: the host at 10.243.w.1, node ``i`` at 10.243.w.(10+i).
 LINK_NETWORK = "10.243.{worker}.0/24"
 
 
 def _link(worker: int, index: int) -> tuple[str, str]:
-    return f"10.243.{worker}.{4 * index + 1}", f"10.243.{worker}.{4 * index + 2}"
+    """The host's address on the cluster's bridge, and node ``index``'s."""
+    return f"10.243.{worker}.1", f"10.243.{worker}.{10 + index}"
+
+
+@contextlib.contextmanager
+def _cluster_network(worker: int, nodes: int) -> Iterator[list[Joined]]:
+    """One namespace per node, all on a bridge of the host's (``10.243.<worker>.1/24``), as machines on one
+    network: they reach the host (PostgreSQL, the replicas) and one another; removed afterwards."""
+    bridge = f"hutch-clbr{worker}"
+    host_ip, _ = _link(worker, 0)
+    joined: list[Joined] = []
+    ip("link", "add", bridge, "type", "bridge")
+    try:
+        ip("address", "add", f"{host_ip}/24", "dev", bridge)
+        ip("link", "set", bridge, "up")
+        for index in range(nodes):
+            tag = secrets.token_hex(4)
+            link = Joined(f"hutch-cl{index}-{tag}", f"cl{index}{tag}")
+            ip("netns", "add", link.netns)
+            joined.append(link)
+            ip("link", "add", link.host_if, "type", "veth", "peer", "name", "eth0", "netns", link.netns)
+            ip("link", "set", link.host_if, "master", bridge, "up")
+            ip("-n", link.netns, "address", "add", f"{_link(worker, index)[1]}/24", "dev", "eth0")
+            ip("-n", link.netns, "link", "set", "eth0", "up")
+            ip("-n", link.netns, "link", "set", "lo", "up")
+        yield joined
+    finally:
+        for link in joined:
+            subprocess.run(["ip", "link", "del", link.host_if], check=False, capture_output=True)
+            subprocess.run(["ip", "netns", "del", link.netns], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
 
 
 @dataclass
@@ -95,6 +125,8 @@ class Node:
     subnet: str
     namespace: Joined
     address: str
+    # The node's own layer cache, when it has one (the other nodes share this machine's).
+    own_layers: Path | None = None
 
 
 @dataclass
@@ -200,6 +232,29 @@ def _balancer_config(base: Path, port: int, pem: Path, api_ports: list[int], pro
     return config
 
 
+def _with_own_layers(argv: list[str], own: Path) -> list[str]:
+    """``argv`` in a mount namespace of its own where the template cache's layers are ``own``: the node
+    shares the built-in templates with the others but not the layers of the templates built or copied."""
+    layers = Path(os.environ.get("HUTCH_TEMPLATES__CACHE_DIR", "/var/cache/hutch")) / "layers"
+    script = (
+        'own=$1 layers=$2; shift 2; mkdir -p "$own" "$layers" && mount --bind "$own" "$layers" && exec "$@"'
+    )
+    inner = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "slave",
+        "--",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        str(own),
+        str(layers),
+    ]
+    return [*argv[: argv.index("--") + 1], *inner, *argv[argv.index("--") + 1 :]]
+
+
 def _wait(url: str, process: Process, timeout_s: float = START_TIMEOUT_S, **options: object) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -236,8 +291,8 @@ def running_cluster(
     ``i``'s sandboxes get ``10.<subnet_base + i>.0.0/16`` (default: ``220 + 4 * worker``)."""
     subnet_base = 220 + 4 * worker if subnet_base is None else subnet_base
     with contextlib.ExitStack() as stack:
-        links = [stack.enter_context(joined_namespace(f"cl{i}", *_link(worker, i), 30)) for i in range(nodes)]
-        hosts = ["127.0.0.1", *(_link(worker, i)[0] for i in range(nodes))]
+        links = stack.enter_context(_cluster_network(worker, nodes))
+        hosts = ["127.0.0.1", _link(worker, 0)[0]]
         server = stack.enter_context(
             postgres_server(listen=hosts, trusted=[LINK_NETWORK.format(worker=worker)])
         )
@@ -253,10 +308,14 @@ def running_cluster(
         for i, link in enumerate(links):
             env = _node_env(base, i, worker, subnet_base, database_url, key_file)
             argv = ["nsenter", f"--net=/run/netns/{link.netns}", "--", *_hutch("node")]
+            own_layers = None
+            if i == nodes - 1 and nodes > 1:  # as on a machine of its own: template layers copied to it
+                own_layers = base / f"node{i}-layers"
+                argv = _with_own_layers(argv, own_layers)
             process = Process(f"node{i}", argv, env, base / f"node{i}.log")
             cluster_nodes.append(
                 Node(f"node{i}", process, Path(env["HUTCH_DATA_DIR"]), env["HUTCH_RUNTIME__SUBNET"], link,
-                     _link(worker, i)[1])
+                     _link(worker, i)[1], own_layers)
             )  # fmt: skip
         shared = {
             **os.environ,

@@ -343,9 +343,9 @@ def test_the_operator_sees_and_drains_nodes_from_the_command_line(cluster: Clust
 
 def test_a_template_built_on_one_node_starts_on_the_others(cluster: Cluster, tmp_path: Path) -> None:
     """The build runs on a node (its log streamed back through an API replica), its COPY files uploaded
-    through whichever replica the balancer picked, and its sandboxes start on whichever node placement
-    picks, also one that did not build it. (The nodes of this test share one machine's template cache;
-    copying layers between caches is tested in tests/node/test_layers.py.)"""
+    through whichever replica the balancer picked; its sandboxes start on another node, which copies the
+    template's layers first. The last node keeps layers of its own (the others share this machine's), so
+    the sandbox goes to whichever side of that line the builder is not on."""
     name = f"clustered-{secrets.token_hex(3)}"
     (tmp_path / "hello.txt").write_text("copied into the cluster\n")
     template = (
@@ -359,13 +359,17 @@ def test_a_template_built_on_one_node_starts_on_the_others(cluster: Cluster, tmp
     messages = [entry.message for entry in logs]
     builder = next(m.removeprefix("building on node ") for m in messages if m.startswith("building on node "))
     assert any("RUN echo built-in-the-cluster" in m for m in messages), messages
+    apart = next(node for node in cluster.nodes if node.own_layers is not None)
+    target = "node0" if builder == apart.node_id else apart.node_id
+    others = [node.node_id for node in cluster.nodes if node.node_id != target]
     with cluster.admin() as admin:
-        admin.post(f"/nodes/{builder}", json={"status": "draining"}).raise_for_status()
+        for other in others:
+            admin.post(f"/nodes/{other}", json={"status": "draining"}).raise_for_status()
     try:
-        placed = [_create(cluster, template=name) for _ in range(3)]
+        placed = [_create(cluster, template=name) for _ in range(2)]
         try:
             for sandbox in placed:
-                assert cluster.node_of(sandbox.sandbox_id) != builder
+                assert cluster.node_of(sandbox.sandbox_id) == target != builder
                 assert sandbox.files.read("/home/user/built.txt") == "built-in-the-cluster\n"
                 assert sandbox.files.read("/home/user/hello.txt") == "copied into the cluster\n"
         finally:
@@ -373,4 +377,7 @@ def test_a_template_built_on_one_node_starts_on_the_others(cluster: Cluster, tmp
                 sandbox.kill()
     finally:
         with cluster.admin() as admin:
-            admin.post(f"/nodes/{builder}", json={"status": "ready"}).raise_for_status()
+            for other in others:
+                admin.post(f"/nodes/{other}", json={"status": "ready"}).raise_for_status()
+    log = cluster.nodes[int(target.removeprefix("node"))].process.log(20000)
+    assert "copied layer" in log, "the target node did not copy the template's layers"
