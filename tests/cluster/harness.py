@@ -198,6 +198,7 @@ def _node_env(
         "HUTCH_CATALOG__URL": database_url.replace("127.0.0.1", host_ip),
         "HUTCH_CLUSTER__SECRET_FILE": str(key_file),
         "HUTCH_RUNTIME__NODE_ID": f"node{index}",
+        "HUTCH_CLUSTER__HEARTBEAT_S": "1",  # the replicas mark a node lost after 4 s
         "HUTCH_RUNTIME__SUBNET": f"10.{subnet_base + index}.0.0/16",
         "HUTCH_RUNTIME__WARM_POOL": json.dumps({"base": 1}),
         "HUTCH_NODE__HOST": inside_ip,

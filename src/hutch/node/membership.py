@@ -51,6 +51,9 @@ class Membership:
         self._templates: list[str] = []
         self._version = version
         self._task: asyncio.Task[None] | None = None
+        # The reconciliation under way, apart from the heartbeats (ending sandboxes takes a while, and
+        # must never make the node miss a heartbeat).
+        self._reconciling: asyncio.Task[None] | None = None
         self._next_reconcile = 0.0
 
     async def join(self) -> None:
@@ -63,11 +66,12 @@ class Membership:
         self._task = asyncio.create_task(self._run(), name="hutch-node-heartbeat")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._reconciling):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._reconciling = None
 
     async def reconcile(self, *, orphan_grace_s: float = ORPHAN_GRACE_S) -> None:
         """Make the node's rows and its sandboxes agree (rows read before the node is asked), and find the
@@ -119,7 +123,7 @@ class Membership:
 
     async def beat(self) -> None:
         """One heartbeat (registering again if the row is gone); a node that was marked lost takes its
-        sandboxes back at once."""
+        sandboxes back at once. Reconciliation runs beside the heartbeats, one at a time."""
         held = self._admission.reserved()
         async with self._catalog.transaction() as session:
             before = await nodes.heartbeat(
@@ -134,9 +138,16 @@ class Membership:
             )
         if before is None:
             await self._register()
-        if before is None or before.state == "lost" or time.monotonic() >= self._next_reconcile:
+        due = before is None or before.state == "lost" or time.monotonic() >= self._next_reconcile
+        if due and (self._reconciling is None or self._reconciling.done()):
             self._next_reconcile = time.monotonic() + RECONCILE_S
+            self._reconciling = asyncio.create_task(self._reconcile(), name="hutch-node-reconcile")
+
+    async def _reconcile(self) -> None:
+        try:
             await self.reconcile()
+        except Exception:
+            log.exception("checking the node's sandboxes against the catalog failed")
 
     async def _run(self) -> None:
         while True:
