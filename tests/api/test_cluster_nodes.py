@@ -44,7 +44,7 @@ async def _cluster(tmp_path: Path, answers: dict[str, Exception | None], **rows)
             await nodes.register(session, found)
     cluster = ClusterNodes(catalog, key="k" * 40, lost_after_s=6, rng=random.Random(1))
     asked: list[str] = []
-    cluster._client = lambda row: _Node(row.node_id, answers[row.node_id], asked)  # type: ignore[method-assign,assignment,return-value]
+    cluster.client = lambda row: _Node(row.node_id, answers[row.node_id], asked)  # type: ignore[method-assign,assignment,return-value]
     return cluster, asked
 
 

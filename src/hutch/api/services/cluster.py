@@ -172,7 +172,7 @@ class ClusterNodes:
             starting = self._starting.setdefault(node_id, [])
             starting.append(demand)
             try:
-                return await self._client(row).create(spec)
+                return await self.client(row).create(spec)
             except (NodeFull, NodeUnavailable) as error:
                 refusals.append(f"{node_id}: {error.message}")
                 log.info("node %s did not take a sandbox: %s", node_id, error.message)
@@ -193,11 +193,11 @@ class ClusterNodes:
             row = rows.get(node_id)
         if row is None or row.state == "lost":
             return LostNode(node_id)
-        return self._client(row)
+        return self.client(row)
 
     async def usage(self) -> NodeUsage:
         rows = await self._read(fresh=True)
-        ready = [self._client(row) for row in rows.values() if row.state == "ready"]
+        ready = [self.client(row) for row in rows.values() if row.state == "ready"]
         answers = await asyncio.gather(*(client.usage() for client in ready), return_exceptions=True)
         found = [answer for answer in answers if isinstance(answer, NodeUsage)]
         return NodeUsage(
@@ -238,10 +238,7 @@ class ClusterNodes:
         return self._rows
 
     def client(self, row: NodeRow) -> RemoteNode:
-        """The node API of ``row``'s node."""
-        return self._client(row)
-
-    def _client(self, row: NodeRow) -> RemoteNode:
+        """The node API of ``row``'s node (one client per node, made again when it moves)."""
         client = self._clients.get(row.node_id)
         if client is None or client.address != row.api_address:
             if client is not None:  # the node moved: its old connections are closed in the background
