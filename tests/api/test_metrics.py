@@ -75,6 +75,12 @@ def test_start_and_end_select_whole_seconds(owner: Caller) -> None:
     try:
         samples = _samples(sandbox, 8)
         middle = samples[len(samples) // 2].timestamp.replace(microsecond=0)
+        # The sampler may still be adding samples to the second of ``middle``: wait until it is past it.
+        deadline = time.monotonic() + 10
+        while samples[-1].timestamp.replace(microsecond=0) <= middle:
+            assert time.monotonic() < deadline, "no sample after the middle one's second"
+            time.sleep(INTERVAL_S)
+            samples = sandbox.get_metrics()
         later = sandbox.get_metrics(start=middle)
         assert later and all(sample.timestamp.replace(microsecond=0) >= middle for sample in later)
         earlier = sandbox.get_metrics(end=middle)
