@@ -9,7 +9,9 @@
 For each: create → first ``commands.run("echo hi")`` (p50/p95/p99, one at a time, the pools refilled
 between creates), a command on a running sandbox (p50), and sustained creates/s (create, one command,
 kill, from ``--workers`` threads for ``--seconds``). The cluster's processes share this machine's cores
-with each other, so its creates/s says what the path costs, not what many machines give.
+with each other, so its creates/s says what the path costs, not what many machines give. In the cluster
+also: resume → first command of a sandbox paused with its files only (64 MiB written), on its own node
+vs moved from its node being drained.
 
 Run as root: ``.venv/bin/python bench/cluster_bench.py [--runs 30] [--seconds 20] [--json]``.
 """
@@ -29,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from e2b import Sandbox
 from measure import report, summary
 from tests import edge_ca
-from tests.cluster.harness import running_cluster
+from tests.cluster.harness import Cluster, running_cluster
 from tests.stack import start_stack, stop_stack
 
 # Apart from the tests' subnets and links (see tests/cluster/harness.py and tests/stack.py).
@@ -93,6 +95,36 @@ def sustained(opts: dict, workers: int, seconds: float, seen: set[str]) -> dict:
     return {"creates_per_s": round(done[0] / elapsed, 1), "cycles": done[0], "failed": failed[0]}
 
 
+def resumes(cluster: Cluster, runs: int) -> dict:
+    """Resume → first command of a sandbox paused with its files only: where it is, and moved off its
+    draining node (its 64 MiB file copied to another node)."""
+    timings: dict[str, list[float]] = {"in_place_ms": [], "moved_ms": []}
+    for _ in range(runs):
+        for kind, samples in timings.items():
+            sandbox = Sandbox.create(**cluster.opts)
+            cluster.seen.add(sandbox.sandbox_id)
+            node = cluster.node_of(sandbox.sandbox_id)
+            sandbox.commands.run("head -c 64M /dev/urandom > /home/user/data")
+            with cluster.team() as team:
+                team.post(f"/sandboxes/{sandbox.sandbox_id}/pause", json={"memory": False}).raise_for_status()
+            draining = kind == "moved_ms"
+            if draining:
+                with cluster.admin() as admin:
+                    admin.post(f"/nodes/{node}", json={"status": "draining"}).raise_for_status()
+            try:
+                started = time.perf_counter()
+                resumed = Sandbox.connect(sandbox.sandbox_id, **cluster.opts)
+                resumed.commands.run("true")
+                samples.append((time.perf_counter() - started) * 1000)
+                assert (cluster.node_of(sandbox.sandbox_id) != node) == draining
+            finally:
+                if draining:
+                    with cluster.admin() as admin:
+                        admin.post(f"/nodes/{node}", json={"status": "ready"}).raise_for_status()
+                sandbox.kill()
+    return {kind: summary(samples, 1) for kind, samples in timings.items()}
+
+
 def measure(opts: dict, args: argparse.Namespace, seen: set[str]) -> dict:
     return {
         "create_first_command_ms": first_command(opts, args.runs, seen),
@@ -129,6 +161,7 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="hutch-bench-cluster-"))
     with running_cluster(base, worker=CLUSTER_WORKER, subnet_base=CLUSTER_SUBNETS) as cluster:
         results["cluster (3 nodes)"] = measure(cluster.opts, args, cluster.seen)
+        results["cluster (3 nodes)"]["resume_filesystem_pause"] = resumes(cluster, max(3, args.runs // 3))
         report("cluster (3 nodes)", results["cluster (3 nodes)"], as_json=args.json)
 
 

@@ -9,6 +9,11 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 LENGTH = 20
 
 
+def is_id(text: str) -> bool:
+    """Whether ``text`` has the shape of an id Hutch makes."""
+    return len(text) == LENGTH and all(c in _ALPHABET for c in text)
+
+
 def new_id() -> str:
     """A fresh random id."""
     return "".join(secrets.choice(_ALPHABET) for _ in range(LENGTH))

@@ -79,6 +79,66 @@ def test_a_drained_node_takes_no_new_sandbox(cluster: Cluster) -> None:
     assert cluster.nodes_status()["node0"] == "ready"
 
 
+def _gone(directory: Path, timeout_s: float = 20) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while directory.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not directory.exists()
+
+
+def test_a_paused_sandbox_on_a_drained_node_resumes_on_another_when_its_files_can_move(
+    cluster: Cluster,
+) -> None:
+    """Paused with its files only, a sandbox moves with them, deletions, links and holes kept; paused with
+    its memory, it resumes where it is, its processes alive."""
+    moving = _create(cluster, envs={"KEPT": "by the move"})
+    node = cluster.node_of(moving.sandbox_id)
+    staying = _create(cluster)
+    try:
+        moving.commands.run(
+            "echo moved > /home/user/a.txt && ln -s /etc/shadow /home/user/link "
+            "&& truncate -s 3G /home/user/sparse && rm /etc/debian_version",
+            user="root",
+        )
+        with cluster.team() as team:
+            answer = team.post(f"/sandboxes/{moving.sandbox_id}/pause", json={"memory": False})
+            assert answer.status_code == 204, answer.text
+        held = Sandbox.connect(staying.sandbox_id, **cluster.opts)  # not necessarily on the same node
+        staying_node = cluster.node_of(staying.sandbox_id)
+        held.commands.run("sleep 600", background=True)
+        held.pause()
+        with cluster.admin() as admin:
+            for drained in {node, staying_node}:
+                admin.post(f"/nodes/{drained}", json={"status": "draining"}).raise_for_status()
+        try:
+            resumed = Sandbox.connect(moving.sandbox_id, **cluster.opts)
+            moved_to = cluster.node_of(moving.sandbox_id)
+            assert moved_to not in {node, staying_node}
+            assert resumed.files.read("/home/user/a.txt") == "moved\n"
+            checks = resumed.commands.run(
+                "readlink /home/user/link; stat -c '%s %b' /home/user/sparse; "
+                "test -e /etc/debian_version || echo deleted; hostname; echo $KEPT"
+            )
+            link, sparse, deleted, hostname, env = checks.stdout.splitlines()
+            size, blocks = sparse.split()
+            assert (link, size, deleted) == ("/etc/shadow", str(3 << 30), "deleted")
+            assert int(blocks) < 1024, "the hole was copied as zeros"
+            assert (hostname, env) == (moving.sandbox_id, "by the move")
+            source = next(n for n in cluster.nodes if n.node_id == node)
+            assert _gone(source.data_dir / "sandboxes" / moving.sandbox_id), "the drained node kept it"
+
+            Sandbox.connect(staying.sandbox_id, **cluster.opts)
+            assert cluster.node_of(staying.sandbox_id) == staying_node
+            assert "sleep 600" in held.commands.run("ps -eo args").stdout
+        finally:
+            with cluster.admin() as admin:
+                for drained in {node, staying_node}:
+                    admin.post(f"/nodes/{drained}", json={"status": "ready"}).raise_for_status()
+    finally:
+        moving.kill()
+        staying.kill()
+
+
 def test_the_node_api_and_traffic_listener_refuse_callers_without_the_cluster_key(cluster: Cluster) -> None:
     node = cluster.nodes[0]
     for port in (5007, 5008):

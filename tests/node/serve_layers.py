@@ -13,6 +13,7 @@ import uvicorn
 
 from hutch.catalog import Catalog
 from hutch.node.api import Admission, Capacity, Templates, create_node_app
+from hutch.node.archives import ArchiveFetcher
 from hutch.node.layers import LayerCopier
 from hutch.runtime.fake import FakeRuntime
 
@@ -22,8 +23,9 @@ async def main(url: str, cache: str, own: str, port: int, key: str) -> None:
     subprocess.run(["mount", "--bind", own, cache], check=True)
     catalog = await Catalog.open(url)
     runtime = FakeRuntime(node_id="holder")
-    copier = LayerCopier(catalog, node_id="holder", cache_dir=Path(cache), key=key)
-    templates = Templates(catalog, Path(cache), Path(cache), copier, None)
+    fetcher = ArchiveFetcher(key)
+    copier = LayerCopier(catalog, node_id="holder", cache_dir=Path(cache), fetcher=fetcher)
+    templates = Templates(catalog, Path(cache), Path(cache), copier, fetcher, None)
     app = create_node_app(
         runtime, key=key, admission=Admission(runtime, Capacity(1, 1, 1), 1), templates=templates
     )

@@ -21,6 +21,7 @@ import pytest
 from hutch.catalog import Catalog, register_template
 from hutch.catalog.repos import nodes
 from hutch.errors import NodeUnavailable
+from hutch.node.archives import ArchiveFetcher
 from hutch.node.layers import LayerCopier
 from tests.catalog.test_nodes import node
 from tests.conftest import free_port
@@ -104,11 +105,12 @@ async def _point(url: str, address: str) -> None:
 
 async def _ensure(holder: Holder, rootfs: str) -> list[str]:
     catalog = await Catalog.open(holder.url)
-    copier = LayerCopier(catalog, node_id="here", cache_dir=holder.cache, key=KEY)
+    fetcher = ArchiveFetcher(KEY)
+    copier = LayerCopier(catalog, node_id="here", cache_dir=holder.cache, fetcher=fetcher)
     try:
         return await copier.ensure(rootfs, "tpl-copied")
     finally:
-        await copier.close()
+        await fetcher.close()
         await catalog.close()
 
 

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hutch.errors import BackendUnavailable, NodeFull, NodeUnavailable, NotFound, NotSupported
@@ -75,6 +76,10 @@ def test_errors_come_back_as_they_were_raised(node: tuple[str, FakeRuntime]) -> 
             await client.pause("sbxnosuchsandbox0000", memory=True)
         with pytest.raises(NotFound):
             await client.metrics("sbxnosuchsandbox0000")
+        with pytest.raises(NotSupported, match="cannot move"):
+            await client.departure("sbxnosuchsandbox0000")
+        with pytest.raises(NotSupported, match="cannot move"):
+            await client.arrive("sbxnosuchsandbox0000", SPEC, source_node="node-b")
 
     asyncio.run(_with(address, KEY, scenario))
 
@@ -84,6 +89,9 @@ def test_without_the_key_nothing_is_done(node: tuple[str, FakeRuntime]) -> None:
     for key in ("", "wrong", KEY[:-1] + "m"):
         with pytest.raises(BackendUnavailable, match="cluster key is wrong"):
             asyncio.run(_with(address, key, lambda client: client.create(SPEC)))
+        for path in ("/sandboxes/sbxnosuchsandbox0000/files", "/sandboxes/sbxnosuchsandbox0000/departure"):
+            answer = httpx.get(f"http://{address}/node/v1{path}", headers={"X-Hutch-Cluster-Key": key})
+            assert answer.status_code == 401, path
     assert asyncio.run(runtime.list()) == []
 
 

@@ -1,9 +1,9 @@
 """The node API: what an API replica asks a node to do with its sandboxes (the calls of
-:class:`~hutch.runtime.node_client.NodeClient`, over :mod:`hutch.runtime.node_wire`), template builds
-on its builder (their log streamed back as they go), and the layers of its templates for other nodes
-(:mod:`.layers`). Every route wants the cluster secret; a create beyond what the node offers is refused as
-``NodeFull``, for the API to try another node, and one whose template's layers are elsewhere copies them
-first."""
+:class:`~hutch.runtime.node_client.NodeClient`, over :mod:`hutch.runtime.node_wire`), template builds on its
+builder (their log streamed back as they go), the layers of its templates for other nodes (:mod:`.layers`),
+and sandboxes moving to or from other nodes (:mod:`.moves`). Every route wants the cluster secret; a create
+beyond what the node offers is refused as ``NodeFull``, for the API to try another node, and one whose
+template's layers are elsewhere copies them first."""
 
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ from pydantic import BaseModel, TypeAdapter
 from ..catalog import Catalog
 from ..errors import HutchError, NodeFull, NotSupported, Unauthenticated
 from ..runtime import node_wire as wire
-from ..runtime.capabilities import Reserved, SupportsCluster
+from ..runtime.capabilities import Reserved, SupportsCluster, SupportsMove
 from ..runtime.node_client import LocalNode, Runtime
 from ..templates import garbage
 from ..templates.builder import Builder, BuildFailed, Built, Plan
 from ..templates.layers import LayerStore
-from . import layers, uploads
+from . import archives, layers, moves, uploads
+from .archives import ArchiveFetcher
 from .layers import LayerCopier
 
 # A node error's HTTP status (the body names the error; the client maps it back).
@@ -51,6 +52,14 @@ class Pause(BaseModel):
 
 class Fork(BaseModel):
     tokens: list[str | None]
+
+
+class Arrival(BaseModel):
+    """A sandbox to start here that moves from ``source_node``, where it is paused with its files only."""
+
+    sandbox_id: str
+    spec: dict[str, Any]
+    source_node: str
 
 
 class Egress(BaseModel):
@@ -112,13 +121,15 @@ MAX_QUEUED_ENTRIES = 10_000
 
 @dataclass(frozen=True)
 class Templates:
-    """What the node does with templates: its catalog (which layers it may hand out), its cache, the
-    copier of the layers it lacks, and its builder (None: it cannot build)."""
+    """What the node does with templates: its catalog (which layers it may hand out, where the other nodes
+    are), its cache, the copier of the layers it lacks, what fetches trees from other nodes, and its
+    builder (None: it cannot build)."""
 
     catalog: Catalog
     cache_dir: Path
     data_dir: Path
     copier: LayerCopier
+    fetcher: ArchiveFetcher
     builder: Builder | None
 
 
@@ -207,7 +218,42 @@ def create_node_app(
         if templates is None:
             raise NotSupported("this node keeps no template layers")
         directory = await layers.checked(templates.catalog, templates.cache_dir, path)
-        return StreamingResponse(layers.archive(directory), media_type="application/x-tar")
+        return StreamingResponse(archives.archive(directory), media_type="application/x-tar")
+
+    def movable() -> SupportsMove:
+        if templates is None or not isinstance(runtime, SupportsMove):
+            raise NotSupported(f"the {runtime.name} runtime cannot move sandboxes between nodes")
+        return runtime
+
+    @app.get(f"{p}/sandboxes/{{sandbox_id}}/departure")
+    async def departure(sandbox_id: str) -> Any:
+        return wire.dump(wire.SPEC, movable().departure(sandbox_id))
+
+    @app.get(f"{p}/sandboxes/{{sandbox_id}}/files")
+    async def files(sandbox_id: str) -> StreamingResponse:
+        leaving = movable()
+        leaving.departure(sandbox_id)  # one that cannot move is refused before the stream starts
+
+        async def stream() -> AsyncIterator[bytes]:
+            with leaving.files(sandbox_id) as upper:
+                async for chunk in archives.archive(upper):
+                    yield chunk
+
+        return StreamingResponse(stream(), media_type="application/x-tar")
+
+    @app.post(f"{p}/arrivals")
+    async def arrive(body: Arrival) -> Any:
+        arriving = movable()
+        assert templates is not None
+        spec = wire.load(wire.SPEC, body.spec)
+        entry = await admission.admit(spec.cpu_count, spec.memory_mb, spec.disk_mb)
+        try:
+            address = await moves.source_address(templates.catalog, body.source_node)
+            await templates.copier.ensure(spec.template.rootfs, spec.template.template_id)
+            fill = moves.fill_from(templates.fetcher, address, body.sandbox_id)
+            return wire.dump(wire.HANDLE, await arriving.arrive(body.sandbox_id, spec, fill))
+        finally:
+            admission.done(entry)
 
     @app.post(f"{p}/builds")
     async def build(body: dict[str, Any]) -> StreamingResponse:

@@ -1,10 +1,10 @@
 """Template images between a cluster's nodes: a template built on one node is made of layer directories
 in that node's cache. Another node that starts a sandbox of it copies the layers it lacks from a node
-that holds the template (:func:`LayerCopier.ensure`), over the node API, as a tar stream (whiteouts,
-owners and overlay attributes kept), unpacked beside the final place and renamed into it.
+that holds the template (:func:`LayerCopier.ensure`), over the node API, as a tar stream
+(:mod:`.archives`), unpacked beside the final place and renamed into it.
 
-A node serves (:func:`archive`) only a directory inside its cache that some template or build in the
-catalog names as a layer: nothing else of the node is readable this way, whatever path is asked for.
+A node serves only a directory inside its cache that some template or build in the catalog names as a
+layer: nothing else of the node is readable this way, whatever path is asked for.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -23,13 +22,9 @@ import httpx
 from ..catalog import Catalog
 from ..catalog.repos import nodes, template_builds, templates
 from ..errors import NodeUnavailable, NotFound
-from ..runtime import node_wire as wire
+from .archives import ArchiveFetcher
 
 log = logging.getLogger("hutch.node")
-# tar keeps overlayfs's own attributes (opaque directories) and numeric owners (the sandboxes' mapped ids).
-_TAR_OPTIONS = ["--xattrs", "--xattrs-include=trusted.overlay.*", "--numeric-owner", "--acls"]
-CHUNK = 1 << 20
-COPY_TIMEOUT_S = 1800.0
 
 
 async def named_layers(catalog: Catalog) -> set[str]:
@@ -64,38 +59,15 @@ async def checked(catalog: Catalog, cache_dir: Path, path: str) -> Path:
     return found
 
 
-async def archive(directory: Path) -> AsyncIterator[bytes]:
-    """The directory as a tar stream."""
-    process = await asyncio.create_subprocess_exec(
-        "tar", *_TAR_OPTIONS, "-C", str(directory), "-cf", "-", ".",
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert process.stdout is not None
-    try:
-        while chunk := await process.stdout.read(CHUNK):
-            yield chunk
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
-
-
 class LayerCopier:
     """Copies the layers a sandbox's template needs onto this node from the nodes that hold it."""
 
-    def __init__(self, catalog: Catalog, *, node_id: str, cache_dir: Path, key: str) -> None:
+    def __init__(self, catalog: Catalog, *, node_id: str, cache_dir: Path, fetcher: ArchiveFetcher) -> None:
         self._catalog = catalog
         self._node_id = node_id
         self._cache_dir = cache_dir
-        self._client = httpx.AsyncClient(
-            headers={wire.CLUSTER_KEY_HEADER: key},
-            timeout=httpx.Timeout(COPY_TIMEOUT_S, connect=3),
-            trust_env=False,
-        )
+        self._fetcher = fetcher
         self._locks: dict[str, asyncio.Lock] = {}
-
-    async def close(self) -> None:
-        await self._client.aclose()
 
     async def ensure(self, rootfs: Path | str, template_id: str | None = None) -> list[str]:
         """Copy each layer of ``rootfs`` that this node lacks from another node: those that hold
@@ -141,27 +113,7 @@ class LayerCopier:
         partial = target.with_name(f".copy-{uuid.uuid4().hex}")
         partial.mkdir(mode=0o755)
         try:
-            process = await asyncio.create_subprocess_exec(
-                "tar", *_TAR_OPTIONS, "--same-permissions", "--same-owner", "-C", str(partial), "-xf", "-",
-                stdin=subprocess.PIPE, stderr=subprocess.PIPE,
-            )  # fmt: skip
-            assert process.stdin is not None
-            try:
-                url = f"http://{address}{wire.PREFIX}/layers"
-                async with self._client.stream("GET", url, params={"path": path}) as response:
-                    if response.status_code != 200:
-                        raise NotFound(f"{response.status_code} for layer {path}")
-                    async for chunk in response.aiter_raw(CHUNK):
-                        process.stdin.write(chunk)
-                        await process.stdin.drain()
-                process.stdin.close()
-                _, stderr = await process.communicate()
-            except BaseException:
-                process.kill()
-                await process.wait()
-                raise
-            if process.returncode != 0:
-                raise subprocess.CalledProcessError(process.returncode or 1, "tar", stderr=stderr)
+            await self._fetcher.unpack(address, "/layers", partial, {"path": path})
             os.rename(partial, target)
         finally:
             if partial.exists():

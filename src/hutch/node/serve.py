@@ -26,6 +26,7 @@ from ..runtime.capabilities import SupportsCluster, SupportsCommit
 from ..templates.builder import configured_builder
 from ..templates.uploads import UploadStore
 from .api import Admission, Capacity, Templates, create_node_app
+from .archives import ArchiveFetcher
 from .layers import LayerCopier
 from .membership import Membership
 from .traffic import LocalSandboxes, NodeTrafficApp
@@ -131,10 +132,11 @@ async def _serve(
     await membership.join()
     traffic = NodeTrafficApp(LocalSandboxes(runtime), settings.proxy, key=key)
     cache_dir = settings.templates.cache_dir
-    copier = LayerCopier(catalog, node_id=settings.runtime.node_id, cache_dir=cache_dir, key=key)
+    fetcher = ArchiveFetcher(key)
+    copier = LayerCopier(catalog, node_id=settings.runtime.node_id, cache_dir=cache_dir, fetcher=fetcher)
     uploads = UploadStore(settings.data_dir, max_bytes=settings.templates.max_upload_mb << 20)
     builder = configured_builder(settings, runtime, uploads) if isinstance(runtime, SupportsCommit) else None
-    templates = Templates(catalog, cache_dir, settings.data_dir, copier, builder)
+    templates = Templates(catalog, cache_dir, settings.data_dir, copier, fetcher, builder)
     app = create_node_app(runtime, key=key, admission=admission, templates=templates)
     servers = [
         _server(app, settings.node.host, settings.node.port),
@@ -166,7 +168,7 @@ async def _serve(
             server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
         await traffic.aclose()
-        await copier.close()
+        await fetcher.close()
         if builder is not None:
             await builder.close()
         # Served no more: a sandbox no row knows now (its create's answer never reached the API) is ended,

@@ -3,6 +3,8 @@ one with ``isinstance`` and answers ``NotSupported`` when the backend lacks it."
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -86,6 +88,24 @@ class SupportsCluster(Protocol):
 
     async def let_go(self) -> None:
         """Stop the node's own work and let go of its sandboxes as they are, for its next start to adopt."""
+
+
+@runtime_checkable
+class SupportsMove(Protocol):
+    """Moving a sandbox paused with its files only to another node: the node it leaves tells how it was
+    started and hands out its writable layer; the node it goes to starts it again, under the same id, over
+    a copy of that layer."""
+
+    def departure(self, sandbox_id: str) -> SandboxSpec:
+        """The spec to start the paused sandbox from elsewhere (``Conflict`` when it cannot move)."""
+
+    def files(self, sandbox_id: str) -> AbstractContextManager[Path]:
+        """Its writable layer, unchanging within the block (``Conflict`` when it cannot move)."""
+
+    async def arrive(
+        self, sandbox_id: str, spec: SandboxSpec, fill: Callable[[Path], Awaitable[None]]
+    ) -> SandboxHandle:
+        """Start the sandbox ``sandbox_id`` here from ``spec``, ``fill`` writing its writable layer first."""
 
 
 @runtime_checkable

@@ -127,6 +127,11 @@ class Nodes(Protocol):
     async def holding(self, node_id: str) -> NodeClient:
         """The node ``node_id``, which holds a sandbox; one that is lost answers ``NodeUnavailable``."""
 
+    async def move(self, node_id: str, sandbox_id: str) -> SandboxHandle | None:
+        """Start ``sandbox_id``, paused with its files only on ``node_id``, on another node if ``node_id``
+        is being drained; None when it stays, to resume where it is. The caller records the move, then
+        kills it on ``node_id``."""
+
     def local(self) -> NodeClient | None:
         """The node in this process (one machine), whose sandboxes the API reconciles; None in a cluster."""
 
@@ -146,6 +151,9 @@ class LocalNode:
 
     async def holding(self, node_id: str) -> NodeClient:
         return self
+
+    async def move(self, node_id: str, sandbox_id: str) -> SandboxHandle | None:
+        return None
 
     def local(self) -> NodeClient | None:
         return self

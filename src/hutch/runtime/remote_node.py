@@ -89,6 +89,17 @@ class RemoteNode:
         body = await self._call("POST", f"/sandboxes/{sandbox_id}/files-copy", long=True)
         return wire.load(wire.SPEC, body["spec"]), str(body["layer"])
 
+    async def departure(self, sandbox_id: str) -> SandboxSpec:
+        """How the sandbox, paused here with its files only, starts again on another node (``Conflict``
+        when it cannot move)."""
+        return wire.load(wire.SPEC, await self._call("GET", f"/sandboxes/{sandbox_id}/departure"))
+
+    async def arrive(self, sandbox_id: str, spec: SandboxSpec, *, source_node: str) -> SandboxHandle:
+        """Start the sandbox ``sandbox_id`` on this node from ``spec``, over its files copied from
+        ``source_node``, where it is paused; returns once it answers."""
+        body = {"sandbox_id": sandbox_id, "spec": wire.dump(wire.SPEC, spec), "source_node": source_node}
+        return wire.load(wire.HANDLE, await self._call("POST", "/arrivals", json=body, long=True))
+
     async def fork(
         self, sandbox_id: str, access_tokens: list[str | None]
     ) -> list[SandboxHandle | HutchError]:

@@ -1,6 +1,6 @@
 """The container runtime, on both engines (crun and gVisor), undoes every step of a create that fails
-halfway, a kill releases everything, and a sandbox waiting in the warm pool yields the CPU to those in use
-until it is handed out."""
+halfway, a kill releases everything, a sandbox waiting in the warm pool yields the CPU to those in use
+until it is handed out, and a sandbox paused with its files moves out and in whole."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hutch.errors import BackendUnavailable
+from hutch.errors import BackendUnavailable, Conflict
 from hutch.runtime import envd_client
 from hutch.runtime.container import ContainerRuntime, cgroups, start
+from hutch.runtime.safe_path import copy_tree
 from hutch.runtime.types import ENVD_PORT, SandboxSpec, TemplateImage, new_sandbox_id
 from hutch.templates import base
 from hutch.templates.envd_zipapp import build
@@ -198,3 +199,80 @@ async def test_a_template_with_links_to_the_host(runtime, tmp_path, host_files, 
         host_files.assert_unchanged()
     finally:
         await runtime.kill(handle.sandbox_id)
+
+
+@ENGINES
+async def test_a_sandbox_paused_with_its_files_moves_out_and_in_under_its_id(runtime, made, tmp_path, engine):
+    """What a move between nodes does on each end, on one runtime: the sandbox's spec (with its egress
+    rules as they are now) and its writable layer are read while it is paused with its files only; it is
+    killed; it arrives under the same id over a copy of that layer, with its files and env vars."""
+    template = TemplateImage("base", base.build(Path("/var/cache/hutch")))
+    spec = SandboxSpec(template=template, env_vars={"KEPT": "yes"}, engine=engine)
+    handle = await runtime.create(spec)
+    sandbox_id = handle.sandbox_id
+    staged = tmp_path / "staged"
+    try:
+        assert (await _run(handle, "echo moved > /root/a.txt && rm /etc/debian_version"))[0] == 0
+        with pytest.raises(Conflict):  # running: nothing to move
+            runtime.departure(sandbox_id)
+        await runtime.update_egress(sandbox_id, internet=False, allow_out=("10.1.2.3",), deny_out=())
+        await runtime.pause(sandbox_id, memory=False)
+        leaving = runtime.departure(sandbox_id)
+        assert (leaving.env_vars, leaving.allow_out, leaving.access_token) == (
+            {"KEPT": "yes"},
+            ("10.1.2.3",),
+            None,
+        )
+        with runtime.files(sandbox_id) as upper:
+            await copy_tree(upper, staged)
+    finally:
+        await runtime.kill(sandbox_id)
+    await runtime.host.settle()  # the old copy's teardown is done: the id is free on this node again
+
+    async def fill(upper: Path) -> None:
+        await copy_tree(staged, upper)
+
+    arrived = await runtime.arrive(sandbox_id, leaving, fill)
+    try:
+        assert arrived.sandbox_id == sandbox_id
+        code, out = await _run(
+            arrived, "cat /root/a.txt; test -e /etc/debian_version || echo gone; echo $KEPT"
+        )
+        assert (code, out.split()) == (0, ["moved", "gone", "yes"])
+    finally:
+        await runtime.kill(sandbox_id)
+
+
+async def test_an_arrival_is_refused_or_undone_whole(runtime, made, tmp_path):
+    """A move in with an id that is not one, or one the node holds, is refused; one whose files fail to
+    arrive (cut short, or more than its disk holds) leaves nothing behind."""
+    template = TemplateImage("base", base.build(Path("/var/cache/hutch")))
+    spec = SandboxSpec(template=template, disk_mb=64)
+    held = await runtime.create(spec)
+
+    async def nothing(upper: Path) -> None:
+        raise AssertionError("no file may be written for a refused arrival")
+
+    for hostile in ("../../etc", "", "A" * 20, held.sandbox_id):
+        with pytest.raises(Conflict):
+            await runtime.arrive(hostile, spec, nothing)
+    with pytest.raises(Conflict), runtime.files(held.sandbox_id):  # a running one has none to hand out
+        pass
+    await runtime.kill(held.sandbox_id)
+
+    async def cut(upper: Path) -> None:
+        (upper / "half").write_text("half")
+        raise BackendUnavailable("the stream was cut")
+
+    async def too_much(upper: Path) -> None:
+        with open(upper / "big", "wb") as big:
+            for _ in range(128):
+                big.write(b"\1" * (1 << 20))
+
+    for fill in (cut, too_much):
+        arriving = new_sandbox_id()
+        made.add(arriving)
+        with pytest.raises((BackendUnavailable, OSError)):
+            await runtime.arrive(arriving, spec, fill)
+    await runtime.close()
+    _assert_clean(runtime, made)

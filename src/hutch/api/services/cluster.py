@@ -13,6 +13,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from pydantic import TypeAdapter
@@ -20,7 +21,7 @@ from pydantic import TypeAdapter
 from ...catalog import Catalog
 from ...catalog.models import NodeRow
 from ...catalog.repos import nodes
-from ...errors import HutchError, NodeFull, NodeUnavailable, QuotaExceeded
+from ...errors import Conflict, HutchError, NodeFull, NodeUnavailable, QuotaExceeded
 from ...runtime.node_client import (
     LogLine,
     MetricSample,
@@ -165,6 +166,48 @@ class ClusterNodes:
         return [rows[node_id] for node_id in order[:MAX_TRIES]]
 
     async def place(self, spec: SandboxSpec) -> SandboxHandle:
+        handle, refusals = await self._start_somewhere(spec, lambda node: node.create(spec))
+        if handle is not None:
+            return handle
+        detail = f" ({'; '.join(refusals)})" if refusals else ""
+        raise QuotaExceeded(
+            f"the cluster is full: no node has room for a sandbox of {spec.cpu_count} vCPUs, "
+            f"{spec.memory_mb} MiB of memory and {spec.disk_mb} MiB of disk{detail}",
+            retry_after_s=1,
+        )
+
+    async def move(self, node_id: str, sandbox_id: str) -> SandboxHandle | None:
+        rows = await self._read(fresh=True)
+        row = rows.get(node_id)
+        if row is None or row.state != "ready" or not row.draining:
+            return None
+        try:
+            spec = await self.client(row).departure(sandbox_id)
+        except Conflict as error:  # its memory is kept, or the node cannot tell how it was made
+            log.info("sandbox %s stays on draining node %s: %s", sandbox_id, node_id, error.message)
+            return None
+        handle, refusals = await self._start_somewhere(
+            spec, lambda node: node.arrive(sandbox_id, spec, source_node=node_id), also=(HutchError,)
+        )
+        if handle is None:
+            log.warning(
+                "sandbox %s stays on draining node %s: no other node took it (%s)",
+                sandbox_id, node_id, "; ".join(refusals) or "none has room",
+            )  # fmt: skip
+        else:
+            log.info("sandbox %s moved from draining node %s to node %s", sandbox_id, node_id, handle.node_id)
+        return handle
+
+    async def _start_somewhere(
+        self,
+        spec: SandboxSpec,
+        start: Callable[[RemoteNode], Awaitable[SandboxHandle]],
+        *,
+        also: tuple[type[HutchError], ...] = (),
+    ) -> tuple[SandboxHandle | None, list[str]]:
+        """``start`` on the candidates for ``spec`` in turn, up to the first that takes it; the next is
+        tried after one that is full or does not answer (or fails with one of ``also``). Returns the
+        handle, or None and why each node refused."""
         demand = placement.Demand(spec.cpu_count, spec.memory_mb, spec.disk_mb, spec.template.template_id)
         refusals: list[str] = []
         for row in await self.candidates(demand):
@@ -172,18 +215,13 @@ class ClusterNodes:
             starting = self._starting.setdefault(node_id, [])
             starting.append(demand)
             try:
-                return await self.client(row).create(spec)
-            except (NodeFull, NodeUnavailable) as error:
+                return await start(self.client(row)), refusals
+            except (NodeFull, NodeUnavailable, *also) as error:
                 refusals.append(f"{node_id}: {error.message}")
                 log.info("node %s did not take a sandbox: %s", node_id, error.message)
             finally:
                 starting.remove(demand)
-        detail = f" ({'; '.join(refusals)})" if refusals else ""
-        raise QuotaExceeded(
-            f"the cluster is full: no node has room for a sandbox of {spec.cpu_count} vCPUs, "
-            f"{spec.memory_mb} MiB of memory and {spec.disk_mb} MiB of disk{detail}",
-            retry_after_s=1,
-        )
+        return None, refusals
 
     async def holding(self, node_id: str) -> NodeClient:
         rows = await self._read()

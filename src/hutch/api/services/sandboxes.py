@@ -10,6 +10,7 @@ second; if that fails, the new sandbox is killed again so that nothing is left b
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
@@ -42,6 +43,8 @@ from .locks import SandboxLocks
 from .logs import select_lines
 from .pagination import Page
 from .routes import NoRoutes, SandboxRoutes
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
@@ -391,14 +394,31 @@ class SandboxService:
             await self._routes.open(sandbox)
 
     async def _resume(self, paused: SandboxRow, *, lifetime: timedelta, memory: bool) -> SandboxRow:
-        """Resume, within the team's ``concurrent_sandboxes`` (the caller holds the sandbox's lock)."""
+        """Resume, within the team's ``concurrent_sandboxes`` (the caller holds the sandbox's lock). One
+        paused with its files only on a node being drained starts on another node where one takes it;
+        the move is recorded before the copy it left is ended, so a failure on the way leaves one of
+        the two in the catalog."""
         async with self._starting(paused.team_id):
-            node = await self._nodes.holding(paused.node_id)
-            await node.resume(paused.sandbox_id, memory=memory)
+            moved = None
+            if paused.pause_mode == "filesystem":
+                moved = await self._nodes.move(paused.node_id, paused.sandbox_id)
+            if moved is None:
+                node = await self._nodes.holding(paused.node_id)
+                await node.resume(paused.sandbox_id, memory=memory)
             async with self._catalog.transaction() as session:
                 sandbox = await _existing(session, paused.sandbox_id)
                 sandbox.state, sandbox.pause_mode, sandbox.paused_at = "running", None, None
                 sandbox.end_at = _now() + lifetime
+                if moved is not None:
+                    sandbox.node_id, sandbox.host = moved.node_id, moved.host
+                    sandbox.port_overrides = {str(port): to for port, to in moved.port_overrides.items()}
+            if moved is not None:
+                try:
+                    await self._kill_on(paused.node_id, paused.sandbox_id)
+                except HutchError as error:  # that node ends it when it next checks its sandboxes
+                    log.warning(
+                        "sandbox %s moved, and %s kept it: %s", paused.sandbox_id, paused.node_id, error
+                    )
             await self._routes.open(sandbox)
             return sandbox
 

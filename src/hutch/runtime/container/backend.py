@@ -12,8 +12,10 @@ what each one uses while it runs (``metrics``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -21,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from ...errors import Conflict, HutchError, NotFound, NotSupported
+from ...ids import is_id
 from .. import envd_client
 from ..capabilities import LogLine, MetricSample, NodeUsage, Reserved, SandboxUsage, WarmPoolUsage
 from ..sampler import Sampler
@@ -253,6 +256,41 @@ class ContainerRuntime:
         await pause.resume(self.host, sandbox, memory=memory)
         self._watch(sandbox)  # a new init after a boot or a restore; the same one again after a thaw
         self.sampler.resume(sandbox_id)
+
+    # -- moves between nodes ------------------------------------------------------------------------------
+
+    def departure(self, sandbox_id: str) -> SandboxSpec:
+        """How a sandbox paused with its files only starts again on another node: its spec, with its egress
+        rules as they are now. ``Conflict`` for one that runs or keeps its memory."""
+        sandbox = self._running(sandbox_id)
+        if sandbox.paused != "filesystem" or sandbox.spec is None:
+            raise Conflict(f"sandbox {sandbox_id} is not paused with its files only: it cannot move")
+        egress = sandbox.egress
+        return dataclasses.replace(
+            sandbox.spec,
+            allow_internet_access=egress.internet,
+            allow_out=egress.allow_out,
+            deny_out=egress.deny_out,
+        )
+
+    @contextlib.contextmanager
+    def files(self, sandbox_id: str) -> Iterator[Path]:
+        """The writable layer of a sandbox paused with its files only (no process of it runs, so nothing
+        changes it while the caller reads it)."""
+        self.departure(sandbox_id)
+        yield self._live[sandbox_id].overlay.upper
+
+    async def arrive(
+        self, sandbox_id: str, spec: SandboxSpec, fill: Callable[[Path], Awaitable[None]]
+    ) -> SandboxHandle:
+        """Start the sandbox ``sandbox_id``, which moved here from another node, from ``spec``: ``fill``
+        writes its writable layer, then it boots as after a pause of its files."""
+        self.host.engines.get(spec.engine)
+        taken = sandbox_id in self._live or (self.host.sandboxes_dir / sandbox_id).exists()
+        if taken or not is_id(sandbox_id):
+            raise Conflict(f"sandbox {sandbox_id!r} cannot move to this node")
+        sandbox = await start_sandbox(self.host, spec.template, spec, sandbox_id=sandbox_id, fill=fill)
+        return await self._hand_out(sandbox, spec)
 
     async def commit(self, sandbox_id: str, destination: Path) -> None:
         """Stop the sandbox, copy its writable layer to ``destination`` and remove the sandbox."""

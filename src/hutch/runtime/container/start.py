@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -41,12 +42,16 @@ async def start_sandbox(
     pooled: bool = False,
     checkpoint: Checkpoint | None = None,
     upper: Path | None = None,
+    sandbox_id: str | None = None,
+    fill: Callable[[Path], Awaitable[None]] | None = None,
 ) -> ContainerSandbox:
     """Root filesystem, network, container, envd answering; all undone if any step fails. A ``pooled``
     sandbox gets the pool's CPU weight. From a ``checkpoint`` (gVisor), the container is restored instead
     of booted, with ``upper`` (if any) as the start of its writable layer: it goes on where the
-    checkpointed sandbox was, with its host name and boot id."""
-    sandbox_id = new_sandbox_id()
+    checkpointed sandbox was, with its host name and boot id. A sandbox that moved from another node keeps
+    its ``sandbox_id``, and ``fill`` writes its writable layer (on its disk, within its quota) before it
+    boots."""
+    sandbox_id = sandbox_id or new_sandbox_id()
     directory = host.sandboxes_dir / sandbox_id
     directory.mkdir(parents=True)
     disk = Disk(directory, spec.disk_mb)
@@ -59,6 +64,9 @@ async def start_sandbox(
         await asyncio.to_thread(disk.create)
         if upper is not None:
             await copy_tree(upper, overlay.upper)
+        if fill is not None:
+            overlay.upper.mkdir()
+            await fill(overlay.upper)
         if checkpoint is not None:
             boot_id.write(disk.mountpoint, checkpoint.boot_id.read_text())
         overlay.mount()
