@@ -3,6 +3,8 @@ their sandboxes, a node taking its sandboxes back, and the once-only duties' loc
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -108,6 +110,43 @@ async def test_a_duty_is_held_by_one_catalog_at_a_time(database_url: str) -> Non
                 assert other
         async with second.duty("reaper") as theirs:
             assert theirs  # released at the end of the first's block
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest.mark.postgres
+async def test_a_hold_waits_for_the_other_catalog_and_a_cancelled_wait_keeps_nothing(
+    database_url: str,
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serves one process: a hold holds nothing")
+    first, second = await Catalog.open(database_url), await Catalog.open(database_url)
+    order: list[str] = []
+
+    async def hold(catalog: Catalog, name: str) -> None:
+        async with catalog.hold("sandbox:one"):
+            order.append(f"{name} in")
+            await asyncio.sleep(0.2)
+            order.append(f"{name} out")
+
+    try:
+        holder = asyncio.create_task(hold(first, "first"))
+        await asyncio.sleep(0.05)
+        await hold(second, "second")
+        await holder
+        assert order == ["first in", "first out", "second in", "second out"]
+
+        async with first.hold("sandbox:one"):
+            waiter = asyncio.create_task(hold(second, "cancelled"))
+            await asyncio.sleep(0.1)
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+        async with asyncio.timeout(5), second.hold("sandbox:one"):
+            pass  # nothing left the lock held
+        async with asyncio.timeout(5), first.hold("sandbox:other"), second.hold("sandbox:another"):
+            pass  # other names are other locks
     finally:
         await first.close()
         await second.close()

@@ -86,6 +86,18 @@ def _gone(directory: Path, timeout_s: float = 20) -> bool:
     return not directory.exists()
 
 
+def _connect_at(cluster: Cluster, port: int, sandbox_id: str) -> tuple[int, str]:
+    """Connect to the sandbox through the API replica at ``port`` itself: its status and node."""
+    headers = {"X-API-Key": cluster.api_key}
+    answer = httpx.post(
+        f"http://127.0.0.1:{port}/sandboxes/{sandbox_id}/connect",
+        json={"timeout": 300},
+        headers=headers,
+        timeout=120,
+    )
+    return answer.status_code, answer.json().get("clientID", answer.text)
+
+
 def test_a_paused_sandbox_on_a_drained_node_resumes_on_another_when_its_files_can_move(
     cluster: Cluster,
 ) -> None:
@@ -111,8 +123,16 @@ def test_a_paused_sandbox_on_a_drained_node_resumes_on_another_when_its_files_ca
             for drained in {node, staying_node}:
                 admin.post(f"/nodes/{drained}", json={"status": "draining"}).raise_for_status()
         try:
+            # Resumed at once through both API replicas: one moves it, the other waits and finds it running.
+            with ThreadPoolExecutor(2) as pool:
+                answers = list(
+                    pool.map(lambda port: _connect_at(cluster, port, moving.sandbox_id), cluster.api_ports)
+                )
+            assert sorted(status for status, _ in answers) == [200, 201], answers
+            assert answers[0][1] == answers[1][1]
             resumed = Sandbox.connect(moving.sandbox_id, **cluster.opts)
             moved_to = cluster.node_of(moving.sandbox_id)
+            assert moved_to == answers[0][1]
             assert moved_to not in {node, staying_node}
             assert resumed.files.read("/home/user/a.txt") == "moved\n"
             checks = resumed.commands.run(
@@ -419,6 +439,8 @@ def test_a_template_built_on_one_node_starts_on_the_others(cluster: Cluster, tmp
     messages = [entry.message for entry in logs]
     builder = next(m.removeprefix("building on node ") for m in messages if m.startswith("building on node "))
     assert any("RUN echo built-in-the-cluster" in m for m in messages), messages
+    built_on = cluster.nodes[int(builder.removeprefix("node"))]
+    assert not list((built_on.data_dir / "template-files").glob("*/*")), "the node kept the COPY files"
     apart = next(node for node in cluster.nodes if node.own_layers is not None)
     target = "node0" if builder == apart.node_id else apart.node_id
     others = [node.node_id for node in cluster.nodes if node.node_id != target]

@@ -24,7 +24,9 @@ async def main(url: str, cache: str, own: str, port: int, key: str) -> None:
     catalog = await Catalog.open(url)
     runtime = FakeRuntime(node_id="holder")
     fetcher = ArchiveFetcher(key)
-    copier = LayerCopier(catalog, node_id="holder", cache_dir=Path(cache), fetcher=fetcher)
+    copier = LayerCopier(
+        catalog, node_id="holder", cache_dir=Path(cache), data_dir=Path(cache), fetcher=fetcher
+    )
     templates = Templates(catalog, Path(cache), Path(cache), copier, fetcher, None)
     app = create_node_app(
         runtime, key=key, admission=Admission(runtime, Capacity(1, 1, 1), 1), templates=templates

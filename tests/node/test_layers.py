@@ -19,10 +19,11 @@ import httpx
 import pytest
 
 from hutch.catalog import Catalog, register_template
-from hutch.catalog.repos import nodes
+from hutch.catalog.repos import nodes, templates
 from hutch.errors import NodeUnavailable
 from hutch.node.archives import ArchiveFetcher
-from hutch.node.layers import LayerCopier
+from hutch.node.layers import CacheCollector, LayerCopier
+from hutch.templates import garbage
 from tests.catalog.test_nodes import node
 from tests.conftest import free_port
 
@@ -35,6 +36,7 @@ class Holder:
     cache: Path
     layer: Path
     address: str
+    data: Path
 
 
 def _make_layer(path: Path) -> None:
@@ -87,7 +89,8 @@ def holder(tmp_path: Path) -> Iterator[Holder]:
             assert process.poll() is None and time.monotonic() < deadline, "the holder did not start"
             time.sleep(0.1)
     try:
-        yield Holder(url, cache, layer, address)
+        (tmp_path / "data").mkdir()
+        yield Holder(url, cache, layer, address, tmp_path / "data")
     finally:
         process.terminate()
         process.wait(10)
@@ -106,7 +109,9 @@ async def _point(url: str, address: str) -> None:
 async def _ensure(holder: Holder, rootfs: str) -> list[str]:
     catalog = await Catalog.open(holder.url)
     fetcher = ArchiveFetcher(KEY)
-    copier = LayerCopier(catalog, node_id="here", cache_dir=holder.cache, fetcher=fetcher)
+    copier = LayerCopier(
+        catalog, node_id="here", cache_dir=holder.cache, data_dir=holder.data, fetcher=fetcher
+    )
     try:
         return await copier.ensure(rootfs, "tpl-copied")
     finally:
@@ -153,3 +158,26 @@ def test_a_layer_no_node_has_is_a_clear_error(holder: Holder) -> None:
     with pytest.raises(NodeUnavailable, match="no node could give this node the layer"):
         asyncio.run(_ensure(holder, str(missing)))
     assert not missing.exists()
+
+
+async def _collect(holder: Holder, *, spared_s: float, forget: bool = False) -> garbage.Collected:
+    catalog = await Catalog.open(holder.url)
+    try:
+        if forget:
+            async with catalog.transaction() as session:
+                await templates.remove(session, await templates.get(session, "tpl-copied"))
+        collector = CacheCollector(catalog, cache_dir=holder.cache, data_dir=holder.data, spared_s=spared_s)
+        return await collector.collect()
+    finally:
+        await catalog.close()
+
+
+def test_a_copied_layer_is_collected_once_no_template_names_it(holder: Holder) -> None:
+    asyncio.run(_ensure(holder, str(holder.layer)))
+    assert asyncio.run(_collect(holder, spared_s=0)) == garbage.Collected(0, 0)  # the template names it
+    assert asyncio.run(_collect(holder, spared_s=600, forget=True)) == garbage.Collected(
+        0, 0
+    )  # copied lately
+    assert holder.layer.is_dir()
+    assert asyncio.run(_collect(holder, spared_s=0)) == garbage.Collected(1, 0)
+    assert not holder.layer.exists()

@@ -102,7 +102,7 @@ def create_app(
                 stack.push_async_callback(watch.stop)
             await node.start()
             stack.push_async_callback(node.close)
-            locks = SandboxLocks()
+            locks = SandboxLocks(database)
             copier = SandboxCopier(
                 nodes=node, locks=locks, cache_dir=settings.templates.cache_dir, data_dir=settings.data_dir
             )

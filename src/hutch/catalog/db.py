@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from ..errors import NotSupported
 from ..private_files import narrow, private_file
@@ -62,11 +63,17 @@ def _async_url(url: str) -> URL:
     return parsed
 
 
+def _lock_key(name: str) -> int:
+    """The advisory lock key of ``name``."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
 class Catalog:
     """Hutch's database. Open it with :meth:`open`; every service call runs in one :meth:`transaction`."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._holds: AsyncEngine | None = None
         # What every session of this catalog carries in ``session.info`` (the configured quotas).
         self.session_info: dict[str, Any] = {}
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, info=self.session_info)
@@ -124,7 +131,7 @@ class Catalog:
         if self.engine.dialect.name != "postgresql":
             yield True
             return
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        key = _lock_key(name)
         async with self.engine.connect() as connection:
             held = bool(await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
             try:
@@ -134,5 +141,27 @@ class Catalog:
                     await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
                 await connection.commit()
 
+    @asynccontextmanager
+    async def hold(self, name: str) -> AsyncIterator[None]:
+        """Hold the lock ``name`` for the block, against every process that uses this catalog: on
+        PostgreSQL a session advisory lock, waited for, on a connection of its own that no pool keeps (a
+        holder never waits for a connection its block needs, and a lock taken as its waiter was cancelled
+        goes with the connection); on SQLite, which one process serves, nothing."""
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        if self._holds is None:
+            self._holds = create_async_engine(self.engine.url, poolclass=NullPool, hide_parameters=True)
+        key = _lock_key(name)
+        async with self._holds.connect() as connection:
+            await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                await connection.commit()
+
     async def close(self) -> None:
+        if self._holds is not None:
+            await self._holds.dispose()
         await self.engine.dispose()

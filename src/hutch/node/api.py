@@ -11,8 +11,9 @@ import asyncio
 import hmac
 import json
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -123,7 +124,7 @@ MAX_QUEUED_ENTRIES = 10_000
 class Templates:
     """What the node does with templates: its catalog (which layers it may hand out, where the other nodes
     are), its cache, the copier of the layers it lacks, what fetches trees from other nodes, and its
-    builder (None: it cannot build)."""
+    builder (None: it cannot build), whose copies of a build's ``COPY`` files go when the build ends."""
 
     catalog: Catalog
     cache_dir: Path
@@ -131,6 +132,8 @@ class Templates:
     copier: LayerCopier
     fetcher: ArchiveFetcher
     builder: Builder | None
+    # The builds running here, by template.
+    building: Counter[str] = field(default_factory=Counter)
 
 
 async def _build_events(builder: Builder, plan: Plan) -> AsyncIterator[bytes]:
@@ -260,10 +263,31 @@ def create_node_app(
         if templates is None or templates.builder is None:
             raise NotSupported("this node's runtime cannot build templates")
         plan = PLAN.validate_python(body)
-        if plan.from_template is not None:  # built on another node: its layers first
-            await templates.copier.ensure(plan.from_template.rootfs)
-        await uploads.fetch(templates.catalog, templates.builder.uploads, plan)
-        return StreamingResponse(_build_events(templates.builder, plan), media_type="application/x-ndjson")
+        builder, building = templates.builder, templates.building
+        building[plan.template_id] += 1
+
+        def done() -> None:  # the node's copies of its COPY files go with the template's last build here
+            building[plan.template_id] -= 1
+            if not building[plan.template_id]:
+                del building[plan.template_id]
+                builder.uploads.remove_template(plan.template_id)
+
+        try:
+            if plan.from_template is not None:  # built on another node: its layers first
+                await templates.copier.ensure(plan.from_template.rootfs)
+            await uploads.fetch(templates.catalog, builder.uploads, plan)
+        except BaseException:
+            done()
+            raise
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                async for line in _build_events(builder, plan):
+                    yield line
+            finally:
+                done()
+
+        return StreamingResponse(events(), media_type="application/x-ndjson")
 
     @app.get(f"{p}/sandboxes")
     async def listing() -> Any:

@@ -27,7 +27,7 @@ from ..templates.builder import configured_builder
 from ..templates.uploads import UploadStore
 from .api import Admission, Capacity, Templates, create_node_app
 from .archives import ArchiveFetcher
-from .layers import LayerCopier
+from .layers import CacheCollector, LayerCopier
 from .membership import Membership
 from .traffic import LocalSandboxes, NodeTrafficApp
 
@@ -133,7 +133,14 @@ async def _serve(
     traffic = NodeTrafficApp(LocalSandboxes(runtime), settings.proxy, key=key)
     cache_dir = settings.templates.cache_dir
     fetcher = ArchiveFetcher(key)
-    copier = LayerCopier(catalog, node_id=settings.runtime.node_id, cache_dir=cache_dir, fetcher=fetcher)
+    copier = LayerCopier(
+        catalog,
+        node_id=settings.runtime.node_id,
+        cache_dir=cache_dir,
+        data_dir=settings.data_dir,
+        fetcher=fetcher,
+    )
+    collector = CacheCollector(catalog, cache_dir=cache_dir, data_dir=settings.data_dir)
     uploads = UploadStore(settings.data_dir, max_bytes=settings.templates.max_upload_mb << 20)
     builder = configured_builder(settings, runtime, uploads) if isinstance(runtime, SupportsCommit) else None
     templates = Templates(catalog, cache_dir, settings.data_dir, copier, fetcher, builder)
@@ -153,6 +160,7 @@ async def _serve(
                 raise RuntimeError("the node's listeners stopped while starting (is the port taken?)")
             await asyncio.sleep(0.05)
         membership.start()
+        collector.start()
         capacity = admission.capacity
         say(
             f"node {membership.node_id} serves: node API on {api_address}, sandbox traffic on "
@@ -164,6 +172,7 @@ async def _serve(
         waiter.cancel()
     finally:
         await membership.stop()
+        await collector.stop()
         for server in servers:
             server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)

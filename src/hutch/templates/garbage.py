@@ -7,7 +7,8 @@ installation collects only what it marked: an entry that none of its templates, 
 (a sandbox it keeps state for, in ``<data_dir>/sandboxes/<id>/sandbox.json``, or any mounted overlay) loses
 its mark, and is deleted when no other installation whose data directory still exists marks it. What no
 installation marked (a layer of a build still running, of a snapshot) is never deleted here. Run at the
-node's start and after a template is deleted, while no build of the installation runs.
+node's start and after a template is deleted, while no build of the installation runs; a cluster's node,
+whose catalog rows other processes write, runs it now and then and spares what it marked lately.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +46,12 @@ def mark(cache_dir: Path, data_dir: Path, rootfs: str) -> None:
             (own / name).touch()
 
 
-def collect(cache_dir: Path, data_dir: Path, referenced: Iterable[str]) -> Collected:
+def collect(cache_dir: Path, data_dir: Path, referenced: Iterable[str], *, min_age_s: float = 0) -> Collected:
     """Delete what the installation of ``data_dir`` marked and neither ``referenced`` (root filesystems,
-    ``:``-joined layer chains) nor its sandboxes use, unless another installation marked it too."""
+    ``:``-joined layer chains) nor its sandboxes use, unless another installation marked it too, or it
+    was marked less than ``min_age_s`` ago (its catalog row may be on the way)."""
     cache_dir = Path(cache_dir)
+    marked_before = time.time() - min_age_s
     own = _users(cache_dir) / _installation(data_dir)
     if not own.is_dir():
         return Collected(0, 0)
@@ -56,7 +60,7 @@ def collect(cache_dir: Path, data_dir: Path, referenced: Iterable[str]) -> Colle
     others = [user for user in _users(cache_dir).iterdir() if user != own and _alive(user)]
     removed = {"layer": 0, "image": 0}
     for marker in own.iterdir():
-        if marker.name == _DATA_DIR or marker.name in in_use:
+        if marker.name == _DATA_DIR or marker.name in in_use or _marked_since(marker, marked_before):
             continue
         marker.unlink()
         if any((other / marker.name).exists() for other in others):
@@ -70,6 +74,13 @@ def collect(cache_dir: Path, data_dir: Path, referenced: Iterable[str]) -> Colle
         if link.is_symlink() and not link.exists():
             link.unlink(missing_ok=True)
     return Collected(layers=removed["layer"], images=removed["image"])
+
+
+def _marked_since(marker: Path, moment: float) -> bool:
+    try:
+        return marker.stat().st_mtime > moment
+    except OSError:
+        return True
 
 
 def _users(cache_dir: Path) -> Path:
