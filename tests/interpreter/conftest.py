@@ -8,11 +8,13 @@ the way ``Sandbox.create`` builds it, with ``sandbox_url`` pointing at the inter
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 import pytest
@@ -21,6 +23,7 @@ from e2b_code_interpreter import Sandbox
 from packaging.version import Version
 
 from hutch.envd.version import VERSION
+from hutch.templates import code_interpreter
 from tests.conftest import free_port, wait_http
 from tests.envd.conftest import Envd, start_envd, stop_envd
 
@@ -100,3 +103,38 @@ def sandbox(interpreter: Interpreter) -> Sandbox:
             sandbox_url=interpreter.url, extra_sandbox_headers=headers, debug=True
         ),
     )
+
+
+IMAGE = code_interpreter.rootfs_path(Path("/var/cache/hutch"))
+# For tests of the built image (``python -m hutch.templates.code_interpreter`` builds it).
+needs_image = pytest.mark.skipif(not IMAGE.exists(), reason=f"{IMAGE} is not built")
+
+
+@pytest.fixture(scope="session")
+def image_url() -> Iterator[str]:
+    """The built image's server, started with ``START_CMD`` as ``user`` in a chroot of the image, inside a
+    private mount namespace (``unshare -m``) so that nothing stays mounted."""
+    port = free_port()
+    start = code_interpreter.START_CMD.replace("--host 0.0.0.0", "--host 127.0.0.1").replace(
+        f"--port {code_interpreter.PORT}", f"--port {port}"
+    )
+    root = shlex.quote(str(IMAGE))
+    script = "\n".join(
+        [
+            "mount --make-rprivate /",
+            f"mount -t proc proc {root}/proc",
+            f"mount --bind /dev {root}/dev",
+            f"mount --bind /dev/pts {root}/dev/pts",
+            f"exec chroot --userspec=user:user {root} env -i HOME=/home/user USER=user "
+            f"PATH=/usr/local/bin:/usr/bin:/bin sh -c {shlex.quote('cd /home/user && ' + start)}",
+        ]
+    )
+    process = subprocess.Popen(["unshare", "-m", "sh", "-c", script], stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/health", timeout=60)
+        ready = code_interpreter.READY_CMD.replace(str(code_interpreter.PORT), str(port))
+        assert subprocess.run(["sh", "-c", ready]).returncode == 0
+        yield url
+    finally:
+        stop(process)

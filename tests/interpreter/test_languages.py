@@ -19,7 +19,7 @@ def test_normalize():
 def test_kernels():
     assert languages.kernel_command("python").interrupt_mode == "signal"
     assert languages.kernel_command("javascript") == languages.kernel_command("typescript")
-    assert languages.kernel_command("r") is None
+    assert languages.kernel_command("cobol") is None
 
 
 def test_python_env_code_round_trips_any_value():

@@ -7,50 +7,13 @@ so that nothing stays mounted. Skipped until the template is built
 
 from __future__ import annotations
 
-import shlex
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from e2b_code_interpreter import Sandbox
 
-from hutch.templates import code_interpreter
-from tests.conftest import free_port, wait_http
+from .conftest import needs_image
 
-from .conftest import stop
-
-ROOTFS = code_interpreter.rootfs_path(Path("/var/cache/hutch"))
-pytestmark = pytest.mark.skipif(not ROOTFS.exists(), reason=f"{ROOTFS} is not built")
-
-
-@pytest.fixture(scope="module")
-def image_url() -> Iterator[str]:
-    port = free_port()
-    start = code_interpreter.START_CMD.replace("--host 0.0.0.0", "--host 127.0.0.1").replace(
-        f"--port {code_interpreter.PORT}", f"--port {port}"
-    )
-    root = shlex.quote(str(ROOTFS))
-    script = "\n".join(
-        [
-            "mount --make-rprivate /",
-            f"mount -t proc proc {root}/proc",
-            f"mount --bind /dev {root}/dev",
-            f"mount --bind /dev/pts {root}/dev/pts",
-            f"exec chroot --userspec=user:user {root} env -i HOME=/home/user USER=user "
-            f"PATH=/usr/local/bin:/usr/bin:/bin sh -c {shlex.quote('cd /home/user && ' + start)}",
-        ]
-    )
-    process = subprocess.Popen(["unshare", "-m", "sh", "-c", script], stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/health", timeout=60)
-        ready = code_interpreter.READY_CMD.replace(str(code_interpreter.PORT), str(port))
-        assert subprocess.run(["sh", "-c", ready]).returncode == 0
-        yield url
-    finally:
-        stop(process)
+pytestmark = needs_image
 
 
 def test_python_with_plots_and_dataframes(image_url: str):
@@ -76,3 +39,53 @@ def test_javascript(image_url: str):
     started = time.monotonic()
     assert sandbox.run_code("Deno.cwd()", language="js").text == "/home/user"
     assert time.monotonic() - started < 10
+
+
+def test_the_packages_agents_import(image_url: str):
+    """What code written for E2B's template imports without asking, and a plot saved as an image by
+    plotly through kaleido's own browser."""
+    sandbox = Sandbox.create(debug=True, sandbox_url=image_url)
+    modules = [
+        "aiohttp",
+        "bokeh",
+        "bs4",
+        "cv2",
+        "docx",
+        "e2b_charts",
+        "gensim",
+        "imageio",
+        "joblib",
+        "kaleido",
+        "librosa",
+        "nltk",
+        "numpy",
+        "openpyxl",
+        "orjson",
+        "pandas",
+        "PIL",
+        "plotly",
+        "pytest",
+        "pytz",
+        "requests",
+        "scipy",
+        "seaborn",
+        "skimage",
+        "sklearn",
+        "soundfile",
+        "spacy",
+        "sympy",
+        "textblob",
+        "tornado",
+        "xarray",
+        "xlrd",
+    ]
+    imported = sandbox.run_code(
+        f"import importlib\n[importlib.import_module(m).__name__ for m in {modules!r}]"
+    )
+    assert imported.error is None, imported.error
+    png = sandbox.run_code(
+        "import plotly.graph_objects as go\nimage = go.Figure(go.Bar(y=[1, 3, 2])).to_image(format='png')\n"
+        "image[:8] == b'\\x89PNG\\r\\n\\x1a\\n'",
+        timeout=120,
+    )
+    assert png.error is None and png.text == "True", png

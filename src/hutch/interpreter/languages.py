@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ PYTHON = "python"
 BASH = "bash"
 JAVASCRIPT = "javascript"
 TYPESCRIPT = "typescript"
+R = "r"
 _ALIASES = {"js": JAVASCRIPT, "ts": TYPESCRIPT}
 # bash cannot hold other names in its environment
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -67,6 +69,10 @@ def kernel_command(language: str) -> KernelCommand | None:
             env={"NO_COLOR": "1"},
             linger_s=0.01,
         )
+    if language == R and (r := shutil.which("R")) is not None:
+        # IRkernel, from Debian (``r-cran-irkernel``); it serves Unix sockets as ipykernel does
+        return KernelCommand([r, "--slave", "--no-save", "--no-restore", "-e", "IRkernel::main()",
+                              "--args", "{connection_file}"])  # fmt: skip
     return None
 
 
@@ -89,6 +95,9 @@ def set_env_code(language: str, values: dict[str, str]) -> str:
         return f"__import__('os').environ.update({values!r})"
     if language in (JAVASCRIPT, TYPESCRIPT):
         return f"for (const [k, v] of Object.entries({json.dumps(values)})) Deno.env.set(k, v);"
+    if language == R:
+        names, texts = _r_strings(values), _r_strings(values.values())
+        return f"invisible(do.call(Sys.setenv, setNames(as.list({texts}), {names})))"
     return "\n".join(
         f"export {name}={shlex.quote(value)}" for name, value in values.items() if _IDENTIFIER.fullmatch(name)
     )
@@ -102,4 +111,20 @@ def unset_env_code(language: str, names: list[str]) -> str:
         return f"for _k in {names!r}: __import__('os').environ.pop(_k, None)\ndel _k"
     if language in (JAVASCRIPT, TYPESCRIPT):
         return f"for (const k of {json.dumps(names)}) Deno.env.delete(k);"
+    if language == R:
+        return f"invisible(Sys.unsetenv({_r_strings(names)}))"
     return "unset " + " ".join(name for name in names if _IDENTIFIER.fullmatch(name))
+
+
+def _r_strings(texts: Iterable[str]) -> str:
+    """An R character vector of ``texts``: printable ASCII as it is, every other character as a ``\\U{…}``
+    escape (R reads it the same whatever the kernel's locale)."""
+
+    def literal(text: str) -> str:
+        return (
+            '"'
+            + "".join(c if " " <= c <= "~" and c not in '"\\' else f"\\U{{{ord(c):x}}}" for c in text)
+            + '"'
+        )
+
+    return f"c({', '.join(literal(text) for text in texts)})"
