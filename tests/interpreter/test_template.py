@@ -1,8 +1,6 @@
-"""The built ``code-interpreter-v1`` root filesystem: its server starts with ``START_CMD`` and works.
-
-Runs the image's own python3 and packages in a chroot, inside a private mount namespace (``unshare -m``)
-so that nothing stays mounted. Skipped until the template is built
-(``python -m hutch.templates.code_interpreter``).
+"""The built ``code-interpreter-v1`` root filesystem (built first where it is not): its server starts with
+``START_CMD`` and works, with the image's own python3 and packages, in a chroot inside a private mount
+namespace (``unshare -m``) so that nothing stays mounted.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Run once inside every Python kernel (``runpy``, so nothing lands in the user's namespace).
 
 Adds the display formats the code interpreter reports besides IPython's own: ``e2b/data`` (a pandas
-DataFrame as columns), ``e2b/chart`` (a matplotlib figure's data, by ``charts.py`` next to this file) and
-``application/json`` for plain lists and dicts. And, as E2B's interpreter does, a Pillow image saved to a
-file or shown with ``show()`` is also displayed (a PNG result), instead of looking for an image viewer.
+DataFrame as columns), ``e2b/chart`` (a matplotlib figure's data, by ``charts.py`` next to this file with
+E2B's ``e2b_charts`` package) and ``application/json`` for plain lists and dicts. And, as E2B's interpreter
+does, a Pillow image saved to a file or shown with ``show()`` is also displayed (a PNG result), instead of
+looking for an image viewer.
 """
 
+import enum
 import importlib.util
 import json
 import math
@@ -53,7 +55,7 @@ class ChartFormatter(BaseFormatter):
             return super().__call__(obj)
         try:
             return _json_safe(_charts().figure_to_chart(obj))
-        except Exception:
+        except Exception:  # a figure the extractor cannot read has no chart; its PNG still comes back
             return None
 
 
@@ -84,6 +86,8 @@ def _json_safe(value):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
+    if isinstance(value, enum.Enum):  # e2b_charts' chart types
+        value = value.value
     if hasattr(value, "item"):  # numpy scalars
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
