@@ -116,6 +116,11 @@ class Catalog:
             raise
         return catalog
 
+    @property
+    def shared(self) -> bool:
+        """Whether several processes may use this catalog at once (PostgreSQL; SQLite has one)."""
+        return self.engine.dialect.name == "postgresql"
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits when the block ends, or rolls back if it raises."""

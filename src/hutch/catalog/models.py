@@ -321,3 +321,19 @@ class TemplateUploadChunk(Base):
     files_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class QuotaHold(Base):
+    """On a shared catalog: room in a team's quota that a call in progress holds until what it makes is in
+    the catalog, counted by every API replica's check. One that outlives ``expires_at`` (its replica died)
+    no longer counts."""
+
+    __tablename__ = "quota_holds"
+
+    hold_id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    team_id: Mapped[str] = mapped_column(
+        ForeignKey("teams.team_id", ondelete="CASCADE", name="fk_quota_holds_team_id"), index=True
+    )
+    quota: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[int]
+    expires_at: Mapped[datetime]

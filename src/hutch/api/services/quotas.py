@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...catalog import Catalog
-from ...catalog.repos import teams
+from ...catalog.repos import quota_holds, teams
 from ...config import QuotaSettings
 from ...errors import InvalidRequest, QuotaExceeded
 
@@ -20,6 +21,9 @@ DEFAULTS = "quota_defaults"
 NAMES: tuple[str, ...] = tuple(QuotaSettings.model_fields)
 
 _UNITS = {"upload_mb": " MiB", "snapshot_disk_mb": " MiB"}
+# The longest a shared hold counts: past it, the replica that made it is taken to be gone. A create holds for
+# seconds; only a template build of more than two hours gives its room back early.
+HOLD_LASTS = timedelta(hours=2)
 
 
 def check_name(name: str) -> None:
@@ -52,8 +56,9 @@ def exceeded(name: str, limit: int) -> QuotaExceeded:
 
 class Holds:
     """What calls in progress hold of one quota, per team, until what they make is in the catalog. A check
-    counts the holds with the catalog's rows, so that calls made at once cannot all pass it (within one API
-    process: replicas of a cluster each keep their own)."""
+    counts the holds with the catalog's rows, so that calls made at once cannot all pass it. On a shared
+    catalog the holds are rows of it (``quota_holds``), so the API replicas' checks count each other's;
+    otherwise this process, the catalog's only one, keeps them."""
 
     def __init__(self, name: str) -> None:
         check_name(name)
@@ -82,6 +87,10 @@ class Holds:
     ) -> AsyncIterator[int]:
         """Hold as much of ``amount`` as the team's limit leaves, and yield how much that is; less than
         ``at_least`` is ``exceeded``."""
+        if catalog.shared:
+            async with self._hold_shared(catalog, team_id, amount, used, at_least) as granted:
+                yield granted
+            return
         async with self._lock:
             # Read before the rows: a hold is let go only after what it made is committed, so one let go
             # meanwhile is counted twice (never not at all).
@@ -99,3 +108,30 @@ class Holds:
             self._held[team_id] -= granted
             if not self._held[team_id]:
                 del self._held[team_id]
+
+    @asynccontextmanager
+    async def _hold_shared(
+        self,
+        catalog: Catalog,
+        team_id: str,
+        amount: int,
+        used: Callable[[AsyncSession, str], Awaitable[int]],
+        at_least: int,
+    ) -> AsyncIterator[int]:
+        async with catalog.transaction() as session:
+            await quota_holds.lock(session, team_id, self.name)
+            allowed = await limit(session, team_id, self.name)
+            taken = await used(session, team_id) + await quota_holds.held(session, team_id, self.name)
+            granted = min(amount, allowed - taken)
+            if granted < at_least:
+                raise exceeded(self.name, allowed)
+            hold_id = await quota_holds.add(session, team_id, self.name, granted, lasts=HOLD_LASTS)
+        try:
+            yield granted
+        finally:
+            await asyncio.shield(_let_go(catalog, hold_id))
+
+
+async def _let_go(catalog: Catalog, hold_id: str) -> None:
+    async with catalog.transaction() as session:
+        await quota_holds.remove(session, hold_id)
