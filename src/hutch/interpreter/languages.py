@@ -17,11 +17,17 @@ BASH = "bash"
 JAVASCRIPT = "javascript"
 TYPESCRIPT = "typescript"
 R = "r"
+JAVA = "java"
 _ALIASES = {"js": JAVASCRIPT, "ts": TYPESCRIPT}
 # bash cannot hold other names in its environment
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SETUP = Path(__file__).with_name("kernel_setup.py")
 _BASH_LAUNCHER = Path(__file__).with_name("bash_launcher.py")
+_JAVA_KERNEL = Path(__file__).with_name("java") / "kernel.py"
+# Compiled from java/*.java when the template is built.
+_JAVA_DRIVER = _JAVA_KERNEL.with_name("classes") / "Driver.class"
+# The Java kernel runs a cell whose lines start with this itself (``java/kernel.py``), never as Java.
+_JAVA_ENV = "//hutch:env "
 _IPYKERNEL = [
     sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
     # the extra display formats (e2b/data, e2b/chart, json), set up in a namespace of their own
@@ -73,6 +79,10 @@ def kernel_command(language: str) -> KernelCommand | None:
         # IRkernel, from Debian (``r-cran-irkernel``); it serves Unix sockets as ipykernel does
         return KernelCommand([r, "--slave", "--no-save", "--no-restore", "-e", "IRkernel::main()",
                               "--args", "{connection_file}"])  # fmt: skip
+    if language == JAVA and shutil.which("java") is not None and _JAVA_DRIVER.is_file():
+        # JShell in a JVM driven by a Python kernel; interrupted by a message, which it passes on
+        run = f"__import__('runpy').run_path({str(_JAVA_KERNEL)!r}, run_name='__main__')"
+        return KernelCommand([sys.executable, "-c", run, "-f", "{connection_file}"], interrupt_mode="message")
     return None
 
 
@@ -98,6 +108,8 @@ def set_env_code(language: str, values: dict[str, str]) -> str:
     if language == R:
         names, texts = _r_strings(values), _r_strings(values.values())
         return f"invisible(do.call(Sys.setenv, setNames(as.list({texts}), {names})))"
+    if language == JAVA:
+        return f"{_JAVA_ENV}set {json.dumps(values)}"
     return "\n".join(
         f"export {name}={shlex.quote(value)}" for name, value in values.items() if _IDENTIFIER.fullmatch(name)
     )
@@ -113,6 +125,8 @@ def unset_env_code(language: str, names: list[str]) -> str:
         return f"for (const k of {json.dumps(names)}) Deno.env.delete(k);"
     if language == R:
         return f"invisible(Sys.unsetenv({_r_strings(names)}))"
+    if language == JAVA:
+        return f"{_JAVA_ENV}unset {json.dumps(names)}"
     return "unset " + " ".join(name for name in names if _IDENTIFIER.fullmatch(name))
 
 
