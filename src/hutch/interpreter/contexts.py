@@ -44,9 +44,10 @@ class Context:
         async with self._lock:
             await self.kernel.settle()
             await self._apply_sandbox_vars(sandbox_vars)
-            if env_vars:
-                await self.kernel.run_silent(languages.set_env_code(self.language, env_vars))
             try:
+                # inside the try: variables are restored even when the client goes away while they are set
+                if env_vars:
+                    await self.kernel.run_silent(languages.set_env_code(self.language, env_vars))
                 async for line in self.kernel.execute(code):
                     yield line
             finally:

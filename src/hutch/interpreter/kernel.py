@@ -4,9 +4,10 @@ Two reader tasks are the only consumers of the kernel's iopub and shell sockets;
 by parent message id to the request waiting for it (readiness checks included). A restart starts a new
 process with new sockets. While it waits, an execution checks every ``POLL_S`` that the kernel process
 is alive: a kernel that died (``os._exit`` in user code, the OOM killer) ends the execution with a
-``ContextRestarting`` error and is restarted. An execution whose client went away interrupts the kernel;
-work that must happen after it (waiting for the interrupted cell, restoring environment variables) is
-chained in ``later`` and awaited by the next execution before it sends anything.
+``ContextRestarting`` error and is restarted. An execution whose client went away is abandoned: its cell is
+interrupted and waited for. That, and other work that must happen after an execution (restoring
+environment variables, a restart), is chained in ``later`` and awaited by the next execution before it
+sends anything, so the kernel has one request at a time and an interrupt reaches no other request.
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ KEEPALIVE_S = 5.0
 START_TIMEOUT_S = 60.0
 READY_POLL_S = 0.25
 READ_POLL_S = 0.2
-# How long an interrupted cell may take to stop before later work goes ahead anyway.
+# How long an abandoned cell may take to start and stop before later work goes ahead anyway.
 DRAIN_TIMEOUT_S = 10.0
+# The kernel's messages waiting for one request's reader; beyond, the socket's reader waits, and so (its
+# socket full) does the kernel.
+INBOX_SIZE = 1000
 # The directory that holds this package, which the server's PYTHONPATH may name but user code should not see.
 _OWN_PATH = str(Path(__file__).resolve().parents[2])
 
@@ -91,7 +95,7 @@ class Kernel:
         self._turns: dict[str, tuple[outputs.Turn, asyncio.Queue]] = {}
         self._later: asyncio.Task | None = None
         self._restart_lock = asyncio.Lock()
-        self._background: set[asyncio.Task] = set()
+        self._deferred: set[asyncio.Task] = set()
         self._stopped = False
 
     async def start(self) -> None:
@@ -103,8 +107,8 @@ class Kernel:
 
     async def stop(self) -> None:
         self._stopped = True
-        if self._later is not None:
-            self._later.cancel()
+        for task in self._deferred:
+            task.cancel()
         self._end_all("UnexpectedEndOfExecution", "The context was removed before the execution finished")
         await self._teardown()
 
@@ -164,7 +168,7 @@ class Kernel:
         before the kernel listens may be lost.
         """
         deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
-        inbox: asyncio.Queue = asyncio.Queue()
+        inbox: asyncio.Queue = asyncio.Queue(INBOX_SIZE)
         attempts: list[str] = []
         heard: set[str] = set()
         try:
@@ -190,7 +194,7 @@ class Kernel:
     async def _alive(self) -> bool:
         return self._manager is not None and await self._manager.is_alive()
 
-    async def interrupt(self) -> None:
+    async def _interrupt(self) -> None:
         with contextlib.suppress(Exception):
             await self._manager.interrupt_kernel()
 
@@ -202,23 +206,35 @@ class Kernel:
 
         async def chained() -> None:
             if previous is not None:
-                await asyncio.gather(previous, return_exceptions=True)
+                await asyncio.wait([previous])
             try:
                 await work()
             except Exception:
                 log.exception("deferred kernel work failed")
 
-        self._later = asyncio.create_task(chained())
+        task = self._later = asyncio.create_task(chained())
+        self._deferred.add(task)
+        task.add_done_callback(self._deferred.discard)
 
     async def settle(self) -> None:
-        """Wait for deferred work; restart the kernel if it died while nobody was executing."""
+        """Wait for deferred work; restart the kernel if it died while nobody was executing.
+
+        A caller that goes away meanwhile leaves the work going: a restart cut short would leave a kernel
+        half started, and a cell not waited for would still run when the next execution is sent.
+        """
+        await self._wait_later()
+        if not await self._alive():
+            self.later(self.restart)
+            await self._wait_later()
+            if not await self._alive():
+                raise KernelStartError("the kernel could not be restarted")
+
+    async def _wait_later(self) -> None:
         while self._later is not None:
             task = self._later
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait([task])
             if self._later is task:
                 self._later = None
-        if not await self._alive():
-            await self.restart()
 
     async def run_silent(self, code: str) -> dict[str, Any] | None:
         """Run ``code`` without output or history; its error line, if it failed."""
@@ -233,11 +249,9 @@ class Kernel:
         # not while a restart runs: its readiness check takes the kernel's messages, and a turn registered
         # before a restart is ended by it
         async with self._restart_lock:
-            msg_id = self._client.execute(
-                code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=not silent
-            )
-            turn, inbox = self._turns[msg_id] = (outputs.Turn(), asyncio.Queue())
+            msg_id, turn, inbox = self._send(code, silent=silent)
         quiet = 0.0
+        barrier = ""
         finished = False
         crashed = False
         try:
@@ -253,6 +267,8 @@ class Kernel:
                         self.later(self.restart)
                         crashed = True
                         break
+                    if turn.idle and not turn.done and not barrier:
+                        barrier = self._barrier(msg_id)
                     quiet += POLL_S
                     if quiet >= KEEPALIVE_S and not silent:
                         quiet = 0.0
@@ -271,34 +287,68 @@ class Kernel:
                     yield line
             finished = True
         finally:
+            self._turns.pop(barrier, None)
             if finished:
                 self._turns.pop(msg_id, None)
             else:
-                # the client went away mid-execution: stop the cell, and let the next one wait for it
-                self._spawn(self.interrupt())
-                self.later(lambda: self._drain(msg_id))
+                # the client went away mid-execution; our own silent code is short, and left to finish
+                self.later(lambda: self._abandon(msg_id, interrupt=not silent))
 
-    async def _drain(self, msg_id: str) -> None:
+    def _send(self, code: str, *, silent: bool) -> tuple[str, outputs.Turn, asyncio.Queue]:
+        msg_id = self._client.execute(
+            code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=not silent
+        )
+        turn, inbox = self._turns[msg_id] = (outputs.Turn(), asyncio.Queue(INBOX_SIZE))
+        return msg_id, turn, inbox
+
+    def _barrier(self, msg_id: str) -> str:
+        """For a turn that went idle but got no reply: a ``kernel_info`` request, whose reply stands in for
+        the missing one. The shell channel is ordered, so the execution's reply, if it comes, comes first;
+        it may never come (a SIGINT cut an abandoned cell's reply short, which garbles the next message)."""
+        barrier = self._client.kernel_info()
+        self._turns[barrier] = self._turns[msg_id]
+        return barrier
+
+    async def _abandon(self, msg_id: str, *, interrupt: bool) -> None:
+        """Stop the cell of an execution nobody waits for any more, and wait until the kernel is done with it.
+
+        The interrupt goes once the kernel has taken the request up: a SIGINT between requests is ignored,
+        and the cell would run on. The wait is for the kernel's idle status, not its reply: a SIGINT that
+        lands after the cell's code, in the kernel's own handling of the request, costs the reply, never the
+        idle status. Nothing else is sent to the kernel before that, so the SIGINT reaches no other request.
+        """
         turn, inbox = self._turns[msg_id]
         try:
             async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                while not turn.done:
-                    try:
-                        async with asyncio.timeout(POLL_S):
-                            source, msg = await inbox.get()
-                    except TimeoutError:
-                        if not await self._alive():
-                            return
-                        continue
-                    turn.feed(source, msg)
+                while not turn.settled:
+                    if interrupt and turn.started:
+                        interrupt = False
+                        await self._interrupt()
+                    if not await self._next(turn, inbox):
+                        return
         except TimeoutError:
-            log.warning("an interrupted execution did not stop within %s s", DRAIN_TIMEOUT_S)
+            log.warning("an abandoned execution did not stop within %s s", DRAIN_TIMEOUT_S)
         finally:
             self._turns.pop(msg_id, None)
+
+    async def _next(self, turn: outputs.Turn, inbox: asyncio.Queue) -> bool:
+        """Feed ``turn`` its next message; False if the kernel died first."""
+        while True:
+            try:
+                async with asyncio.timeout(POLL_S):
+                    source, msg = await inbox.get()
+            except TimeoutError:
+                if not await self._alive():
+                    return False
+                continue
+            turn.feed(source, msg)
+            return True
 
     def _end_all(self, name: str, value: str) -> None:
         for turn, inbox in self._turns.values():
             if not turn.done:
+                if inbox.full():  # the request ends: what its reader has not taken yet goes with it
+                    inbox.get_nowait()
                 inbox.put_nowait(("ended", turn.end(name, value)[0]))
 
     async def _read(self, source: str, receive: Callable[..., Awaitable[dict[str, Any]]]) -> None:
@@ -310,14 +360,20 @@ class Kernel:
                 msg = await receive(timeout=READ_POLL_S)
             except queue.Empty:
                 continue
+            except (ValueError, TypeError) as exc:
+                # a message the session cannot read (bad signature, malformed): lost, and only it
+                log.warning("dropped a message on the kernel's %s channel: %s", source, exc)
+                continue
             except Exception:
                 log.exception("reading the kernel's %s channel failed", source)
                 return
-            entry = self._turns.get(msg.get("parent_header", {}).get("msg_id", ""))
-            if entry is not None:
-                entry[1].put_nowait((source, msg))
+            await self._deliver(msg.get("parent_header", {}).get("msg_id", ""), (source, msg))
 
-    def _spawn(self, work: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    async def _deliver(self, msg_id: str, item: tuple[str, dict[str, Any]]) -> None:
+        """Hand a message to the request it answers, waiting while its inbox is full, as long as the request
+        is still waited for."""
+        while (entry := self._turns.get(msg_id)) is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(READ_POLL_S):
+                    await entry[1].put(item)
+                    return

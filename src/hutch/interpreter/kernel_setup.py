@@ -4,7 +4,7 @@ Adds the display formats the code interpreter reports besides IPython's own: ``e
 DataFrame as columns), ``e2b/chart`` (a matplotlib figure's data, by ``charts.py`` next to this file with
 E2B's ``e2b_charts`` package) and ``application/json`` for plain lists and dicts. And, as E2B's interpreter
 does, a Pillow image saved to a file or shown with ``show()`` is also displayed (a PNG result), instead of
-looking for an image viewer.
+looking for an image viewer. Its output waits for the server rather than being dropped when the server lags.
 """
 
 import enum
@@ -122,7 +122,18 @@ def _display_pillow_images():
     ImageShow._viewers.clear()
 
 
+def _wait_for_the_reader():
+    """ipykernel's IOPub socket drops messages once a thousand wait for a reader that lags (a cell printing
+    quickly on a busy machine): outputs went missing, and with the idle status the end of the execution.
+    This makes it wait for the reader instead; set in the IOPub thread, which owns the socket."""
+    import zmq
+
+    thread = get_ipython().kernel.iopub_thread
+    thread.schedule(lambda: thread.socket.setsockopt(zmq.XPUB_NODROP, 1))
+
+
 _display_pillow_images()
+_wait_for_the_reader()
 _formatter = get_ipython().display_formatter
 _formatter.formatters["e2b/data"] = DataFormatter(parent=_formatter)
 _formatter.formatters["e2b/chart"] = ChartFormatter(parent=_formatter)

@@ -57,6 +57,7 @@ class Turn:
     """
 
     def __init__(self) -> None:
+        self.started = False
         self.idle = False
         self.replied = False
         self.ended = False
@@ -65,6 +66,11 @@ class Turn:
     @property
     def done(self) -> bool:
         return self.ended or (self.idle and self.replied)
+
+    @property
+    def settled(self) -> bool:
+        """The kernel has nothing more to do for it: idle for it, even without a reply, or ended."""
+        return self.ended or self.idle
 
     def feed(self, source: str, msg: dict[str, Any]) -> list[dict[str, Any]]:
         """The lines for a message from ``source``: ``iopub``, ``reply`` (shell), or ``ended`` (then
@@ -83,6 +89,7 @@ class Turn:
         if kind in ("execute_result", "display_data"):
             return [result(content.get("data", {}), is_main_result=kind == "execute_result")]
         if kind == "execute_input":
+            self.started = True
             return [{"type": "number_of_executions", "execution_count": content["execution_count"]}]
         if kind == "error":
             return self._error(content)
