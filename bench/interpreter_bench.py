@@ -3,7 +3,7 @@
 Measures what a user feels on a warm server:
 
 * ``run_code("1+1")`` in the default context (median/p95), and the same request with plain httpx; the
-  same in the bash and JavaScript default contexts;
+  same in the bash, JavaScript, R and Java default contexts (each idle for ``IDLE_S`` after its first cell);
 * a matplotlib figure round trip (plot, PNG back, decoded);
 * 1,000 sequential small executions (total time and executions per second);
 * ``create_code_context()`` (a new kernel until it answers), and removing it.
@@ -13,8 +13,10 @@ Point it at a running server with ``--url`` (a sandbox's 49999 port, or Hutch's 
 also reports the time from exec to the first answer of ``/health`` (the default kernel is up by then).
 With ``--stack`` it starts a Hutch stack of its own (``hutch up --detach``, temporary data, free ports,
 subnet 10.17.0.0/16, two warm ``code-interpreter-v1`` sandboxes), measures ``Sandbox.create()`` → first
-``run_code("1+1")`` result ``--creates`` times (the pool refilled between creates), then all of the above
-inside one sandbox through the proxy.
+``run_code("1+1")`` result in each language ``--creates`` times (the pool refilled between creates; Python
+and JavaScript kernels start with the server, R and Java ones on their first cell), then all of the above
+inside one sandbox through the proxy; then, in a stack without a pool, the same creates cold
+(``--cold-creates`` times per language).
 
 ``python bench/interpreter_bench.py [--url URL | --stack] [--runs N] [--sequential N] [--json]``
 """
@@ -35,6 +37,11 @@ from measure import free_port, own_stack, report, summary, timed
 from packaging.version import Version
 
 SUBNET = "10.17.0.0/16"
+# How long a language's default context is left idle after its first cell, before its cells are timed: as
+# between an agent's calls (the Java kernel compiles warm-up snippets meanwhile).
+IDLE_S = 5.0
+# What ``1+1`` shows in each language.
+TWO = {"python": "2", "javascript": "2", "r": "[1] 2", "java": "2"}
 PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [3, 1, 2])\nplt.show()"
 
 
@@ -71,15 +78,22 @@ def sandbox_for(url: str, sandbox_id: str, token: str | None) -> Sandbox:
     )
 
 
-def creates(opts: dict, count: int) -> dict:
-    """``Sandbox.create()`` → the first ``run_code("1+1")`` result, with a warm pool refilled in between."""
-    Sandbox.create(**opts).kill()  # the first claim may wait for the pool's first fill
+def value(sandbox: Sandbox, code: str, language: str | None = None) -> str | None:
+    """The value a cell shows: its result, or (R's kernel shows values as display data) its first result."""
+    execution = sandbox.run_code(code, language=language)
+    assert execution.error is None, execution.error
+    return execution.text or (execution.results[0].text if execution.results else None)
+
+
+def creates(opts: dict, count: int, language: str, *, pause_s: float) -> dict:
+    """``Sandbox.create()`` → the first ``run_code("1+1", language=…)`` result, ``pause_s`` apart (a warm
+    pool refills meanwhile)."""
     samples = []
     for _ in range(count):
-        time.sleep(3)
+        time.sleep(pause_s)
         started = time.perf_counter()
         sandbox = Sandbox.create(**opts)
-        assert sandbox.run_code("1+1").text == "2"
+        assert value(sandbox, "1+1", language) == TWO[language]
         samples.append((time.perf_counter() - started) * 1000)
         sandbox.kill()
     return summary(samples)
@@ -92,14 +106,18 @@ def measure(sandbox: Sandbox, url: str, runs: int, sequential: int) -> dict:
         assert sandbox.run_code("1+1").text == "2"
 
     results["run_code(1+1)"] = timed(one_plus_one, runs)
-    for language in ("bash", "js"):
-        sandbox.run_code("true", language=language)  # the language's default context, started lazily
+    sandbox.run_code("true", language="bash")  # the language's default context, started lazily
     results["run_code(echo 2, language=bash)"] = timed(
         lambda: sandbox.run_code("echo 2", language="bash"), max(20, runs // 4)
     )
-    results["run_code(1+1, language=js)"] = timed(
-        lambda: sandbox.run_code("1+1", language="js"), max(20, runs // 4)
-    )
+    for language in ("javascript", "r", "java"):
+        value(sandbox, "1+1", language)
+        time.sleep(IDLE_S)
+
+        def add(language: str = language) -> None:
+            assert value(sandbox, "1+1", language) == TWO[language]
+
+        results[f"run_code(1+1, language={language})"] = timed(add, max(20, runs // 4))
 
     body = {"code": "1+1", "context_id": None, "language": None, "env_vars": None}
     headers = {**sandbox.connection_config.sandbox_headers, "E2b-Sandbox-Port": "49999"}
@@ -139,6 +157,7 @@ def main() -> None:
     parser.add_argument("--token", help="the sandbox's envd access token, if it has one")
     parser.add_argument("--stack", action="store_true", help="measure sandboxes of a stack of its own")
     parser.add_argument("--creates", type=int, default=20)
+    parser.add_argument("--cold-creates", type=int, default=5)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--sequential", type=int, default=1000)
     parser.add_argument("--json", action="store_true")
@@ -150,13 +169,23 @@ def main() -> None:
     if args.stack:
         pool = {"HUTCH_RUNTIME__WARM_POOL": {"base": 0, "code-interpreter-v1": 2}}
         with own_stack(SUBNET, pool, set()) as opts:
-            results["create -> first run_code(1+1)"] = creates(opts, args.creates)
+            Sandbox.create(**opts).kill()  # the first claim may wait for the pool's first fill
+            for language in TWO:
+                results[f"warm create -> first run_code(1+1, language={language})"] = creates(
+                    opts, args.creates, language, pause_s=3
+                )
             sandbox = Sandbox.create(**opts)
             try:
                 url = sandbox._jupyter_url
                 results.update(measure(sandbox, url, args.runs, args.sequential))
             finally:
                 sandbox.kill()
+        without_pool = {"HUTCH_RUNTIME__WARM_POOL": {"base": 0, "code-interpreter-v1": 0}}
+        with own_stack(SUBNET, without_pool, set()) as opts:
+            for language in TWO:
+                results[f"cold create -> first run_code(1+1, language={language})"] = creates(
+                    opts, args.cold_creates, language, pause_s=0.5
+                )
     elif url is None:
         url, process, ready_ms = start_server()
         results["exec -> /health (default kernel up)"] = {"ms": round(ready_ms, 1)}

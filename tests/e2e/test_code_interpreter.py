@@ -53,6 +53,31 @@ def test_env_vars_per_sandbox_and_per_call(interpreter):
     assert interpreter.run_code(code).text == "('from-create', None)"
 
 
+def test_r_and_java_in_a_sandbox_with_its_variables(interpreter):
+    """R and Java run in the sandbox itself (as root, like its other kernels), each seeing the sandbox's
+    variables and a call's own, and naming its errors."""
+    r_code = 'cat(Sys.getenv("SANDBOX_LEVEL"), Sys.getenv("CALL_LEVEL", unset = "-"))'
+    assert interpreter.run_code(r_code, language="r").logs.stdout == ["from-create -"]
+    assert interpreter.run_code(r_code, language="r", envs={"CALL_LEVEL": "once"}).logs.stdout == [
+        "from-create once"
+    ]
+    assert "it broke" in interpreter.run_code('stop("it broke")', language="r").error.value
+    java_code = 'System.getenv("SANDBOX_LEVEL") + " " + System.getenv().getOrDefault("CALL_LEVEL", "-")'
+    assert interpreter.run_code(java_code, language="java").text == "from-create -"
+    assert (
+        interpreter.run_code(java_code, language="java", envs={"CALL_LEVEL": "once"}).text
+        == "from-create once"
+    )
+    assert interpreter.run_code(java_code, language="java").text == "from-create -"
+    failed = interpreter.run_code('Integer.parseInt("x")', language="java")
+    assert failed.error.name == "java.lang.NumberFormatException" and "x" in failed.error.value
+    context = interpreter.create_code_context(language="java", cwd="/tmp")
+    try:
+        assert interpreter.run_code('System.getProperty("user.dir")', context=context).text == "/tmp"
+    finally:
+        interpreter.remove_code_context(context)
+
+
 def test_contexts_are_separate_and_have_their_cwd(interpreter):
     first = interpreter.create_code_context(cwd="/tmp")
     second = interpreter.create_code_context()
