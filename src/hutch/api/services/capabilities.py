@@ -28,8 +28,9 @@ TESTED_SDKS: dict[str, dict[str, str]] = {
 # The templates E2B's SDKs create by default for the code interpreter and the desktop.
 CODE_INTERPRETER_TEMPLATE = "code-interpreter-v1"
 DESKTOP_TEMPLATE = "desktop"
-# The languages of the code-interpreter template's contexts (its kernels: IPython, bash, Deno).
-CODE_INTERPRETER_LANGUAGES = ("python", "bash", "javascript", "typescript")
+# The languages of the code-interpreter template's contexts (its kernels: IPython, bash, Deno, IRkernel,
+# the JShell-based Java kernel).
+CODE_INTERPRETER_LANGUAGES = ("python", "bash", "javascript", "typescript", "r", "java")
 
 # The network settings a create or a network update carries out.
 NETWORK_FIELDS = ("allowOut", "denyOut", "allowPublicTraffic", "maskRequestHost", "allow_internet_access")
