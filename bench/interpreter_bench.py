@@ -31,7 +31,7 @@ import tempfile
 import time
 
 import httpx
-from e2b import ConnectionConfig
+from e2b import ConnectionConfig, SandboxException
 from e2b_code_interpreter import Sandbox
 from measure import free_port, own_stack, report, summary, timed
 from packaging.version import Version
@@ -111,7 +111,12 @@ def measure(sandbox: Sandbox, url: str, runs: int, sequential: int) -> dict:
         lambda: sandbox.run_code("echo 2", language="bash"), max(20, runs // 4)
     )
     for language in ("javascript", "r", "java"):
-        value(sandbox, "1+1", language)
+        try:
+            value(sandbox, "1+1", language)
+        except SandboxException as error:  # a server on a host without that language's kernel
+            if "no kernel" not in str(error):
+                raise
+            continue
         time.sleep(IDLE_S)
 
         def add(language: str = language) -> None:

@@ -37,7 +37,6 @@ import argparse
 import contextlib
 import json
 import random
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -50,11 +49,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import httpx
 from e2b import ConnectionConfig, TimeoutException
 from e2b_code_interpreter import Context, Execution, Sandbox
 from measure import free_port
 from packaging.version import Version
+from tests.interpreter import image
 
 from hutch.templates import code_interpreter
 
@@ -486,27 +488,13 @@ def host_server(log_path: Path) -> Iterator[str]:
 
 @contextmanager
 def image_server(log_path: Path) -> Iterator[str]:
-    """The built image's server, started as the template starts it, as ``user`` in a chroot of the image,
-    in a mount namespace of its own."""
-    image = code_interpreter.rootfs_path(Path("/var/cache/hutch"))
-    if not image.exists():
-        raise SystemExit(f"{image} is not built: python -m hutch.templates.code_interpreter /var/cache/hutch")
+    """The built image's server (``tests/interpreter/image.py``)."""
+    built = code_interpreter.rootfs_path(Path("/var/cache/hutch"))
+    if not built.exists():
+        raise SystemExit(f"{built} is not built: python -m hutch.templates.code_interpreter /var/cache/hutch")
     port = free_port()
-    start = code_interpreter.START_CMD.replace("--host 0.0.0.0", "--host 127.0.0.1").replace(
-        f"--port {code_interpreter.PORT}", f"--port {port}"
-    )
-    root = shlex.quote(str(image))
-    script = "\n".join([
-        "mount --make-rprivate /",
-        f"mount -t proc proc {root}/proc",
-        f"mount --bind /dev {root}/dev",
-        f"mount --bind /dev/pts {root}/dev/pts",
-        f"exec chroot --userspec=user:user {root} env -i HOME=/home/user USER=user "
-        f"PATH=/usr/local/bin:/usr/bin:/bin sh -c {shlex.quote('cd /home/user && ' + start)}",
-    ])  # fmt: skip
     with log_path.open("wb") as log:
-        process = subprocess.Popen(["unshare", "-m", "sh", "-c", script], stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=log)  # fmt: skip
+        process = image.start(built, port, stdout=log, stderr=log)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_health(url, process)

@@ -8,7 +8,6 @@ the way ``Sandbox.create`` builds it, with ``sandbox_url`` pointing at the inter
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from hutch.envd.version import VERSION
 from hutch.templates import code_interpreter
 from tests.conftest import free_port, wait_http
 from tests.envd.conftest import Envd, start_envd, stop_envd
+from tests.interpreter import image
 
 TOKEN = "interpreter-test-token"
 SANDBOX_VAR = ("HUTCH_SANDBOX_VAR", "sandbox-level")  # what start_envd gives /init
@@ -112,25 +112,9 @@ needs_image = pytest.mark.usefixtures("image_url")
 
 @pytest.fixture(scope="session")
 def image_url() -> Iterator[str]:
-    """The built image's server, started with ``START_CMD`` as ``user`` in a chroot of the image, inside a
-    private mount namespace (``unshare -m``) so that nothing stays mounted."""
+    """The built image's server (:mod:`.image`)."""
     port = free_port()
-    start = code_interpreter.START_CMD.replace("--host 0.0.0.0", "--host 127.0.0.1").replace(
-        f"--port {code_interpreter.PORT}", f"--port {port}"
-    )
-    image = code_interpreter.build(Path("/var/cache/hutch"), log=lambda _line: None)
-    root = shlex.quote(str(image))
-    script = "\n".join(
-        [
-            "mount --make-rprivate /",
-            f"mount -t proc proc {root}/proc",
-            f"mount --bind /dev {root}/dev",
-            f"mount --bind /dev/pts {root}/dev/pts",
-            f"exec chroot --userspec=user:user {root} env -i HOME=/home/user USER=user "
-            f"PATH=/usr/local/bin:/usr/bin:/bin sh -c {shlex.quote('cd /home/user && ' + start)}",
-        ]
-    )
-    process = subprocess.Popen(["unshare", "-m", "sh", "-c", script], stdin=subprocess.DEVNULL)
+    process = image.start(code_interpreter.build(Path("/var/cache/hutch"), log=lambda _line: None), port)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/health", timeout=60)
