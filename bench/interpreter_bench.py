@@ -65,16 +65,22 @@ def start_server() -> tuple[str, subprocess.Popen, float]:
     return url, process, (time.perf_counter() - began) * 1000
 
 
-def sandbox_for(url: str, sandbox_id: str, token: str | None) -> Sandbox:
+def sandbox_for(
+    url: str, sandbox_id: str, token: str | None, request_timeout: float | None = None
+) -> Sandbox:
+    """The official SDK's sandbox object, its calls going to the interpreter at ``url``."""
     headers = {"E2b-Sandbox-Id": sandbox_id}
     if token:
         headers["X-Access-Token"] = token
+    config = {} if request_timeout is None else {"request_timeout": request_timeout}
     return Sandbox(
         sandbox_id=sandbox_id,
         sandbox_domain=None,
         envd_version=Version("0.9.1"),
         envd_access_token=token,
-        connection_config=ConnectionConfig(sandbox_url=url, extra_sandbox_headers=headers, debug=True),
+        connection_config=ConnectionConfig(
+            sandbox_url=url, extra_sandbox_headers=headers, debug=True, **config
+        ),
     )
 
 

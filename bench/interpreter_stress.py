@@ -52,10 +52,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
-from e2b import ConnectionConfig, TimeoutException
+from e2b import TimeoutException
 from e2b_code_interpreter import Context, Execution, Sandbox
+from interpreter_bench import sandbox_for
 from measure import free_port
-from packaging.version import Version
 from tests.interpreter import image
 
 from hutch.templates import code_interpreter
@@ -155,21 +155,6 @@ def bounded(call: Callable[[], Any], deadline_s: float) -> tuple[str, Any]:
     if not done.wait(deadline_s):
         return "hang", None
     return ("raised", box["error"]) if "error" in box else ("ok", box["value"])
-
-
-def sandbox_for(url: str, token: str | None) -> Sandbox:
-    headers = {"E2b-Sandbox-Id": SANDBOX_ID}
-    if token:
-        headers["X-Access-Token"] = token
-    return Sandbox(
-        sandbox_id=SANDBOX_ID,
-        sandbox_domain=None,
-        envd_version=Version("0.9.1"),
-        envd_access_token=token,
-        connection_config=ConnectionConfig(
-            sandbox_url=url, extra_sandbox_headers=headers, debug=True, request_timeout=RESTART_TIMEOUT_S
-        ),
-    )
 
 
 def describe(execution: Execution) -> str:
@@ -523,9 +508,10 @@ def timeout_factor(sandbox: Sandbox) -> float:
 
 def stress(url: str, args: argparse.Namespace, log: ServerLog) -> dict:
     tally = Tally()
-    factor = timeout_factor(sandbox_for(url, args.token))
+    factor = timeout_factor(sandbox_for(url, SANDBOX_ID, args.token, RESTART_TIMEOUT_S))
     workers = [
-        Worker(sandbox_for(url, args.token), n, args, tally, log, factor) for n in range(args.contexts)
+        Worker(sandbox_for(url, SANDBOX_ID, args.token, RESTART_TIMEOUT_S), n, args, tally, log, factor)
+        for n in range(args.contexts)
     ]
     threads = [threading.Thread(target=worker.run, daemon=True) for worker in workers]
     started = time.monotonic()
