@@ -9,6 +9,7 @@
      ├── Unauthenticated     no or a bad API key
      ├── Forbidden           authenticated, but not allowed
      ├── QuotaExceeded       a limit (sandboxes, rate) is reached
+ │    └── OutOfSpace        a volume or disk is full
      ├── NotSupported        the backend or build lacks the feature
      ├── BackendUnavailable  the runtime could not do it (crun failed, no capacity)
      │    ├── NodeFull          a node has no room for the sandbox (another may)
@@ -53,6 +54,10 @@ class QuotaExceeded(HutchError):
     def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class OutOfSpace(QuotaExceeded):
+    """A volume or disk has no room left for what was written."""
 
 
 class NotSupported(HutchError):

@@ -18,6 +18,7 @@ from hutch.runtime.node_client import (
     SandboxSpec,
     TemplateImage,
 )
+from hutch.runtime.types import EgressSettings
 
 HANDLE = SandboxHandle(
     sandbox_id="s1", template_id="t", host="10.0.0.2", node_id="n", started_at=datetime.now(UTC)
@@ -88,7 +89,13 @@ class CapableRuntime(CoreRuntime):
         return [HANDLE for _ in access_tokens]
 
     async def update_egress(
-        self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
+        self,
+        sandbox_id: str,
+        *,
+        internet: bool | None,
+        allow_out: tuple[str, ...],
+        deny_out: tuple[str, ...],
+        settings: EgressSettings | None = None,
     ) -> None:
         self.calls.append(("egress", sandbox_id, internet, allow_out, deny_out))
 

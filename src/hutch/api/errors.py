@@ -21,6 +21,7 @@ from ..errors import (
     NodeUnavailable,
     NotFound,
     NotSupported,
+    OutOfSpace,
     QuotaExceeded,
     Unauthenticated,
 )
@@ -35,6 +36,7 @@ STATUS: dict[type[HutchError], int] = {
     NotFound: 404,
     Conflict: 409,
     QuotaExceeded: 429,
+    OutOfSpace: 507,
     BackendUnavailable: 500,
     NotSupported: 501,
     NodeUnavailable: 503,

@@ -27,6 +27,7 @@ from ..errors import HutchError, NodeFull, NotSupported, Unauthenticated
 from ..runtime import node_wire as wire
 from ..runtime.capabilities import Reserved, SupportsCluster, SupportsMove
 from ..runtime.node_client import LocalNode, Runtime
+from ..runtime.types import EgressSettings
 from ..templates import garbage
 from ..templates.builder import Builder, BuildFailed, Built, Plan
 from ..templates.layers import LayerStore
@@ -67,6 +68,7 @@ class Egress(BaseModel):
     internet: bool | None = None
     allow_out: list[str] = []
     deny_out: list[str] = []
+    settings: EgressSettings | None = None
 
 
 class Admission:
@@ -330,7 +332,11 @@ def create_node_app(
     @app.put(f"{p}/sandboxes/{{sandbox_id}}/egress", status_code=204, response_class=Response)
     async def egress(sandbox_id: str, body: Egress) -> Response:
         await node.update_egress(
-            sandbox_id, internet=body.internet, allow_out=tuple(body.allow_out), deny_out=tuple(body.deny_out)
+            sandbox_id,
+            internet=body.internet,
+            allow_out=tuple(body.allow_out),
+            deny_out=tuple(body.deny_out),
+            settings=body.settings,
         )
         return Response(status_code=204)
 

@@ -3,7 +3,7 @@ one with ``isinstance`` and answers ``NotSupported`` when the backend lacks it."
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..errors import HutchError
-    from .types import SandboxHandle, SandboxSpec
+    from .types import EgressSettings, SandboxHandle, SandboxSpec
 
 
 @dataclass(frozen=True)
@@ -113,9 +113,88 @@ class SupportsEgress(Protocol):
     """Changing a running sandbox's egress rules."""
 
     async def update_egress(
-        self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
+        self,
+        sandbox_id: str,
+        *,
+        internet: bool | None,
+        allow_out: tuple[str, ...],
+        deny_out: tuple[str, ...],
+        settings: EgressSettings | None = None,
     ) -> None:
-        """Replace the sandbox's allow/deny lists; ``internet`` None keeps the current switch."""
+        """Replace the sandbox's allow/deny lists (and its header rules, secrets, upstream proxy and name
+        servers, unless ``settings`` is None); ``internet`` None keeps the current switch."""
+
+
+@dataclass(frozen=True)
+class VolumeEntry:
+    """A file, directory or symbolic link in a volume, as the volume content API describes it: its path
+    from the volume's root (``/`` first), the ids a sandbox sees, times in UTC."""
+
+    name: str
+    type: str  # file | directory | symlink | unknown
+    path: str
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    atime: datetime
+    mtime: datetime
+    ctime: datetime
+    target: str | None = None
+
+
+@runtime_checkable
+class SupportsVolumes(Protocol):
+    """Volumes: file systems that outlive sandboxes, mounted read-write at a path in any number of the
+    node's sandboxes (``SandboxSpec.volumes``), and read and written with no sandbox running. Paths are from
+    the volume's root; none leads out of it (``NotFound`` or ``InvalidRequest``). A volume that fills up
+    answers ``OutOfSpace``."""
+
+    async def create_volume(self, volume_id: str, *, size_mb: int) -> None:
+        """Make an empty volume of ``size_mb`` MiB (its quota)."""
+
+    async def delete_volume(self, volume_id: str) -> None:
+        """Delete the volume and all it holds (``Conflict`` while a sandbox mounts it); unknown ids are
+        ignored."""
+
+    async def volume_used(self, volume_id: str) -> int:
+        """Bytes its files take."""
+
+    async def volume_stat(self, volume_id: str, path: str) -> VolumeEntry:
+        """What ``path`` is (a link is described, not followed)."""
+
+    async def volume_list(self, volume_id: str, path: str, *, depth: int) -> list[VolumeEntry]:
+        """The entries under the directory ``path``, ``depth`` levels down."""
+
+    async def volume_make_dir(
+        self, volume_id: str, path: str, *, uid: int | None, gid: int | None, mode: int | None, force: bool
+    ) -> VolumeEntry:
+        """Make the directory ``path`` (with its missing parents when ``force``)."""
+
+    def volume_read(self, volume_id: str, path: str) -> AsyncIterator[bytes]:
+        """The file's content, in chunks."""
+
+    async def volume_write(
+        self,
+        volume_id: str,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        uid: int | None,
+        gid: int | None,
+        mode: int | None,
+        force: bool,
+    ) -> VolumeEntry:
+        """Write the file ``path`` from ``chunks`` (its missing parents made when ``force``); it replaces
+        the old file only once all of it is written and synced, so an interrupted write loses nothing."""
+
+    async def volume_change(
+        self, volume_id: str, path: str, *, uid: int | None, gid: int | None, mode: int | None
+    ) -> VolumeEntry:
+        """Change the owner, group or mode of ``path``."""
+
+    async def volume_remove(self, volume_id: str, path: str) -> None:
+        """Remove the file, link or directory (with all under it) at ``path``."""
 
 
 @runtime_checkable

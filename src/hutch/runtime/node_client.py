@@ -11,6 +11,7 @@ so that the API imports nothing else of the runtime.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -29,16 +30,31 @@ from .capabilities import (
     SupportsMetrics,
     SupportsPause,
     SupportsSnapshot,
+    SupportsVolumes,
+    VolumeEntry,
     WarmPoolUsage,
 )
 from .node_wire import CLUSTER_KEY_HEADER
 from .remote_node import RemoteNode
-from .types import ENGINES, Engine, SandboxHandle, SandboxSpec, TemplateImage, engine_named
+from .types import (
+    ENGINES,
+    EgressSettings,
+    Engine,
+    HeaderRule,
+    SandboxHandle,
+    SandboxSpec,
+    TemplateImage,
+    UpstreamProxy,
+    VolumeMount,
+    engine_named,
+)
 
 __all__ = [
     "CLUSTER_KEY_HEADER",
     "ENGINES",
+    "EgressSettings",
     "Engine",
+    "HeaderRule",
     "LocalNode",
     "LogLine",
     "MetricSample",
@@ -52,6 +68,9 @@ __all__ = [
     "SandboxUsage",
     "SupportsCommit",
     "TemplateImage",
+    "UpstreamProxy",
+    "VolumeEntry",
+    "VolumeMount",
     "WarmPoolUsage",
     "engine_named",
 ]
@@ -107,9 +126,60 @@ class NodeClient(Protocol):
         failed; ``NotSupported`` when the sandbox's engine cannot copy memory."""
 
     async def update_egress(
-        self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
+        self,
+        sandbox_id: str,
+        *,
+        internet: bool | None,
+        allow_out: tuple[str, ...],
+        deny_out: tuple[str, ...],
+        settings: EgressSettings | None = None,
     ) -> None:
-        """Replace a running sandbox's egress rules; ``internet`` None keeps the current switch."""
+        """Replace a running sandbox's egress rules; ``internet`` None keeps the current switch, ``settings``
+        None the current header rules, secrets, upstream proxy and name servers."""
+
+    async def create_volume(self, volume_id: str, *, size_mb: int) -> None:
+        """Make an empty volume on this node (:class:`~.capabilities.SupportsVolumes` says the rest)."""
+
+    async def delete_volume(self, volume_id: str) -> None:
+        """Delete a volume and all it holds."""
+
+    async def volume_used(self, volume_id: str) -> int:
+        """Bytes a volume's files take."""
+
+    async def volume_stat(self, volume_id: str, path: str) -> VolumeEntry:
+        """What ``path`` in the volume is."""
+
+    async def volume_list(self, volume_id: str, path: str, *, depth: int) -> list[VolumeEntry]:
+        """The entries under a directory of the volume."""
+
+    async def volume_make_dir(
+        self, volume_id: str, path: str, *, uid: int | None, gid: int | None, mode: int | None, force: bool
+    ) -> VolumeEntry:
+        """Make a directory in the volume."""
+
+    def volume_read(self, volume_id: str, path: str) -> AsyncIterator[bytes]:
+        """A file of the volume, in chunks."""
+
+    async def volume_write(
+        self,
+        volume_id: str,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        uid: int | None,
+        gid: int | None,
+        mode: int | None,
+        force: bool,
+    ) -> VolumeEntry:
+        """Write a file of the volume, replacing it once all is written and synced."""
+
+    async def volume_change(
+        self, volume_id: str, path: str, *, uid: int | None, gid: int | None, mode: int | None
+    ) -> VolumeEntry:
+        """Change the owner, group or mode of a path in the volume."""
+
+    async def volume_remove(self, volume_id: str, path: str) -> None:
+        """Remove a path (a directory with all under it) from the volume."""
 
 
 class Nodes(Protocol):
@@ -210,12 +280,73 @@ class LocalNode:
         return await runtime.fork(sandbox_id, access_tokens)
 
     async def update_egress(
-        self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
+        self,
+        sandbox_id: str,
+        *,
+        internet: bool | None,
+        allow_out: tuple[str, ...],
+        deny_out: tuple[str, ...],
+        settings: EgressSettings | None = None,
     ) -> None:
         runtime = self._runtime
         if not isinstance(runtime, SupportsEgress):
             raise NotSupported(f"the {runtime.name} runtime cannot change a sandbox's network")
-        await runtime.update_egress(sandbox_id, internet=internet, allow_out=allow_out, deny_out=deny_out)
+        await runtime.update_egress(
+            sandbox_id, internet=internet, allow_out=allow_out, deny_out=deny_out, settings=settings
+        )
+
+    async def create_volume(self, volume_id: str, *, size_mb: int) -> None:
+        await self._volumes().create_volume(volume_id, size_mb=size_mb)
+
+    async def delete_volume(self, volume_id: str) -> None:
+        await self._volumes().delete_volume(volume_id)
+
+    async def volume_used(self, volume_id: str) -> int:
+        return await self._volumes().volume_used(volume_id)
+
+    async def volume_stat(self, volume_id: str, path: str) -> VolumeEntry:
+        return await self._volumes().volume_stat(volume_id, path)
+
+    async def volume_list(self, volume_id: str, path: str, *, depth: int) -> list[VolumeEntry]:
+        return await self._volumes().volume_list(volume_id, path, depth=depth)
+
+    async def volume_make_dir(
+        self, volume_id: str, path: str, *, uid: int | None, gid: int | None, mode: int | None, force: bool
+    ) -> VolumeEntry:
+        volumes = self._volumes()
+        return await volumes.volume_make_dir(volume_id, path, uid=uid, gid=gid, mode=mode, force=force)
+
+    def volume_read(self, volume_id: str, path: str) -> AsyncIterator[bytes]:
+        return self._volumes().volume_read(volume_id, path)
+
+    async def volume_write(
+        self,
+        volume_id: str,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        uid: int | None,
+        gid: int | None,
+        mode: int | None,
+        force: bool,
+    ) -> VolumeEntry:
+        return await self._volumes().volume_write(
+            volume_id, path, chunks, uid=uid, gid=gid, mode=mode, force=force
+        )
+
+    async def volume_change(
+        self, volume_id: str, path: str, *, uid: int | None, gid: int | None, mode: int | None
+    ) -> VolumeEntry:
+        return await self._volumes().volume_change(volume_id, path, uid=uid, gid=gid, mode=mode)
+
+    async def volume_remove(self, volume_id: str, path: str) -> None:
+        await self._volumes().volume_remove(volume_id, path)
+
+    def _volumes(self) -> SupportsVolumes:
+        runtime = self._runtime
+        if not isinstance(runtime, SupportsVolumes):
+            raise NotSupported(f"the {runtime.name} runtime has no volumes")
+        return runtime
 
     def _metered(self) -> SupportsMetrics:
         runtime = self._runtime

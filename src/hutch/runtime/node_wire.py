@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 from .. import errors
 from ..errors import HutchError
 from .capabilities import LogLine, MetricSample, NodeUsage
-from .types import SandboxHandle, SandboxSpec
+from .types import EgressSettings, SandboxHandle, SandboxSpec
 
 CLUSTER_KEY_HEADER = "X-Hutch-Cluster-Key"
 PREFIX = "/node/v1"
@@ -21,6 +21,7 @@ PREFIX = "/node/v1"
 T = TypeVar("T")
 
 SPEC = TypeAdapter(SandboxSpec)
+EGRESS_SETTINGS = TypeAdapter(EgressSettings)
 HANDLE = TypeAdapter(SandboxHandle)
 HANDLES = TypeAdapter(list[SandboxHandle])
 SAMPLES = TypeAdapter(list[MetricSample])
@@ -32,7 +33,7 @@ _ERRORS: dict[str, type[HutchError]] = {
     cls.__name__: cls
     for cls in (
         errors.NotFound, errors.Conflict, errors.InvalidRequest, errors.QuotaExceeded, errors.NotSupported,
-        errors.BackendUnavailable, errors.NodeFull, errors.DeadlineExceeded,
+        errors.BackendUnavailable, errors.NodeFull, errors.DeadlineExceeded, errors.OutOfSpace,
     )
 }  # fmt: skip
 

@@ -15,7 +15,7 @@ import httpx
 from ..errors import HutchError, NodeUnavailable, NotSupported
 from . import node_wire as wire
 from .capabilities import LogLine, MetricSample, NodeUsage
-from .types import SandboxHandle, SandboxSpec
+from .types import EgressSettings, SandboxHandle, SandboxSpec
 
 # Connecting is quick or the node is down; a start, resume or pause may take minutes (a template's ready
 # command, a memory image), the other calls are short.
@@ -109,9 +109,20 @@ class RemoteNode:
         return wire.fork_results(body)
 
     async def update_egress(
-        self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
+        self,
+        sandbox_id: str,
+        *,
+        internet: bool | None,
+        allow_out: tuple[str, ...],
+        deny_out: tuple[str, ...],
+        settings: EgressSettings | None = None,
     ) -> None:
-        body = {"internet": internet, "allow_out": list(allow_out), "deny_out": list(deny_out)}
+        body = {
+            "internet": internet,
+            "allow_out": list(allow_out),
+            "deny_out": list(deny_out),
+            "settings": None if settings is None else wire.dump(wire.EGRESS_SETTINGS, settings),
+        }
         await self._call("PUT", f"/sandboxes/{sandbox_id}/egress", json=body)
 
     async def build(self, plan: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:

@@ -47,6 +47,48 @@ class TemplateImage:
 
 
 @dataclass(frozen=True)
+class VolumeMount:
+    """A volume mounted read-write in a sandbox: the volume's id and the absolute path it appears at."""
+
+    volume_id: str
+    path: str
+
+
+@dataclass(frozen=True)
+class HeaderRule:
+    """Headers set on a sandbox's outbound HTTPS requests to the hosts ``pattern`` matches (an exact name,
+    or ``*.suffix`` for every name under it); values may hold ``${e2b.secrets.NAME}`` placeholders."""
+
+    pattern: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UpstreamProxy:
+    """The SOCKS5 proxy a sandbox's outbound TCP leaves through (spec: ``network.egressProxy``)."""
+
+    address: str  # host:port
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    server_name: str | None = None
+    ca_cert: str | None = None  # PEM; None: the host's trust store
+
+
+@dataclass(frozen=True)
+class EgressSettings:
+    """What a sandbox's outbound traffic gets beyond allow and deny: header rules per host, the values of
+    the secrets those rules name (resolved by the node's egress proxy, never shown to the sandbox), the
+    upstream proxy it leaves through, and the name servers it may reach when ``allow_out`` names hosts
+    (None: the default)."""
+
+    rules: tuple[HeaderRule, ...] = ()
+    secrets: dict[str, str] = field(default_factory=dict)
+    proxy: UpstreamProxy | None = None
+    dns_servers: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
     """A sandbox to start: template, limits, and what envd's ``/init`` receives."""
 
@@ -61,6 +103,8 @@ class SandboxSpec:
     allow_out: tuple[str, ...] = ()
     deny_out: tuple[str, ...] = ()
     engine: Engine = "crun"
+    egress: EgressSettings = field(default_factory=EgressSettings)
+    volumes: tuple[VolumeMount, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from ...ids import is_id
 from .. import envd_client
 from ..capabilities import LogLine, MetricSample, NodeUsage, Reserved, SandboxUsage, WarmPoolUsage
 from ..sampler import Sampler
-from ..types import Engine, SandboxHandle, SandboxSpec, TemplateImage
+from ..types import EgressSettings, Engine, SandboxHandle, SandboxSpec, TemplateImage
 from . import cgroups, envd_log, pause, recovery, seccomp, snapshots, state
 from .checkpoints import Checkpoint
 from .egress.firewall import EgressPolicy, Firewall
@@ -337,7 +337,13 @@ class ContainerRuntime:
     # -- what a running sandbox is asked -----------------------------------------------------------------
 
     async def update_egress(
-        self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
+        self,
+        sandbox_id: str,
+        *,
+        internet: bool | None,
+        allow_out: tuple[str, ...],
+        deny_out: tuple[str, ...],
+        settings: EgressSettings | None = None,
     ) -> None:
         sandbox = self._running(sandbox_id)
         sandbox.egress = EgressPolicy(

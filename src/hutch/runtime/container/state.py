@@ -11,12 +11,15 @@ import dataclasses
 import json
 from pathlib import Path
 
+from pydantic import TypeAdapter
+
 from ...private_files import write_private
-from ..types import Engine, SandboxSpec, TemplateImage, engine_named
+from ..types import Engine, SandboxSpec, engine_named
 from .egress.firewall import EgressPolicy
 from .sandbox import ContainerSandbox
 
 FILE = "sandbox.json"
+_SPEC = TypeAdapter(SandboxSpec)
 
 
 def save(sandbox: ContainerSandbox) -> None:
@@ -56,11 +59,7 @@ def spec_of(state: dict) -> SandboxSpec | None:
     data = state.get("spec")
     if not data:
         return None
-    kept = _with_engine(data["template"])
-    paths = {key: Path(kept[key]) for key in ("rootfs", "checkpoint") if kept.get(key)}
-    template = TemplateImage(**{**kept, **paths})
-    egress = {"allow_out": tuple(data.get("allow_out", ())), "deny_out": tuple(data.get("deny_out", ()))}
-    return SandboxSpec(**{**_with_engine(data), "template": template, **egress})
+    return _SPEC.validate_python({**_with_engine(data), "template": _with_engine(data["template"])})
 
 
 def engine_of(state: dict) -> Engine:
