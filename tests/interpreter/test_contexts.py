@@ -101,3 +101,11 @@ def test_context_and_language_together_are_a_bad_request(interpreter: Interprete
     )
     assert response.status_code == 400
     assert "Only one of context_id or language" in response.text
+
+
+def test_kernel_sockets_stay_out_of_the_working_directories(sandbox: Sandbox, interpreter: Interpreter):
+    context = sandbox.create_code_context(language="python")
+    assert sandbox.run_code("1 + 1", context=context).text == "2"
+    server_cwd = os.readlink(f"/proc/{interpreter.process.pid}/cwd")
+    for directory in (server_cwd, interpreter.cwd):
+        assert not [name for name in os.listdir(directory) if name.startswith("kernel-ipc")], directory

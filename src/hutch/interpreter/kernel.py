@@ -128,11 +128,14 @@ class Kernel:
         # Unix sockets (where the kernel can) in a private directory: no TCP ports to race for, nothing in
         # the user's directories
         self._runtime = tempfile.mkdtemp(prefix="hutch-kernel-")
+        # ipc sockets are named after ``ip``, relative to the server's working directory unless made absolute
+        where = {"ip": os.path.join(self._runtime, "kernel-ipc")} if self._command.transport == "ipc" else {}
         self._manager = AsyncKernelManager(
             kernel_name=self.language,
             kernel_spec_manager=_Spec(self.language, self._command),
             transport=self._command.transport,
             connection_file=os.path.join(self._runtime, "kernel.json"),
+            **where,
         )
         await self._manager.start_kernel(env=kernel_env(), cwd=self.cwd)
         self._client = self._manager.client()
