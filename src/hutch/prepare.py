@@ -15,7 +15,7 @@ from .catalog import Catalog, register_template
 from .config import Settings
 from .private_files import private_directory
 from .runtime.types import TemplateImage
-from .templates import base, code_interpreter, desktop, envd_python
+from .templates import base, code_interpreter, desktop, envd_python, mcp_gateway
 from .templates.envd_zipapp import build as build_envd
 
 BASE_CPU, BASE_MEMORY_MB = 2, 512
@@ -27,6 +27,7 @@ ALIASES = {
     base.TEMPLATE_ID: base.ALIASES,
     code_interpreter.TEMPLATE_ID: code_interpreter.ALIASES,
     desktop.TEMPLATE_ID: desktop.ALIASES,
+    mcp_gateway.TEMPLATE_ID: mcp_gateway.ALIASES,
 }
 
 
@@ -72,6 +73,10 @@ async def prepare_node(settings: Settings, say: Callable[[str], None]) -> tuple[
         desktop_rootfs = await asyncio.to_thread(desktop.build, cache, log=say)
         image = TemplateImage(desktop.TEMPLATE_ID, desktop_rootfs, default_user=base.DEFAULT_USER)
         builtins.append(Builtin(image, DESKTOP_CPU, DESKTOP_MEMORY_MB))
+    if real and settings.templates.mcp_gateway:
+        gateway_rootfs = await asyncio.to_thread(mcp_gateway.build, cache, log=say)
+        image = TemplateImage(mcp_gateway.TEMPLATE_ID, gateway_rootfs, default_user=base.DEFAULT_USER)
+        builtins.append(Builtin(image, BASE_CPU, BASE_MEMORY_MB))
     return builtins, envd_path
 
 

@@ -22,18 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import os
-import stat
 import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from ..runtime.linux import detach, mount
 from ..runtime.safe_path import Root
 from . import base
 from .cached import build_once
+from .chroot import mount_for_chroot as _mount_for_chroot  # build_packages' text is its fingerprint
 from .commands import run_logged
 
 TEMPLATE_ID = "code-interpreter-v1"
@@ -68,8 +66,6 @@ START_CMD = f"PYTHONPATH={INTERPRETER_DIR} exec python3 -m hutch.interpreter --h
 # As in E2B's template, the server and its kernels run as root (commands still default to ``user``).
 START_USER = "root"
 READY_CMD = f"curl -sf -o /dev/null http://127.0.0.1:{PORT}/health"
-_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-MS_BIND = 4096
 _SOURCE = Path(__file__).resolve().parent.parent / "interpreter"
 _WARM_MATPLOTLIB = (
     "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; "
@@ -161,33 +157,6 @@ def _install_package(rootfs: Path) -> None:
             if "__pycache__" in relative.parts or source.suffix == ".pyc" or not source.is_file():
                 continue
             tree.write_file(f"{destination}/{relative.as_posix()}", source.read_bytes())
-
-
-def _mount_for_chroot(rootfs: Path, mounts: ExitStack) -> None:
-    """/proc, /dev, and the host's resolv.conf and CA bundle (pip reaches PyPI as the host does), each
-    unmounted when ``mounts`` closes. Each goes onto the directory or file its path names inside the image
-    (a link there is resolved within it)."""
-    with Root(rootfs) as tree:
-        tree.write_file("etc/resolv.conf", "")
-        _mount_inside(tree, "proc", "proc", "proc", 0, mounts)
-        _mount_inside(tree, "dev", "/dev", None, MS_BIND, mounts)
-        _mount_inside(tree, "etc/resolv.conf", "/etc/resolv.conf", None, MS_BIND, mounts)
-        bundle = tree.lstat(_CA_BUNDLE.lstrip("/"))
-        if Path(_CA_BUNDLE).is_file() and bundle is not None and stat.S_ISREG(bundle.st_mode):
-            _mount_inside(tree, _CA_BUNDLE.lstrip("/"), _CA_BUNDLE, None, MS_BIND, mounts)
-
-
-def _mount_inside(
-    tree: Root, inside: str, source: str, kind: str | None, flags: int, mounts: ExitStack
-) -> None:
-    """Mount ``source`` over ``inside`` of ``tree`` through a descriptor of what the path resolves to."""
-    fd = tree.open(inside, os.O_PATH)
-    try:
-        target = os.readlink(f"/proc/self/fd/{fd}")
-        mount(source, f"/proc/self/fd/{fd}", kind, flags)
-    finally:
-        os.close(fd)
-    mounts.callback(detach, target)
 
 
 if __name__ == "__main__":
