@@ -42,6 +42,10 @@ class ApiSettings(BaseModel):
     # The operator key's file; unset: ``<data_dir>/secrets/operator.key``, made on first use. In a cluster,
     # every API replica reads the same one (a mounted secret).
     operator_key_file: Path | None = None
+    # The key that seals secrets' values in the catalog and signs volume tokens; unset:
+    # ``<data_dir>/secrets/server.key``, made on first use, or in a cluster one derived from the cluster
+    # secret. Every API replica of a cluster must have the same.
+    server_key_file: Path | None = None
 
 
 class QuotaSettings(BaseModel):
@@ -57,6 +61,12 @@ class QuotaSettings(BaseModel):
     snapshots: int = 100
     snapshot_disk_mb: int = 100 * 1024
     api_keys: int = 100
+    # Volumes: how many, all their sizes together, and the size of each (its quota on its node).
+    volumes: int = 100
+    volume_disk_mb: int = 100 * 1024
+    volume_size_mb: int = 10 * 1024
+    # Secrets kept.
+    secrets: int = 1000
 
 
 class CatalogSettings(BaseModel):
@@ -87,6 +97,9 @@ class RuntimeSettings(BaseModel):
     # through the uplink as their policies allow, e.g. ["10.20.0.0/16"]; closed to them otherwise. Never
     # opens the uplink's own networks, the node's addresses, link-local or the sandbox subnet.
     egress_private_networks: list[str] = Field(default_factory=list)
+    # A PEM bundle of extra CAs the egress proxy trusts, besides the host's store, for the servers it
+    # sends requests rewritten by header rules to (a private CA; tests). None: the host's store only.
+    egress_upstream_ca_file: str | None = None
 
 
 class NodeSettings(BaseModel):
@@ -165,6 +178,8 @@ class TemplateSettings(BaseModel):
     code_interpreter: bool = True
     # Build and serve ``desktop`` (Xfce for e2b-desktop; about a minute to build once, ~1.2 GB on disk).
     desktop: bool = True
+    # Build and serve ``mcp-gateway`` (Sandbox.create(mcp=...); about 35 s to build once, ~0.7 GB on disk).
+    mcp_gateway: bool = True
     # Template builds: at most this many at once; each step's sandbox gets a sparse disk of this size and
     # may run this long.
     max_parallel_builds: int = 2

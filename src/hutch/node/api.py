@@ -36,7 +36,10 @@ from .archives import ArchiveFetcher
 from .layers import LayerCopier
 
 # A node error's HTTP status (the body names the error; the client maps it back).
-_STATUS = {"NotFound": 404, "Conflict": 409, "InvalidRequest": 400, "NotSupported": 501, "NodeFull": 507}
+_STATUS = {
+    "NotFound": 404, "Conflict": 409, "InvalidRequest": 400, "NotSupported": 501, "NodeFull": 507,
+    "OutOfSpace": 507,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,20 @@ class Arrival(BaseModel):
     sandbox_id: str
     spec: dict[str, Any]
     source_node: str
+
+
+class NewVolume(BaseModel):
+    size_mb: int
+
+
+class VolumeOwner(BaseModel):
+    """A path in a volume and the owner, group and mode it gets (None: unchanged, or the default)."""
+
+    path: str
+    uid: int | None = None
+    gid: int | None = None
+    mode: int | None = None
+    force: bool = False
 
 
 class Egress(BaseModel):
@@ -340,4 +357,76 @@ def create_node_app(
         )
         return Response(status_code=204)
 
+    _volume_routes(app, node)
     return app
+
+
+def _volume_routes(app: FastAPI, node: LocalNode) -> None:
+    """A node's volumes (``SupportsVolumes``): made, deleted, and their content read and written with no
+    sandbox running; a file's content streams both ways, never held whole."""
+    v = f"{wire.PREFIX}/volumes/{{volume_id}}"
+
+    @app.put(v, status_code=204, response_class=Response)
+    async def create_volume(volume_id: str, body: NewVolume) -> Response:
+        await node.create_volume(volume_id, size_mb=body.size_mb)
+        return Response(status_code=204)
+
+    @app.delete(v, status_code=204, response_class=Response)
+    async def delete_volume(volume_id: str) -> Response:
+        await node.delete_volume(volume_id)
+        return Response(status_code=204)
+
+    @app.get(f"{v}/used")
+    async def volume_used(volume_id: str) -> Any:
+        return {"bytes": await node.volume_used(volume_id)}
+
+    @app.get(f"{v}/stat")
+    async def volume_stat(volume_id: str, path: str) -> Any:
+        return wire.dump(wire.VOLUME_ENTRY, await node.volume_stat(volume_id, path))
+
+    @app.get(f"{v}/list")
+    async def volume_list(volume_id: str, path: str, depth: int = 1) -> Any:
+        return wire.dump(wire.VOLUME_ENTRIES, await node.volume_list(volume_id, path, depth=depth))
+
+    @app.post(f"{v}/dirs")
+    async def volume_make_dir(volume_id: str, body: VolumeOwner) -> Any:
+        made = await node.volume_make_dir(
+            volume_id, body.path, uid=body.uid, gid=body.gid, mode=body.mode, force=body.force
+        )
+        return wire.dump(wire.VOLUME_ENTRY, made)
+
+    @app.get(f"{v}/file")
+    async def volume_read(volume_id: str, path: str) -> StreamingResponse:
+        chunks = node.volume_read(volume_id, path)
+        try:
+            first = await anext(chunks)  # a missing file is an error answer, not a broken stream
+        except StopAsyncIteration:
+            first = b""
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                yield first
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                await chunks.aclose()  # type: ignore[attr-defined]
+
+        return StreamingResponse(stream(), media_type="application/octet-stream")
+
+    @app.put(f"{v}/file")
+    async def volume_write(volume_id: str, request: Request, owner: Annotated[VolumeOwner, Depends()]) -> Any:
+        written = await node.volume_write(
+            volume_id, owner.path, request.stream(), uid=owner.uid, gid=owner.gid, mode=owner.mode,
+            force=owner.force,
+        )  # fmt: skip
+        return wire.dump(wire.VOLUME_ENTRY, written)
+
+    @app.patch(f"{v}/entry")
+    async def volume_change(volume_id: str, body: VolumeOwner) -> Any:
+        changed = await node.volume_change(volume_id, body.path, uid=body.uid, gid=body.gid, mode=body.mode)
+        return wire.dump(wire.VOLUME_ENTRY, changed)
+
+    @app.delete(f"{v}/entry", status_code=204, response_class=Response)
+    async def volume_remove(volume_id: str, path: str) -> Response:
+        await node.volume_remove(volume_id, path)
+        return Response(status_code=204)

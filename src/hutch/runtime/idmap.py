@@ -90,9 +90,9 @@ class IdMap:
             self._back = _user_namespace(f"{FIRST} 0 {COUNT}\n")
         return self._back if back else self._into
 
-    def view(self, path: Path, *, back: bool = False) -> int:
-        """A detached, read-only, nosuid and nodev clone of the directory ``path`` shifted ``into`` a
-        sandbox's host ids (or ``back``), as a descriptor; usable as a path through
+    def view(self, path: Path, *, back: bool = False, writable: bool = False) -> int:
+        """A detached, read-only (unless ``writable``), nosuid and nodev clone of the directory ``path``
+        shifted ``into`` a sandbox's host ids (or ``back``), as a descriptor; usable as a path through
         ``/proc/self/fd/<descriptor>`` until it is closed."""
         fd = _check(
             _libc.syscall(
@@ -101,8 +101,9 @@ class IdMap:
             ),
             f"open_tree {path}",
         )  # fmt: skip
+        flags = _MOUNT_ATTR_IDMAP | _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV
         attributes = _MountAttr(
-            _MOUNT_ATTR_IDMAP | _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV,
+            flags if writable else flags | _MOUNT_ATTR_RDONLY,
             0,
             0,
             self._namespace(back=back),
@@ -124,7 +125,12 @@ class IdMap:
     def attach_back(self, path: Path, target: Path) -> None:
         """Mount the directory ``path`` shifted ``back`` at ``target`` (an empty directory); ``detach``
         removes it."""
-        fd = self.view(path, back=True)
+        self.attach(path, target, back=True)
+
+    def attach(self, path: Path, target: Path, *, back: bool = False, writable: bool = False) -> None:
+        """Mount the directory ``path`` shifted ``into`` a sandbox's host ids (or ``back``) at ``target``
+        (an empty directory), read-only unless ``writable``; ``detach`` removes it."""
+        fd = self.view(path, back=back, writable=writable)
         try:
             _check(
                 _libc.syscall(

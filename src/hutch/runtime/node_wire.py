@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 
 from .. import errors
 from ..errors import HutchError
-from .capabilities import LogLine, MetricSample, NodeUsage
+from .capabilities import LogLine, MetricSample, NodeUsage, VolumeEntry
 from .types import EgressSettings, SandboxHandle, SandboxSpec
 
 CLUSTER_KEY_HEADER = "X-Hutch-Cluster-Key"
@@ -27,6 +27,8 @@ HANDLES = TypeAdapter(list[SandboxHandle])
 SAMPLES = TypeAdapter(list[MetricSample])
 LINES = TypeAdapter(list[LogLine])
 USAGE = TypeAdapter(NodeUsage)
+VOLUME_ENTRY = TypeAdapter(VolumeEntry)
+VOLUME_ENTRIES = TypeAdapter(list[VolumeEntry])
 
 # The errors a node answers with, by name; any other is a BackendUnavailable.
 _ERRORS: dict[str, type[HutchError]] = {

@@ -14,7 +14,7 @@ import httpx
 
 from ..errors import HutchError, NodeUnavailable, NotSupported
 from . import node_wire as wire
-from .capabilities import LogLine, MetricSample, NodeUsage
+from .capabilities import LogLine, MetricSample, NodeUsage, VolumeEntry
 from .types import EgressSettings, SandboxHandle, SandboxSpec
 
 # Connecting is quick or the node is down; a start, resume or pause may take minutes (a template's ready
@@ -142,6 +142,72 @@ class RemoteNode:
                         yield json.loads(line)
         except httpx.TransportError as error:
             raise NodeUnavailable(f"node {self.node_id} ({self.address}): {error!r}") from error
+
+    # -- volumes: a file's content streams both ways ----------------------------------------------------
+
+    async def create_volume(self, volume_id: str, *, size_mb: int) -> None:
+        await self._call("PUT", f"/volumes/{volume_id}", json={"size_mb": size_mb}, long=True)
+
+    async def delete_volume(self, volume_id: str) -> None:
+        await self._call("DELETE", f"/volumes/{volume_id}", long=True)
+
+    async def volume_used(self, volume_id: str) -> int:
+        return int((await self._call("GET", f"/volumes/{volume_id}/used"))["bytes"])
+
+    async def volume_stat(self, volume_id: str, path: str) -> VolumeEntry:
+        body = await self._call("GET", f"/volumes/{volume_id}/stat", params={"path": path})
+        return wire.load(wire.VOLUME_ENTRY, body)
+
+    async def volume_list(self, volume_id: str, path: str, *, depth: int) -> list[VolumeEntry]:
+        params = {"path": path, "depth": depth}
+        listed = await self._call("GET", f"/volumes/{volume_id}/list", params=params)
+        return wire.load(wire.VOLUME_ENTRIES, listed)
+
+    async def volume_make_dir(
+        self, volume_id: str, path: str, *, uid: int | None, gid: int | None, mode: int | None, force: bool
+    ) -> VolumeEntry:
+        body = {"path": path, "uid": uid, "gid": gid, "mode": mode, "force": force}
+        return wire.load(wire.VOLUME_ENTRY, await self._call("POST", f"/volumes/{volume_id}/dirs", json=body))
+
+    async def volume_read(self, volume_id: str, path: str) -> AsyncIterator[bytes]:
+        try:
+            async with self._client.stream(
+                "GET", f"/volumes/{volume_id}/file", params={"path": path},
+                timeout=httpx.Timeout(LONG_CALL_S, connect=CONNECT_TIMEOUT_S),
+            ) as answer:  # fmt: skip
+                if answer.status_code != 200:
+                    await answer.aread()
+                    raise wire.error_from(_json(answer), answer.status_code)
+                async for chunk in answer.aiter_bytes():
+                    yield chunk
+        except httpx.TransportError as error:
+            raise NodeUnavailable(f"node {self.node_id} ({self.address}): {error!r}") from error
+
+    async def volume_write(
+        self,
+        volume_id: str,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        uid: int | None,
+        gid: int | None,
+        mode: int | None,
+        force: bool,
+    ) -> VolumeEntry:
+        options = {"uid": uid, "gid": gid, "mode": mode}
+        params = {"path": path, "force": force, **{k: v for k, v in options.items() if v is not None}}
+        body = await self._call("PUT", f"/volumes/{volume_id}/file", params=params, content=chunks, long=True)
+        return wire.load(wire.VOLUME_ENTRY, body)
+
+    async def volume_change(
+        self, volume_id: str, path: str, *, uid: int | None, gid: int | None, mode: int | None
+    ) -> VolumeEntry:
+        body = {"path": path, "uid": uid, "gid": gid, "mode": mode}
+        changed = await self._call("PATCH", f"/volumes/{volume_id}/entry", json=body)
+        return wire.load(wire.VOLUME_ENTRY, changed)
+
+    async def volume_remove(self, volume_id: str, path: str) -> None:
+        await self._call("DELETE", f"/volumes/{volume_id}/entry", params={"path": path})
 
     async def _call(self, method: str, path: str, *, long: bool = False, **kwargs: Any) -> Any:
         timeout = httpx.Timeout(LONG_CALL_S if long else SHORT_CALL_S, connect=CONNECT_TIMEOUT_S)

@@ -69,7 +69,7 @@ class UpstreamProxy:
 
     address: str  # host:port
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     tls: bool = False
     server_name: str | None = None
     ca_cert: str | None = None  # PEM; None: the host's trust store
@@ -83,7 +83,7 @@ class EgressSettings:
     (None: the default)."""
 
     rules: tuple[HeaderRule, ...] = ()
-    secrets: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)  # never in a log line
     proxy: UpstreamProxy | None = None
     dns_servers: tuple[str, ...] | None = None
 

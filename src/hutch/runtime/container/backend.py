@@ -15,21 +15,33 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from ...errors import Conflict, HutchError, NotFound, NotSupported
 from ...ids import is_id
 from .. import envd_client
-from ..capabilities import LogLine, MetricSample, NodeUsage, Reserved, SandboxUsage, WarmPoolUsage
+from ..capabilities import (
+    LogLine,
+    MetricSample,
+    NodeUsage,
+    Reserved,
+    SandboxUsage,
+    VolumeEntry,
+    WarmPoolUsage,
+)
+from ..safe_path import Root
 from ..sampler import Sampler
 from ..types import EgressSettings, Engine, SandboxHandle, SandboxSpec, TemplateImage
-from . import cgroups, envd_log, pause, recovery, seccomp, snapshots, state
+from . import cgroups, envd_log, pause, recovery, seccomp, snapshots, state, volume_files, volumes
 from .checkpoints import Checkpoint
+from .egress.authority import has_trust, trust_env
 from .egress.firewall import EgressPolicy, Firewall
 from .egress.proxy import EgressProxy
 from .egress.uplink import find_uplink
@@ -43,6 +55,8 @@ from .start import destroy, start_sandbox
 log = logging.getLogger("hutch.runtime")
 # How long a kill lets envd end its streams and exit before every process of the sandbox is killed.
 STOP_GRACE_S = 0.5
+# How long deleting a volume waits for the teardowns of sandboxes killed just before that still hold it.
+TEARDOWN_WAIT_S = 30.0
 
 
 class ContainerRuntime:
@@ -62,6 +76,7 @@ class ContainerRuntime:
         egress_interface: str | None = None,
         egress_name_servers: tuple[str, ...] = (),
         egress_private_networks: tuple[str, ...] = (),
+        egress_upstream_ca_file: str | None = None,
         metrics_interval_s: float = 5.0,
     ) -> None:
         self.cache_dir = Path(cache_dir)
@@ -79,7 +94,9 @@ class ContainerRuntime:
                 name_servers=tuple(egress_name_servers),
                 private_networks=tuple(egress_private_networks),
             ),
-            egress_proxy=EgressProxy(subnet, uplink) if uplink else None,
+            egress_proxy=(
+                EgressProxy(subnet, uplink, upstream_ca_file=egress_upstream_ca_file) if uplink else None
+            ),
             client=httpx.AsyncClient(trust_env=False),
         )
         self.pool: WarmPool[ContainerSandbox] = WarmPool(self._prepare_for_pool, partial(destroy, self.host))
@@ -119,6 +136,7 @@ class ContainerRuntime:
                 self._live.pop(sandbox_id, None)  # let go without touching it
                 sandbox.release_init()
         await self.host.settle()
+        await asyncio.to_thread(self.host.volumes.release_idle, self._volumes_in_use())
         await self.host.firewall.uninstall()
         await self.host.networks.unfence()
         if self.host.egress_proxy is not None:
@@ -166,10 +184,11 @@ class ContainerRuntime:
 
     async def create(self, spec: SandboxSpec) -> SandboxHandle:
         self.host.engines.get(spec.engine)  # an engine this node lacks fails before anything is made
+        volumes.check_mounts(spec.volumes)
         key = (spec.template.template_id, spec.cpu_count, spec.memory_mb, spec.disk_mb, spec.engine)
         # A pooled sandbox stands in only for the very image it was started from (not, say, a fork's
-        # copy of a sandbox of that template).
-        pooled = self._templates.get(spec.template.template_id) == spec.template
+        # copy of a sandbox of that template), and has no volume mounted.
+        pooled = self._templates.get(spec.template.template_id) == spec.template and not spec.volumes
         sandbox = self.pool.claim(key) if pooled else None
         # A snapshot's memory, where the engine can restore it; otherwise its files alone.
         checkpoint = None
@@ -188,17 +207,23 @@ class ContainerRuntime:
         the token it holds from there), apply its egress rules and make it a user's; a failure (or
         cancellation) destroys it."""
         try:
+            # The variables that make TLS clients trust the sandbox's CA: given to envd, never in its spec.
+            env_vars = {**trust_env(sandbox.directory), **spec.env_vars}
             await envd_client.init(
                 self.host.client,
                 sandbox.envd_url,
-                spec,
+                dataclasses.replace(spec, env_vars=env_vars),
                 default_user=spec.template.default_user,
                 current_token=None if checkpoint is None else checkpoint.token(),
             )
             sandbox.access_token = spec.access_token
             sandbox.spec = spec
             sandbox.egress = EgressPolicy(
-                spec.allow_internet_access, tuple(spec.allow_out), tuple(spec.deny_out)
+                spec.allow_internet_access,
+                tuple(spec.allow_out),
+                tuple(spec.deny_out),
+                spec.egress,
+                sandbox.directory if has_trust(sandbox.directory) else None,
             )
             await self.host.apply_egress(sandbox)
         except BaseException:  # a cancelled create too: nothing may outlive it
@@ -265,12 +290,15 @@ class ContainerRuntime:
         sandbox = self._running(sandbox_id)
         if sandbox.paused != "filesystem" or sandbox.spec is None:
             raise Conflict(f"sandbox {sandbox_id} is not paused with its files only: it cannot move")
+        if sandbox.spec.volumes:
+            raise Conflict(f"sandbox {sandbox_id} mounts volumes, which stay on their node: it cannot move")
         egress = sandbox.egress
         return dataclasses.replace(
             sandbox.spec,
             allow_internet_access=egress.internet,
             allow_out=egress.allow_out,
             deny_out=egress.deny_out,
+            egress=egress.settings,
         )
 
     @contextlib.contextmanager
@@ -346,8 +374,12 @@ class ContainerRuntime:
         settings: EgressSettings | None = None,
     ) -> None:
         sandbox = self._running(sandbox_id)
-        sandbox.egress = EgressPolicy(
-            sandbox.egress.internet if internet is None else internet, allow_out, deny_out
+        sandbox.egress = dataclasses.replace(
+            sandbox.egress,
+            internet=sandbox.egress.internet if internet is None else internet,
+            allow_out=allow_out,
+            deny_out=deny_out,
+            settings=sandbox.egress.settings if settings is None else settings,
         )
         await self.host.apply_egress(sandbox)
         state.save(sandbox)
@@ -380,6 +412,90 @@ class ContainerRuntime:
     async def logs(self, sandbox_id: str) -> list[LogLine]:
         sandbox = self._running(sandbox_id)
         return await asyncio.to_thread(envd_log.read, sandbox.log_path)
+
+    # -- volumes (see ``volumes`` and ``volume_files``) --------------------------------------------------
+
+    async def create_volume(self, volume_id: str, *, size_mb: int) -> None:
+        await asyncio.to_thread(self.host.volumes.create, volume_id, size_mb)
+
+    async def delete_volume(self, volume_id: str) -> None:
+        in_use = volume_id in self._volumes_in_use()
+        if not in_use and self.host.volumes.users.get(volume_id) and self.host.background:
+            # a sandbox killed just now still holds it until its teardown, running in the background, ends
+            await asyncio.wait(set(self.host.background), timeout=TEARDOWN_WAIT_S)
+        await asyncio.to_thread(self.host.volumes.delete, volume_id, in_use)
+
+    async def volume_used(self, volume_id: str) -> int:
+        return await asyncio.to_thread(self.host.volumes.used, volume_id)
+
+    async def volume_stat(self, volume_id: str, path: str) -> VolumeEntry:
+        return await self._in_volume(volume_id, volume_files.stat_path, path)
+
+    async def volume_list(self, volume_id: str, path: str, *, depth: int) -> list[VolumeEntry]:
+        return await self._in_volume(volume_id, volume_files.list_path, path, depth)
+
+    async def volume_make_dir(
+        self, volume_id: str, path: str, *, uid: int | None, gid: int | None, mode: int | None, force: bool
+    ) -> VolumeEntry:
+        return await self._in_volume(
+            volume_id, partial(volume_files.make_dir, uid=uid, gid=gid, mode=mode, force=force), path
+        )
+
+    async def volume_read(self, volume_id: str, path: str) -> AsyncIterator[bytes]:
+        fd = await self._in_volume(volume_id, volume_files.open_read, path)
+        try:
+            while chunk := await asyncio.to_thread(os.read, fd, volume_files.READ_CHUNK):
+                yield chunk
+        finally:
+            os.close(fd)
+
+    async def volume_write(
+        self,
+        volume_id: str,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        uid: int | None,
+        gid: int | None,
+        mode: int | None,
+        force: bool,
+    ) -> VolumeEntry:
+        volume_files.check_ids(uid, gid, mode)
+        opened = partial(volume_files.open_for_write, force=force)
+        parent, name, new_file, fd = await self._in_volume(volume_id, opened, path)
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(volume_files.write_chunk, fd, chunk, path)
+            finish = partial(volume_files.finish_write, uid=uid, gid=gid, mode=mode)
+            return await asyncio.to_thread(finish, parent, name, new_file, fd, path)
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(volume_files.abandon_write, parent, new_file))
+            raise
+        finally:
+            os.close(fd)
+            os.close(parent)
+
+    async def volume_change(
+        self, volume_id: str, path: str, *, uid: int | None, gid: int | None, mode: int | None
+    ) -> VolumeEntry:
+        changed = partial(volume_files.change, uid=uid, gid=gid, mode=mode)
+        return await self._in_volume(volume_id, changed, path)
+
+    async def volume_remove(self, volume_id: str, path: str) -> None:
+        await self._in_volume(volume_id, volume_files.remove, path)
+
+    async def _in_volume(self, volume_id: str, work: Callable, *args: object) -> Any:
+        """``work(tree, *args)`` in a thread, on a ``Root`` of the volume's mount (mounted if it was not)."""
+
+        def run() -> Any:
+            with Root(self.host.volumes.ensure_mounted(volume_id)) as tree:
+                return work(tree, *args)
+
+        return await asyncio.to_thread(run)
+
+    def _volumes_in_use(self) -> set[str]:
+        """The volumes the node's handed-out sandboxes (running or paused) mount."""
+        return {m.volume_id for s in self._live.values() if s.spec is not None for m in s.spec.volumes}
 
     # -- the node's list of sandboxes --------------------------------------------------------------------
 

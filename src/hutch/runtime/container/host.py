@@ -29,6 +29,7 @@ from .network import Networks
 from .oci_cli import OciCli
 from .runsc import Runsc
 from .sandbox import ContainerSandbox
+from .volumes import Volumes
 
 
 class Engines:
@@ -92,6 +93,11 @@ class Host:
     # The seccomp filter of crun sandboxes, compiled once when the node starts.
     seccomp: str | None = None
     background: set[asyncio.Task] = field(default_factory=set)
+    # The node's volumes, beside its sandboxes' directories.
+    volumes: Volumes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.volumes = Volumes(self.sandboxes_dir.parent / "volumes", self.engines.ids)
 
     def in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` on its own; ``settle`` waits for it."""

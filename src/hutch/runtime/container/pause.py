@@ -10,6 +10,7 @@ Nothing here watches a sandbox's init: the caller does, once a resume returned.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 from ...errors import BackendUnavailable
 from .. import envd_client
 from . import boot_id, cgroups, state
+from .egress.authority import trust_env
 from .host import Host
 from .network import cut
 from .root_files import real_tmp
@@ -94,6 +96,7 @@ async def _restore(host: Host, sandbox: ContainerSandbox) -> None:
     await sandbox.container_removed()
     await host.networks.address(sandbox.network)
     real_tmp(sandbox)
+    await _mount_volumes(host, sandbox)
     pid = await runsc.restore(
         sandbox.sandbox_id, sandbox.directory, sandbox.checkpoint_path, sandbox.log_path
     )
@@ -111,12 +114,29 @@ async def _boot(host: Host, sandbox: ContainerSandbox) -> None:
     if sandbox.engine == "gvisor":
         await host.networks.address(sandbox.network)
     real_tmp(sandbox)
+    await _mount_volumes(host, sandbox)
     boot_id.renew(sandbox.disk.mountpoint)
     pid = await engine.run_detached(sandbox.sandbox_id, sandbox.directory, sandbox.log_path)
     sandbox.init_pidfd = os.pidfd_open(pid)
     await envd_client.wait_healthy(host.client, sandbox.envd_url)
     await envd_client.start_template(host.client, sandbox.envd_url, spec.template)
-    await envd_client.init(host.client, sandbox.envd_url, spec, default_user=spec.template.default_user)
+    # The variables that make TLS clients trust the sandbox's CA, as at its create.
+    env_vars = {**trust_env(sandbox.directory), **spec.env_vars}
+    await envd_client.init(
+        host.client,
+        sandbox.envd_url,
+        dataclasses.replace(spec, env_vars=env_vars),
+        default_user=spec.template.default_user,
+    )
+
+
+async def _mount_volumes(host: Host, sandbox: ContainerSandbox) -> None:
+    """Make sure the volumes its configuration names are mounted on the node (and its views attached)
+    again, as they may not be after the host restarted."""
+    mounts = list(sandbox.spec.volumes) if sandbox.spec is not None else []
+    await asyncio.to_thread(
+        host.volumes.prepare, sandbox.sandbox_id, sandbox.directory, sandbox.engine, mounts
+    )
 
 
 async def _stop(host: Host, sandbox: ContainerSandbox) -> None:

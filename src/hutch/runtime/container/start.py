@@ -26,6 +26,7 @@ from ..types import SandboxSpec, TemplateImage, new_sandbox_id
 from . import boot_id, cgroups, oci, state
 from .checkpoints import Checkpoint
 from .disk import Disk
+from .egress.authority import prepare_trust
 from .host import Host
 from .root_files import real_tmp, write_identity, write_resolv_conf
 from .rootfs import Overlay, remove_tree
@@ -87,9 +88,14 @@ async def start_sandbox(
             seccomp_bpf=host.seccomp,
             engine=spec.engine,
         )
+        config["mounts"] += await asyncio.to_thread(
+            host.volumes.prepare, sandbox_id, directory, spec.engine, list(spec.volumes)
+        )
         if checkpoint is None:
             boot_id.renew(disk.mountpoint)
         boot_id.mount(config, disk.mountpoint)
+        if host.egress_proxy is not None:  # its own CA, which header rules' interception uses
+            config["mounts"] += await asyncio.to_thread(prepare_trust, directory, overlay.merged)
         write_private(directory / "config.json", json.dumps(config))  # it holds the env vars
         if checkpoint is None:
             pid = await host.engines.get(spec.engine).run_detached(sandbox_id, directory, sandbox.log_path)
@@ -117,6 +123,7 @@ async def destroy(host: Host, sandbox: ContainerSandbox) -> None:
         lambda: asyncio.to_thread(cgroups.remove_sandbox, sandbox.sandbox_id),
         lambda: host.remove_egress(sandbox),
         lambda: host.networks.delete(sandbox.network),
+        lambda: asyncio.to_thread(host.volumes.release, sandbox.sandbox_id, sandbox.directory),
         lambda: asyncio.to_thread(sandbox.overlay.unmount),
         lambda: asyncio.to_thread(sandbox.disk.remove),
     ):

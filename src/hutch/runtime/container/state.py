@@ -14,12 +14,13 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from ...private_files import write_private
-from ..types import Engine, SandboxSpec, engine_named
+from ..types import EgressSettings, Engine, SandboxSpec, engine_named
 from .egress.firewall import EgressPolicy
 from .sandbox import ContainerSandbox
 
 FILE = "sandbox.json"
 _SPEC = TypeAdapter(SandboxSpec)
+_EGRESS_SETTINGS = TypeAdapter(EgressSettings)
 
 
 def save(sandbox: ContainerSandbox) -> None:
@@ -42,6 +43,9 @@ def save(sandbox: ContainerSandbox) -> None:
             "internet": sandbox.egress.internet,
             "allow_out": list(sandbox.egress.allow_out),
             "deny_out": list(sandbox.egress.deny_out),
+            # Header rules, the secrets they name, upstream proxy, name servers (the file is root's only).
+            "settings": dataclasses.asdict(sandbox.egress.settings),
+            "authority": None if sandbox.egress.authority is None else str(sandbox.egress.authority),
         }
     write_private(sandbox.directory / FILE, json.dumps(state, default=str))  # (paths)
 
@@ -82,4 +86,6 @@ def egress_of(state: dict) -> EgressPolicy:
         bool(egress.get("internet")),
         tuple(egress.get("allow_out", ())),
         tuple(egress.get("deny_out", ())),
+        _EGRESS_SETTINGS.validate_python(egress.get("settings") or {}),
+        Path(egress["authority"]) if egress.get("authority") else None,
     )

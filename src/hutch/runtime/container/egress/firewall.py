@@ -18,7 +18,13 @@ Host names in a policy (``example.com``, ``*.example.com``) are judged by the no
 connections whose fate a name could change to the proxy's port, which reads the name the client sends
 and decides with the same precedence. Only redirected connections may reach that port; nothing else,
 from a sandbox or from anywhere, can open a connection to it. Such a sandbox may also reach its name
-servers (port 53), as it must resolve the names it is allowed.
+servers (port 53), as it must resolve the names it is allowed; or, where the sandbox's egress settings name
+``dns_servers``, those addresses instead (all traffic to them; none if the list is empty).
+
+A sandbox with header rules has its HTTPS (TCP port 443) redirected to the proxy too, which terminates the
+connections to hosts with a rule (``intercept``); one with an upstream proxy has all its TCP redirected,
+which the proxy tunnels through SOCKS5 (``socks``). UDP is never tunneled: it leaves directly, as the
+policy allows.
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ import json
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from ....errors import BackendUnavailable
+from ...types import EgressSettings
 from .name_servers import name_servers as find_name_servers
 from .sni import matches, pattern
 
@@ -52,11 +60,15 @@ PROXY_MARK = 0x1068
 @dataclass(frozen=True)
 class EgressPolicy:
     """Where a sandbox may connect to outside the node: IPv4 addresses and CIDRs, and host-name patterns
-    (``example.com``, ``*.example.com``, ``*``); anything else (IPv6, ``host:port``) is ignored."""
+    (``example.com``, ``*.example.com``, ``*``); anything else (IPv6, ``host:port``) is ignored. ``settings``:
+    header rules, secrets, upstream proxy and name servers; ``authority``: the directory of the sandbox's CA
+    (``authority``), with which the proxy terminates the connections its rules rewrite."""
 
     internet: bool = False
     allow_out: tuple[str, ...] = field(default_factory=tuple)
     deny_out: tuple[str, ...] = field(default_factory=tuple)
+    settings: EgressSettings = field(default_factory=EgressSettings)
+    authority: Path | None = None
 
     @cached_property
     def allow_networks(self) -> tuple[ipaddress.IPv4Network, ...]:
@@ -77,6 +89,11 @@ class EgressPolicy:
     @property
     def has_names(self) -> bool:
         return bool(self.allow_names or self.deny_names)
+
+    @property
+    def needs_proxy(self) -> bool:
+        """Whether some of its connections go through the egress proxy."""
+        return self.has_names or bool(self.settings.rules) or self.settings.proxy is not None
 
     def allows(self, address: str, name: str | None) -> bool:
         """Whether a TCP connection to ``address`` that names the host ``name`` (normalised, or ``None``
@@ -123,6 +140,17 @@ def _networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network, ...]:
     return tuple(found)
 
 
+def _addresses(entries: tuple[str, ...]) -> list[str]:
+    """The IPv4 addresses among ``entries`` (the API checked them; nothing else reaches a rule)."""
+    found = []
+    for entry in entries:
+        try:
+            found.append(str(ipaddress.IPv4Address(entry.strip())))
+        except ValueError:
+            log.warning("egress name server %r is not an IPv4 address; ignored", entry)
+    return found
+
+
 def _names(entries: tuple[str, ...]) -> tuple[str, ...]:
     """The host-name patterns among the entries (normalised), for the egress proxy."""
     return tuple(dict.fromkeys(p for p in map(pattern, entries) if p is not None))
@@ -146,15 +174,24 @@ def policy_rules(
     allow = [str(n) for n in policy.allow_networks]
     deny = [str(n) for n in policy.deny_networks]
     redirect = f"meta l4proto tcp redirect to :{proxy_port}"
-    names = policy.has_names and proxy_port is not None
-    if policy.has_names and proxy_port is None:
+    names = policy.needs_proxy and proxy_port is not None
+    if policy.needs_proxy and proxy_port is None:
         log.warning(
-            "egress host names %s are not enforced: no egress proxy", policy.allow_names + policy.deny_names
+            "egress host names %s, header rules and upstream proxy are not enforced: no egress proxy",
+            policy.allow_names + policy.deny_names,
         )
-    dns = list(name_servers) if names and policy.allow_names else []
-    forward = [
-        f'ip daddr {ns} {proto} dport 53 oifname "{uplink}" accept' for ns in dns for proto in ("udp", "tcp")
-    ]
+    chosen = policy.settings.dns_servers
+    dns = list(name_servers if chosen is None else _addresses(chosen))
+    if not (names and policy.allow_names):
+        dns = []
+    if chosen is None:
+        forward = [
+            f'ip daddr {ns} {proto} dport 53 oifname "{uplink}" accept'
+            for ns in dns
+            for proto in ("udp", "tcp")
+        ]
+    else:
+        forward = [f'ip daddr {ns} oifname "{uplink}" accept' for ns in dns]
     forward += [f'ip daddr {net} oifname "{uplink}" accept' for net in allow]
     forward += [f"ip daddr {net} drop" for net in deny]
     if policy.internet:
@@ -171,7 +208,14 @@ def policy_rules(
         "fib daddr type local return",
         "meta l4proto != tcp return",
     ]
-    rerouted += [f"ip daddr {ns} tcp dport 53 return" for ns in dns]
+    if chosen is None:
+        rerouted += [f"ip daddr {ns} tcp dport 53 return" for ns in dns]
+    else:
+        rerouted += [f"ip daddr {ns} return" for ns in dns]
+    if policy.settings.proxy is not None:
+        return forward, [*rerouted, redirect]  # all TCP: the proxy judges and tunnels it
+    if policy.settings.rules:
+        rerouted.append(f"tcp dport 443 {redirect}")
     rerouted += [f"ip daddr {net} return" for net in allow]
     if policy.allow_names:
         rerouted += [f"ip daddr {net} {redirect}" for net in deny]

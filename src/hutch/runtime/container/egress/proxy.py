@@ -25,6 +25,11 @@ own server, which accepts any name, or a shared host or CDN serving both) reache
 names keep honest clients to the listed hosts; they do not contain hostile code (allow addresses for
 that). Only the first request of a connection is read, never what follows it or what TLS hides.
 
+With header rules (``EgressSettings.rules``), a TLS connection whose server name has a rule is not passed
+on as it is but terminated here and rewritten request by request (``intercept``); every other connection
+is copied untouched. With an upstream proxy (``EgressSettings.proxy``), the proxy connects through it
+(``socks``): by the name, for a connection a name in ``allowOut`` let out; by the address otherwise.
+
 A policy change applies at once: new connections follow the new policy, and open connections that it no
 longer allows are closed, as the firewall stops routed packets of a connection that it no longer allows.
 """
@@ -36,13 +41,20 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import ssl
 import struct
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from .authority import Authority
 from .firewall import PROXY_MARK, EgressPolicy, closes
-from .sni import INVALID, Sniffed, sniff
+from .intercept import Interception, upstream_context
+from .rules import HostRule, host_rule
+from .sni import INVALID, Sniffed, matches, sniff
+from .socks import open_tunnel
+from .tls_stream import TlsServerStream
 
 log = logging.getLogger("hutch.runtime")
 SO_ORIGINAL_DST = 80  # linux/netfilter_ipv4.h
@@ -60,6 +72,7 @@ class _Connection:
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter | None = None
     sniffed: Sniffed | None = None  # None while the first bytes are being read
+    rule: HostRule | None = None  # the header rule it is rewritten by (intercepted), if any
     tasks: set[asyncio.Task] = field(default_factory=set)
 
     def close(self, *, reset: bool = True) -> None:
@@ -120,6 +133,7 @@ class EgressProxy:
         connect_timeout_s: float = 10.0,
         max_connections: int = 2048,
         max_per_sandbox: int = 256,
+        upstream_ca_file: str | None = None,
     ) -> None:
         self.subnet = ipaddress.IPv4Network(subnet)
         self.uplink = uplink
@@ -129,7 +143,10 @@ class EgressProxy:
         self.connect_timeout_s = connect_timeout_s
         self.max_connections = max_connections
         self.max_per_sandbox = max_per_sandbox
-        self.counts: Counter[str] = Counter()  # allowed / refused, for logs and tests
+        self.counts: Counter[str] = Counter()  # allowed / refused / intercepted, for logs and tests
+        # How intercepted connections' servers are verified: the host's store and the operator's extra CAs.
+        self.upstream_context: ssl.SSLContext = upstream_context(upstream_ca_file)
+        self._authorities: dict[Path, Authority] = {}
         self._policies: dict[str, EgressPolicy] = {}
         self._connections: dict[str, set[_Connection]] = {}
         self._handlers: set[asyncio.Task] = set()
@@ -164,15 +181,23 @@ class EgressProxy:
 
     def set_policy(self, sandbox_address: str, policy: EgressPolicy) -> None:
         """Judge the sandbox's new connections by ``policy`` from now on, and close those it refuses."""
+        old = self._policies.get(sandbox_address)
+        if old is not None and old.authority is not None and old.authority != policy.authority:
+            self._authorities.pop(old.authority, None)
         self._policies[sandbox_address] = policy
         for connection in list(self._connections.get(sandbox_address, ())):
             if connection.sniffed is not None and not self._allows(policy, connection):
                 log.info("egress of %s to %s closed by a policy change", sandbox_address, _target(connection))
                 connection.close()
+            elif connection.rule is not None and connection.rule != self._rule(policy, connection):
+                log.info("egress of %s to %s closed: its rule changed", sandbox_address, _target(connection))
+                connection.close()
 
     def remove(self, sandbox_address: str) -> None:
         """Forget the sandbox and close its proxied connections."""
-        self._policies.pop(sandbox_address, None)
+        policy = self._policies.pop(sandbox_address, None)
+        if policy is not None and policy.authority is not None:
+            self._authorities.pop(policy.authority, None)
         self._logged.pop(sandbox_address, None)
         for connection in list(self._connections.get(sandbox_address, ())):
             connection.close()
@@ -226,7 +251,8 @@ class EgressProxy:
         """Peek, decide, connect and copy; True if both directions ended cleanly."""
         policy = self._policies[connection.sandbox]
         early = None
-        if policy.allows(connection.address, None):
+        tls_port = connection.port == 443 and bool(policy.settings.rules)  # a client that speaks first
+        if policy.allows(connection.address, None) and not tls_port:
             # Allowed without a name (only a denied name could close it): connect now, so that protocols
             # where the server speaks first do not wait for the peek to time out.
             early = asyncio.ensure_future(self._open(connection))
@@ -239,6 +265,10 @@ class EgressProxy:
             return False
         self.counts["allowed"] += 1
         log.debug("egress of %s to %s allowed", connection.sandbox, _target(connection))
+        rule = self._rule(policy, connection)
+        if rule is not None and early is None:
+            connection.rule = rule
+            return await self._intercept(connection, policy, client_reader, data)
         down = await (early if early is not None else self._open(connection))
         if down is None or connection.upstream is None:
             return False
@@ -252,9 +282,62 @@ class EgressProxy:
                 return False  # a side failed: both are reset
         return True
 
-    async def _open(self, connection: _Connection) -> asyncio.Task | None:
-        """Connect to the original destination through the uplink and start copying its bytes back
-        (the task doing that); ``None`` if the destination cannot be reached."""
+    async def _intercept(
+        self, connection: _Connection, policy: EgressPolicy, client_reader: asyncio.StreamReader, data: bytes
+    ) -> bool:
+        """Terminate the sandbox's TLS with a certificate of its CA and rewrite its requests."""
+        assert connection.rule is not None and connection.sniffed is not None
+        name = connection.sniffed.name
+        assert name is not None
+        authority = await self._authority(policy)
+        if authority is None:
+            self._refused(connection, "its egress CA is missing")
+            return False
+        context = await asyncio.to_thread(authority.context_for, name)
+        self.counts["intercepted"] += 1
+
+        async def dial() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            reader, writer = await self._dial(connection, policy)
+            connection.upstream = writer
+            return reader, writer
+
+        sandbox = TlsServerStream(client_reader, connection.client, context, data)
+        return await Interception(sandbox, connection.rule, name, dial, self.upstream_context).run()
+
+    async def _authority(self, policy: EgressPolicy) -> Authority | None:
+        directory = policy.authority
+        if directory is None:
+            return None
+        found = self._authorities.get(directory)
+        if found is None:
+            try:
+                found = await asyncio.to_thread(Authority.load, directory)
+            except (OSError, ValueError) as err:
+                log.error("egress CA in %s cannot be read: %s", directory, err)
+                return None
+            self._authorities[directory] = found
+        return found
+
+    async def _dial(
+        self, connection: _Connection, policy: EgressPolicy
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A stream to the original destination: through the uplink, or through the sandbox's upstream
+        proxy (by name when a name of ``allowOut`` let the connection out). ``OSError`` if it fails."""
+        upstream = policy.settings.proxy
+        if upstream is None:
+            return await self._connect(connection.address, connection.port)
+        name = connection.sniffed.name if connection.sniffed is not None else None
+        by_name = name is not None and matches(name, policy.allow_names)
+        target = (name if by_name and name is not None else connection.address, connection.port)
+        try:
+            return await open_tunnel(
+                upstream, target, self._connect, by_name=by_name, timeout_s=self.connect_timeout_s
+            )
+        except ValueError as err:
+            raise OSError(str(err)) from None
+
+    async def _connect(self, address: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection out through the uplink only, marked as the proxy's (the guard judges it)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)
@@ -263,15 +346,23 @@ class EgressProxy:
                 # Out through the uplink only, as routed sandbox traffic: never to the host's other networks.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.uplink.encode())
             async with asyncio.timeout(self.connect_timeout_s):
-                await asyncio.get_running_loop().sock_connect(sock, (connection.address, connection.port))
-            reader, writer = await asyncio.open_connection(sock=sock, limit=CHUNK)
-        except (OSError, TimeoutError) as err:
-            sock.close()
-            log.info("egress of %s to %s failed: %s", connection.sandbox, _target(connection), err)
-            return None
+                await asyncio.get_running_loop().sock_connect(sock, (address, port))
+            return await asyncio.open_connection(sock=sock, limit=CHUNK)
         except BaseException:
             sock.close()
             raise
+
+    async def _open(self, connection: _Connection) -> asyncio.Task | None:
+        """Connect to the original destination (``_dial``) and start copying its bytes back (the task
+        doing that); ``None`` if the destination cannot be reached."""
+        policy = self._policies.get(connection.sandbox)
+        if policy is None:
+            return None
+        try:
+            reader, writer = await self._dial(connection, policy)
+        except (OSError, TimeoutError) as err:
+            log.info("egress of %s to %s failed: %s", connection.sandbox, _target(connection), err)
+            return None
         connection.upstream = writer
         down = asyncio.ensure_future(_pipe(reader, connection.client))
         connection.tasks.add(down)
@@ -304,6 +395,14 @@ class EgressProxy:
         self._logged[connection.sandbox] = (now, 0)
         more = f" (and {since} more since the last one logged)" if since else ""
         log.info("egress of %s to %s refused: %s%s", connection.sandbox, _target(connection), why, more)
+
+    @staticmethod
+    def _rule(policy: EgressPolicy, connection: _Connection) -> HostRule | None:
+        """The header rule a TLS connection naming a host is rewritten by, if any."""
+        sniffed = connection.sniffed
+        if sniffed is None or sniffed.protocol != "tls" or sniffed.name is None or not policy.settings.rules:
+            return None
+        return host_rule(sniffed.name, policy.settings)
 
     @staticmethod
     def _allows(policy: EgressPolicy, connection: _Connection) -> bool:
