@@ -1,6 +1,6 @@
 """``GET /capabilities``: it needs an API key, lists exactly what the request checks refuse (the same
-constants), every engine, the code-interpreter and desktop templates as the team sees them, and the
-official clients the test suite pins."""
+constants), every engine, the code-interpreter, desktop and mcp-gateway templates as the team sees them,
+and the official clients the test suite pins."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_the_refused_fields_are_the_refusal_constants(caller: Caller) -> None:
     }
     assert found["network"]["unsupported"] == [field.name for field in NETWORK_REFUSED]
     assert not set(found["network"]["supported"]) & set(found["network"]["unsupported"])
-    assert found["volumes"] is False and found["mcp"] is False
+    assert found["volumes"] is True and found["secrets"] is True
     assert found["templateBuilds"] == {"registryTypes": ["registry"]}
     assert found["cluster"] is False
 
@@ -78,9 +78,9 @@ def test_every_engine_is_described(caller: Caller) -> None:
     }
 
 
-def test_desktop_and_code_interpreter_follow_the_teams_templates(caller: Caller) -> None:
+def test_desktop_code_interpreter_and_mcp_follow_the_teams_templates(caller: Caller) -> None:
     found = capabilities(caller)
-    assert found["desktop"] is False
+    assert found["desktop"] is False and found["mcp"] is False
     assert found["codeInterpreter"] == {
         "template": "code-interpreter-v1",
         "available": False,
@@ -89,7 +89,7 @@ def test_desktop_and_code_interpreter_follow_the_teams_templates(caller: Caller)
     stack = caller.stack
     team = f"team-{uuid.uuid4().hex}"
     owner = Caller(stack, stack.run(create_api_key(stack.app.state.catalog, team_name=team)))
-    for name in ("desktop", CODE_INTERPRETER_TEMPLATE):
+    for name in ("desktop", CODE_INTERPRETER_TEMPLATE, "mcp-gateway"):
         template_id = f"{team[:12]}{name[:8]}".replace("-", "")
         stack.run(
             register_template(
@@ -102,10 +102,11 @@ def test_desktop_and_code_interpreter_follow_the_teams_templates(caller: Caller)
             )
         )
     mine = capabilities(owner)
-    assert mine["desktop"] is True and mine["codeInterpreter"]["available"] is True
+    assert mine["desktop"] is True and mine["codeInterpreter"]["available"] is True and mine["mcp"] is True
     # Another team does not see them.
     theirs = capabilities(caller)
     assert theirs["desktop"] is False and theirs["codeInterpreter"]["available"] is False
+    assert theirs["mcp"] is False
 
 
 def test_the_languages_are_the_interpreters() -> None:

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import json
 import os
 import socket
 import subprocess
 import textwrap
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from e2b import Sandbox
+from e2b import Sandbox, Secret, Volume
 from e2b.exceptions import SandboxNotRunningException
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -116,6 +118,29 @@ def test_the_sdk_works_with_only_the_domain_and_a_key(only_domain: Stack, sandbo
     sandbox.files.write("/home/user/notes.txt", "through the edge")
     assert sandbox.files.read("/home/user/notes.txt") == "through the edge"
     assert sandbox.sandbox_id in {info.sandbox_id for info in Sandbox.list().next_items()}
+
+
+def test_volumes_and_secrets_with_only_the_domain_and_a_key(only_domain: Stack):
+    volume = Volume.create(f"edge-{uuid.uuid4().hex[:10]}")
+    try:
+        content = os.urandom(8 << 20)  # streamed through the edge both ways
+        volume.write_file("/data/blob.bin", content, force=True)
+        assert volume.read_file("/data/blob.bin", format="bytes") == content
+        assert [entry.name for entry in volume.list("/data")] == ["blob.bin"]
+        sandbox = Sandbox.create(volume_mounts={"/mnt/shared": volume})
+        only_domain.seen.add(sandbox.sandbox_id)
+        try:
+            assert sandbox.commands.run("sha256sum /mnt/shared/data/blob.bin").stdout.split()[0] == (
+                hashlib.sha256(content).hexdigest()
+            )
+        finally:
+            sandbox.kill()
+    finally:
+        assert Volume.destroy(volume.volume_id)
+    name = f"edge-{uuid.uuid4().hex[:10]}"
+    created = Secret.create(name, "edge-value")
+    assert Secret.get_info(name).secret_id == created.secret_id
+    assert Secret.destroy(name)
 
 
 def test_a_sandbox_port_over_http2_and_http1(only_domain: Stack, sandbox: Sandbox):

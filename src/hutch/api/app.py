@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from ..catalog import Catalog
 from ..config import Settings
-from ..runtime.node_client import LocalNode, Nodes, Runtime, SupportsCommit
+from ..runtime.node_client import LocalNode, NodeClient, Nodes, Runtime, SupportsCommit
 from ..secret_files import operator_key
 from ..templates.builder import Builder, build_sandboxes, configured_builder
 from ..templates.uploads import UploadStore
@@ -30,10 +30,13 @@ from .routes import (
     prometheus,
     sandbox_metrics,
     sandboxes,
+    secrets,
     snapshots,
     teams,
     template_builds,
     templates,
+    volume_content,
+    volumes,
 )
 from .services import quotas
 from .services.cluster import ClusterBuilder, ClusterNodes, LostNodeWatch
@@ -42,9 +45,12 @@ from .services.locks import SandboxLocks
 from .services.metrics import MetricsService
 from .services.routes import SandboxRoutes
 from .services.sandboxes import SandboxService
+from .services.secrets import SecretService
+from .services.server_keys import ServerKeys
 from .services.shared_uploads import CatalogUploads
 from .services.snapshots import SnapshotService
 from .services.template_builds import TemplateBuildService
+from .services.volumes import VolumeHome, VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +85,20 @@ def create_app(
                 settings.data_dir, settings.api.operator_key_file
             )  # made now, for ``hutch team`` to read
             node: Nodes
+            home: VolumeHome
+            cluster_key: str | None = None
             uploads = UploadStore(settings.data_dir, max_bytes=settings.templates.max_upload_mb << 20)
             builder: Builder | ClusterBuilder | None
             if runtime is not None:
-                node = LocalNode(runtime)
+                node = local = LocalNode(runtime)
                 builder = _builder(settings, runtime, uploads)
+
+                async def home(size_mb: int) -> tuple[str, NodeClient]:
+                    return settings.runtime.node_id, local
+
             else:
                 c = settings.cluster
+                cluster_key = c.key()
                 node = cluster = ClusterNodes(
                     database,
                     key=c.key(),
@@ -93,6 +106,7 @@ def create_app(
                     sample=c.placement_sample,
                     cpu_overcommit=c.cpu_overcommit,
                 )
+                home = cluster.volume_home
                 builder = ClusterBuilder(cluster, build_sandboxes(settings))
                 uploads = CatalogUploads(
                     database, settings.data_dir, max_bytes=uploads.max_bytes, cluster_key=c.key()
@@ -102,6 +116,9 @@ def create_app(
                 stack.push_async_callback(watch.stop)
             await node.start()
             stack.push_async_callback(node.close)
+            keys = ServerKeys.load(
+                data_dir=settings.data_dir, file=settings.api.server_key_file, cluster_key=cluster_key
+            )
             locks = SandboxLocks(database)
             copier = SandboxCopier(
                 nodes=node, locks=locks, cache_dir=settings.templates.cache_dir, data_dir=settings.data_dir
@@ -115,6 +132,7 @@ def create_app(
                 default_timeout_s=settings.api.default_timeout_s,
                 max_timeout_s=settings.api.max_timeout_s,
                 paused_retention_s=settings.api.paused_retention_s,
+                keys=keys,
                 create_limiter=RateLimiter(settings.api.creates_per_s, settings.api.creates_burst, "creates"),
                 routes=routes,
             )
@@ -135,6 +153,8 @@ def create_app(
             app.state.catalog = database
             app.state.runtime = runtime
             app.state.sandboxes = service
+            app.state.volumes = VolumeService(catalog=database, keys=keys, home=home, holding=node.holding)
+            app.state.secrets = SecretService(catalog=database, keys=keys)
             app.state.metrics = MetricsService(catalog=database, nodes=node)
             app.state.template_builds = builds
             app.state.snapshots = SnapshotService(
@@ -154,7 +174,11 @@ def create_app(
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.api.max_body_kb << 10,
-        caps={template_builds.upload: settings.templates.max_upload_mb << 20},
+        # A volume's file streams into its node, which holds it to the volume's size.
+        caps={
+            template_builds.upload: settings.templates.max_upload_mb << 20,
+            volume_content.write_file: 1 << 50,
+        },
     )
     openapi.install(app)
     app.include_router(health.router)
@@ -166,6 +190,9 @@ def create_app(
     app.include_router(api_keys.router, responses=errors.ERROR_RESPONSES)
     app.include_router(teams.router, responses=errors.ERROR_RESPONSES)
     app.include_router(capabilities.router, responses=errors.ERROR_RESPONSES)
+    app.include_router(volumes.router, responses=errors.ERROR_RESPONSES)
+    app.include_router(volume_content.router, responses=errors.ERROR_RESPONSES)
+    app.include_router(secrets.router, responses=errors.ERROR_RESPONSES)
     # Before ``templates``: its ``/templates/{templateID}`` would match ``/templates/tags``.
     app.include_router(template_builds.router, responses=errors.ERROR_RESPONSES)
     app.include_router(template_builds.uploads, responses=errors.ERROR_RESPONSES)

@@ -17,6 +17,7 @@ from .services.metrics import MetricsService
 from .services.sandboxes import SandboxService
 from .services.snapshots import SnapshotService
 from .services.template_builds import TemplateBuildService
+from .services.volumes import VolumeService
 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A Hutch (E2B) API key")
 _operator_key = APIKeyHeader(
@@ -50,12 +51,17 @@ def _template_builds(request: Request) -> TemplateBuildService:
     return request.app.state.template_builds
 
 
+def _volumes(request: Request) -> VolumeService:
+    return request.app.state.volumes
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
 SandboxServiceDep = Annotated[SandboxService, Depends(_sandboxes)]
 MetricsServiceDep = Annotated[MetricsService, Depends(_metrics)]
 SnapshotServiceDep = Annotated[SnapshotService, Depends(_snapshots)]
 TemplateBuildServiceDep = Annotated[TemplateBuildService, Depends(_template_builds)]
+VolumeServiceDep = Annotated[VolumeService, Depends(_volumes)]
 
 
 # Where the request's state keeps the key and team its body's guard admitted (``body_limit``).

@@ -1,5 +1,5 @@
-"""The catalog's tables: teams, their API keys, templates with their builds, tags and build logs, and
-sandboxes (SQLAlchemy 2, any dialect)."""
+"""The catalog's tables: teams, their API keys, templates with their builds, tags and build logs,
+sandboxes, volumes and secrets (SQLAlchemy 2, any dialect)."""
 
 from __future__ import annotations
 
@@ -129,6 +129,12 @@ class Template(Base):
     # For a snapshot of a gVisor sandbox: the directory of its checkpoint (memory, processes), from which
     # its gVisor sandboxes are restored rather than booted.
     checkpoint: Mapped[str | None] = mapped_column(String(4096))
+    # For a snapshot: the volumes its sandbox mounted ([{"volume_id", "path"}]), which its sandboxes mount
+    # too, and its egress settings without any secret's value (``services.egress``: names only).
+    volume_mounts: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
+    egress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # The team that owns the template; ``None`` for the installation's own (``base``…), which every team
     # may use. A team's template that is not ``public`` is unknown to the other teams.
     team_id: Mapped[str | None] = mapped_column(
@@ -251,6 +257,13 @@ class SandboxRow(Base):
     # While paused: how (``full``: with its memory; ``filesystem``), and since when.
     pause_mode: Mapped[str | None] = mapped_column(String(16))
     paused_at: Mapped[datetime | None]
+    # The volumes it mounts: [{"volume_id", "name", "path"}] (a volume is not deleted while one does).
+    volume_mounts: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
+    # Its header rules (placeholders of secrets, never their values), upstream proxy (its password sealed
+    # with the server key) and name servers, as ``services.egress`` stores them; None: none of them.
+    egress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     def address(self, port: int) -> tuple[str, int]:
         """Where the sandbox's ``port`` is reached from its node (as ``SandboxHandle.address``)."""
@@ -337,3 +350,42 @@ class QuotaHold(Base):
     quota: Mapped[str] = mapped_column(String(64))
     amount: Mapped[int]
     expires_at: Mapped[datetime]
+
+
+class Volume(Base):
+    """A team's volume: a file system that outlives sandboxes, held by one node (``node_id``), which every
+    sandbox mounting it runs on. Its token is derived from its id with the server key, never stored."""
+
+    __tablename__ = "volumes"
+    __table_args__ = (UniqueConstraint("team_id", "name", name="uq_volumes_team_name"),)
+
+    volume_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str] = mapped_column(
+        ForeignKey("teams.team_id", ondelete="CASCADE", name="fk_volumes_team_id"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    size_mb: Mapped[int]
+    node_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Secret(Base):
+    """A team's secret: its value sealed with the server key (Fernet), never returned; ``version`` counts
+    its values. ``name`` is lower-case, unique in the team."""
+
+    __tablename__ = "secrets"
+    __table_args__ = (
+        UniqueConstraint("team_id", "name", name="uq_secrets_team_name"),
+        Index("ix_secrets_team_created", "team_id", "created_at", "secret_id"),
+    )
+
+    secret_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str] = mapped_column(
+        ForeignKey("teams.team_id", ondelete="CASCADE", name="fk_secrets_team_id")
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    sealed_value: Mapped[bytes] = mapped_column(LargeBinary)
+    version: Mapped[int] = mapped_column(default=1)
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

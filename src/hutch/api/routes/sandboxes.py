@@ -83,6 +83,10 @@ async def _create(
         auto_pause=body.auto_pause,
         auto_pause_memory=body.auto_pause_memory,
         auto_resume=body.auto_resume is not None and body.auto_resume.enabled,
+        volume_mounts=body.mounts(),
+        rules=body.network.checked_rules() if body.network else None,
+        egress_proxy=body.network.proxy() if body.network else None,
+        dns_servers=body.network.dns_servers if body.network else None,
     )
 
 
@@ -147,6 +151,9 @@ async def update_network(
         allow_internet_access=body.allow_internet_access,
         allow_out=body.allow_out,
         deny_out=body.deny_out,
+        rules=body.checked_rules(),
+        egress_proxy=body.proxy(),
+        dns_servers=body.dns_servers,
     )
     return Response(status_code=204)
 

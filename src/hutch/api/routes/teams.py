@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from ..deps import CatalogDep, SandboxServiceDep, SnapshotServiceDep, require_operator
+from ..deps import CatalogDep, SandboxServiceDep, SnapshotServiceDep, VolumeServiceDep, require_operator
 from ..schemas.api_keys import CreatedTeamAPIKey, NewTeamAPIKey
 from ..schemas.teams import NewTeam, TeamInfo, UpdateTeam
 from ..services import teams
@@ -48,6 +48,7 @@ async def delete_team(
     catalog: CatalogDep,
     sandbox_service: SandboxServiceDep,
     snapshot_service: SnapshotServiceDep,
+    volume_service: VolumeServiceDep,
     team_id: str = TeamId,
     force: bool = Query(default=False, description="Kill the team's sandboxes rather than refuse"),
 ) -> Response:
@@ -55,6 +56,7 @@ async def delete_team(
         catalog=catalog,
         sandbox_service=sandbox_service,
         snapshot_service=snapshot_service,
+        volume_service=volume_service,
         team_id=team_id,
         force=force,
     )

@@ -60,6 +60,7 @@ class CapabilitiesBody(WireModel):
     engines: dict[str, EngineCapabilities]
     volumes: bool
     mcp: bool
+    secrets: bool
     desktop: bool
     cluster: bool
     code_interpreter: CodeInterpreterCapabilities = Field(alias="codeInterpreter")
@@ -74,6 +75,7 @@ class CapabilitiesBody(WireModel):
             engines={engine: EngineCapabilities.of(features) for engine, features in found.engines.items()},
             volumes=found.volumes,
             mcp=found.mcp,
+            secrets=found.secrets,
             desktop=found.desktop,
             cluster=found.cluster,
             code_interpreter=CodeInterpreterCapabilities(

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import unquote_plus
@@ -18,7 +19,10 @@ from pydantic import (
 )
 
 from ...catalog.models import SandboxRow
+from ...errors import InvalidRequest
+from ..services import egress
 from ..services.capabilities import refuse_unsupported
+from ..services.volumes import MAX_MOUNTS, check_mount_path
 from .common import WireModel
 
 STATES = ("running", "paused", "lost")
@@ -26,9 +30,74 @@ STATES = ("running", "paused", "lost")
 DEFAULT_STATES = frozenset({"running", "paused"})
 
 
+# The largest ``mcp`` object a create takes, serialised.
+MAX_MCP_BYTES = 64 * 1024
+
+
+class ProxyTls(WireModel):
+    enabled: bool
+    server_name: str | None = Field(default=None, alias="serverName", max_length=253)
+    ca_cert: str | None = Field(default=None, alias="caCert", max_length=egress.MAX_CA_CERT_BYTES)
+
+
+class EgressProxy(WireModel):
+    """``SandboxEgressProxyConfig``: the SOCKS5 proxy egress leaves through."""
+
+    address: str = Field(max_length=300)
+    username: str | None = Field(default=None, max_length=egress.MAX_CREDENTIAL_BYTES)
+    password: str | None = Field(default=None, max_length=egress.MAX_CREDENTIAL_BYTES, repr=False)
+    tls: ProxyTls | None = None
+
+    def request(self) -> egress.ProxyRequest:
+        tls = self.tls
+        return egress.check_proxy(
+            egress.ProxyRequest(
+                address=self.address,
+                username=self.username,
+                password=self.password,
+                tls=tls is not None and tls.enabled,
+                server_name=tls.server_name if tls else None,
+                ca_cert=tls.ca_cert if tls else None,
+            )
+        )
+
+
+class _Transform(WireModel):
+    headers: dict[str, str] | None = None
+
+
+class _Rule(WireModel):
+    transform: _Transform | None = None
+
+
 class _Egress(WireModel):
     allow_out: list[str] | None = Field(default=None, alias="allowOut")
     deny_out: list[str] | None = Field(default=None, alias="denyOut")
+    # Header rules by host pattern, the upstream proxy, the name servers (absent: the default; []: none).
+    rules: dict[str, list[_Rule]] | None = None
+    egress_proxy: EgressProxy | None = Field(default=None, alias="egressProxy")
+    dns_servers: list[str] | None = Field(default=None, alias="dnsServers")
+
+    @model_validator(mode="after")
+    def _check_egress(self) -> _Egress:
+        self.checked_rules()
+        self.proxy()
+        if self.dns_servers is not None:
+            egress.check_dns_servers(self.dns_servers)
+        return self
+
+    def checked_rules(self) -> dict[str, list[dict[str, Any]]] | None:
+        if not self.rules:
+            return None
+        return egress.check_rules(
+            {
+                pattern: [(rule.transform.headers or {}) if rule.transform else {} for rule in rules]
+                for pattern, rules in self.rules.items()
+            }
+        )
+
+    def proxy(self) -> egress.ProxyRequest | None:
+        return None if self.egress_proxy is None else self.egress_proxy.request()
 
 
 class NetworkConfig(_Egress):
@@ -67,8 +136,16 @@ class AutoResume(WireModel):
     enabled: bool = False
 
 
+class VolumeMountBody(WireModel):
+    """``SandboxVolumeMount``: a volume of the team, by name, and where it appears in the sandbox."""
+
+    name: str = Field(max_length=64)
+    path: str = Field(max_length=1024)
+
+
 class NewSandbox(WireModel):
-    """``NewSandboxV2``; ``volumeMounts``, ``mcp`` and ``iam`` are refused (``capabilities.REFUSED``)."""
+    """``NewSandboxV2``; ``iam`` is refused (``capabilities.REFUSED``). ``mcp`` is accepted (the SDK starts
+    the gateway itself in the sandbox) within a size bound."""
 
     template_id: str = Field(alias="templateID", min_length=1)
     timeout: int | None = Field(default=None, ge=0)
@@ -82,12 +159,30 @@ class NewSandbox(WireModel):
     auto_pause: bool = Field(default=False, alias="autoPause")
     auto_pause_memory: bool | None = Field(default=None, alias="autoPauseMemory")
     auto_resume: AutoResume | None = Field(default=None, alias="autoResume")
+    volume_mounts: list[VolumeMountBody] | None = Field(default=None, alias="volumeMounts")
+    mcp: dict[str, Any] | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _refuse_unsupported(cls, data: Any) -> Any:
         refuse_unsupported(data, "NewSandboxV2")
         return data
+
+    @model_validator(mode="after")
+    def _check_mounts_and_mcp(self) -> NewSandbox:
+        mounts = self.volume_mounts or []
+        if len(mounts) > MAX_MOUNTS:
+            raise InvalidRequest(f"volumeMounts: at most {MAX_MOUNTS} volumes")
+        paths = [check_mount_path(mount.path) for mount in mounts]
+        if len(set(paths)) != len(paths):
+            raise InvalidRequest("volumeMounts: two volumes at the same path")
+        if self.mcp is not None and len(json.dumps(self.mcp)) > MAX_MCP_BYTES:
+            raise InvalidRequest(f"mcp may be at most {MAX_MCP_BYTES} bytes")
+        return self
+
+    def mounts(self) -> list[tuple[str, str]]:
+        """(volume name, mount path) of each ``volumeMounts`` entry."""
+        return [(mount.name, check_mount_path(mount.path)) for mount in self.volume_mounts or []]
 
 
 class NewSandboxV1(NewSandbox):
@@ -189,10 +284,20 @@ class _SandboxFields(WireModel):
     disk_size_mb: int = Field(alias="diskSizeMB")
     state: Literal["running", "paused", "lost"]
     metadata: dict[str, str]
+    # The volumes it mounts, by name (absent when none).
+    volume_mounts: list[VolumeMountBody] | None = Field(default=None, alias="volumeMounts")
 
 
 class ListedSandbox(_SandboxFields):
     """An item of the sandbox list."""
+
+    @model_serializer(mode="wrap")
+    def _without_null_mounts(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in ("volumeMounts", "volume_mounts"):
+            if key in data and data[key] is None:
+                del data[key]
+        return data
 
     @classmethod
     def of(cls, row: SandboxRow) -> ListedSandbox:
@@ -205,9 +310,27 @@ class Lifecycle(WireModel):
 
 
 class DetailNetwork(WireModel):
-    """The ``network`` of a sandbox's detail: whether its ports take traffic without its token."""
+    """The ``network`` of a sandbox's detail: whether its ports take traffic without its token, and its
+    header rules (secrets as placeholders, never their values), proxy (no password) and name servers."""
 
     allow_public_traffic: bool = Field(alias="allowPublicTraffic")
+    rules: dict[str, list[dict[str, Any]]] | None = None
+    egress_proxy: dict[str, Any] | None = Field(default=None, alias="egressProxy")
+    dns_servers: list[str] | None = Field(default=None, alias="dnsServers")
+
+    @model_serializer(mode="wrap")
+    def _without_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+    @classmethod
+    def of(cls, row: SandboxRow) -> DetailNetwork:
+        shown = egress.public(row.egress)
+        return cls(
+            allow_public_traffic=row.traffic_access_token is None,
+            rules=shown.get("rules"),
+            egress_proxy=shown.get("egressProxy"),
+            dns_servers=shown.get("dnsServers"),
+        )
 
 
 class SandboxDetail(_SandboxFields):
@@ -225,7 +348,7 @@ class SandboxDetail(_SandboxFields):
     @model_serializer(mode="wrap")
     def _without_null_pause_mode(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = handler(self)
-        for key in ("pauseMode", "pause_mode"):
+        for key in ("pauseMode", "pause_mode", "volumeMounts", "volume_mounts"):
             if key in data and data[key] is None:
                 del data[key]
         return data
@@ -237,7 +360,7 @@ class SandboxDetail(_SandboxFields):
             envd_access_token=row.envd_access_token,
             allow_internet_access=row.allow_internet_access,
             domain=domain,
-            network=DetailNetwork(allow_public_traffic=row.traffic_access_token is None),
+            network=DetailNetwork.of(row),
             lifecycle=Lifecycle(auto_resume=row.auto_resume, on_timeout=row.on_timeout),  # type: ignore[arg-type]
             pause_mode=row.pause_mode if row.state == "paused" else None,  # type: ignore[arg-type]
         )
@@ -332,4 +455,5 @@ def _listed_fields(row: SandboxRow) -> dict:
         "disk_size_mb": row.disk_mb,
         "state": row.state,
         "metadata": row.metadata_,
+        "volume_mounts": [VolumeMountBody(name=m["name"], path=m["path"]) for m in row.volume_mounts] or None,
     }

@@ -28,12 +28,17 @@ TESTED_SDKS: dict[str, dict[str, str]] = {
 # The templates E2B's SDKs create by default for the code interpreter and the desktop.
 CODE_INTERPRETER_TEMPLATE = "code-interpreter-v1"
 DESKTOP_TEMPLATE = "desktop"
+# The template E2B's SDKs create when ``mcp`` is given: the MCP gateway starts in it.
+MCP_TEMPLATE = "mcp-gateway"
 # The languages of the code-interpreter template's contexts (its kernels: IPython, bash, Deno, IRkernel,
 # the JShell-based Java kernel).
 CODE_INTERPRETER_LANGUAGES = ("python", "bash", "javascript", "typescript", "r", "java")
 
 # The network settings a create or a network update carries out.
-NETWORK_FIELDS = ("allowOut", "denyOut", "allowPublicTraffic", "maskRequestHost", "allow_internet_access")
+NETWORK_FIELDS = (
+    "allowOut", "denyOut", "allowPublicTraffic", "maskRequestHost", "allow_internet_access", "rules",
+    "egressProxy", "dnsServers",
+)  # fmt: skip
 # The types of ``fromImageRegistry`` a template build logs in with.
 REGISTRY_TYPES = ("registry",)
 
@@ -83,20 +88,14 @@ def _same(value: Any, neutral: Any) -> bool:
 
 _EMPTY = (None, [], {})
 
-# ``SandboxNetworkConfig`` of a create and ``SandboxNetworkUpdateConfig`` of ``PUT .../network``.
-NETWORK_UPDATE_REFUSED = (
-    RefusedField("rules", "it does not rewrite a sandbox's outgoing requests", _EMPTY),
-    RefusedField("egressProxy", "egress leaves through the node's own uplink"),
-    RefusedField("dnsServers", "sandboxes resolve names through the node's name servers"),
-)
+# ``SandboxNetworkConfig`` of a create (``SandboxNetworkUpdateConfig`` of ``PUT .../network`` refuses none).
+NETWORK_UPDATE_REFUSED: tuple[RefusedField, ...] = ()
 NETWORK_REFUSED = (
     *NETWORK_UPDATE_REFUSED,
     RefusedField("httpsPorts", "the proxy reaches a sandbox's ports over plain HTTP", _EMPTY),
 )
 
 NEW_SANDBOX_REFUSED = (
-    RefusedField("volumeMounts", "it has no volumes", _EMPTY),
-    RefusedField("mcp", "it runs no MCP gateway"),
     RefusedField("iam", "it issues no workload identity tokens", (None, {}, {"tokens": {}})),
 )
 
@@ -160,6 +159,7 @@ class Capabilities:
     engines: dict[Engine, EngineFeatures]
     volumes: bool
     mcp: bool
+    secrets: bool
     desktop: bool
     code_interpreter_template: str
     code_interpreter: bool
@@ -174,11 +174,13 @@ class Capabilities:
 
 
 async def of(*, catalog: Catalog, team_id: str, cluster: bool = False) -> Capabilities:
-    """The server's capabilities as the team sees them: the desktop and the code interpreter count only
-    where their templates are there for it. A cluster's (``cluster``) snapshots keep files only, for now."""
+    """The server's capabilities as the team sees them: the desktop, the code interpreter and MCP count
+    only where their templates are there for it. A cluster's (``cluster``) snapshots keep files only, for
+    now."""
     async with catalog.transaction() as session:
         desktop = await templates.find(session, name=DESKTOP_TEMPLATE, team_id=team_id)
         interpreter = await templates.find(session, name=CODE_INTERPRETER_TEMPLATE, team_id=team_id)
+        gateway = await templates.find(session, name=MCP_TEMPLATE, team_id=team_id)
     return Capabilities(
         engines={
             engine: replace(ENGINE_FEATURES[engine], snapshot_modes=("filesystem",))
@@ -187,7 +189,8 @@ async def of(*, catalog: Catalog, team_id: str, cluster: bool = False) -> Capabi
             for engine in ENGINES
         },
         volumes=not refuses("NewSandboxV2", "volumeMounts"),
-        mcp=not refuses("NewSandboxV2", "mcp"),
+        mcp=not refuses("NewSandboxV2", "mcp") and gateway is not None and bool(gateway.rootfs),
+        secrets=not refuses("SandboxNetworkConfig", "rules"),
         desktop=desktop is not None and bool(desktop.rootfs),
         code_interpreter_template=CODE_INTERPRETER_TEMPLATE,
         code_interpreter=interpreter is not None and bool(interpreter.rootfs),

@@ -176,6 +176,15 @@ class ClusterNodes:
             retry_after_s=1,
         )
 
+    async def volume_home(self, size_mb: int) -> tuple[str, NodeClient]:
+        """The node a new volume of ``size_mb`` MiB goes to: the first placement would pick for a sandbox
+        of that disk (``QuotaExceeded`` when none has room)."""
+        for row in await self.candidates(placement.Demand(0, 0, size_mb, "")):
+            return row.node_id, self.client(row)
+        raise QuotaExceeded(
+            f"the cluster is full: no node has room for a volume of {size_mb} MiB", retry_after_s=1
+        )
+
     async def move(self, node_id: str, sandbox_id: str) -> SandboxHandle | None:
         rows = await self._read(fresh=True)
         row = rows.get(node_id)

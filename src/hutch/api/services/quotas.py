@@ -20,7 +20,7 @@ DEFAULTS = "quota_defaults"
 
 NAMES: tuple[str, ...] = tuple(QuotaSettings.model_fields)
 
-_UNITS = {"upload_mb": " MiB", "snapshot_disk_mb": " MiB"}
+_UNITS = {"upload_mb": " MiB", "snapshot_disk_mb": " MiB", "volume_disk_mb": " MiB", "volume_size_mb": " MiB"}
 # The longest a shared hold counts: past it, the replica that made it is taken to be gone. A create holds for
 # seconds; only a template build of more than two hours gives its room back early.
 HOLD_LASTS = timedelta(hours=2)

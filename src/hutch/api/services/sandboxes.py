@@ -2,6 +2,9 @@
 sandboxes. At its timeout a sandbox is killed, or paused if it was created with ``autoPause``; a
 paused sandbox is kept for ``paused_retention_s``, then killed.
 
+A sandbox may mount the team's volumes (all on one node, where it then runs) and carry egress settings
+(``egress``): its header rules name secrets, whose values are read again each time it starts.
+
 Each call is one unit of work in the catalog, except those that start sandboxes (create, fork): they read
 in one transaction, start the sandboxes outside any (a node's create takes a while), then record each in a
 second; if that fails, the new sandbox is killed again so that nothing is left behind.
@@ -34,15 +37,17 @@ from ...runtime.node_client import (
     Nodes,
     SandboxHandle,
     SandboxSpec,
+    VolumeMount,
     engine_named,
 )
 from ..ratelimit import RateLimiter
-from . import pagination, quotas, templates
+from . import egress, pagination, quotas, templates, volumes
 from .copies import SandboxCopier
 from .locks import SandboxLocks
 from .logs import select_lines
 from .pagination import Page
 from .routes import NoRoutes, SandboxRoutes
+from .server_keys import ServerKeys
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +127,12 @@ class SandboxService:
         default_timeout_s: int,
         max_timeout_s: int,
         paused_retention_s: int = 30 * 24 * 3600,
+        keys: ServerKeys,
         create_limiter: RateLimiter | None = None,
         routes: SandboxRoutes | None = None,
     ) -> None:
         self._catalog = catalog
+        self._keys = keys
         self._nodes = nodes
         self._locks = locks
         self._copier = copier
@@ -154,6 +161,10 @@ class SandboxService:
         auto_pause: bool = False,
         auto_pause_memory: bool | None = None,
         auto_resume: bool = False,
+        volume_mounts: list[tuple[str, str]] | None = None,
+        rules: dict[str, list[dict[str, Any]]] | None = None,
+        egress_proxy: egress.ProxyRequest | None = None,
+        dns_servers: list[str] | None = None,
     ) -> SandboxRow:
         """Start a sandbox from ``template`` and return it once its envd answers. A repeated
         ``idempotency_key`` returns the sandbox the first call made, while that one lives.
@@ -171,6 +182,14 @@ class SandboxService:
                     return earlier
             found, image = await templates.resolve_image(session, name=template, team_id=team_id)
             alias = template if template != found.template_id else next(iter(found.aliases), None)
+            mounts, home = await volumes.mounts_for(
+                session, team_id=team_id, template=found, asked=volume_mounts or []
+            )
+            asked_egress = egress.stored(
+                rules=rules, proxy=egress_proxy, dns_servers=dns_servers, keys=self._keys
+            )
+            kept_egress = asked_egress if asked_egress is not None else found.egress
+            settings = await egress.resolve(session, team_id=team_id, egress=kept_egress, keys=self._keys)
             spec = SandboxSpec(
                 template=image,
                 cpu_count=found.cpu_count,
@@ -184,9 +203,14 @@ class SandboxService:
                 allow_out=tuple(allow_out or ()),
                 deny_out=tuple(deny_out or ()),
                 engine=_engine_of(metadata, image.engine),
+                egress=settings,
+                volumes=tuple(VolumeMount(volume_id=m["volume_id"], path=m["path"]) for m in mounts),
             )
         async with self._starting(team_id):
-            handle = await self._nodes.place(spec)
+            if home is None:
+                handle = await self._nodes.place(spec)
+            else:  # where its volumes are
+                handle = await (await self._nodes.holding(home)).create(spec)
             row = _row(
                 handle,
                 cpu_count=spec.cpu_count,
@@ -205,6 +229,8 @@ class SandboxService:
                 on_timeout="pause" if auto_pause else "kill",
                 auto_pause_memory=auto_pause_memory,
                 auto_resume=auto_resume,
+                volume_mounts=mounts,
+                egress=kept_egress,
             )
             return await self._record(row)
 
@@ -285,7 +311,7 @@ class SandboxService:
         traffic_token = secrets.token_urlsafe(32) if source.traffic_access_token else None
         copied = (
             "template_id", "alias", "mask_request_host", "allow_internet_access", "on_timeout",
-            "cpu_count", "memory_mb", "disk_mb",
+            "cpu_count", "memory_mb", "disk_mb", "volume_mounts", "egress",
         )  # fmt: skip
         row = _row(
             handle,
@@ -430,21 +456,29 @@ class SandboxService:
         allow_internet_access: bool | None,
         allow_out: list[str] | None,
         deny_out: list[str] | None,
+        rules: dict[str, list[dict[str, Any]]] | None = None,
+        egress_proxy: egress.ProxyRequest | None = None,
+        dns_servers: list[str] | None = None,
     ) -> None:
-        """Replace a running sandbox's egress rules (omitted lists are cleared)."""
+        """Replace a running sandbox's egress rules (omitted lists, rules, proxy and name servers are
+        cleared); the secrets the rules name are read now."""
+        kept = egress.stored(rules=rules, proxy=egress_proxy, dns_servers=dns_servers, keys=self._keys)
         async with self._catalog.transaction() as session:
             sandbox = _reachable(
                 await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
             )
+            settings = await egress.resolve(session, team_id=team_id, egress=kept, keys=self._keys)
             node = await self._nodes.holding(sandbox.node_id)
             await node.update_egress(
                 sandbox_id,
                 internet=allow_internet_access,
                 allow_out=tuple(allow_out or ()),
                 deny_out=tuple(deny_out or ()),
+                settings=settings,
             )
             if allow_internet_access is not None:
                 sandbox.allow_internet_access = allow_internet_access
+            sandbox.egress = kept
 
     async def set_timeout(self, *, team_id: str, sandbox_id: str, timeout_s: int) -> SandboxRow:
         """The sandbox now ends ``timeout_s`` from now, sooner or later than before."""

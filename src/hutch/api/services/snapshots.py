@@ -8,6 +8,9 @@ sandboxes made from it are restored, and go on where the sandbox was, processes 
 crun sandbox (or of a gVisor one whose memory could not be saved) keeps the files only, and its sandboxes
 boot afresh over them. Asked for the memory (``memory: true``), a snapshot that would keep only the files is
 refused instead; asked for the files only, a gVisor snapshot leaves the memory out.
+
+A snapshot keeps the volumes its sandbox mounts (by id: their content is shared, never copied) and its
+egress settings without any secret's value.
 """
 
 from __future__ import annotations
@@ -107,6 +110,10 @@ class SnapshotService:
             build_status="ready",
             snapshot_of=source.sandbox_id,
             checkpoint=str(checkpoint) if copy.memory_kept else None,
+            # Its sandboxes mount the same volumes, and get the same egress settings, whose secrets are
+            # kept by name only and read again when each starts.
+            volume_mounts=[{"volume_id": m["volume_id"], "path": m["path"]} for m in source.volume_mounts],
+            egress=source.egress,
         )
         async with self._catalog.transaction() as session:
             await templates.add(session, snapshot)

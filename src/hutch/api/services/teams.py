@@ -4,7 +4,7 @@ and give a team a key.
 Deleting a team with sandboxes is refused unless forced. Forced, the team's row goes first (its keys,
 templates and sandbox rows with it), so that no request of the team passes and nothing can be recorded for
 it any more (a create in flight fails on the missing team and kills what it started); then every sandbox
-the team had is killed and its snapshots' memory removed.
+the team had is killed, its snapshots' memory removed and its volumes deleted from their nodes.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...catalog import Catalog
 from ...catalog.models import Team
-from ...catalog.repos import sandboxes, teams, templates
+from ...catalog.repos import sandboxes, teams, templates, volumes
 from ...errors import Conflict, NotFound
 from . import api_keys, quotas
 from .api_keys import CreatedKey
 from .sandboxes import SandboxService
 from .snapshots import SnapshotService
+from .volumes import VolumeService
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ async def remove(
     catalog: Catalog,
     sandbox_service: SandboxService,
     snapshot_service: SnapshotService,
+    volume_service: VolumeService,
     team_id: str,
     force: bool,
 ) -> None:
@@ -78,11 +80,13 @@ async def remove(
                 f"team {team.name!r} has {len(doomed)} sandboxes: kill them first, or force the deletion"
             )
         snapshot_ids = [snapshot.template_id for snapshot in await templates.snapshots(session, team_id)]
+        kept_volumes = await volumes.of_team(session, team_id)
         await teams.remove(session, team)
     for sandbox_id in doomed:
         await sandbox_service.destroy(sandbox_id=sandbox_id)
     for template_id in snapshot_ids:
         snapshot_service.forget(template_id=template_id)
+    await volume_service.discard(kept_volumes)
 
 
 async def _view(session: AsyncSession, team: Team) -> TeamView:
