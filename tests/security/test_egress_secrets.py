@@ -32,7 +32,8 @@ from hutch.runtime.container.egress.authority import CA_ONLY, TRUST, prepare_tru
 from hutch.runtime.container.egress.firewall import EgressPolicy, Firewall
 from hutch.runtime.container.egress.proxy import EgressProxy
 from hutch.runtime.types import EgressSettings, HeaderRule, UpstreamProxy
-from tests.security.test_egress import routed_through, serve_outside
+from tests.security.outside_https import make_certificates, running_outside
+from tests.security.test_egress import routed_through
 from tests.stack import WORKER
 
 SUBNET = f"172.31.{200 + WORKER}.0/24"
@@ -86,44 +87,19 @@ class FakeSandbox:
         return self.directory / TRUST / CA_ONLY
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def outside(tmp_path_factory) -> Iterator[Outside]:
     if os.geteuid() != 0:
         pytest.fail("the egress tests need root")
     site = tmp_path_factory.mktemp("secrets")
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    _openssl("req", "-x509", *ec, "-keyout", str(site / "ca.key"), "-out", str(site / "ca.pem"),
-             "-days", "1", "-subj", "/CN=Hutch test outside CA")  # fmt: skip
-    _openssl("req", "-new", *ec, "-keyout", str(site / "key.pem"), "-out", str(site / "req.pem"),
-             "-subj", "/CN=api.test")  # fmt: skip
-    names = "DNS:api.test,DNS:other.test,DNS:wild.test,DNS:*.wild.test,DNS:*.y.wild.test,DNS:*.deep.wild.test"
-    (site / "ext").write_text(f"subjectAltName={names}\n")
-    _openssl("x509", "-req", "-in", str(site / "req.pem"), "-CA", str(site / "ca.pem"),
-             "-CAkey", str(site / "ca.key"), "-CAcreateserial", "-out", str(site / "cert.pem"),
-             "-days", "1", "-extfile", str(site / "ext"))  # fmt: skip
-    server = None
-    _ip("netns", "add", OUTSIDE_NS)
-    try:
-        serve_outside(OUTSIDE_NS, UPLINK, HOST_UP, GATEWAY, [OUTSIDE, OUTSIDE_2])
-        server = subprocess.Popen(
-            ["ip", "netns", "exec", OUTSIDE_NS, sys.executable, str(HERE / "egress_outside.py"),
-             str(site / "cert.pem"), str(site / "key.pem"), str(site / "https.log"), str(site / "socks.log"),
-             SOCKS_USER, SOCKS_PASSWORD, OUTSIDE, OUTSIDE_2],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        assert server.stdout is not None and server.stdout.readline() == b"ready\n"
-        with routed_through(UPLINK, GATEWAY, [SUBNET], 2300 + WORKER):
-            yield Outside(site, site / "ca.pem")
-    finally:
-        if server is not None:
-            server.kill()
-            server.wait()
-        subprocess.run(["ip", "link", "del", UPLINK], check=False, capture_output=True)
-        subprocess.run(["ip", "netns", "del", OUTSIDE_NS], check=False, capture_output=True)
+    names = ["api.test", "other.test", "wild.test", "*.wild.test", "*.y.wild.test", "*.deep.wild.test"]
+    ca = make_certificates(site, names)
+    outside = running_outside(
+        site, netns=OUTSIDE_NS, uplink=UPLINK, host_ip=HOST_UP, gateway=GATEWAY,
+        addresses=[OUTSIDE, OUTSIDE_2], socks_login=(SOCKS_USER, SOCKS_PASSWORD),
+    )  # fmt: skip
+    with outside, routed_through(UPLINK, GATEWAY, [SUBNET], 2300 + WORKER):
+        yield Outside(site, ca)
 
 
 @pytest.fixture(scope="module")
@@ -400,6 +376,32 @@ async def test_an_upstream_socks5_proxy_carries_the_tcp(world, make_sandbox):
     ]
     # Wrong credentials: nothing gets through.
     bad = EgressSettings(proxy=UpstreamProxy(f"{OUTSIDE_2}:1080", SOCKS_USER, "wrong"))
+    await _apply(world, sandbox, bad, allow_out=("other.test",))
+    code, _ = await _curl(sandbox, "other.test", ca=world.outside.ca)
+    assert code != 0
+
+
+async def test_an_upstream_http_proxy_carries_the_tcp(world, make_sandbox):
+    sandbox = make_sandbox(1)
+    proxy = UpstreamProxy(f"{OUTSIDE_2}:3128", SOCKS_USER, SOCKS_PASSWORD, scheme="http")
+    settings = EgressSettings(rules=(HeaderRule("api.test", BEARER),), secrets={"tok": SECRET}, proxy=proxy)
+    await _apply(world, sandbox, settings, allow_out=("api.test", "other.test", OUTSIDE))
+    tunnels = len(world.outside.tunnels())
+    code, out = await _curl(sandbox, "api.test")
+    assert code == 0, out
+    assert _last(world)["authorization"] == f"Bearer {SECRET}"
+    code, out = await _curl(sandbox, "other.test", ca=world.outside.ca)
+    assert code == 0, out
+    code, out = await _run(
+        sandbox.netns, "curl", "-sS", "-m", "10", "-k", f"https://{OUTSIDE}/"
+    )  # fmt: skip
+    assert code == 0, out
+    assert world.outside.tunnels()[tunnels:] == [
+        {"kind": "http", "host": "api.test", "port": 443},
+        {"kind": "http", "host": "other.test", "port": 443},
+        {"kind": "http", "host": OUTSIDE, "port": 443},
+    ]
+    bad = EgressSettings(proxy=UpstreamProxy(f"{OUTSIDE_2}:3128", SOCKS_USER, "wrong", scheme="http"))
     await _apply(world, sandbox, bad, allow_out=("other.test",))
     code, _ = await _curl(sandbox, "other.test", ca=world.outside.ca)
     assert code != 0

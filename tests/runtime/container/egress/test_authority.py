@@ -63,13 +63,14 @@ def test_trust_files_and_variables(tmp_path):
     (rootfs / "etc/ssl/certs").mkdir(parents=True)
     (rootfs / "etc/ssl/certs/ca-certificates.crt").write_text("SYSTEM\n")
     mounts = prepare_trust(directory, rootfs)
-    assert {m["destination"] for m in mounts} == {
-        "/etc/hutch/egress-ca.pem", "/etc/hutch/ca-bundle.pem", "/etc/ssl/certs/ca-certificates.crt"
-    }  # fmt: skip
+    # one read-only directory beside envd's files; nothing in the sandbox's /etc
+    assert [(m["destination"], m["source"]) for m in mounts] == [
+        ("/usr/local/lib/hutch/trust", str(directory / "trust"))
+    ]
     assert all("ro" in m["options"] for m in mounts)
     bundle = (directory / "trust/ca-bundle.pem").read_bytes()
     assert bundle.startswith(b"SYSTEM\n") and bundle.endswith(Authority.load(directory).pem)
-    assert trust_env(directory)["SSL_CERT_FILE"] == "/etc/hutch/ca-bundle.pem"
+    assert trust_env(directory)["SSL_CERT_FILE"] == "/usr/local/lib/hutch/trust/ca-bundle.pem"
     # The same CA on the next start (a boot after a pause); no system bundle: the CA alone, fewer variables.
     pem = Authority.load(directory).pem
     bare, again = tmp_path / "bare", tmp_path / "again"
@@ -77,8 +78,9 @@ def test_trust_files_and_variables(tmp_path):
     again.mkdir()
     prepare_trust(directory, bare)
     assert Authority.load(directory).pem == pem
-    assert [m["destination"] for m in prepare_trust(again, bare)] == ["/etc/hutch/egress-ca.pem"]
-    assert trust_env(again) == {"NODE_EXTRA_CA_CERTS": "/etc/hutch/egress-ca.pem"}
+    prepare_trust(again, bare)
+    assert sorted(path.name for path in (again / "trust").iterdir()) == ["egress-ca.pem"]
+    assert trust_env(again) == {"NODE_EXTRA_CA_CERTS": "/usr/local/lib/hutch/trust/egress-ca.pem"}
 
 
 def test_a_system_bundle_that_links_out_of_the_tree_is_not_followed(tmp_path):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,7 +26,8 @@ from hutch.runtime.container import ContainerRuntime, state
 from hutch.runtime.types import ENVD_PORT, EgressSettings, HeaderRule, SandboxSpec, TemplateImage
 from hutch.templates import base
 from hutch.templates.envd_zipapp import build
-from tests.security.test_egress import routed_through, serve_outside
+from tests.security.outside_https import make_certificates, running_outside
+from tests.security.test_egress import routed_through
 from tests.stack import WORKER
 
 SUBNET = f"172.31.{220 + WORKER}.0/24"
@@ -35,7 +35,6 @@ HOST_UP, GATEWAY = f"172.31.{190 + WORKER}.1", f"172.31.{190 + WORKER}.2"
 OUTSIDE = f"203.0.113.{240 + WORKER}"
 TAG = uuid.uuid4().hex[:6]
 OUTSIDE_NS, UPLINK = f"hxi-out-{TAG}", f"hxiu{TAG}"
-OUTSIDE_SCRIPT = Path(__file__).parents[3] / "security" / "egress_outside.py"
 SECRET = "S3CRET-in-the-node-only"
 PATTERN = "S3CRET-in-the-node-onl[y]"  # finds the secret, not itself in a command line
 ENGINES = pytest.mark.parametrize("engine", ["crun", "gvisor"])
@@ -45,43 +44,18 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def outside(tmp_path_factory) -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.fail("the runtime tests need root")
     site = tmp_path_factory.mktemp("interception")
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    _openssl("req", "-x509", *ec, "-keyout", str(site / "ca.key"), "-out", str(site / "ca.pem"),
-             "-days", "1", "-subj", "/CN=Hutch test outside CA")  # fmt: skip
-    _openssl("req", "-new", *ec, "-keyout", str(site / "key.pem"), "-out", str(site / "req.pem"),
-             "-subj", "/CN=api.test")  # fmt: skip
-    (site / "ext").write_text("subjectAltName=DNS:api.test\n")
-    _openssl("x509", "-req", "-in", str(site / "req.pem"), "-CA", str(site / "ca.pem"),
-             "-CAkey", str(site / "ca.key"), "-CAcreateserial", "-out", str(site / "cert.pem"),
-             "-days", "1", "-extfile", str(site / "ext"))  # fmt: skip
-    server = None
-    _ip("netns", "add", OUTSIDE_NS)
-    try:
-        serve_outside(OUTSIDE_NS, UPLINK, HOST_UP, GATEWAY, [OUTSIDE])
-        server = subprocess.Popen(
-            ["ip", "netns", "exec", OUTSIDE_NS, sys.executable, str(OUTSIDE_SCRIPT),
-             str(site / "cert.pem"), str(site / "key.pem"), str(site / "https.log"), str(site / "socks.log"),
-             "u", "p", OUTSIDE],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        assert server.stdout is not None and server.stdout.readline() == b"ready\n"
-        with routed_through(UPLINK, GATEWAY, [SUBNET], 2400 + WORKER):
-            yield site
-    finally:
-        if server is not None:
-            server.kill()
-            server.wait()
-        subprocess.run(["ip", "link", "del", UPLINK], check=False, capture_output=True)
-        subprocess.run(["ip", "netns", "del", OUTSIDE_NS], check=False, capture_output=True)
+    make_certificates(site, ["api.test"])
+    outside = running_outside(
+        site, netns=OUTSIDE_NS, uplink=UPLINK, host_ip=HOST_UP, gateway=GATEWAY, addresses=[OUTSIDE],
+        socks_login=("u", "p"),
+    )  # fmt: skip
+    with outside, routed_through(UPLINK, GATEWAY, [SUBNET], 2400 + WORKER):
+        yield site
 
 
 def _node(outside: Path, directory: Path) -> ContainerRuntime:
@@ -148,15 +122,15 @@ async def test_a_sandbox_sends_secrets_it_never_sees(runtime, outside, engine, t
             " timeout=10).read().decode())' 2>&1 || true; env | grep -E 'SSL_CERT_FILE|NODE_EXTRA_CA_CERTS'",
         )
         assert "ok api.test" in out and SECRET not in out
-        assert "SSL_CERT_FILE=/etc/hutch/ca-bundle.pem" in out
-        assert "NODE_EXTRA_CA_CERTS=/etc/hutch/egress-ca.pem" in out
+        assert "SSL_CERT_FILE=/usr/local/lib/hutch/trust/ca-bundle.pem" in out
+        assert "NODE_EXTRA_CA_CERTS=/usr/local/lib/hutch/trust/egress-ca.pem" in out
         # Nowhere in the sandbox: not in its files, nor its environment; the trust files are read-only.
         code, out = await _run(
             handle,
             f"grep -rlsE '{PATTERN}' / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev; "
             f"cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -cE '{PATTERN}'; "
-            "sh -c 'echo x >> /etc/ssl/certs/ca-certificates.crt' 2>/dev/null && echo writable; "
-            "grep -c 'BEGIN CERTIFICATE' /etc/hutch/egress-ca.pem",
+            "sh -c 'echo x >> /usr/local/lib/hutch/trust/ca-bundle.pem' 2>/dev/null && echo writable; "
+            "grep -c 'BEGIN CERTIFICATE' /usr/local/lib/hutch/trust/egress-ca.pem",
         )
         assert out.split() == ["0", "1"], out
         # Rules replaced on the running sandbox, and kept in its state file (root's only).

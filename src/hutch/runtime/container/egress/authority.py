@@ -7,12 +7,13 @@ root only (``ca.key``); the sandbox gets its certificate alone. Leaf certificate
 for a week, all with one key of the CA's) are made when a name is first intercepted and kept in a bounded
 cache of ready TLS contexts.
 
-The trust files, in ``trust/`` of the sandbox's directory, are bound read-only into the sandbox:
-``egress-ca.pem`` (the CA alone) at ``/etc/hutch/egress-ca.pem``; and when the template has a system
-bundle, ``ca-bundle.pem`` (that bundle, read through ``safe_path`` from the sandbox's tree, then the
-sandbox's CA) at ``/etc/hutch/ca-bundle.pem`` and over ``/etc/ssl/certs/ca-certificates.crt``.
-``trust_env`` points the usual variables at them for the processes envd starts. The host's own trust store
-is never touched.
+The trust files, in ``trust/`` of the sandbox's directory, are bound read-only into the sandbox as the
+directory ``/usr/local/lib/hutch/trust``, next to envd's own read-only files: ``egress-ca.pem`` (the CA
+alone) and, when the template has a system bundle, ``ca-bundle.pem`` (that bundle, read through
+``safe_path`` from the sandbox's tree, then the sandbox's CA). ``trust_env`` points the usual variables at
+them for the processes envd starts. Nothing is mounted into the sandbox's ``/etc``: its system bundle stays
+the tenant's to change (``update-ca-certificates``, ``apt``), and its ``/etc`` to remove. The host's own
+trust store is never touched.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ KEY, CERT = "ca.key", "ca.pem"
 TRUST = "trust"
 BUNDLE, CA_ONLY = "ca-bundle.pem", "egress-ca.pem"
 SYSTEM_BUNDLE = "etc/ssl/certs/ca-certificates.crt"  # Debian, Ubuntu, Alpine, Arch
-SANDBOX_BUNDLE, SANDBOX_CA = "/etc/hutch/ca-bundle.pem", "/etc/hutch/egress-ca.pem"
+SANDBOX_TRUST = "/usr/local/lib/hutch/trust"
+SANDBOX_BUNDLE, SANDBOX_CA = f"{SANDBOX_TRUST}/{BUNDLE}", f"{SANDBOX_TRUST}/{CA_ONLY}"
 MAX_SYSTEM_BUNDLE = 4 * 1024 * 1024
 LEAF_CACHE = 256  # TLS contexts kept per sandbox
 LEAF_DAYS = 7
@@ -163,7 +165,7 @@ def _now() -> datetime.datetime:
 
 def prepare_trust(directory: Path, rootfs: Path) -> list[dict]:
     """Make the sandbox's CA in ``directory`` (if it has none) and its trust files; ``rootfs`` is the
-    sandbox's tree, where the template's system bundle is read. The OCI bind mounts of the files."""
+    sandbox's tree, where the template's system bundle is read. The OCI bind mount of the files."""
     authority = Authority.load_or_create(directory)
     try:
         with Root(rootfs) as tree:
@@ -173,18 +175,13 @@ def prepare_trust(directory: Path, rootfs: Path) -> list[dict]:
     trust = directory / TRUST
     trust.mkdir(mode=0o755, exist_ok=True)
     files = {CA_ONLY: authority.pem}
-    mounts = [(SANDBOX_CA, CA_ONLY)]
     if system:
         files[BUNDLE] = system.rstrip(b"\n") + b"\n" + authority.pem
-        mounts += [(SANDBOX_BUNDLE, BUNDLE), ("/" + SYSTEM_BUNDLE, BUNDLE)]
     for name, data in files.items():
         (trust / name).write_bytes(data)
         os.chmod(trust / name, 0o644)
     options = ["bind", "ro", "nosuid", "nodev", "noexec"]
-    return [
-        {"destination": target, "type": "bind", "source": str(trust / name), "options": options}
-        for target, name in mounts
-    ]
+    return [{"destination": SANDBOX_TRUST, "type": "bind", "source": str(trust), "options": options}]
 
 
 def has_trust(directory: Path) -> bool:
