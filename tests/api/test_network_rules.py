@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from e2b import Sandbox, SandboxException, Secret
 
@@ -101,6 +100,22 @@ def test_rules_name_secrets_and_the_node_gets_only_those(team: Caller) -> None:
     sandbox.kill()
 
 
+def test_an_http_proxy_is_written_with_its_scheme(team: Caller) -> None:
+    network = {
+        "egress_proxy": {"address": "http://proxy.example.com:3128", "username": "u", "password": "pw"}
+    }
+    sandbox = Sandbox.create("base", network=network, **team.opts)
+    proxy = runtime(team).specs[sandbox.sandbox_id].egress.proxy
+    assert proxy is not None and (proxy.scheme, proxy.address) == ("http", "proxy.example.com:3128")
+    plain = Sandbox.create(
+        "base", network={"egress_proxy": {"address": "socks5://p.example.com:1080"}}, **team.opts
+    )
+    proxy = runtime(team).specs[plain.sandbox_id].egress.proxy
+    assert proxy is not None and (proxy.scheme, proxy.address) == ("socks5", "p.example.com:1080")
+    sandbox.kill()
+    plain.kill()
+
+
 def test_an_empty_dns_list_is_none_and_an_absent_one_the_default(team: Caller) -> None:
     none = Sandbox.create("base", network={"dns_servers": []}, **team.opts)
     default = Sandbox.create("base", **team.opts)
@@ -162,6 +177,8 @@ HOSTILE: list[tuple[dict[str, Any], str]] = [
     ({"egressProxy": {"address": "[::1]:1080"}}, "internal address"),
     ({"egressProxy": {"address": "169.254.169.254:80"}}, "internal address"),
     ({"egressProxy": {"address": "bad host:1080"}}, "not a host name"),
+    ({"egressProxy": {"address": "ftp://p.example.com:21"}}, "not a proxy protocol"),
+    ({"egressProxy": {"address": "http://10.0.0.1:3128"}}, "internal address"),
     ({"egressProxy": {"address": "p.example.com:1080", "password": "x"}}, "only valid with a username"),
     ({"egressProxy": {"address": "p.example.com:1080", "username": "u" * 256}}, "username"),
     ({"egressProxy": {"address": "p.example.com:1080", "username": "ü" * 128}}, "1 to 255 bytes"),
@@ -270,4 +287,3 @@ def test_mcp_is_taken_within_its_bound(team: Caller) -> None:
         huge = client.post("/v2/sandboxes", json=big)
         assert huge.status_code == 400 and "mcp" in huge.json()["message"]
         assert client.post("/v2/sandboxes", json={"templateID": "base", "mcp": "text"}).status_code == 400
-    assert httpx.get(f"{team.stack.api_url}/capabilities", headers={"X-API-Key": team.api_key}).json()["mcp"]

@@ -1,13 +1,15 @@
 """The outside of the egress secrets tests, run in its own network namespace: an HTTPS server (a test CA's
 certificate) that writes the headers of every request it gets to a log and answers ``ok <host>`` (never
-the headers, so that nothing it got goes back to the sandbox), a SOCKS5 server with username/password
-auth that logs each CONNECT's target, and a UDP echo on port 53 of each address given.
+the headers, so that nothing it got goes back to the sandbox), a SOCKS5 server (port 1080) and an HTTP
+proxy (port 3128), both with username/password auth, that log each CONNECT's target, and a UDP echo on
+port 53 of each address given.
 
 argv: cert key https_log socks_log socks_user socks_password address...
 """
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import socket
@@ -105,6 +107,43 @@ def socks_client(conn: socket.socket) -> None:
         pass
 
 
+def connect_client(conn: socket.socket) -> None:
+    """An HTTP proxy's CONNECT with Basic credentials, logged to the SOCKS log as ``kind`` "http"."""
+    try:
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 16384:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            head += chunk
+        lines = head.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        login = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        if f"Proxy-Authorization: {login}" not in lines[1:]:
+            conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            return
+        host, _, port = target.rpartition(":")
+        record(SOCKS_LOG, {"kind": "http", "host": host, "port": int(port)})
+        address = ADDRESSES[0] if host in NAMES else host
+        if method != "CONNECT" or not (host in NAMES or host in ADDRESSES):
+            conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            return
+        upstream = socket.create_connection((address, int(port)), timeout=5)
+        upstream.settimeout(None)
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+        pipe(conn, upstream)
+    except (OSError, ValueError):
+        pass
+
+
+def http_proxy() -> None:
+    listener = socket.create_server(("0.0.0.0", 3128))
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=connect_client, args=(conn,), daemon=True).start()
+
+
 def socks() -> None:
     listener = socket.create_server(("0.0.0.0", 1080))
     while True:
@@ -124,7 +163,7 @@ secure = Server(("0.0.0.0", 443), Handler)
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(CERT, KEY)
 secure.socket = context.wrap_socket(secure.socket, server_side=True, do_handshake_on_connect=False)
-threads = [secure.serve_forever, socks] + [lambda a=a: udp_echo(a) for a in ADDRESSES]
+threads = [secure.serve_forever, socks, http_proxy] + [lambda a=a: udp_echo(a) for a in ADDRESSES]
 for target in threads:
     threading.Thread(target=target, daemon=True).start()
 print("ready", flush=True)

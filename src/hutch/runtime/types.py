@@ -65,7 +65,8 @@ class HeaderRule:
 
 @dataclass(frozen=True)
 class UpstreamProxy:
-    """The SOCKS5 proxy a sandbox's outbound TCP leaves through (spec: ``network.egressProxy``)."""
+    """The proxy a sandbox's outbound TCP leaves through (spec: ``network.egressProxy``): SOCKS5, or an HTTP
+    proxy that takes ``CONNECT`` (``scheme`` ``http``, from an address written ``http://host:port``)."""
 
     address: str  # host:port
     username: str | None = None
@@ -73,6 +74,7 @@ class UpstreamProxy:
     tls: bool = False
     server_name: str | None = None
     ca_cert: str | None = None  # PEM; None: the host's trust store
+    scheme: str = "socks5"  # socks5 | http
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ class ProxyTls(WireModel):
 
 
 class EgressProxy(WireModel):
-    """``SandboxEgressProxyConfig``: the SOCKS5 proxy egress leaves through."""
+    """``SandboxEgressProxyConfig``: the proxy egress leaves through (SOCKS5, or HTTP ``CONNECT`` when its
+    address is written ``http://host:port``)."""
 
     address: str = Field(max_length=300)
     username: str | None = Field(default=None, max_length=egress.MAX_CREDENTIAL_BYTES)

@@ -38,6 +38,7 @@ MAX_CREDENTIAL_BYTES = 255
 MAX_SERVER_NAME = 253
 MAX_CA_CERT_BYTES = 8192
 
+PROXY_SCHEMES = ("socks5", "http")
 PLACEHOLDER = re.compile(r"\$\{e2b\.secrets\.([^{}\x00-\x1f\x7f-\x9f]*)\}")
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -118,10 +119,25 @@ def check_rules(rules: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return stored
 
 
+def proxy_scheme(address: str) -> tuple[str, str]:
+    """An ``egressProxy.address``'s protocol and ``host:port``: SOCKS5 unless it is written
+    ``http://host:port`` (an HTTP proxy that takes ``CONNECT``); ``socks5://`` may be written too."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        return "socks5", address
+    if scheme.lower() not in PROXY_SCHEMES:
+        raise InvalidRequest(
+            f"network.egressProxy.address: {scheme[:20]!r} is not a proxy protocol this server speaks"
+            f" ({', '.join(PROXY_SCHEMES)})"
+        )
+    return scheme.lower(), rest
+
+
 def check_proxy(proxy: ProxyRequest) -> ProxyRequest:
-    """``egressProxy``: ``host:port`` (a DNS name, or a public IP address), credentials of at most 255 bytes
-    (a password only with a username), TLS settings only with TLS."""
-    host, sep, port = proxy.address.rpartition(":")
+    """``egressProxy``: ``host:port`` (a DNS name, or a public IP address; ``http://`` first for an HTTP
+    proxy), credentials of at most 255 bytes (a password only with a username), TLS settings only with
+    TLS."""
+    host, sep, port = proxy_scheme(proxy.address)[1].rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
         raise InvalidRequest(f"network.egressProxy.address {proxy.address[:300]!r} is not host:port")
@@ -211,8 +227,10 @@ def settings(
     proxy = None
     if (kept := egress.get("proxy")) is not None:
         sealed = kept.get("sealed_password")
+        scheme, address = proxy_scheme(kept["address"])
         proxy = UpstreamProxy(
-            address=kept["address"],
+            address=address,
+            scheme=scheme,
             username=kept.get("username"),
             password=None if sealed is None else keys.open(sealed.encode()),
             tls=bool(kept.get("tls")),

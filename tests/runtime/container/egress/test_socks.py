@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from hutch.runtime.container.egress.socks import SocksError, open_tunnel, proxy_address
+from hutch.runtime.container.egress.socks import SocksError
+from hutch.runtime.container.egress.upstream import open_tunnel, proxy_address
 from hutch.runtime.types import UpstreamProxy
 
 

@@ -23,7 +23,7 @@ servers (port 53), as it must resolve the names it is allowed; or, where the san
 
 A sandbox with header rules has its HTTPS (TCP port 443) redirected to the proxy too, which terminates the
 connections to hosts with a rule (``intercept``); one with an upstream proxy has all its TCP redirected,
-which the proxy tunnels through SOCKS5 (``socks``). UDP is never tunneled: it leaves directly, as the
+which the proxy tunnels through it (``upstream``). UDP is never tunneled: it leaves directly, as the
 policy allows.
 """
 

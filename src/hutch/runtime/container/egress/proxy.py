@@ -28,7 +28,8 @@ that). Only the first request of a connection is read, never what follows it or 
 With header rules (``EgressSettings.rules``), a TLS connection whose server name has a rule is not passed
 on as it is but terminated here and rewritten request by request (``intercept``); every other connection
 is copied untouched. With an upstream proxy (``EgressSettings.proxy``), the proxy connects through it
-(``socks``): by the name, for a connection a name in ``allowOut`` let out; by the address otherwise.
+(``upstream``: SOCKS5 or HTTP ``CONNECT``): by the name, for a connection a name in ``allowOut`` let out;
+by the address otherwise.
 
 A policy change applies at once: new connections follow the new policy, and open connections that it no
 longer allows are closed, as the firewall stops routed packets of a connection that it no longer allows.
@@ -48,13 +49,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ....errors import BackendUnavailable
 from .authority import Authority
 from .firewall import PROXY_MARK, EgressPolicy, closes
 from .intercept import Interception, upstream_context
 from .rules import HostRule, host_rule
 from .sni import INVALID, Sniffed, matches, sniff
-from .socks import open_tunnel
 from .tls_stream import TlsServerStream
+from .upstream import open_tunnel
 
 log = logging.getLogger("hutch.runtime")
 SO_ORIGINAL_DST = 80  # linux/netfilter_ipv4.h
@@ -333,7 +335,7 @@ class EgressProxy:
             return await open_tunnel(
                 upstream, target, self._connect, by_name=by_name, timeout_s=self.connect_timeout_s
             )
-        except ValueError as err:
+        except (ValueError, BackendUnavailable) as err:
             raise OSError(str(err)) from None
 
     async def _connect(self, address: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
