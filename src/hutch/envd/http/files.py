@@ -198,6 +198,7 @@ class _Target:
             if os.getuid() == 0:
                 os.fchown(self.fd, self.user.uid, self.user.gid)
             _store_metadata(self.fd, metadata)
+            _sync_off_root(self.fd, self.path)
         finally:
             os.close(self.fd)
             self.fd = -1
@@ -214,6 +215,18 @@ class _Target:
             if self.created:
                 with contextlib.suppress(OSError):
                     os.unlink(self.path)
+
+
+def _sync_off_root(fd: int, path: str) -> None:
+    """Sync a file that is not on the sandbox's root file system, such as a volume mounted in it, before the
+    upload is answered: what the client was told is written outlives the sandbox and its node. The root
+    file system dies with the sandbox, so its files are left to the kernel."""
+    try:
+        found = os.fstat(fd)
+        if stat.S_ISREG(found.st_mode) and found.st_dev != os.stat("/").st_dev:
+            os.fsync(fd)
+    except OSError as err:
+        raise _io_error(err, path) from None
 
 
 def _store_metadata(fd: int, metadata: dict[str, str]) -> None:
