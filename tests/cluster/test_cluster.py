@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2b import LogEntry, Sandbox, SandboxException, Template
+from e2b import LogEntry, Sandbox, SandboxException, Template, Volume
 from tests.cli.conftest import clean_env, parse, run_hutch
 from tests.cluster.harness import Cluster
 
@@ -392,6 +392,35 @@ def test_a_snapshot_keeps_the_files_and_starts_on_another_node(cluster: Cluster)
                 admin.post(f"/nodes/{node}", json={"status": "ready"}).raise_for_status()
     finally:
         source.kill()
+
+
+def test_a_volume_lives_on_one_node_and_its_sandboxes_start_there(cluster: Cluster) -> None:
+    volume = Volume.create(f"cluster-{secrets.token_hex(5)}", **cluster.opts)
+    sandboxes: list[Sandbox] = []
+    try:
+        content = secrets.token_bytes(4 << 20)  # through the balancer, an API replica and the node's API
+        volume.write_file("/shared/blob.bin", content, force=True)
+        assert volume.read_file("/shared/blob.bin", format="bytes") == content
+        sandboxes = [_create(cluster, volume_mounts={"/mnt/v": volume}) for _ in range(3)]
+        assert len({cluster.node_of(sandbox.sandbox_id) for sandbox in sandboxes}) == 1
+        sandboxes[0].files.write("/mnt/v/shared/note.txt", "from the first")
+        assert sandboxes[2].files.read("/mnt/v/shared/note.txt") == "from the first"
+        assert volume.read_file("/shared/note.txt") == "from the first"
+        sandboxes[0].pause(mode="filesystem")
+        node = cluster.node_of(sandboxes[0].sandbox_id)
+        with cluster.admin() as admin:  # a sandbox with a volume does not move off a draining node
+            admin.post(f"/nodes/{node}", json={"status": "draining"}).raise_for_status()
+        try:
+            resumed = Sandbox.connect(sandboxes[0].sandbox_id, **cluster.opts)
+            assert cluster.node_of(resumed.sandbox_id) == node
+            assert resumed.files.read("/mnt/v/shared/note.txt") == "from the first"
+        finally:
+            with cluster.admin() as admin:
+                admin.post(f"/nodes/{node}", json={"status": "ready"}).raise_for_status()
+    finally:
+        for sandbox in sandboxes:
+            sandbox.kill()
+        assert Volume.destroy(volume.volume_id, **cluster.opts)
 
 
 def test_the_operator_sees_and_drains_nodes_from_the_command_line(cluster: Cluster, tmp_path: Path) -> None:
