@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat as stat_module
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -328,3 +329,21 @@ def test_deleting_a_team_deletes_its_volumes_on_their_node(volume_stack: Stack) 
         assert (data_dir / "volumes" / volume.volume_id).is_dir()
         assert admin.delete(f"/teams/{team_id}").status_code == 204
     assert not (data_dir / "volumes" / volume.volume_id).exists()
+
+
+def test_content_calls_count_against_the_teams_rate(team: Caller, volume_stack: Stack) -> None:
+    volume = Volume.create(_name(), **team.opts)
+    limiter = volume_stack.app.state.request_limiter
+    team_id = _team_id(volume_stack, team)
+    headers = {"Authorization": f"Bearer {volume.token}"}
+    try:
+        with httpx.Client(base_url=volume_stack.api_url, headers=headers) as client:
+            limiter._buckets[team_id] = (0.0, time.monotonic() + 60)  # the team's bucket is empty
+            refused = client.get(f"/volumecontent/{volume.volume_id}/dir", params={"path": "/"})
+            assert refused.status_code == 429 and "Retry-After" in refused.headers
+            limiter._buckets.pop(team_id)
+            assert (
+                client.get(f"/volumecontent/{volume.volume_id}/dir", params={"path": "/"}).status_code == 200
+            )
+    finally:
+        Volume.destroy(volume.volume_id, **team.opts)

@@ -153,7 +153,12 @@ def create_app(
             app.state.catalog = database
             app.state.runtime = runtime
             app.state.sandboxes = service
-            app.state.volumes = VolumeService(catalog=database, keys=keys, home=home, holding=node.holding)
+            request_limiter = RateLimiter(
+                settings.api.requests_per_s, settings.api.requests_burst, "requests"
+            )
+            app.state.volumes = VolumeService(
+                catalog=database, keys=keys, home=home, holding=node.holding, limiter=request_limiter
+            )
             app.state.secrets = SecretService(catalog=database, keys=keys)
             app.state.metrics = MetricsService(catalog=database, nodes=node)
             app.state.template_builds = builds
@@ -163,9 +168,7 @@ def create_app(
                 cache_dir=settings.templates.cache_dir,
                 min_free_disk_mb=settings.api.min_free_disk_mb,
             )
-            app.state.request_limiter = RateLimiter(
-                settings.api.requests_per_s, settings.api.requests_burst, "requests"
-            )
+            app.state.request_limiter = request_limiter
             app.state.reaper = reaper
             yield
 

@@ -24,6 +24,7 @@ from ...catalog.repos import sandboxes, volumes
 from ...errors import Conflict, HutchError, InvalidRequest, NotFound, Unauthenticated
 from ...ids import new_id
 from ...runtime.node_client import NodeClient, VolumeEntry
+from ..ratelimit import RateLimiter
 from . import quotas
 from .server_keys import ServerKeys
 
@@ -107,8 +108,10 @@ class VolumeService:
         keys: ServerKeys,
         home: VolumeHome,
         holding: Callable[[str], Awaitable[NodeClient]],
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._catalog = catalog
+        self._limiter = limiter
         self._keys = keys
         self._home = home
         self._holding = holding
@@ -183,12 +186,15 @@ class VolumeService:
 
     async def opened(self, *, volume_id: str, token: str | None) -> tuple[Volume, NodeClient]:
         """The volume whose token ``token`` is, and its node; 401 for a missing or wrong token (checked
-        before the volume is looked up, so nothing is told about other ids)."""
+        before the volume is looked up, so nothing is told about other ids). The call counts against its
+        team's rate of requests, as a call with the team's API key does."""
         self.check_token(volume_id=volume_id, token=token)
         async with self._catalog.transaction() as session:
             volume = await volumes.by_id(session, volume_id)
         if volume is None:
             raise NotFound(f"volume {volume_id!r} not found")
+        if self._limiter is not None:
+            self._limiter.take(volume.team_id)
         return volume, await self._holding(volume.node_id)
 
     async def stat(self, *, volume_id: str, token: str | None, path: str) -> VolumeEntry:
