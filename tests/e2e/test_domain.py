@@ -261,6 +261,44 @@ def test_the_npm_sdk_works_with_only_the_domain_and_a_key(only_domain: Stack, e2
     assert result["stdout"] == "hello from node\n"
 
 
+NODE_VOLUME_SCRIPT = textwrap.dedent(
+    """
+    const path = require('node:path')
+    const e2b = require.resolve('e2b', { paths: [path.dirname(process.argv[2])] })
+    const { Sandbox, Secret, Volume } = require(e2b)
+    ;(async () => {
+      const volume = await Volume.create('node-' + Date.now())
+      await volume.writeFile('/notes/from-node.txt', 'written by node', { force: true })
+      const sandbox = await Sandbox.create({ volumeMounts: { '/mnt/shared': volume } })
+      const seen = await sandbox.commands.run('cat /mnt/shared/notes/from-node.txt')
+      await sandbox.files.write('/mnt/shared/notes/back.txt', 'written in the sandbox')
+      const back = await volume.readFile('/notes/back.txt')
+      await sandbox.kill()
+      const destroyed = await Volume.destroy(volume.volumeId)
+      const secret = await Secret.create('node-' + Date.now(), 'value-from-node')
+      const gone = await Secret.destroy(secret.name)
+      console.log(JSON.stringify({ id: sandbox.sandboxId, seen: seen.stdout, back, destroyed, gone }))
+    })().catch((err) => { console.error(err); process.exit(1) })
+    """
+)
+
+
+def test_volumes_and_secrets_from_the_npm_sdk(only_domain: Stack, e2b_cli: Cli, tmp_path: Path):  # noqa: F811
+    env = node_environment(only_domain, tmp_path)
+    script = tmp_path / "volumes.cjs"
+    script.write_text(NODE_VOLUME_SCRIPT)
+    done = subprocess.run(
+        [e2b_cli.node, str(script), e2b_cli.entry], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    only_domain.seen.add(result["id"])
+    assert result == {
+        "id": result["id"], "seen": "written by node", "back": "written in the sandbox", "destroyed": True,
+        "gone": True,
+    }  # fmt: skip
+
+
 def test_the_hutch_command_finds_the_api_from_the_domain(
     only_domain: Stack, sandbox: Sandbox, tmp_path: Path
 ):
