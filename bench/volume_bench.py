@@ -8,7 +8,7 @@
   a sandbox with a volume never comes from one), p50/p95 of ``--creates`` each.
 
 Everything it makes (data directory, sandboxes, the volume) goes at the end. Run as root, on subnet
-172.30.0.0/16: ``.venv/bin/python bench/volume_bench.py [--creates 20] [--engines crun,gvisor] [--json]``.
+172.30.0.0/20: ``.venv/bin/python bench/volume_bench.py [--creates 20] [--engines crun,gvisor] [--json]``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from hutch.templates import base
 from hutch.templates.envd_zipapp import build
 
 CACHE = Path("/var/cache/hutch")
-SUBNET = "172.30.0.0/16"
+SUBNET = "172.30.0.0/20"
 MIB = 1 << 20
 SIZE_MIB = 64
 VOLUME = "bench-volume"

@@ -32,6 +32,7 @@ class RecordingRuntime(FakeRuntime):
         super().__init__(**kwargs)
         self.specs: dict[str, SandboxSpec] = {}
         self.updates: dict[str, EgressSettings | None] = {}
+        self.pushed: dict[str, dict[str, str]] = {}
 
     async def create(self, spec):  # type: ignore[no-untyped-def]
         handle = await super().create(spec)
@@ -40,6 +41,9 @@ class RecordingRuntime(FakeRuntime):
 
     async def update_egress(self, sandbox_id, *, internet, allow_out, deny_out, settings=None):  # type: ignore[no-untyped-def]
         self.updates[sandbox_id] = settings
+
+    async def update_secrets(self, sandbox_id: str, secrets: dict[str, str]) -> None:
+        self.pushed[sandbox_id] = secrets
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +291,22 @@ def test_mcp_is_taken_within_its_bound(team: Caller) -> None:
         huge = client.post("/v2/sandboxes", json=big)
         assert huge.status_code == 400 and "mcp" in huge.json()["message"]
         assert client.post("/v2/sandboxes", json={"templateID": "base", "mcp": "text"}).status_code == 400
+
+
+def test_a_changed_or_deleted_secret_reaches_the_sandboxes_whose_rules_name_it(team: Caller) -> None:
+    name = f"push-{uuid.uuid4().hex[:8]}"
+    Secret.create(name, "first", **team.opts)
+    Secret.create(f"{name}-other", "kept", **team.opts)
+    header = {"X-Key": f"{Secret.fill(name)} {Secret.fill(name + '-other')}"}
+    naming = Sandbox.create(
+        "base", network={"rules": {"a.example.com": [{"transform": {"headers": header}}]}}, **team.opts
+    )
+    plain = Sandbox.create("base", **team.opts)
+    pushed = runtime(team).pushed
+    Secret.update(name, "second", **team.opts)
+    assert pushed[naming.sandbox_id] == {name: "second", f"{name}-other": "kept"}
+    assert plain.sandbox_id not in pushed
+    Secret.destroy(name, **team.opts)
+    assert pushed[naming.sandbox_id] == {f"{name}-other": "kept"}  # no longer sent
+    naming.kill()
+    plain.kill()

@@ -99,6 +99,9 @@ class CapableRuntime(CoreRuntime):
     ) -> None:
         self.calls.append(("egress", sandbox_id, internet, allow_out, deny_out))
 
+    async def update_secrets(self, sandbox_id: str, secrets: dict[str, str]) -> None:
+        self.calls.append(("secrets", sandbox_id, secrets))
+
 
 LACKING = [
     ("logs", lambda node: node.logs("s1"), "the core runtime keeps no sandbox logs"),
@@ -147,6 +150,7 @@ async def test_the_abilities_go_to_a_runtime_that_has_them() -> None:
     assert await node.snapshot("s1", Path("/layer"), memory=Path("/memory")) == (SPEC, True)
     assert await node.fork("s1", ["a", None]) == [HANDLE, HANDLE]
     await node.update_egress("s1", internet=None, allow_out=("10.0.0.0/8",), deny_out=())
+    await node.update_secrets("s1", {"tok": "v"})
     assert runtime.calls == [
         ("metrics", "s1", None, SAMPLE.timestamp),
         ("pause", "s1", False),
@@ -154,4 +158,5 @@ async def test_the_abilities_go_to_a_runtime_that_has_them() -> None:
         ("snapshot", "s1", Path("/layer"), Path("/memory")),
         ("fork", "s1", ["a", None]),
         ("egress", "s1", None, ("10.0.0.0/8",), ()),
+        ("secrets", "s1", {"tok": "v"}),
     ]

@@ -2,8 +2,9 @@
 the outside of ``test_egress_secrets`` (network namespaces: an HTTPS server with a test CA's certificate
 that logs the headers it gets; nothing leaves the machine): ``Secret.create``, a create whose
 ``network.rules`` names the secret, a request from the sandbox that reaches the server with the value in
-its header while the sandbox never holds it, the value again after a pause of the sandbox's files, and a
-secret changed later reaching only sandboxes started afterwards."""
+its header while the sandbox never holds it, the value again after a pause of the sandbox's files, a
+secret changed later reaching the running sandbox as well as those started afterwards, and a deleted one
+no longer sent."""
 
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ def test_a_sandbox_sends_a_secret_it_never_holds(secrets_stack: Stack, outside: 
         assert f"ok {HOST}" in _request(sandbox)
         assert _last_authorization(outside) == f"Bearer {value}"
 
-        # A value changed later reaches the sandboxes started afterwards; this one keeps its own.
+        # A value changed later reaches this sandbox and those started afterwards.
         changed = f"changed-{uuid.uuid4().hex}"
         Secret.update(name, changed, **secrets_stack.opts)
         later = _sandbox(secrets_stack, name)
@@ -99,7 +100,11 @@ def test_a_sandbox_sends_a_secret_it_never_holds(secrets_stack: Stack, outside: 
         finally:
             later.kill()
         _request(sandbox)
-        assert _last_authorization(outside) == f"Bearer {value}"
+        assert _last_authorization(outside) == f"Bearer {changed}"
+        # A deleted secret is no longer sent: its placeholder goes out as it is.
+        Secret.destroy(name, **secrets_stack.opts)
+        _request(sandbox)
+        assert _last_authorization(outside) == f"Bearer {Secret.fill(name)}"
     finally:
         sandbox.kill()
         Secret.destroy(name, **secrets_stack.opts)

@@ -159,7 +159,7 @@ def create_app(
             app.state.volumes = VolumeService(
                 catalog=database, keys=keys, home=home, holding=node.holding, limiter=request_limiter
             )
-            app.state.secrets = SecretService(catalog=database, keys=keys)
+            app.state.secrets = SecretService(catalog=database, keys=keys, holding=node.holding)
             app.state.metrics = MetricsService(catalog=database, nodes=node)
             app.state.template_builds = builds
             app.state.snapshots = SnapshotService(

@@ -81,6 +81,10 @@ class VolumeOwner(BaseModel):
     force: bool = False
 
 
+class Secrets(BaseModel):
+    secrets: dict[str, str]
+
+
 class Egress(BaseModel):
     internet: bool | None = None
     allow_out: list[str] = []
@@ -345,6 +349,11 @@ def create_node_app(
             wire.error_body(r) if isinstance(r, HutchError) else {"sandbox": wire.dump(wire.HANDLE, r)}
             for r in results
         ]
+
+    @app.put(f"{p}/sandboxes/{{sandbox_id}}/secrets", status_code=204, response_class=Response)
+    async def secrets(sandbox_id: str, body: Secrets) -> Response:
+        await node.update_secrets(sandbox_id, body.secrets)
+        return Response(status_code=204)
 
     @app.put(f"{p}/sandboxes/{{sandbox_id}}/egress", status_code=204, response_class=Response)
     async def egress(sandbox_id: str, body: Egress) -> Response:

@@ -124,6 +124,10 @@ class SupportsEgress(Protocol):
         """Replace the sandbox's allow/deny lists (and its header rules, secrets, upstream proxy and name
         servers, unless ``settings`` is None); ``internet`` None keeps the current switch."""
 
+    async def update_secrets(self, sandbox_id: str, secrets: dict[str, str]) -> None:
+        """Replace the values of the secrets the sandbox's header rules name, running or paused: its next
+        requests carry them."""
+
 
 @dataclass(frozen=True)
 class VolumeEntry:

@@ -137,6 +137,9 @@ class NodeClient(Protocol):
         """Replace a running sandbox's egress rules; ``internet`` None keeps the current switch, ``settings``
         None the current header rules, secrets, upstream proxy and name servers."""
 
+    async def update_secrets(self, sandbox_id: str, secrets: dict[str, str]) -> None:
+        """Replace the values of the secrets a running or paused sandbox's header rules name."""
+
     async def create_volume(self, volume_id: str, *, size_mb: int) -> None:
         """Make an empty volume on this node (:class:`~.capabilities.SupportsVolumes` says the rest)."""
 
@@ -294,6 +297,12 @@ class LocalNode:
         await runtime.update_egress(
             sandbox_id, internet=internet, allow_out=allow_out, deny_out=deny_out, settings=settings
         )
+
+    async def update_secrets(self, sandbox_id: str, secrets: dict[str, str]) -> None:
+        runtime = self._runtime
+        if not isinstance(runtime, SupportsEgress):
+            raise NotSupported(f"the {runtime.name} runtime cannot change a sandbox's network")
+        await runtime.update_secrets(sandbox_id, secrets)
 
     async def create_volume(self, volume_id: str, *, size_mb: int) -> None:
         await self._volumes().create_volume(volume_id, size_mb=size_mb)

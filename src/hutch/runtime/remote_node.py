@@ -125,6 +125,9 @@ class RemoteNode:
         }
         await self._call("PUT", f"/sandboxes/{sandbox_id}/egress", json=body)
 
+    async def update_secrets(self, sandbox_id: str, secrets: dict[str, str]) -> None:
+        await self._call("PUT", f"/sandboxes/{sandbox_id}/secrets", json={"secrets": secrets})
+
     async def build(self, plan: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Run a template build (its plan as JSON) on the node: its events as they come, a log entry
         (``{"log": [message, level, step]}``) each, then ``{"built": …}`` or ``{"failed": …}``. It has no

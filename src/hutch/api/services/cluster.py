@@ -13,8 +13,9 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from pydantic import TypeAdapter
 
@@ -23,6 +24,7 @@ from ...catalog.models import NodeRow
 from ...catalog.repos import nodes
 from ...errors import Conflict, HutchError, NodeFull, NodeUnavailable, QuotaExceeded
 from ...runtime.node_client import (
+    EgressSettings,
     LogLine,
     MetricSample,
     NodeClient,
@@ -92,8 +94,23 @@ class LostNode:
         raise self._refuse()
 
     async def update_egress(
-        self, sandbox_id: str, *, internet: bool | None, allow_out: tuple[str, ...], deny_out: tuple[str, ...]
+        self,
+        sandbox_id: str,
+        *,
+        internet: bool | None,
+        allow_out: tuple[str, ...],
+        deny_out: tuple[str, ...],
+        settings: EgressSettings | None = None,
     ) -> None:
+        raise self._refuse()
+
+    async def _refused(self, *args: object, **kwargs: object) -> NoReturn:
+        raise self._refuse()
+
+    update_secrets = create_volume = delete_volume = volume_used = volume_stat = volume_list = _refused
+    volume_make_dir = volume_write = volume_change = volume_remove = _refused
+
+    def volume_read(self, volume_id: str, path: str) -> AsyncIterator[bytes]:
         raise self._refuse()
 
 

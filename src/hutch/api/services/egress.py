@@ -278,10 +278,16 @@ async def resolve(
 ) -> EgressSettings:
     """The runtime's settings, with the current values of the team's secrets the rules name;
     ``InvalidRequest`` naming the first secret the team does not have (never a value)."""
-    names = secret_names(egress)
-    found = await secrets.by_names(session, team_id=team_id, names=names)
-    missing = sorted(names - found.keys())
+    values = await current_values(session, team_id=team_id, egress=egress, keys=keys)
+    missing = sorted(secret_names(egress) - values.keys())
     if missing:
         raise InvalidRequest(f"network.rules name the secret {missing[0]!r}, which the team does not have")
-    values = {name: keys.open(row.sealed_value) for name, row in found.items()}
     return settings(egress, secrets=values, keys=keys)
+
+
+async def current_values(
+    session: AsyncSession, *, team_id: str, egress: Mapping[str, Any] | None, keys: ServerKeys
+) -> dict[str, str]:
+    """The current values of the team's secrets that the stored settings' rules name (those it has)."""
+    found = await secrets.by_names(session, team_id=team_id, names=secret_names(egress))
+    return {name: keys.open(row.sealed_value) for name, row in found.items()}

@@ -1,14 +1,17 @@
 """A team's secrets (E2B's ``/secrets``): values write-only, sealed with the server key in the catalog, never
 in an answer, a log line or an error; names lower-cased and unique in the team; metadata within E2B's
-bounds; listed in keyset pages. Egress header rules name secrets as ``${e2b.secrets.NAME}``; :meth:`values`
-reads the ones a sandbox's rules name when it starts."""
+bounds; listed in keyset pages. Egress header rules name secrets as ``${e2b.secrets.NAME}``: their values
+are read when a sandbox starts (``egress.resolve``), and a secret changed or deleted later reaches the
+team's sandboxes whose rules name it, running or paused (a deleted one is no longer sent)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import secrets as random
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -16,12 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...catalog import Catalog
 from ...catalog.models import Secret
-from ...catalog.repos import secrets
-from ...errors import Conflict, InvalidRequest, NotFound
-from . import quotas
+from ...catalog.repos import sandboxes, secrets
+from ...errors import Conflict, HutchError, InvalidRequest, NotFound
+from ...runtime.node_client import NodeClient
+from . import egress, quotas
 from .pagination import Page
 from .server_keys import ServerKeys
 
+log = logging.getLogger(__name__)
 MAX_NAME = 128
 MAX_VALUE_BYTES = 64 * 1024
 MAX_METADATA_ENTRIES = 32
@@ -90,9 +95,16 @@ def _decode_cursor(token: str) -> tuple[datetime, str]:
 class SecretService:
     """The operations behind ``/secrets``, for one team at a time."""
 
-    def __init__(self, *, catalog: Catalog, keys: ServerKeys) -> None:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        keys: ServerKeys,
+        holding: Callable[[str], Awaitable[NodeClient]] | None = None,
+    ) -> None:
         self._catalog = catalog
         self._keys = keys
+        self._holding = holding
         self._count = quotas.Holds("secrets")
 
     async def create(self, *, team_id: str, name: str, value: str, metadata: dict[str, str] | None) -> Secret:
@@ -125,7 +137,8 @@ class SecretService:
             if checked is not None:
                 secret.metadata_ = checked
             secret.updated_at = datetime.now(UTC)
-            return secret
+        await self._refresh(team_id, secret.name)
+        return secret
 
     async def get(self, *, team_id: str, key: str) -> Secret:
         async with self._catalog.transaction() as session:
@@ -135,6 +148,7 @@ class SecretService:
         async with self._catalog.transaction() as session:
             secret = await self._find(session, team_id, key)
             await secrets.remove(session, secret.secret_id)
+        await self._refresh(team_id, secret.name)
 
     async def page(self, *, team_id: str, limit: int, next_token: str | None) -> Page[Secret]:
         after = _decode_cursor(next_token) if next_token else None
@@ -143,6 +157,32 @@ class SecretService:
         if len(rows) <= limit:
             return Page(rows, None)
         return Page(rows[:limit], _encode_cursor(rows[limit - 1]))
+
+    async def _refresh(self, team_id: str, name: str) -> None:
+        """Give the team's sandboxes whose rules name ``name`` the current values of their secrets; one
+        whose node cannot take them is logged and keeps the former ones."""
+        if self._holding is None:
+            return
+        async with self._catalog.transaction() as session:
+            naming = [
+                sandbox
+                for sandbox in await sandboxes.of_team(session, team_id)
+                if name in egress.secret_names(sandbox.egress)
+            ]
+            values = {
+                sandbox.sandbox_id: await egress.current_values(
+                    session, team_id=team_id, egress=sandbox.egress, keys=self._keys
+                )
+                for sandbox in naming
+            }
+        for sandbox in naming:
+            try:
+                node = await self._holding(sandbox.node_id)
+                await node.update_secrets(sandbox.sandbox_id, values[sandbox.sandbox_id])
+            except HutchError as error:
+                log.warning(
+                    "sandbox %s keeps the former values of its secrets: %s", sandbox.sandbox_id, error.message
+                )
 
     async def _find(self, session: AsyncSession, team_id: str, key: str) -> Secret:
         secret = await secrets.find(session, team_id=team_id, key=key)

@@ -384,6 +384,13 @@ class ContainerRuntime:
         await self.host.apply_egress(sandbox)
         state.save(sandbox)
 
+    async def update_secrets(self, sandbox_id: str, secrets: dict[str, str]) -> None:
+        sandbox = self._running(sandbox_id)
+        settings = dataclasses.replace(sandbox.egress.settings, secrets=dict(secrets))
+        sandbox.egress = dataclasses.replace(sandbox.egress, settings=settings)
+        await self.host.apply_egress(sandbox)
+        state.save(sandbox)
+
     async def list(self) -> list[SandboxHandle]:
         return [s.handle for s in self._live.values() if s.handle is not None]
 
