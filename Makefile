@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: deps up down test lint envd bench clean
+.PHONY: deps up down test lint envd bench bench-quick clean
 
 deps: $(STAMP)
 
@@ -32,6 +32,10 @@ envd: deps
 
 bench: deps
 	$(PY) bench/envd_bench.py
+
+# What a sandbox start costs, as ratios against podman and the goals (under three minutes).
+bench-quick: deps
+	$(PY) bench/quick.py
 
 clean:
 	rm -rf dist build .pytest_cache .ruff_cache
