@@ -22,20 +22,26 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
+def join(netns: str, host_if: str, host_ip: str, inside_ip: str, prefix_len: int) -> None:
+    """Make the namespace ``netns`` and join it to the host by the veth ``host_if``: ``host_ip`` on the
+    host's end, ``inside_ip`` on ``eth0`` inside, both ``/prefix_len`` and up. The caller removes both."""
+    ip("netns", "add", netns)
+    ip("link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", netns)
+    ip("address", "add", f"{host_ip}/{prefix_len}", "dev", host_if)
+    ip("link", "set", host_if, "up")
+    ip("-n", netns, "address", "add", f"{inside_ip}/{prefix_len}", "dev", "eth0")
+    ip("-n", netns, "link", "set", "eth0", "up")
+    ip("-n", netns, "link", "set", "lo", "up")
+
+
 @contextlib.contextmanager
 def joined_namespace(prefix: str, host_ip: str, inside_ip: str, prefix_len: int) -> Iterator[Joined]:
     """A new namespace named ``<prefix>-<tag>``, ``host_ip`` on the host's end of its veth and ``inside_ip``
     on ``eth0``, both ``/prefix_len``; removed afterwards, whatever happened."""
     tag = uuid.uuid4().hex[:8]
     joined = Joined(f"hutch-{prefix}-{tag}", f"{prefix[:2]}{tag}")
-    ip("netns", "add", joined.netns)
     try:
-        ip("link", "add", joined.host_if, "type", "veth", "peer", "name", "eth0", "netns", joined.netns)
-        ip("address", "add", f"{host_ip}/{prefix_len}", "dev", joined.host_if)
-        ip("link", "set", joined.host_if, "up")
-        ip("-n", joined.netns, "address", "add", f"{inside_ip}/{prefix_len}", "dev", "eth0")
-        ip("-n", joined.netns, "link", "set", "eth0", "up")
-        ip("-n", joined.netns, "link", "set", "lo", "up")
+        join(joined.netns, joined.host_if, host_ip, inside_ip, prefix_len)
         yield joined
     finally:
         subprocess.run(["ip", "link", "del", joined.host_if], check=False, capture_output=True)

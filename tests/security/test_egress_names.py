@@ -30,6 +30,7 @@ from e2b import Sandbox
 from hutch.runtime.container import backend
 from hutch.runtime.container.egress.firewall import EgressPolicy, Firewall
 from hutch.runtime.container.egress.proxy import EgressProxy
+from tests.netns import join
 from tests.security.test_egress import routed_through, serve_outside
 from tests.stack import WORKER, Stack, start_stack, stop_stack
 
@@ -220,13 +221,7 @@ async def make_sandbox(world) -> AsyncIterator:
         base = ipaddress.ip_network(node.firewall.subnet).network_address + 2 * index
         sandbox = FakeSandbox(index, f"hxn-sb{index}-{TAG}", f"hxns{index}{TAG}", str(base), str(base + 1))
         made.append((sandbox, node))
-        _ip("netns", "add", sandbox.netns)
-        _ip("link", "add", sandbox.host_if, "type", "veth", "peer", "name", "eth0", "netns", sandbox.netns)
-        _ip("address", "add", f"{sandbox.host_ip}/31", "dev", sandbox.host_if)
-        _ip("link", "set", sandbox.host_if, "up")
-        _ip("-n", sandbox.netns, "address", "add", f"{sandbox.ip}/31", "dev", "eth0")
-        _ip("-n", sandbox.netns, "link", "set", "eth0", "up")
-        _ip("-n", sandbox.netns, "link", "set", "lo", "up")
+        join(sandbox.netns, sandbox.host_if, sandbox.host_ip, sandbox.ip, 31)
         _ip("-n", sandbox.netns, "route", "add", "default", "via", sandbox.host_ip)
         return sandbox
 

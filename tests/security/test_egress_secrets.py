@@ -32,6 +32,7 @@ from hutch.runtime.container.egress.authority import CA_ONLY, TRUST, prepare_tru
 from hutch.runtime.container.egress.firewall import EgressPolicy, Firewall
 from hutch.runtime.container.egress.proxy import EgressProxy
 from hutch.runtime.types import EgressSettings, HeaderRule, UpstreamProxy
+from tests.netns import join
 from tests.security.outside_https import make_certificates, running_outside
 from tests.security.test_egress import routed_through
 from tests.stack import WORKER
@@ -131,13 +132,7 @@ async def make_sandbox(world, tmp_path) -> AsyncIterator:
             index, f"hxs-sb{index}-{TAG}", f"hxss{index}{TAG}", str(base), str(base + 1), directory
         )
         made.append(sandbox)
-        _ip("netns", "add", sandbox.netns)
-        _ip("link", "add", sandbox.host_if, "type", "veth", "peer", "name", "eth0", "netns", sandbox.netns)
-        _ip("address", "add", f"{sandbox.host_ip}/31", "dev", sandbox.host_if)
-        _ip("link", "set", sandbox.host_if, "up")
-        _ip("-n", sandbox.netns, "address", "add", f"{sandbox.ip}/31", "dev", "eth0")
-        _ip("-n", sandbox.netns, "link", "set", "eth0", "up")
-        _ip("-n", sandbox.netns, "link", "set", "lo", "up")
+        join(sandbox.netns, sandbox.host_if, sandbox.host_ip, sandbox.ip, 31)
         _ip("-n", sandbox.netns, "route", "add", "default", "via", sandbox.host_ip)
         return sandbox
 
