@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from .api import create_app
+from .api import KEEP_ALIVE_S, create_app
 from .catalog import Catalog
 from .config import Settings
 from .proxy.__main__ import serve
@@ -38,6 +38,7 @@ async def run_api(settings: Settings) -> None:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=10,
+            timeout_keep_alive=KEEP_ALIVE_S,
             proxy_headers=True,
             forwarded_allow_ips=settings.api.forwarded_allow_ips,
         )

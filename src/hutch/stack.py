@@ -25,7 +25,7 @@ from pathlib import Path
 
 import uvicorn
 
-from .api import create_app
+from .api import KEEP_ALIVE_S, create_app
 from .catalog import Catalog, create_api_key, ensure_api_key
 from .catalog.keys import mask_key
 from .config import Settings
@@ -152,6 +152,7 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
             log_config=None,
             access_log=False,
             lifespan="on",
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
     )
     debug_file = debug.path_in(settings.data_dir)

@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from hutch.api import create_app
+from hutch.api import KEEP_ALIVE_S, create_app
 from hutch.catalog import create_api_key, register_template
 from hutch.config import Settings
 from hutch.runtime.fake import FakeRuntime
@@ -80,7 +80,8 @@ def serving(app: FastAPI) -> Iterator[Stack]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     host, port = sock.getsockname()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_keep_alive=KEEP_ALIVE_S)
+    server = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="hutch-api", daemon=True)
     thread.start()

@@ -53,6 +53,9 @@ from .services.template_builds import TemplateBuildService
 from .services.volumes import VolumeHome, VolumeService
 
 log = logging.getLogger(__name__)
+# How long the API keeps an idle connection: longer than the SDK's 300 s pool idle timeout, so that the
+# client closes an idle connection first and never sends a request on one the server is closing.
+KEEP_ALIVE_S = 620
 
 
 def create_app(
