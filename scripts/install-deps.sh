@@ -16,6 +16,7 @@ declare -A wanted=(
     [nft]=nftables
     [useradd]=passwd
     [curl]=curl
+    [openssl]=openssl                                # tests: the egress tests' outside certificates
     [skopeo]=skopeo [umoci]=umoci [docker-registry]=docker-registry  # fromImage pulls; a registry for tests
     [ps]=procps
     [/usr/sbin/haproxy]=haproxy                     # the TLS edge (E2B_DOMAIN)
