@@ -3,17 +3,25 @@
 It has what E2B's base image offers a user: bash, coreutils, procps, python3 (also as ``python``), pip,
 numpy, git, curl, CA certificates, sudo and iproute2, and a user ``user`` (home ``/home/user``) with
 passwordless sudo. envd is not baked in: the runtime mounts the node's copy at
-``/usr/local/lib/hutch/envd.pyz``, whose mount point the image provides.
+``/usr/local/lib/hutch/envd.pyz``, whose mount point the image provides. Its login files start no program
+a login shell does not need (``login_profile.sh``): every command runs in one.
+
+The image lives in a directory per ``fingerprint`` (the recipe: suite, mirrors, packages, hooks and the
+scripts they run), so that a changed recipe builds a new one, and the templates made from it follow.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import BackendUnavailable
+from .cached import build_once
 from .commands import run_logged
 
 TEMPLATE_ID = "base"
@@ -29,7 +37,10 @@ PACKAGES = [
     "curl", "ca-certificates", "sudo", "iproute2", "less", "nano", "locales",
 ]  # fmt: skip
 DEFAULT_USER = "user"
+LOGIN_PROFILE = Path(__file__).with_name("login_profile.sh")
 CUSTOMIZE = [
+    # the login files without needless programs, before useradd copies /etc/skel
+    f'sh {LOGIN_PROFILE} "$1"',
     # the default user, with passwordless sudo, as in E2B's base image
     f'chroot "$1" useradd --create-home --shell /bin/bash --groups sudo {DEFAULT_USER}',
     f'echo "{DEFAULT_USER} ALL=(ALL:ALL) NOPASSWD: ALL" > "$1/etc/sudoers.d/{DEFAULT_USER}"',
@@ -43,7 +54,18 @@ CLEANUP = ['rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*']
 
 
 def rootfs_path(cache_dir: Path) -> Path:
-    return Path(cache_dir) / "templates" / TEMPLATE_ID / "rootfs"
+    """Where the image this recipe builds lives: a directory per ``fingerprint``."""
+    return Path(cache_dir) / "templates" / TEMPLATE_ID / fingerprint()[:16] / "rootfs"
+
+
+def fingerprint() -> str:
+    """What the image is made of: the suite, mirrors, packages, hooks, the script the hooks run and the
+    command line that puts them together."""
+    customize = [step.replace(str(LOGIN_PROFILE), LOGIN_PROFILE.name) for step in CUSTOMIZE]  # not where
+    recipe = [SUITE, MIRRORS, PACKAGES, customize, CLEANUP, inspect.getsource(mmdebstrap_command)]
+    digest = hashlib.sha256(json.dumps(recipe).encode())
+    digest.update(LOGIN_PROFILE.read_bytes())
+    return digest.hexdigest()
 
 
 def mmdebstrap_command(
@@ -66,26 +88,16 @@ def mmdebstrap_command(
 
 
 def build(cache_dir: Path, *, log: Callable[[str], None] = print, force: bool = False) -> Path:
-    """Build the base root filesystem unless it is cached; returns its path."""
+    """Build the base root filesystem unless a cached one has the same ``fingerprint``; returns its path."""
     target = rootfs_path(cache_dir)
-    if target.exists() and not force:
-        return target
-    if shutil.which("mmdebstrap") is None:
-        raise BackendUnavailable("mmdebstrap is not installed: apt-get install mmdebstrap")
-    partial = target.with_name("rootfs.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    command = mmdebstrap_command(partial, PACKAGES, [*CUSTOMIZE, *CLEANUP])
-    log(f"building the base template into {target} (mmdebstrap, about a minute)")
-    try:
-        run_logged(command, log)
-    except BackendUnavailable:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if target.exists():
-        shutil.rmtree(target)
-    partial.rename(target)
-    return target
+
+    def make(partial: Path) -> None:
+        if shutil.which("mmdebstrap") is None:
+            raise BackendUnavailable("mmdebstrap is not installed: apt-get install mmdebstrap")
+        log(f"building the base template into {target} (mmdebstrap, about a minute)")
+        run_logged(mmdebstrap_command(partial, PACKAGES, [*CUSTOMIZE, *CLEANUP]), log)
+
+    return build_once(target, fingerprint(), make, force=force)
 
 
 if __name__ == "__main__":

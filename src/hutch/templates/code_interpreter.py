@@ -85,8 +85,10 @@ def packages_path(cache_dir: Path) -> Path:
 
 
 def packages_fingerprint() -> str:
-    """What the packages stage is made of: the package lists and the code that installs them."""
-    recipe = "\n".join([*APT_PACKAGES, "", *PACKAGES, "", inspect.getsource(build_packages)])
+    """What the packages stage is made of: the base's recipe, the package lists and the code that installs
+    them."""
+    parts = [base.fingerprint(), *APT_PACKAGES, "", *PACKAGES, "", inspect.getsource(build_packages)]
+    recipe = "\n".join(parts)
     return hashlib.sha256(recipe.encode()).hexdigest()
 
 

@@ -51,10 +51,10 @@ def rootfs_path(cache_dir: Path) -> Path:
 
 
 def fingerprint() -> str:
-    """What the image is made of: base's packages and customization, these packages, this builder (its
-    dpkg options among it) and its setup script."""
+    """What the image is made of: base's recipe, these packages, this builder (its dpkg options among it)
+    and its setup script."""
     digest = hashlib.sha256()
-    for part in (*base.PACKAGES, *base.CUSTOMIZE, *base.CLEANUP, *PACKAGES):
+    for part in (base.fingerprint(), *PACKAGES):
         digest.update(part.encode() + b"\0")
     digest.update(Path(__file__).read_bytes() + _SETUP.read_bytes())
     return digest.hexdigest()

@@ -43,7 +43,7 @@ def fingerprint() -> str:
     """What the image is made of: base's recipe, the package lists, this builder and the gateway's
     sources."""
     digest = hashlib.sha256()
-    recipe = (*base.PACKAGES, *base.CUSTOMIZE, *APT_PACKAGES, *PACKAGES, Path(__file__).read_text())
+    recipe = (base.fingerprint(), *APT_PACKAGES, *PACKAGES, Path(__file__).read_text())
     for part in recipe:
         digest.update(part.encode() + b"\0")
     for path in _sources():
