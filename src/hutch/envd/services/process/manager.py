@@ -27,6 +27,7 @@ import threading
 from ...connect import field, text, uint
 from ...errors import RpcError
 from ...users import User
+from . import identity
 
 log = logging.getLogger("hutch.envd")
 CHUNK = 32 * 1024
@@ -332,7 +333,10 @@ class ProcessManager:
             "start_new_session": True,
             "close_fds": True,
         }
-        if not user.is_current:
+        # Without a terminal to take, this thread starts the process as the user (a vfork, no copy of
+        # envd); else Python switches in a forked child.
+        switch_thread = not user.is_current and pty_size is None and identity.available()
+        if not user.is_current and not switch_thread:
             kwargs.update(user=user.uid, group=user.gid, extra_groups=user.group_ids())
         slave = None
         try:
@@ -347,13 +351,14 @@ class ProcessManager:
                     argv, stdin=slave, stdout=slave, stderr=slave, preexec_fn=_take_terminal, **kwargs
                 )
             else:
-                popen = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    **kwargs,
-                )
+                with identity.thread_as(user) if switch_thread else contextlib.nullcontext():
+                    popen = subprocess.Popen(
+                        argv,
+                        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        **kwargs,
+                    )
                 assert popen.stdout is not None and popen.stderr is not None
                 process.output_fds[os.dup(popen.stdout.fileno())] = "stdout"
                 process.output_fds[os.dup(popen.stderr.fileno())] = "stderr"
