@@ -24,7 +24,8 @@ declare -A wanted=(
     [chromium]=chromium [certutil]=libnss3-tools     # tests: a browser through the TLS edge
     [/usr/lib/python3/dist-packages/seccomp.cpython-*.so]=python3-seccomp
     [/usr/lib/postgresql/*/bin/initdb]=postgresql   # the catalog's PostgreSQL tests
-    [/bin/bash-static]=bash-static [/var/lib/dpkg/info/busybox-static.list]=busybox-static  # static: a template without Python, for tests
+    [/var/lib/dpkg/info/busybox-static.list]=busybox-static  # the init of crun sandboxes whose envd is forked
+    [/bin/bash-static]=bash-static  # static: a template without Python, for tests
 )
 missing=()
 for probe in "${!wanted[@]}"; do

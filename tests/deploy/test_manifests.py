@@ -691,7 +691,7 @@ def test_the_nomad_checks_catch_broken_jobs(tmp_path: Path) -> None:
 
 # Debian packages of scripts/install-deps.sh that only the tests or `hutch up` on a desktop need.
 NOT_IN_IMAGE = {
-    "chromium", "libnss3-tools", "postgresql", "bash-static", "busybox-static", "docker-registry",
+    "chromium", "libnss3-tools", "postgresql", "bash-static", "docker-registry",
     "libnss-myhostname", "openssl",
 }  # fmt: skip
 

@@ -16,8 +16,9 @@ import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import time  # noqa: E402
+from typing import Callable  # noqa: E402
 
-from . import reaper  # noqa: E402
+from . import FORK_SERVER_ENV, reaper  # noqa: E402
 from .router import Envd  # noqa: E402
 from .server import serve  # noqa: E402
 from .state import EnvdState  # noqa: E402
@@ -44,16 +45,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(
+    args: argparse.Namespace, *, reaps_orphans: bool = False, listening: Callable[[], None] | None = None
+) -> None:
     state = EnvdState(default_user=args.default_user)
     state.set_clock = args.set_clock
     envd = Envd(state)
     server = await serve(envd, args.host, args.port)
+    if listening is not None:
+        listening()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if os.getpid() == 1:
+    if reaps_orphans or os.getpid() == 1:
         reaper.install(loop, lambda pid: pid in state.processes.live)
     await stop.wait()
     # Refuse new connections first, then end the open streams with an error their clients see.
@@ -66,7 +71,15 @@ async def run(args: argparse.Namespace) -> None:
     os._exit(0)
 
 
-def main(argv=None) -> None:
+def main(argv=None, *, reaps_orphans: bool = False, listening: Callable[[], None] | None = None) -> None:
+    """Run envd; or, started by a node as its fork server, make every crun sandbox's envd (each then runs
+    on here as a subreaper that reaps its orphans)."""
+    control = os.environ.pop(FORK_SERVER_ENV, None)
+    if control is not None:
+        from .fork_server import serve  # only the fork server needs ctypes
+
+        serve(int(control), lambda listening: main(argv, reaps_orphans=True, listening=listening))
+        return
     args = parse_args(argv)
     # One line per event, stamped in UTC: the runtime serves this log as the sandbox's logs.
     logging.Formatter.converter = time.gmtime
@@ -76,7 +89,7 @@ def main(argv=None) -> None:
         format="%(asctime)s.%(msecs)03dZ %(levelname)s %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S",
     )
-    asyncio.run(run(args))
+    asyncio.run(run(args, reaps_orphans=reaps_orphans, listening=listening))
 
 
 if __name__ == "__main__":

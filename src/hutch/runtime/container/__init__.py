@@ -10,7 +10,7 @@ Where each part is:
 - ``recovery``: adopting sandboxes after a restart, tearing down the rest;
 - ``sandbox``, ``state``: the record of one sandbox and its state file;
 - ``host``: what all sandboxes share, crun and runsc by name among it (``crun``, ``runsc``, ``oci_cli``,
-  ``oci``, ``seccomp``: how they are run);
+  ``oci``, ``seccomp``: how they are run), and envd's fork server (``envd_fork``);
 - ``disk``, ``rootfs``, ``root_files``, ``boot_id``, ``checkpoints``: a sandbox's files;
 - ``network``, ``egress``: its network namespace, and what may leave it;
 - ``cgroups``, ``pool``, ``envd_log``: limits and CPU weights, the warm pool, the log it keeps;

@@ -39,7 +39,7 @@ from ..capabilities import (
 from ..safe_path import Root
 from ..sampler import Sampler
 from ..types import EgressSettings, Engine, SandboxHandle, SandboxSpec, TemplateImage
-from . import cgroups, envd_log, pause, recovery, seccomp, snapshots, state, volume_files, volumes
+from . import cgroups, envd_fork, envd_log, pause, recovery, seccomp, snapshots, state, volume_files, volumes
 from .checkpoints import Checkpoint
 from .egress.authority import has_trust, trust_env
 from .egress.firewall import EgressPolicy, Firewall
@@ -118,6 +118,9 @@ class ContainerRuntime:
             await host.egress_proxy.start()
         await host.firewall.install(proxy_port=host.egress_proxy.port if host.egress_proxy else None)
         host.seccomp = await asyncio.to_thread(seccomp.precompiled, self.cache_dir)
+        host.envd_fork = await envd_fork.for_node(
+            host.envd_python, host.envd_path, host.sandboxes_dir.parent, host.seccomp
+        )
         await recovery.recover(host, self.node_id, self._keep)
         self.sampler.start()
         self._started = True
@@ -142,6 +145,8 @@ class ContainerRuntime:
         if self.host.egress_proxy is not None:
             await self.host.egress_proxy.stop()
         await self.host.client.aclose()
+        if self.host.envd_fork is not None:
+            await self.host.envd_fork.close()
         self.host.engines.close()
 
     async def let_go(self) -> None:
@@ -153,6 +158,8 @@ class ContainerRuntime:
             sandbox.release_init()
         self._live.clear()
         await self.host.settle()
+        if self.host.envd_fork is not None:  # the envds it made live on without it
+            await self.host.envd_fork.close()
 
     def reserved(self) -> Reserved:
         """What the node's sandboxes were given, summed: vCPUs, memory and disk (MiB), and how many."""
@@ -197,7 +204,7 @@ class ContainerRuntime:
         if sandbox is None:
             sandbox = await start_sandbox(self.host, spec.template, spec, checkpoint=checkpoint)
         else:
-            cgroups.set_cpu_shares(sandbox.sandbox_id, cgroups.CPU_SHARES)  # from the pool's to a user's
+            cgroups.set_cpu_shares(sandbox.container_id, cgroups.CPU_SHARES)  # from the pool's to a user's
         return await self._hand_out(sandbox, spec, checkpoint)
 
     async def _hand_out(
@@ -253,9 +260,9 @@ class ContainerRuntime:
             # The init dies, and with it every process of the sandbox's pid namespace, at once.
             sandbox.kill_init()
             if sandbox.paused == "full":
-                await asyncio.to_thread(cgroups.freeze, sandbox.sandbox_id, False)  # the kill lands now
+                await asyncio.to_thread(cgroups.freeze, sandbox.container_id, False)  # the kill lands now
         else:
-            await self.host.engines.get(sandbox.engine).delete(sandbox.sandbox_id)
+            await self.host.engines.get(sandbox.engine).delete(sandbox.container_id)
         self.host.in_background(destroy(self.host, sandbox))
 
     # -- pause, snapshots, forks -------------------------------------------------------------------------
@@ -518,7 +525,7 @@ class ContainerRuntime:
         """List a sandbox that is a user's, watch its init and sample what it uses."""
         self._live[sandbox.sandbox_id] = sandbox
         self._watch(sandbox)
-        probe = CgroupProbe(sandbox.sandbox_id, sandbox.disk.mountpoint)
+        probe = CgroupProbe(lambda: sandbox.container_id, sandbox.disk.mountpoint)
         self.sampler.track(sandbox.sandbox_id, probe, running=sandbox.paused is None)
 
     def _running(self, sandbox_id: str) -> ContainerSandbox:

@@ -2,7 +2,9 @@
 itself and the system, whatever the sandboxes do together. Also: freezing a sandbox's processes (pause), and
 a sandbox's CPU weight against the others (low while it waits in the warm pool).
 
-Each sandbox has its own limits (set by the OCI config); this caps their sum: processes (a fork bomb in every
+Each sandbox's container has its own cgroup, ``/hutch/<container id>`` (``sandbox``: the sandbox's id, or
+``<sandbox id>-<n>`` after a gVisor sandbox was started again), and its own limits (set by the OCI config);
+the parent caps their sum: processes (a fork bomb in every
 sandbox still leaves ``pid_max`` room) and memory. cgroup v1 (``/sys/fs/cgroup/<controller>/hutch``) and
 v2 (``/sys/fs/cgroup/hutch``) are both handled.
 """
@@ -74,21 +76,37 @@ def _write(path: Path, value: str) -> None:
         log.warning("cannot set %s to %s: %s", path, value, err)
 
 
-def set_cpu_shares(sandbox_id: str, shares: int) -> None:
-    """Set the CPU weight of all of a sandbox's processes (cgroup v2: ``cpu.weight``, whose default is 100
-    where ``cpu.shares``' is 1024); best effort, as a weight only shapes how the CPU is shared."""
+def set_cpu_shares(container_id: str, shares: int) -> None:
+    """Set the CPU weight of all of a container's processes (cgroup v2: ``cpu.weight``, whose default is
+    100 where ``cpu.shares``' is 1024); best effort, as a weight only shapes how the CPU is shared."""
     if (ROOT / "cgroup.controllers").exists():
-        _write(ROOT / PARENT / sandbox_id / "cpu.weight", str(max(1, shares * 100 // CPU_SHARES)))
+        _write(ROOT / PARENT / container_id / "cpu.weight", str(max(1, shares * 100 // CPU_SHARES)))
     else:
-        _write(ROOT / "cpu" / PARENT / sandbox_id / "cpu.shares", str(shares))
+        _write(ROOT / "cpu" / PARENT / container_id / "cpu.shares", str(shares))
 
 
-def remove_sandbox(sandbox_id: str, wait_s: float = 3.0) -> None:
-    """Remove a dead sandbox's cgroups that its engine left (runsc does after a failed start). A cgroup
+def _hierarchies() -> list[Path]:
+    """cgroup v2's tree, and v1's controllers."""
+    return [ROOT, *(path for path in ROOT.iterdir() if path.is_dir())]
+
+
+def containers_of(sandbox_id: str) -> set[str]:
+    """The names of the cgroups of a sandbox's containers that are there now (in any hierarchy)."""
+    names = set()
+    for hierarchy in _hierarchies():
+        parent = hierarchy / PARENT
+        if parent.is_dir():
+            names.update(path.name for path in parent.glob(f"{sandbox_id}-*") if path.is_dir())
+            if (parent / sandbox_id).is_dir():
+                names.add(sandbox_id)
+    return names
+
+
+def remove_sandbox(container_id: str, wait_s: float = 3.0) -> None:
+    """Remove a dead container's cgroups that its engine left (runsc does after a failed start). A cgroup
     goes once its last process has exited: killed processes may take a moment, so this waits a little."""
-    hierarchies = [ROOT, *(path for path in ROOT.iterdir() if path.is_dir())]  # v2, and v1's controllers
     deadline = time.monotonic() + wait_s
-    for directory in (hierarchy / PARENT / sandbox_id for hierarchy in hierarchies):
+    for directory in (hierarchy / PARENT / container_id for hierarchy in _hierarchies()):
         while True:
             try:
                 directory.rmdir()
@@ -102,21 +120,21 @@ def remove_sandbox(sandbox_id: str, wait_s: float = 3.0) -> None:
             break
 
 
-def freeze(sandbox_id: str, frozen: bool, wait_s: float = 5.0) -> None:
+def freeze(container_id: str, frozen: bool, wait_s: float = 5.0) -> None:
     """Freeze (or thaw) every process of a sandbox with the cgroup freezer: they stay in memory and use no
     CPU. Returns once the kernel reports the new state."""
-    v2 = ROOT / PARENT / sandbox_id / "cgroup.freeze"
+    v2 = ROOT / PARENT / container_id / "cgroup.freeze"
     if v2.exists():
         v2.write_text("1" if frozen else "0")
         events, wanted = v2.parent / "cgroup.events", f"frozen {1 if frozen else 0}"
     else:
-        events = ROOT / "freezer" / PARENT / sandbox_id / "freezer.state"
+        events = ROOT / "freezer" / PARENT / container_id / "freezer.state"
         events.write_text("FROZEN" if frozen else "THAWED")
         wanted = "FROZEN" if frozen else "THAWED"
     deadline = time.monotonic() + wait_s
     delay = 0.0005
     while wanted not in events.read_text().split("\n"):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"sandbox {sandbox_id} did not become {'frozen' if frozen else 'thawed'}")
+            raise TimeoutError(f"container {container_id} did not become {'frozen' if frozen else 'thawed'}")
         time.sleep(delay)
         delay = min(delay * 2, 0.02)

@@ -1,6 +1,6 @@
-"""What all sandboxes of a node share on the host: where their directories are, the envd they run, the
-engines, the networks, the firewall and egress proxy, the HTTP client to their envd, and the background
-work (container removals, teardowns) that the node waits for when it stops.
+"""What all sandboxes of a node share on the host: where their directories are, the envd they run and its
+fork server, the engines, the networks, the firewall and egress proxy, the HTTP client to their envd, and
+the background work (container removals, teardowns) that the node waits for when it stops.
 
 The engines are ``crun`` (always there) and runsc (``gvisor``, optional, found on first use),
 each with a state directory per data directory: two nodes on one host never see each other's containers.
@@ -25,6 +25,7 @@ from ..types import ENGINES, Engine, engine_named
 from .crun import Crun
 from .egress.firewall import Firewall
 from .egress.proxy import EgressProxy
+from .envd_fork import EnvdForkServer
 from .network import Networks
 from .oci_cli import OciCli
 from .runsc import Runsc
@@ -92,6 +93,9 @@ class Host:
     client: httpx.AsyncClient
     # The seccomp filter of crun sandboxes, compiled once when the node starts.
     seccomp: str | None = None
+    # What makes the envd of crun sandboxes, when the node can have one (envd's own Python, a static
+    # busybox and the precompiled seccomp filter); without it envd is their init.
+    envd_fork: EnvdForkServer | None = None
     background: set[asyncio.Task] = field(default_factory=set)
     # The node's volumes, beside its sandboxes' directories.
     volumes: Volumes = field(init=False)

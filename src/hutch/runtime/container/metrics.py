@@ -1,5 +1,6 @@
 """What a sandbox of the container backend uses, read on the host for the node's sampler: CPU time, CPU limit
-and memory from its cgroup ``/hutch/<id>`` (cgroup v1's ``cpuacct``, ``cpu`` and ``memory`` controllers,
+and memory from its container's cgroup ``/hutch/<container id>`` (whose name changes when a gVisor sandbox
+is started again; cgroup v1's ``cpuacct``, ``cpu`` and ``memory`` controllers,
 or v2's unified tree), and its disk from ``statvfs`` of the mounted disk.
 
 Memory used is what the sandbox cannot give back at once: its cgroup's charge less the inactive file cache
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from ..sampler import Usage
@@ -22,19 +24,35 @@ _V1_NO_LIMIT = 1 << 62
 
 
 class CgroupProbe:
-    """Reads one sandbox's use: its cgroup under ``hierarchy`` (``/sys/fs/cgroup``) and its disk at
-    ``disk``. Its limits are read once, with its first reading: they do not change while it lives."""
+    """Reads one sandbox's use: the cgroup ``container`` names (now) under ``hierarchy``
+    (``/sys/fs/cgroup``) and its disk at ``disk``. Its limits are read once, with its first reading: they
+    do not change while it lives (a new container of the sandbox gets the same)."""
 
-    def __init__(self, sandbox_id: str, disk: Path, hierarchy: Path = cgroups.ROOT) -> None:
+    def __init__(
+        self, container: str | Callable[[], str], disk: Path, hierarchy: Path = cgroups.ROOT
+    ) -> None:
+        self.container = container if callable(container) else lambda: container
         self.disk = str(disk)
+        self.hierarchy = hierarchy
         self.v2 = (hierarchy / "cgroup.controllers").exists()
-        if self.v2:
-            self._cpu = self._cpuacct = self._memory = f"{hierarchy}/{cgroups.PARENT}/{sandbox_id}"
-        else:
-            self._cpu = f"{hierarchy}/cpu/{cgroups.PARENT}/{sandbox_id}"
-            self._cpuacct = f"{hierarchy}/cpuacct/{cgroups.PARENT}/{sandbox_id}"
-            self._memory = f"{hierarchy}/memory/{cgroups.PARENT}/{sandbox_id}"
         self._limits: tuple[int, int] | None = None
+
+    @property
+    def _cpu(self) -> str:
+        return self._cgroup("cpu")
+
+    @property
+    def _cpuacct(self) -> str:
+        return self._cgroup("cpuacct")
+
+    @property
+    def _memory(self) -> str:
+        return self._cgroup("memory")
+
+    def _cgroup(self, controller: str) -> str:
+        """The directory of the container's cgroup (cgroup v1: of ``controller``'s)."""
+        tree = self.hierarchy if self.v2 else self.hierarchy / controller
+        return f"{tree}/{cgroups.PARENT}/{self.container()}"
 
     def __call__(self) -> Usage:
         if self._limits is None:

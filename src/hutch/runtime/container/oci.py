@@ -1,12 +1,14 @@
 """The OCI runtime configuration (``config.json``) of a container sandbox.
 
-envd is the container's init, bind-mounted read-only from the node's copy (so every sandbox runs
-the node's envd, whatever the age of its template), and so is the Python it runs on (so a template
-needs no Python): started through that runtime's own dynamic loader, envd sets no variable that the
-processes it starts would inherit. The sandbox gets its own pid, mount, uts (hostname = sandbox id), ipc
-and cgroup namespaces (under crun a user namespace too, see ``idmap``) and the network namespace prepared
-by ``network``; a reduced capability set, seccomp, masked and read-only kernel paths, and cgroup limits
-(memory, CPU quota, pids).
+envd is bind-mounted read-only from the node's copy (so every sandbox runs the node's envd, whatever the
+age of its template), and so is the Python it runs on (so a template needs no Python): started through
+that runtime's own dynamic loader, envd sets no variable that the processes it starts would inherit.
+envd is the container's init, except in a crun sandbox on a node with envd's fork server
+(``envd_fork``): there the init is a static busybox that waits for envd, which the server forks in.
+
+The sandbox gets its own pid, mount, uts (hostname = sandbox id), ipc and cgroup namespaces (under crun a
+user namespace too, see ``idmap``) and the network namespace prepared by ``network``; a reduced capability
+set, seccomp, masked and read-only kernel paths, and cgroup limits (memory, CPU quota, pids).
 
 ``noNewPrivileges`` stays off: the base template gives ``user`` passwordless ``sudo`` as E2B's does, and
 sudo is a setuid program. The capability set, seccomp and the namespaces bound what root can do.
@@ -25,6 +27,11 @@ ENVD_PYTHON = "/usr/local/lib/hutch/runtime"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PIDS_LIMIT = 1024
 NOFILE = 16384  # below this host's hard limit (20000)
+OOM_SCORE_ADJ = 500
+INIT_ENV = [f"PATH={PATH}", "LANG=C.UTF-8"]
+# The init of a crun sandbox whose envd the node's fork server makes (``envd_fork``): busybox's ``wc -c``
+# on a pipe whose one writer is envd, so that it ends when envd does.
+FORKED_INIT = "/usr/local/lib/hutch/busybox"
 CAPABILITIES = [
     "CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
     "CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
@@ -75,14 +82,28 @@ def _mounts(envd: Path, envd_python: Path | None) -> list[dict]:
     ]
 
 
-def _init_args(envd_python: Path | None) -> list[str]:
-    """envd on the mounted runtime (its loader, its libraries, its Python: the links at its top), or on
-    the template's own ``python3`` without one."""
-    envd = ["-I", ENVD_PATH, "--port", str(ENVD_PORT)]
-    if envd_python is None:
-        return ["/usr/bin/python3", *envd]
+def envd_command() -> list[str]:
+    """envd on the mounted runtime: its loader, its libraries, its Python (the links at its top)."""
     loader, libraries, python = (f"{ENVD_PYTHON}/{name}" for name in ("ld.so", "lib", "python3"))
-    return [loader, "--library-path", libraries, python, *envd]
+    return [loader, "--library-path", libraries, python, "-I", ENVD_PATH, "--port", str(ENVD_PORT)]
+
+
+def _init_args(envd_python: Path | None) -> list[str]:
+    """envd on the mounted runtime, or on the template's own ``python3`` without one."""
+    if envd_python is None:
+        return ["/usr/bin/python3", "-I", ENVD_PATH, "--port", str(ENVD_PORT)]
+    return envd_command()
+
+
+def forks_envd(cfg: dict) -> bool:
+    """Whether a sandbox of this configuration waits for the node's fork server to make its envd."""
+    return cfg["process"]["args"][0] == FORKED_INIT
+
+
+def _with_forked_envd(cfg: dict, busybox: Path) -> None:
+    """busybox's ``wc -c`` as init, reading its stdin (the pipe envd holds): it ends when envd does."""
+    cfg["process"]["args"] = [FORKED_INIT, "wc", "-c"]
+    cfg["mounts"].insert(0, _mount(FORKED_INIT, "bind", str(busybox), "bind", "ro", "nosuid", "nodev"))
 
 
 def _for_gvisor(cfg: dict, rootfs: Path) -> None:
@@ -125,9 +146,11 @@ def config(
     envd_python: Path | None,
     seccomp_bpf: str | None,
     engine: Engine = "crun",
+    forked_envd: Path | None = None,
 ) -> dict:
     """The ``config.json`` for one sandbox. Under gVisor the Sentry filters the host system calls itself,
-    so the sandbox's own seccomp filter is left out."""
+    so the sandbox's own seccomp filter is left out. With ``forked_envd`` (a static busybox; crun only),
+    the init waits for envd from the node's fork server instead of being envd."""
     memory = spec.memory_mb * 1024 * 1024
     cfg: dict = {
         "ociVersion": "1.0.2",
@@ -137,12 +160,12 @@ def config(
             "terminal": False,
             "user": {"uid": 0, "gid": 0},
             "args": _init_args(envd_python),
-            "env": [f"PATH={PATH}", "LANG=C.UTF-8", f"HOSTNAME={sandbox_id}"],
+            "env": [*INIT_ENV, f"HOSTNAME={sandbox_id}"],
             "cwd": "/",
             "noNewPrivileges": False,
             "capabilities": {key: CAPABILITIES for key in ("bounding", "effective", "permitted")},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": NOFILE, "soft": NOFILE}],
-            "oomScoreAdj": 500,
+            "oomScoreAdj": OOM_SCORE_ADJ,
         },
         "mounts": _mounts(envd, envd_python),
         "linux": {
@@ -169,6 +192,8 @@ def config(
         _for_gvisor(cfg, rootfs)
         return cfg
     _in_user_namespace(cfg, rootfs)
+    if forked_envd is not None:
+        _with_forked_envd(cfg, forked_envd)
     if seccomp_bpf is not None:
         cfg["annotations"] = {"run.oci.seccomp_bpf_data": seccomp_bpf}
     else:

@@ -41,17 +41,25 @@ class OciCli:
             raise BackendUnavailable(f"{self.binary_name} {args[0]} failed: {detail}")
         return stdout.decode(errors="replace")
 
-    async def run_detached(self, container_id: str, bundle: Path, log: Path) -> int:
+    async def run_detached(
+        self, container_id: str, bundle: Path, log: Path, *, stdin: int | None = None
+    ) -> int:
         """Start a container in the background; returns the pid of its init (runsc: of its Sentry).
         Killing that pid ends every process of the container.
 
         The init inherits the runtime's stdout and stderr, so both go to ``log`` (a file): a pipe would stay
-        open for the container's whole life.
+        open for the container's whole life. Its stdin is ``stdin`` (a descriptor), else ``/dev/null``.
         """
-        return await self._start_detached(container_id, bundle, log, "run")
+        return await self._start_detached(container_id, bundle, log, "run", stdin=stdin)
 
     async def _start_detached(
-        self, container_id: str, bundle: Path, log: Path, command: str, *options: str
+        self,
+        container_id: str,
+        bundle: Path,
+        log: Path,
+        command: str,
+        *options: str,
+        stdin: int | None = None,
     ) -> int:
         """``run`` (or ``restore``) a container in the background; returns the pid of its init."""
         pid_file = bundle / "init.pid"
@@ -59,7 +67,7 @@ class OciCli:
             process = await asyncio.create_subprocess_exec(
                 *self.run_prefix(bundle), *self.run_command, command, *options,
                 "--detach", "--pid-file", str(pid_file), "--bundle", str(bundle), container_id,
-                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+                stdin=asyncio.subprocess.DEVNULL if stdin is None else stdin, stdout=out, stderr=out,
             )  # fmt: skip
             code = await process.wait()
         if code != 0:

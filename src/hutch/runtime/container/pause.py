@@ -4,6 +4,10 @@ pause ends its processes and keeps its files; resuming boots it again from them,
 Either way its address, disk and egress rules stay, and the host's connections to it are cut, so that
 streams in flight end at once rather than hang.
 
+A gVisor sandbox started again (restored, or booted) gets a container of a new name (see ``sandbox``): the
+container it replaces is still being removed (runsc takes ~1.5 s), and need not be gone first. The new name
+is in its state file, and its cgroup in its ``config.json``, before the container exists.
+
 Nothing here watches a sandbox's init: the caller does, once a resume returned.
 """
 
@@ -11,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 import shutil
 from pathlib import Path
 
 from ...errors import BackendUnavailable
+from ...private_files import write_private
 from .. import envd_client
 from . import boot_id, cgroups, state
 from .egress.authority import trust_env
@@ -24,6 +30,7 @@ from .host import Host
 from .network import cut
 from .root_files import real_tmp
 from .sandbox import ContainerSandbox
+from .start import run_container
 
 log = logging.getLogger("hutch.runtime")
 
@@ -31,6 +38,11 @@ log = logging.getLogger("hutch.runtime")
 async def pause(host: Host, sandbox: ContainerSandbox, *, memory: bool) -> str:
     """Freeze the sandbox's processes in memory (``full``), or end them and keep its files
     (``filesystem``); returns the mode it got."""
+    async with sandbox.changing:
+        return await _pause(host, sandbox, memory=memory)
+
+
+async def _pause(host: Host, sandbox: ContainerSandbox, *, memory: bool) -> str:
     if memory and sandbox.engine == "gvisor":
         # Its memory is on disk (``save_memory`` cuts the connections): the Sentry, and with it the
         # sandbox's memory, can go. If runsc cannot save it, the sandbox ran on untouched, and is paused
@@ -40,7 +52,7 @@ async def pause(host: Host, sandbox: ContainerSandbox, *, memory: bool) -> str:
         sandbox.paused = "full" if saved else "filesystem"
     elif memory:
         await cut(sandbox.network)
-        await asyncio.to_thread(cgroups.freeze, sandbox.sandbox_id, True)
+        await asyncio.to_thread(cgroups.freeze, sandbox.container_id, True)
         sandbox.paused = "full"
     else:
         await cut(sandbox.network)
@@ -52,11 +64,16 @@ async def pause(host: Host, sandbox: ContainerSandbox, *, memory: bool) -> str:
 
 async def resume(host: Host, sandbox: ContainerSandbox, *, memory: bool = True) -> None:
     """Thaw a ``full`` pause; boot a ``filesystem`` one (or any, without ``memory``) from its files."""
+    async with sandbox.changing:
+        await _resume(host, sandbox, memory=memory)
+
+
+async def _resume(host: Host, sandbox: ContainerSandbox, *, memory: bool) -> None:
     checkpointed = sandbox.engine == "gvisor" and sandbox.paused == "full"
     if checkpointed and memory:
         await _restore(host, sandbox)
     elif sandbox.paused == "full" and memory:
-        await asyncio.to_thread(cgroups.freeze, sandbox.sandbox_id, False)
+        await asyncio.to_thread(cgroups.freeze, sandbox.container_id, False)
     else:
         if sandbox.paused == "full" and not checkpointed:
             await _stop(host, sandbox)
@@ -76,13 +93,13 @@ async def save_memory(host: Host, sandbox: ContainerSandbox, image: Path) -> boo
     runsc = host.engines.gvisor()
     for attempt in range(2):
         await cut(sandbox.network)
-        await runsc.pause(sandbox.sandbox_id)
+        await runsc.pause(sandbox.container_id)
         try:
             image.mkdir(mode=0o700, parents=True, exist_ok=True)
-            await runsc.checkpoint(sandbox.sandbox_id, image, leave_running=True)
+            await runsc.checkpoint(sandbox.container_id, image, leave_running=True)
             return True
         except BackendUnavailable as err:
-            await runsc.resume(sandbox.sandbox_id)
+            await runsc.resume(sandbox.container_id)
             await asyncio.to_thread(shutil.rmtree, image, True)
             log.warning("sandbox %s: its memory cannot be saved: %s", sandbox.sandbox_id, err)
         if attempt == 0:
@@ -93,12 +110,12 @@ async def save_memory(host: Host, sandbox: ContainerSandbox, image: Path) -> boo
 async def _restore(host: Host, sandbox: ContainerSandbox) -> None:
     """Start a checkpointed gVisor sandbox again where it stopped."""
     runsc = host.engines.gvisor()
-    await sandbox.container_removed()
     await host.networks.address(sandbox.network)
     real_tmp(sandbox)
     await _mount_volumes(host, sandbox)
+    await asyncio.to_thread(_name_new_container, sandbox)
     pid = await runsc.restore(
-        sandbox.sandbox_id, sandbox.directory, sandbox.checkpoint_path, sandbox.log_path
+        sandbox.container_id, sandbox.directory, sandbox.checkpoint_path, sandbox.log_path
     )
     sandbox.init_pidfd = os.pidfd_open(pid)
     await envd_client.wait_healthy(host.client, sandbox.envd_url)
@@ -109,15 +126,16 @@ async def _boot(host: Host, sandbox: ContainerSandbox) -> None:
     spec = sandbox.spec
     if spec is None:
         raise BackendUnavailable(f"sandbox {sandbox.sandbox_id} cannot boot: how it was made is unknown")
-    engine = host.engines.get(sandbox.engine)
-    await sandbox.container_removed()
     if sandbox.engine == "gvisor":
         await host.networks.address(sandbox.network)
+    else:
+        await sandbox.container_removed()  # crun's is quick, and its container keeps the sandbox's id
     real_tmp(sandbox)
     await _mount_volumes(host, sandbox)
     boot_id.renew(sandbox.disk.mountpoint)
-    pid = await engine.run_detached(sandbox.sandbox_id, sandbox.directory, sandbox.log_path)
-    sandbox.init_pidfd = os.pidfd_open(pid)
+    if sandbox.engine == "gvisor":
+        await asyncio.to_thread(_name_new_container, sandbox)
+    await run_container(host, sandbox)
     await envd_client.wait_healthy(host.client, sandbox.envd_url)
     await envd_client.start_template(host.client, sandbox.envd_url, spec.template)
     # The variables that make TLS clients trust the sandbox's CA, as at its create.
@@ -128,6 +146,18 @@ async def _boot(host: Host, sandbox: ContainerSandbox) -> None:
         dataclasses.replace(spec, env_vars=env_vars),
         default_user=spec.template.default_user,
     )
+
+
+def _name_new_container(sandbox: ContainerSandbox) -> None:
+    """Give the gVisor sandbox's next container a name and a cgroup of its own, both recorded (in its state
+    file and ``config.json``) before it is made: a restarted node finds it, and its teardown removes it,
+    whichever step it got to."""
+    sandbox.container_id = sandbox.next_container_id()
+    config_path = sandbox.directory / "config.json"
+    config = json.loads(config_path.read_text())
+    config["linux"]["cgroupsPath"] = f"/{cgroups.PARENT}/{sandbox.container_id}"
+    write_private(config_path, json.dumps(config))  # it holds the env vars
+    state.save(sandbox)
 
 
 async def _mount_volumes(host: Host, sandbox: ContainerSandbox) -> None:
@@ -146,11 +176,14 @@ async def _stop(host: Host, sandbox: ContainerSandbox) -> None:
         asyncio.get_running_loop().remove_reader(sandbox.init_pidfd)  # its end is no death to notice
         sandbox.kill_init()
         if sandbox.paused == "full":
-            await asyncio.to_thread(cgroups.freeze, sandbox.sandbox_id, False)
+            await asyncio.to_thread(cgroups.freeze, sandbox.container_id, False)
         sandbox.release_init()
+    container_id = sandbox.container_id  # the next start of a gVisor sandbox names another
 
     async def remove() -> None:
-        await host.engines.get(sandbox.engine).delete(sandbox.sandbox_id)
-        await asyncio.to_thread(cgroups.remove_sandbox, sandbox.sandbox_id)
+        await host.engines.get(sandbox.engine).delete(container_id)
+        await asyncio.to_thread(cgroups.remove_sandbox, container_id)
 
-    sandbox.removing = host.in_background(remove())
+    removal = host.in_background(remove())
+    sandbox.removing.add(removal)
+    removal.add_done_callback(sandbox.removing.discard)

@@ -2,13 +2,15 @@
 
 Every directory under ``sandboxes/`` is a sandbox the node made; its state file says how far it got. A
 sandbox that was handed out is adopted when it can go on as it was: running and answering, frozen with its
-container still there, or paused to disk (its files, or a gVisor checkpoint) with no container left.
-Everything else (pooled sandboxes, half-made ones, dead ones) is torn down, and so is any container of the
-node's engines that has no directory.
+container still there, or paused to disk (its files, or a gVisor checkpoint) with no container left (one
+that stopped, whose removal the restart cut short, is removed first). Everything else (pooled sandboxes,
+half-made ones, dead ones) is torn down, and so is any container of the node's engines that is no
+sandbox's current one (the earlier containers of a gVisor sandbox, too), with its cgroup.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from pathlib import Path
 from ...errors import BackendUnavailable
 from .. import envd_client
 from ..types import SandboxHandle, TemplateImage
-from . import state
+from . import cgroups, envd_fork, state
 from .disk import Disk
 from .host import Host
 from .rootfs import Overlay
@@ -39,7 +41,7 @@ async def recover(host: Host, node_id: str, keep: Callable[[ContainerSandbox], N
     for directory in sorted(host.sandboxes_dir.iterdir()):
         found = state.load(directory)
         sandbox = _sandbox_of(host, directory, found)
-        known.discard((sandbox.engine, directory.name))
+        known.discard((sandbox.engine, sandbox.container_id))
         if sandbox.network.index:
             host.networks.used.add(sandbox.network.index)
         if found.get("claimed") and await _adopt(host, sandbox, found, node_id):
@@ -49,6 +51,7 @@ async def recover(host: Host, node_id: str, keep: Callable[[ContainerSandbox], N
         await destroy(host, sandbox)
     for name, container_id in known:
         await host.engines.get(name).delete(container_id)
+        await asyncio.to_thread(cgroups.remove_sandbox, container_id)
 
 
 def adoption(paused: str | None, has_spec: bool, checkpoint_kept: bool, engine_state: dict) -> str | None:
@@ -74,6 +77,7 @@ def _sandbox_of(host: Host, directory: Path, found: dict) -> ContainerSandbox:
         TemplateImage(found.get("template", ""), rootfs),
         engine=engine,
         access_token=found.get("token"),
+        container_id=state.container_of(directory, found),
     )
 
 
@@ -84,13 +88,24 @@ async def _adopt(host: Host, sandbox: ContainerSandbox, found: dict, node_id: st
     sandbox.spec = state.spec_of(found)
     if sandbox.spec is not None:
         sandbox.template = sandbox.spec.template
-    engine_state = await host.engines.get(sandbox.engine).state(sandbox.sandbox_id)
-    how = adoption(sandbox.paused, sandbox.spec is not None, sandbox.checkpoint_path.is_dir(), engine_state)
+    engine = host.engines.get(sandbox.engine)
+    engine_state = await engine.state(sandbox.container_id)
+    checkpoint_kept = sandbox.checkpoint_path.is_dir()
+    on_disk = adoption(sandbox.paused, True, checkpoint_kept, {}) == ON_DISK
+    if on_disk and engine_state.get("status") == "stopped":
+        await engine.delete(sandbox.container_id)  # its removal, cut short by the restart
+        await asyncio.to_thread(cgroups.remove_sandbox, sandbox.container_id)
+        engine_state = {}
+    how = adoption(sandbox.paused, sandbox.spec is not None, checkpoint_kept, engine_state)
     if how is None:
         return False
+    for container_id in await asyncio.to_thread(cgroups.containers_of, sandbox.sandbox_id):
+        if how == ON_DISK or container_id != sandbox.container_id:  # those its earlier containers left
+            await asyncio.to_thread(cgroups.remove_sandbox, container_id)
     if how == IN_CONTAINER:
         try:
             sandbox.init_pidfd = os.pidfd_open(int(engine_state["pid"]))
+            sandbox.envd_pidfd = envd_fork.find_envd(sandbox.directory, int(engine_state["pid"]))
             if sandbox.paused is None:
                 await envd_client.wait_healthy(host.client, sandbox.envd_url, timeout_s=3)
         except (OSError, KeyError, ValueError, BackendUnavailable):

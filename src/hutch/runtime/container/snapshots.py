@@ -30,7 +30,7 @@ from .start import destroy
 async def commit(host: Host, sandbox: ContainerSandbox, destination: Path) -> None:
     """Stop the sandbox, copy its writable layer to ``destination`` and remove the sandbox."""
     try:
-        await host.engines.get(sandbox.engine).delete(sandbox.sandbox_id)
+        await host.engines.get(sandbox.engine).delete(sandbox.container_id)
         with sandbox.overlay.stored_upper() as upper:
             await copy_tree(upper, destination)
     finally:
@@ -50,12 +50,12 @@ async def snapshot(host: Host, sandbox: ContainerSandbox, destination: Path, *, 
         if await _capture(host, sandbox, Checkpoint(memory), destination):
             return True
         await asyncio.to_thread(shutil.rmtree, memory, True)  # its files, then, as on crun
-    await asyncio.to_thread(cgroups.freeze, sandbox.sandbox_id, True)
+    await asyncio.to_thread(cgroups.freeze, sandbox.container_id, True)
     try:
         with sandbox.overlay.stored_upper() as upper:
             await copy_tree(upper, destination)
     finally:
-        await asyncio.to_thread(cgroups.freeze, sandbox.sandbox_id, False)
+        await asyncio.to_thread(cgroups.freeze, sandbox.container_id, False)
     return False
 
 
@@ -94,5 +94,5 @@ async def _capture(host: Host, sandbox: ContainerSandbox, checkpoint: Checkpoint
         await copy_tree(sandbox.overlay.upper, upper)
         checkpoint.boot_id.write_text(boot_id.read(sandbox.disk.mountpoint))
     finally:
-        await host.engines.gvisor().resume(sandbox.sandbox_id)
+        await host.engines.gvisor().resume(sandbox.container_id)
     return True

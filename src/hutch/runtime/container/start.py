@@ -23,14 +23,14 @@ from ...private_files import write_private
 from .. import envd_client
 from ..safe_path import copy_tree
 from ..types import SandboxSpec, TemplateImage, new_sandbox_id
-from . import boot_id, cgroups, oci, state
+from . import boot_id, cgroups, envd_fork, oci, state
 from .checkpoints import Checkpoint
 from .disk import Disk
 from .egress.authority import prepare_trust
 from .host import Host
 from .root_files import real_tmp, write_identity, write_resolv_conf
 from .rootfs import Overlay, remove_tree
-from .sandbox import ContainerSandbox
+from .sandbox import ContainerSandbox, remove_containers
 
 log = logging.getLogger("hutch.runtime")
 
@@ -87,6 +87,7 @@ async def start_sandbox(
             envd_python=host.envd_python,
             seccomp_bpf=host.seccomp,
             engine=spec.engine,
+            forked_envd=host.envd_fork.init if host.envd_fork and spec.engine == "crun" else None,
         )
         config["mounts"] += await asyncio.to_thread(
             host.volumes.prepare, sandbox_id, directory, spec.engine, list(spec.volumes)
@@ -98,12 +99,12 @@ async def start_sandbox(
             config["mounts"] += await asyncio.to_thread(prepare_trust, directory, overlay.merged)
         write_private(directory / "config.json", json.dumps(config))  # it holds the env vars
         if checkpoint is None:
-            pid = await host.engines.get(spec.engine).run_detached(sandbox_id, directory, sandbox.log_path)
+            await run_container(host, sandbox)
         else:
             pid = await host.engines.gvisor().restore(
                 sandbox_id, directory, checkpoint.image, sandbox.log_path
             )
-        sandbox.init_pidfd = os.pidfd_open(pid)
+            sandbox.init_pidfd = os.pidfd_open(pid)
         if pooled:
             cgroups.set_cpu_shares(sandbox_id, cgroups.POOL_CPU_SHARES)
         await envd_client.wait_healthy(host.client, sandbox.envd_url)
@@ -113,24 +114,40 @@ async def start_sandbox(
     return sandbox
 
 
+async def run_container(host: Host, sandbox: ContainerSandbox) -> None:
+    """Run its container as its ``config.json`` says and keep a pidfd of its init; if the init is one
+    that waits for envd, the node's fork server makes its envd, whose pidfd it keeps too."""
+    engine = host.engines.get(sandbox.engine)
+    if not oci.forks_envd(json.loads((sandbox.directory / "config.json").read_bytes())):
+        pid = await engine.run_detached(sandbox.container_id, sandbox.directory, sandbox.log_path)
+        sandbox.init_pidfd = os.pidfd_open(pid)
+        return
+    if host.envd_fork is None:
+        raise BackendUnavailable(f"sandbox {sandbox.sandbox_id} needs envd's fork server; this node has none")
+    sandbox.init_pidfd, sandbox.envd_pidfd = await envd_fork.run_container(
+        host.envd_fork, engine, sandbox.container_id, sandbox.directory, sandbox.log_path
+    )
+
+
 async def destroy(host: Host, sandbox: ContainerSandbox) -> None:
-    """Stop the container and release its network, overlay and directory; safe on partial state."""
-    await sandbox.container_removed()
-    sandbox.release_init()
-    errors = []
-    for step in (
-        lambda: host.engines.get(sandbox.engine).delete(sandbox.sandbox_id),
-        lambda: asyncio.to_thread(cgroups.remove_sandbox, sandbox.sandbox_id),
-        lambda: host.remove_egress(sandbox),
-        lambda: host.networks.delete(sandbox.network),
-        lambda: asyncio.to_thread(host.volumes.release, sandbox.sandbox_id, sandbox.directory),
-        lambda: asyncio.to_thread(sandbox.overlay.unmount),
-        lambda: asyncio.to_thread(sandbox.disk.remove),
-    ):
-        try:
-            await step()
-        except Exception as err:
-            errors.append(err)
+    """Stop the container and release its network, overlay and directory; safe on partial state. A pause or
+    resume in progress ends first (what a resume made is torn down too)."""
+    async with sandbox.changing:
+        await sandbox.container_removed()
+        sandbox.release_init()
+        errors = []
+        for step in (
+            lambda: remove_containers(host.engines.get(sandbox.engine), sandbox),
+            lambda: host.remove_egress(sandbox),
+            lambda: host.networks.delete(sandbox.network),
+            lambda: asyncio.to_thread(host.volumes.release, sandbox.sandbox_id, sandbox.directory),
+            lambda: asyncio.to_thread(sandbox.overlay.unmount),
+            lambda: asyncio.to_thread(sandbox.disk.remove),
+        ):
+            try:
+                await step()
+            except Exception as err:
+                errors.append(err)
     if not errors:
         await asyncio.to_thread(remove_tree, sandbox.directory)
         return

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 from ...private_files import write_private
 from ..types import EgressSettings, Engine, SandboxSpec, engine_named
 from .egress.firewall import EgressPolicy
-from .sandbox import ContainerSandbox
+from .sandbox import ContainerSandbox, container_boot
 
 FILE = "sandbox.json"
 _SPEC = TypeAdapter(SandboxSpec)
@@ -34,6 +34,8 @@ def save(sandbox: ContainerSandbox) -> None:
         "claimed": sandbox.handle is not None,
         "paused": sandbox.paused,
     }
+    if sandbox.container_id != sandbox.sandbox_id:  # a gVisor sandbox started again
+        state["container"] = sandbox.container_id
     if sandbox.handle is not None:
         state["started_at"] = sandbox.handle.started_at.isoformat()
         state["token"] = sandbox.access_token
@@ -56,6 +58,13 @@ def load(directory: Path) -> dict:
         return json.loads((directory / FILE).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def container_of(directory: Path, state: dict) -> str:
+    """The id of the container the sandbox in ``directory`` last had (one of its own names only; files
+    written before containers had names of their own say none: the sandbox's id)."""
+    container_id = str(state.get("container", directory.name))
+    return container_id if container_boot(directory.name, container_id) is not None else directory.name
 
 
 def spec_of(state: dict) -> SandboxSpec | None:
