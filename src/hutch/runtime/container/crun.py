@@ -15,9 +15,10 @@ sandbox's network namespace (whose owner is the host's user namespace, not the s
   (``net.ipv4.ip_unprivileged_port_start=0``), as ``CAP_NET_BIND_SERVICE`` counts only in the namespace's
   owner: without it, root in the sandbox could not listen on port 80.
 
-The namespace is made by util-linux's ``unshare`` and a shell, not in a ``preexec_fn``: a pre-exec hook
-forces a full ``fork`` of this (large) process, which blocks its event loop for milliseconds, while a
-plain command line is started with ``vfork``.
+The namespace is made by ``unshare`` and a shell, not in a ``preexec_fn``: a pre-exec hook forces a full
+``fork`` of this (large) process, which blocks its event loop for milliseconds, while a plain command line
+is started with ``vfork``. They are the host's static busybox's when it has one (``busybox``: it starts
+faster, and its ``mount`` does not read every mount of the host), util-linux's and ``sh`` otherwise.
 """
 
 from __future__ import annotations
@@ -29,19 +30,39 @@ from pathlib import Path
 from ...errors import BackendUnavailable, NotSupported
 from ..linux import is_mountpoint
 from . import oci
+from .busybox import static_busybox
 from .oci_cli import OciCli
 
 _UNIFIED = "/sys/fs/cgroup/unified"
-_HIDE_UNIFIED = [
-    "unshare", "--mount", "--propagation", "private",
-    "sh", "-c", f'umount -l {_UNIFIED} && exec "$@"', "sh",
-]  # fmt: skip
-# Run with the sandbox's root as $1 and its sysfs mount point as $2, then the crun command line.
-_PREPARE_RUN = (
-    'mount -o remount,bind,nodev,suid -- "$1"'
-    ' && mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$2" && shift 2'
-    " && echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start"
-)
+
+
+def _tools() -> tuple[list[str], list[str], list[str], str]:
+    """How ``unshare``, ``nsenter``, ``sh`` and ``mount``/``umount`` are called."""
+    found = static_busybox()
+    if found is None:
+        return ["unshare"], ["nsenter"], ["sh"], ""
+    busybox = str(found)
+    return [busybox, "unshare"], [busybox, "nsenter"], [busybox, "sh"], f"{busybox} "
+
+
+def _hide_unified() -> list[str]:
+    unshare, _, sh, tool = _tools()
+    return [
+        *unshare, "--mount", "--propagation", "private",
+        *sh, "-c", f'{tool}umount -l {_UNIFIED} && exec "$@"', "sh",
+    ]  # fmt: skip
+
+
+def _prepare_run(hybrid: bool) -> str:
+    """Run with the sandbox's root as $1 and its sysfs mount point as $2, then the crun command line."""
+    tool = _tools()[3]
+    return (
+        f'{tool}mount -o remount,bind,nodev,suid "$1"'
+        f' && {tool}mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$2" && shift 2'
+        " && echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start"
+        + (f" && {tool}umount -l {_UNIFIED}" if hybrid else "")
+        + ' && exec "$@"'
+    )
 
 
 def hybrid_cgroups() -> bool:
@@ -71,14 +92,14 @@ class Crun(OciCli):
         self.hybrid = hybrid_cgroups()
         # Hutch's containers live in their own crun state directory, apart from any other crun user.
         command = [found, "--root", state_dir]
-        super().__init__([*(_HIDE_UNIFIED if self.hybrid else []), *command], state_dir, command)
+        super().__init__([*(_hide_unified() if self.hybrid else []), *command], state_dir, command)
 
     def run_prefix(self, bundle: Path) -> list[str]:
         root, netns = _root_and_netns(bundle)
         sysfs = bundle / oci.SYSFS
         sysfs.mkdir(exist_ok=True)
-        script = _PREPARE_RUN + (f" && umount -l {_UNIFIED}" if self.hybrid else "") + ' && exec "$@"'
+        unshare, nsenter, sh, _ = _tools()
         return [
-            "unshare", "--mount", "--propagation", "private", "nsenter", f"--net={netns}",
-            "sh", "-c", script, "sh", root, str(sysfs),
+            *unshare, "--mount", "--propagation", "private", *nsenter, f"--net={netns}",
+            *sh, "-c", _prepare_run(self.hybrid), "sh", root, str(sysfs),
         ]  # fmt: skip
