@@ -568,6 +568,13 @@ async def kill_many(stack: Stack, ids: list[str], parallel: int) -> list[str]:
     return [short_error(x) for x in outcomes if isinstance(x, BaseException)]
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def sandbox_memory(stack: Stack, ids: list[str]) -> dict[str, Any]:
     """Per sandbox: envd's smaps_rollup, all its processes' Pss, its memory cgroup."""
     pids = {c["id"]: int(c["pid"]) for c in stack.containers()}
@@ -576,14 +583,16 @@ def sandbox_memory(stack: Stack, ids: list[str]) -> dict[str, Any]:
         pid = pids.get(sandbox_id)
         if pid is None:
             continue
-        rollup = smaps_rollup_kib(pid)
-        envd_dirty.append(rollup.get("Private_Dirty", 0))
-        envd_pss.append(rollup.get("Pss", 0))
         cgroup = Path("/sys/fs/cgroup/memory/hutch") / sandbox_id
         try:
             procs = [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
         except OSError:
             procs = [pid]
+        # envd: the init, or the process forked into the container whose init waits for it.
+        envd = next((p for p in procs if b"envd.pyz" in _cmdline(p)), pid)
+        rollup = smaps_rollup_kib(envd)
+        envd_dirty.append(rollup.get("Private_Dirty", 0))
+        envd_pss.append(rollup.get("Pss", 0))
         processes.append(len(procs))
         all_pss.append(sum(smaps_rollup_kib(p).get("Pss", 0) for p in procs))
         usage = read_int(cgroup / "memory.usage_in_bytes")
