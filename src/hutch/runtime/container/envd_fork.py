@@ -109,6 +109,7 @@ class EnvdForkServer:
 
     async def _start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # an empty mount point, root's alone
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         command = [
             "unshare", "--mount", "--propagation", "private", "sh", "-c", _ROOT_SCRIPT, "sh",
