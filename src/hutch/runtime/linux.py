@@ -1,12 +1,20 @@
-"""Thin wrappers over the Linux calls the runtime needs and Python lacks (mount, umount)."""
+"""Thin wrappers over the Linux calls the runtime needs and Python lacks (mount, umount, loop devices)."""
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
+import struct
 
 MNT_DETACH = 2
+MS_NOSUID = 2
+MS_NODEV = 4
+LOOP_CTL_GET_FREE = 0x4C82
+LOOP_CONFIGURE = 0x4C0A
+LO_FLAGS_AUTOCLEAR = 4
+LOOP_TRIES = 16  # free devices another process took first
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -45,3 +53,29 @@ def detach(target: str) -> None:
 def is_mountpoint(path: str) -> bool:
     with open("/proc/self/mountinfo") as mounts:
         return any(line.split()[4] == path for line in mounts)
+
+
+def loop_device(image: str) -> tuple[int, str]:
+    """A free loop device backed by ``image`` (read-write), which frees itself at its last close (once a
+    mount made from it is gone): its open descriptor and its path."""
+    backing = os.open(image, os.O_RDWR | os.O_CLOEXEC)
+    control = os.open("/dev/loop-control", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        # struct loop_config: fd, block size, struct loop_info64 (flags at 52), reserved.
+        info = bytearray(232)
+        struct.pack_into("=I", info, 52, LO_FLAGS_AUTOCLEAR)
+        config = struct.pack("=II", backing, 0) + bytes(info) + bytes(64)
+        for _ in range(LOOP_TRIES):
+            path = f"/dev/loop{fcntl.ioctl(control, LOOP_CTL_GET_FREE)}"
+            device = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                fcntl.ioctl(device, LOOP_CONFIGURE, config)
+                return device, path
+            except OSError as err:
+                os.close(device)
+                if err.errno != errno.EBUSY:
+                    raise
+        raise OSError(errno.EBUSY, f"no free loop device for {image}")
+    finally:
+        os.close(control)
+        os.close(backing)

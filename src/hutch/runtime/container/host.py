@@ -103,6 +103,11 @@ class Host:
     def __post_init__(self) -> None:
         self.volumes = Volumes(self.sandboxes_dir.parent / "volumes", self.engines.ids)
 
+    @property
+    def disk_blanks(self) -> Path:
+        """Blank file systems, by size, that sandboxes' disks are copies of."""
+        return self.sandboxes_dir.parent / "disk-blanks"
+
     def in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` on its own; ``settle`` waits for it."""
         task = asyncio.ensure_future(work)

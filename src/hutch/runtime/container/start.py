@@ -55,7 +55,7 @@ async def start_sandbox(
     sandbox_id = sandbox_id or new_sandbox_id()
     directory = host.sandboxes_dir / sandbox_id
     directory.mkdir(parents=True)
-    disk = Disk(directory, spec.disk_mb)
+    disk = Disk(directory, spec.disk_mb, host.disk_blanks)
     overlay = Overlay(directory, template.rootfs, disk.mountpoint, host.engines.ids_of(spec.engine))
     network = host.networks.allocate(sandbox_id)
     sandbox = ContainerSandbox(sandbox_id, directory, disk, overlay, network, template, engine=spec.engine)
