@@ -4,8 +4,9 @@ discards what is ready when it closes."""
 from __future__ import annotations
 
 import asyncio
+import time
 
-from hutch.runtime.container.pool import PoolKey, WarmPool
+from hutch.runtime.container.pool import QUIET_S, PoolKey, WarmPool
 
 KEY: PoolKey = ("base", 2, 512, 1024, "crun")
 OTHER: PoolKey = ("base", 2, 512, 1024, "gvisor")
@@ -95,4 +96,31 @@ async def test_a_failed_prepare_is_tried_again():
     pool.keep(KEY, 1)
     await _settled(pool, KEY, 1)  # after the pause a failure costs (1 s)
     assert pool.claim(KEY) == 1
+    await pool.close()
+
+
+async def test_a_burst_of_claims_refills_once_claims_pause():
+    sandboxes = Sandboxes()
+    pool = WarmPool(sandboxes.prepare, sandboxes.discard)
+    pool.keep(KEY, 8)
+    await _settled(pool, KEY, 8)
+    for _ in range(3):
+        pool.claim(KEY)
+        await asyncio.sleep(QUIET_S / 4)  # claims keep coming: the burst has the CPU
+    assert (pool.size(KEY), sandboxes.made) == (5, 8)
+    started = time.monotonic()
+    await _settled(pool, KEY, 8)
+    assert time.monotonic() - started >= QUIET_S * 0.5
+    await pool.close()
+
+
+async def test_a_pool_down_to_a_quarter_refills_at_once():
+    sandboxes = Sandboxes()
+    pool = WarmPool(sandboxes.prepare, sandboxes.discard)
+    pool.keep(KEY, 8)
+    await _settled(pool, KEY, 8)
+    for _ in range(6):
+        pool.claim(KEY)
+    await asyncio.sleep(QUIET_S / 10)
+    assert pool.size(KEY) > 2  # refilling while claims still come
     await pool.close()
