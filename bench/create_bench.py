@@ -672,6 +672,19 @@ def kill_many_sync(stack: Stack, ids: list[str], parallel: int) -> list[str]:
     return asyncio.run(kill_many(stack, ids, parallel))
 
 
+async def all_answer(stack: Stack, ids: list[str], parallel: int) -> tuple[int, list[str]]:
+    """How many of the sandboxes ``ids`` run a command, once all of them have started; and the errors."""
+
+    async def answers(sandbox_id: str) -> None:
+        sandbox = await AsyncSandbox.connect(sandbox_id, **stack.opts)
+        if (await sandbox.commands.run("echo still")).stdout != "still\n":
+            raise RuntimeError(f"{sandbox_id} gave an unexpected answer")
+
+    outcomes = await bounded([functools.partial(answers, i) for i in ids], parallel)
+    errors = [short_error(x) for x in outcomes if isinstance(x, BaseException)]
+    return len(ids) - len(errors), errors
+
+
 def verify_fit(stack: Stack, total: int, parallel: int) -> dict[str, Any]:
     """Start ``total`` idle sandboxes at once (in batches, stopping at the first failure), then kill them."""
     stack.wait_pool()
@@ -689,10 +702,13 @@ def verify_fit(stack: Stack, total: int, parallel: int) -> dict[str, Any]:
     time.sleep(5)
     during = mem_available_kib()
     running = len(stack.live)
+    answering, silent = asyncio.run(all_answer(stack, list(stack.live), parallel))
+    errors += silent
     t1 = time.perf_counter()
     errors += kill_many_sync(stack, list(stack.live), parallel)
     return {
         "idle_sandboxes_running": running,
+        "answering_once_all_started": answering,
         "start_s": round(seconds, 1),
         "kill_all_s": round(time.perf_counter() - t1, 1),
         "mem_available_before_mib": round(before / 1024),
@@ -886,7 +902,8 @@ def render(results: dict[str, Any]) -> str:
             if "verify" in entry:
                 v = entry["verify"]
                 lines.append(
-                    f"  verified: {v['idle_sandboxes_running']} idle sandboxes running at once "
+                    f"  verified: {v['idle_sandboxes_running']} idle sandboxes running at once, "
+                    f"{v['answering_once_all_started']} answering a command once all had started "
                     f"(started in {v['start_s']} s, killed in {v['kill_all_s']} s), MemAvailable "
                     f"{v['mem_available_before_mib']} → {v['mem_available_with_idle_mib']} MiB = "
                     f"{v['per_sandbox_mib_mem_available']} MiB each"
