@@ -1,6 +1,7 @@
 """Sandbox networks on the real kernel: a namespace with its veth pair, a stale host interface of the
 same address (left by a failed teardown) replaced rather than failing the sandbox's start, and the fence
-that keeps a dead sandbox's address from being routed out of the host."""
+that keeps a dead sandbox's address from being routed out of the host, with room in the host's neighbour
+table for every sandbox."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import errno
 import os
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from hutch.runtime.container.network import Networks
+from hutch.runtime.container.network import Networks, room_for_neighbours
 
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 SUBNET = f"10.{70 + WORKER}.0.0/16"
@@ -71,3 +73,23 @@ async def test_while_fenced_an_address_no_sandbox_holds_is_unreachable_from_the_
         await networks.delete(net)
         await networks.unfence()
     assert SUBNET not in _ip("-4", "route", "show", "type", "unreachable")
+
+
+def _neighbour_limits() -> tuple[int, int]:
+    return tuple(  # type: ignore[return-value]
+        int(Path(f"/proc/sys/net/ipv4/neigh/default/gc_thresh{level}").read_text()) for level in (2, 3)
+    )
+
+
+async def test_the_fence_makes_room_in_the_neighbour_table_and_never_shrinks_it() -> None:
+    for level, default in ((2, 512), (3, 1024)):  # the kernel's defaults, as on a fresh host
+        Path(f"/proc/sys/net/ipv4/neigh/default/gc_thresh{level}").write_text(str(default))
+    networks = Networks(SUBNET)
+    await networks.fence()
+    try:
+        soft, hard = _neighbour_limits()
+        assert soft >= networks.capacity and hard >= 2 * networks.capacity  # one entry per sandbox, and more
+        room_for_neighbours(1)
+        assert _neighbour_limits() == (soft, hard)
+    finally:
+        await networks.unfence()

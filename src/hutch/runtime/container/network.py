@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from ...errors import BackendUnavailable, QuotaExceeded
 
 log = logging.getLogger(__name__)
+# Neighbour entries the host keeps besides its sandboxes' (its own network's).
+NEIGHBOUR_SLACK = 1024
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,10 @@ class Networks:
         self._last = 0
 
     async def fence(self) -> None:
-        """Make the subnet unreachable from the host, except the sandboxes' own /31s (more specific)."""
+        """Make the subnet unreachable from the host, except the sandboxes' own /31s (more specific); and
+        give the host's neighbour table room for every sandbox of the subnet."""
         await _ip(script=f"route replace unreachable {self.subnet}\n")
+        await asyncio.to_thread(room_for_neighbours, self.capacity)
 
     async def unfence(self) -> None:
         """Remove the route of :meth:`fence`; already gone is fine."""
@@ -125,6 +129,20 @@ class Networks:
         if os.path.exists(net.netns_path):
             raise BackendUnavailable(f"network namespace {net.netns} could not be removed")
         self.release(net)
+
+
+def room_for_neighbours(sandboxes: int) -> None:
+    """The host holds a neighbour (ARP) entry for each sandbox it talks to; past its table's hard limit
+    (1,024 by default, reached by a few hundred sandboxes) new connections to sandboxes fail. The limits
+    are raised, never lowered, to what ``sandboxes`` need (a few hundred bytes of kernel memory each)."""
+    wanted = {2: sandboxes + NEIGHBOUR_SLACK, 3: 2 * sandboxes + NEIGHBOUR_SLACK}
+    for level, value in wanted.items():
+        path = f"/proc/sys/net/ipv4/neigh/default/gc_thresh{level}"
+        with open(path) as f:
+            if int(f.read()) >= value:
+                continue
+        with open(path, "w") as f:
+            f.write(str(value))
 
 
 def _close_host_side(host_if: str) -> None:
