@@ -220,6 +220,8 @@ class Stack:
             "HUTCH_RUNTIME__NODE_ID": f"bench-{self.name}",
             "HUTCH_RUNTIME__WARM_POOL": json.dumps({TEMPLATE: self.warm_pool}),
             "HUTCH_RUNTIME__EGRESS_INTERFACE": "off",
+            # The bench measures how many sandboxes fit, not the team's default limit on them.
+            "HUTCH_QUOTAS__CONCURRENT_SANDBOXES": "10000",
             # The plain-HTTP paths only: no TLS edge on 443, nothing added to the host's trust store.
             "HUTCH_PROXY__TLS_PORT": "0",
             "HUTCH_PROXY__TRUST_LOCAL_CA": "false",
