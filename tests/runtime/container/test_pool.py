@@ -99,11 +99,16 @@ async def test_a_failed_prepare_is_tried_again():
     await pool.close()
 
 
-async def test_a_burst_of_claims_refills_once_claims_pause():
+async def _full(size: int) -> tuple[Sandboxes, WarmPool]:
     sandboxes = Sandboxes()
     pool = WarmPool(sandboxes.prepare, sandboxes.discard)
-    pool.keep(KEY, 8)
-    await _settled(pool, KEY, 8)
+    pool.keep(KEY, size)
+    await _settled(pool, KEY, size)
+    return sandboxes, pool
+
+
+async def test_a_burst_of_claims_refills_once_claims_pause():
+    sandboxes, pool = await _full(8)
     for _ in range(3):
         pool.claim(KEY)
         await asyncio.sleep(QUIET_S / 4)  # claims keep coming: the burst has the CPU
@@ -115,10 +120,7 @@ async def test_a_burst_of_claims_refills_once_claims_pause():
 
 
 async def test_a_pool_down_to_a_quarter_refills_at_once():
-    sandboxes = Sandboxes()
-    pool = WarmPool(sandboxes.prepare, sandboxes.discard)
-    pool.keep(KEY, 8)
-    await _settled(pool, KEY, 8)
+    _, pool = await _full(8)
     for _ in range(6):
         pool.claim(KEY)
     await asyncio.sleep(QUIET_S / 10)
