@@ -134,15 +134,20 @@ class Networks:
 def room_for_neighbours(sandboxes: int) -> None:
     """The host holds a neighbour (ARP) entry for each sandbox it talks to; past its table's hard limit
     (1,024 by default, reached by a few hundred sandboxes) new connections to sandboxes fail. The limits
-    are raised, never lowered, to what ``sandboxes`` need (a few hundred bytes of kernel memory each)."""
+    are raised, never lowered, to what ``sandboxes`` need (a few hundred bytes of kernel memory each). They
+    are the host's, seen only from its own network namespace: a node in another one leaves them be."""
     wanted = {2: sandboxes + NEIGHBOUR_SLACK, 3: 2 * sandboxes + NEIGHBOUR_SLACK}
     for level, value in wanted.items():
         path = f"/proc/sys/net/ipv4/neigh/default/gc_thresh{level}"
-        with open(path) as f:
-            if int(f.read()) >= value:
-                continue
-        with open(path, "w") as f:
-            f.write(str(value))
+        try:
+            with open(path) as f:
+                if int(f.read()) >= value:
+                    continue
+            with open(path, "w") as f:
+                f.write(str(value))
+        except FileNotFoundError:
+            log.info("the neighbour table's limits are not this network namespace's to set")
+            return
 
 
 def _close_host_side(host_if: str) -> None:
