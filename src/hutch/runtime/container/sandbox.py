@@ -1,5 +1,6 @@
 """What the container backend holds for one sandbox: its directory, disk, overlay and network, the engine it
-runs on, a pidfd of its container's init, its egress policy, and how it was started and paused.
+runs on, pidfds of its container's init (and of its envd, when forked in), its egress policy, and how it was
+started and paused.
 
 Its container (and the container's cgroup, ``/hutch/<container id>``) is named after the sandbox. A gVisor
 sandbox gets a container of a new name, ``<sandbox id>-<n>``, each time it is started again after a pause:

@@ -1,6 +1,7 @@
 """Making a sandbox and unmaking it: disk (the sandbox's own file system, its quota) → overlay (template
 below, the sandbox's layer above) → network namespace + veth → ``crun run``/``runsc run`` with envd as init
-(or ``runsc restore`` from a checkpoint) → envd answering → the template's start command. Everything a step
+(or ``runsc restore`` from a checkpoint; on crun, with the node's fork server, an init that waits while the
+server forks envd in: ``envd_fork``) → envd answering → the template's start command. Everything a step
 made is undone if a later step fails, and ``destroy`` undoes it all, also after a start that failed
 halfway.
 
