@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+import httpx
 
 
 @dataclass(frozen=True)
@@ -46,3 +49,15 @@ def joined_namespace(prefix: str, host_ip: str, inside_ip: str, prefix_len: int)
     finally:
         subprocess.run(["ip", "link", "del", joined.host_if], check=False, capture_output=True)
         subprocess.run(["ip", "netns", "del", joined.netns], check=False, capture_output=True)
+
+
+def wait_for_http(url: str, timeout_s: float = 10) -> None:
+    """Wait until an HTTP server answers at ``url`` (any status), for at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"nothing answered at {url} within {timeout_s} s"
+            time.sleep(0.1)

@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from hutch.mcp_gateway.config import load_catalog
+from tests.netns import wait_for_http
 from tests.security.test_egress import routed_through, serve_outside
 from tests.stack import Stack, running_stack
 
@@ -109,14 +109,7 @@ def outside(package: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) 
             server = subprocess.Popen(
                 [*http, "--bind", "0.0.0.0", "--directory", str(index)], stdout=log, stderr=log
             )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx.get(f"http://{GATEWAY_IP}/", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the outside server did not start"
-                time.sleep(0.1)
+        wait_for_http(f"http://{GATEWAY_IP}/")
         with routed_through(host_if, GATEWAY_IP, [SUBNET], ROUTING_TABLE):
             yield Outside(f"http://{OUTSIDE_IP}/", access_log, host_if)
     finally:

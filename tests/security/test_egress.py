@@ -18,17 +18,16 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from e2b import Sandbox
 
 from hutch.config import Settings
 from hutch.runtime.container.egress.uplink import default_route_interface
+from tests.netns import wait_for_http
 from tests.stack import WORKER, Stack, start_stack, stop_stack
 
 SUBNET = f"10.{50 + WORKER}.0.0/16"
@@ -92,14 +91,7 @@ def uplink(tmp_path_factory) -> Iterator[str]:
         servers.append(subprocess.Popen(http, cwd=site, **quiet))
         dns = [*inside, str(DNS_SERVER), PRIVATE_IP, f"{OUTSIDE_NAME}={OUTSIDE_IP}"]
         servers.append(subprocess.Popen(dns, **quiet))
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx.get(f"http://{GATEWAY_IP}/", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the outside server did not start"
-                time.sleep(0.1)
+        wait_for_http(f"http://{GATEWAY_IP}/")
         with routed_through(host_if, GATEWAY_IP, [SUBNET], 2000 + WORKER):
             yield host_if
     finally:
