@@ -38,15 +38,15 @@ def blanks(tmp_path: Path) -> Path:
 def _disk(tmp_path: Path, blanks: Path, name: str, size_mb: int = 64) -> Disk:
     directory = tmp_path / name
     directory.mkdir()
-    return Disk(directory, size_mb, blanks)
+    return Disk(directory, size_mb)
 
 
 def test_a_disk_is_a_mounted_copy_of_its_blank(tmp_path, blanks):
     first, second = _disk(tmp_path, blanks, "a"), _disk(tmp_path, blanks, "b")
-    first.create()
+    first.create(blanks)
     blank = _blank(blanks, 64)
     made = blank.stat().st_mtime_ns
-    second.create()
+    second.create(blanks)
     try:
         assert blank.stat().st_mtime_ns == made and len(list(blanks.iterdir())) == 1  # made once
         for disk in (first, second):
@@ -67,7 +67,7 @@ def test_a_disk_is_a_mounted_copy_of_its_blank(tmp_path, blanks):
 
 def test_its_size_is_its_quota(tmp_path, blanks):
     disk = _disk(tmp_path, blanks, "full", size_mb=16)
-    disk.create()
+    disk.create(blanks)
     try:
         with pytest.raises(OSError) as raised, open(disk.mountpoint / "fill", "wb") as f:
             for _ in range(32):

@@ -5,9 +5,9 @@ sandbox that fills it gets ``ENOSPC`` (envd answers 507, the SDK raises ``NotEno
 the host's disk, other sandboxes and Hutch are not touched. The sparse file takes host space only for what
 the sandbox writes. Making one costs a few milliseconds, paid by the warm pool ahead of a create.
 
-With a directory of blanks, a disk is a copy of a blank file system of its size (made once by
-``mkfs.ext4``; only its few hundred KiB of data are copied, in the kernel), attached to a loop device and
-mounted by system calls: no program is started, and nothing reads the host's mount table.
+A disk is a copy of a blank file system of its size (made once by ``mkfs.ext4`` in a directory of blanks;
+only its few hundred KiB of data are copied, in the kernel), attached to a loop device and mounted by
+system calls: no program is started, and nothing reads the host's mount table.
 """
 
 from __future__ import annotations
@@ -36,20 +36,15 @@ def _run(command: list[str]) -> None:
 class Disk:
     """``<sandbox>/disk.img`` mounted at ``<sandbox>/layer``, ``size_mb`` large."""
 
-    def __init__(self, sandbox_dir: Path, size_mb: int, blanks: Path | None = None) -> None:
+    def __init__(self, sandbox_dir: Path, size_mb: int) -> None:
         self.image = sandbox_dir / "disk.img"
         self.mountpoint = sandbox_dir / "layer"
         self.size_mb = size_mb
-        self.blanks = blanks  # blank file systems by size, copied rather than made anew
 
-    def create(self) -> None:
-        """Make and mount the file system (a loop device that frees itself at unmount)."""
-        if self.blanks is None:
-            _make(self.image, self.size_mb)
-            self.mountpoint.mkdir(exist_ok=True)
-            _run(["mount", "-o", "loop,nosuid,nodev", str(self.image), str(self.mountpoint)])
-            return
-        _copy_sparse(_blank(self.blanks, self.size_mb), self.image)
+    def create(self, blanks: Path) -> None:
+        """Make the file system, a copy of the blank of its size in ``blanks``, and mount it (on a loop
+        device that frees itself at unmount)."""
+        _copy_sparse(_blank(blanks, self.size_mb), self.image)
         self.mountpoint.mkdir(exist_ok=True)
         device, path = loop_device(str(self.image))
         try:

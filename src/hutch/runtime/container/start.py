@@ -56,14 +56,14 @@ async def start_sandbox(
     sandbox_id = sandbox_id or new_sandbox_id()
     directory = host.sandboxes_dir / sandbox_id
     directory.mkdir(parents=True)
-    disk = Disk(directory, spec.disk_mb, host.disk_blanks)
+    disk = Disk(directory, spec.disk_mb)
     overlay = Overlay(directory, template.rootfs, disk.mountpoint, host.engines.ids_of(spec.engine))
     network = host.networks.allocate(sandbox_id)
     sandbox = ContainerSandbox(sandbox_id, directory, disk, overlay, network, template, engine=spec.engine)
     async with AsyncExitStack() as undo:
         undo.push_async_callback(destroy, host, sandbox)
         state.save(sandbox)  # first, so that a restart can undo whatever follows
-        await asyncio.to_thread(disk.create)
+        await asyncio.to_thread(disk.create, host.disk_blanks)
         if upper is not None:
             await copy_tree(upper, overlay.upper)
         if fill is not None:
