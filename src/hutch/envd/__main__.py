@@ -71,15 +71,9 @@ async def run(
     os._exit(0)
 
 
-def main(argv=None, *, reaps_orphans: bool = False, listening: Callable[[], None] | None = None) -> None:
+def main(argv=None) -> None:
     """Run envd; or, started by a node as its fork server, make every crun sandbox's envd (each then runs
     on here as a subreaper that reaps its orphans)."""
-    control = os.environ.pop(FORK_SERVER_ENV, None)
-    if control is not None:
-        from .fork_server import serve  # only the fork server needs ctypes
-
-        serve(int(control), lambda listening: main(argv, reaps_orphans=True, listening=listening))
-        return
     args = parse_args(argv)
     # One line per event, stamped in UTC: the runtime serves this log as the sandbox's logs.
     logging.Formatter.converter = time.gmtime
@@ -89,7 +83,14 @@ def main(argv=None, *, reaps_orphans: bool = False, listening: Callable[[], None
         format="%(asctime)s.%(msecs)03dZ %(levelname)s %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S",
     )
-    asyncio.run(run(args, reaps_orphans=reaps_orphans, listening=listening))
+    control = os.environ.pop(FORK_SERVER_ENV, None)
+    if control is None:
+        asyncio.run(run(args))
+        return
+    from .fork_server import serve  # only the fork server needs ctypes
+
+    # What every envd would parse and configure alike is done here, once, in pages they all share.
+    serve(int(control), lambda listening: asyncio.run(run(args, reaps_orphans=True, listening=listening)))
 
 
 if __name__ == "__main__":

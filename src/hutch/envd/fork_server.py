@@ -9,9 +9,10 @@ crun started. Its environment is empty but for ``FORK_SERVER_ENV``, the number o
 
 On that socket (``SOCK_SEQPACKET``) the node first sends the settings every envd gets (capabilities,
 seccomp filter, open-file limit, OOM score, environment) and the server answers once it has imported
-everything. Then each message carries four descriptors and no data: a reply socket, a pidfd of the
-sandbox's init (crun started it; it waits on a pipe and ends when envd does), the sandbox's log, and the
-write end of that pipe. For each, the server forks a child that
+everything and rehearsed envd's first requests (:mod:`.rehearsal`). Then each message carries four
+descriptors and no data: a reply socket, a pidfd of the sandbox's init (crun started it; it waits on a
+pipe and ends when envd does), the sandbox's log, and the write end of that pipe. For each, the server
+forks a child that
 
 1. joins the init's cgroups (read from its ``/proc`` entry, accepted only under ``/hutch/``), sets the
    open-file limit and the OOM score while it is still the host's root,
@@ -41,7 +42,10 @@ import re
 import resource
 import signal
 import socket
+import sys
 from typing import Callable
+
+from .rehearsal import rehearse
 
 HOST_ROOT = "/.host"  # where the node's root is left after the pivot, detached at once
 CGROUPS = "/sys/fs/cgroup"
@@ -129,6 +133,8 @@ def serve(control_fd: int, run_envd: Callable[[Callable[[], None]], None]) -> No
     control = socket.socket(fileno=control_fd)
     settings = Settings(json.loads(control.recv(MAX_MESSAGE)))
     _import_everything()
+    rehearse()
+    sys.stderr.flush()  # nothing written here may reach an envd's log
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # every envd's first parent exits at once: the server reaps it
     signal.signal(signal.SIGCHLD, _reap)
     gc.freeze()  # the objects made so far stay untouched by every envd's collector: their pages stay shared

@@ -296,6 +296,16 @@ class _Length:
         return self.n
 
 
+async def serve_connection(
+    handler: Handler, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Serve the requests of one connection until it closes."""
+    try:
+        await _Connection(reader, writer, handler).serve()
+    except asyncio.CancelledError:
+        pass  # envd is shutting down
+
+
 async def serve(handler: Handler, host: str, port: int, sock: socket.socket | None = None):
     """Start listening; returns the ``asyncio.Server``."""
 
@@ -303,10 +313,7 @@ async def serve(handler: Handler, host: str, port: int, sock: socket.socket | No
         raw = writer.get_extra_info("socket")
         if raw is not None:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            await _Connection(reader, writer, handler).serve()
-        except asyncio.CancelledError:
-            pass  # envd is shutting down
+        await serve_connection(handler, reader, writer)
 
     if sock is not None:
         return await asyncio.start_server(on_client, sock=sock, limit=READ_SIZE)
