@@ -1,7 +1,7 @@
 """A team's API keys (``/api-keys``): list, create (the text is returned once), rename, revoke.
 
-Revoking marks the key's row (it stays, so that the key is never accepted or stored again), and every
-request looks its key up anew, so a revoked key is refused from the next request on. A team's last key
+Revoking marks the key's row (it stays, so that the key is never accepted or stored again) and clears the
+keys :mod:`.auth` keeps in memory, so a revoked key is refused from the next request on. A team's last key
 cannot be revoked: with none left, nothing could make a new one over the API.
 """
 
@@ -15,7 +15,7 @@ from ...catalog.keys import new_key
 from ...catalog.models import ApiKey
 from ...catalog.repos import teams
 from ...errors import Conflict
-from . import quotas
+from . import auth, quotas
 
 
 @dataclass(frozen=True)
@@ -61,3 +61,4 @@ async def revoke(*, catalog: Catalog, team_id: str, key_id: str) -> None:
         if await teams.count_keys(session, team_id) <= 1:
             raise Conflict("this is the team's last API key: create another one before revoking it")
         await teams.revoke_key(session, row.key_hash, at=datetime.now(UTC))
+    auth.forget_keys(catalog)

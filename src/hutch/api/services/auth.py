@@ -1,20 +1,25 @@
 """API keys to teams, and the operator key to the operator.
 
-Every request looks its key up in the catalog (there is no cache of keys), so a revoked key is refused
-from the next request on. A key's ``last_used`` is written at most once a minute, in a unit of work of its
-own: a read that turned into a write could collide with another writer on SQLite.
+A key is looked up in the catalog. On a catalog this process alone writes (SQLite), the teams of the keys
+it let in are kept in memory (:class:`KnownKeys`) until a key is revoked or a team is changed or removed
+here, which clears them once committed: a revoked key is refused from the next request on either way. On a
+shared catalog (PostgreSQL, where another API replica may revoke a key) every request asks the catalog.
+A key's ``last_used`` is written at most once a minute, in a unit of work of its own: a read that turned
+into a write could collide with another writer on SQLite.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import weakref
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import OperationalError
 
 from ...catalog import Catalog
-from ...catalog.models import Team
+from ...catalog.keys import hash_key
+from ...catalog.models import ApiKey, Team
 from ...catalog.repos import teams
 from ...errors import Unauthenticated
 
@@ -24,20 +29,63 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 log = logging.getLogger(__name__)
 
 
+# The most keys kept; past it the memory starts again empty.
+MAX_KNOWN_KEYS = 10_000
+
+
+class KnownKeys:
+    """The stored keys (by hash) and teams that let requests in, for one catalog this process alone writes.
+    ``generation`` counts the clearings: a lookup that began before one keeps nothing it found."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, tuple[ApiKey, Team]] = {}
+        self.generation = 0
+
+    def clear(self) -> None:
+        self.found.clear()
+        self.generation += 1
+
+
+_known: weakref.WeakKeyDictionary[Catalog, KnownKeys] = weakref.WeakKeyDictionary()
+
+
+def _known_keys(catalog: Catalog) -> KnownKeys | None:
+    if catalog.shared:
+        return None
+    return _known.setdefault(catalog, KnownKeys())
+
+
+def forget_keys(catalog: Catalog) -> None:
+    """A key was revoked or a team changed or removed, and that is committed: look every key up again."""
+    known = _known.get(catalog)
+    if known is not None:
+        known.clear()
+
+
 async def team_for_key(*, catalog: Catalog, api_key: str | None) -> Team:
     """The team that owns ``api_key``; a missing, unknown or revoked key is ``Unauthenticated``."""
     if not api_key:
         raise Unauthenticated("missing API key: send it in the X-API-Key header")
-    async with catalog.transaction() as session:
-        found = await teams.key_with_team(session, api_key)
+    known = _known_keys(catalog)
+    key_hash = hash_key(api_key)
+    found = known.found.get(key_hash) if known is not None else None
     if found is None:
-        raise Unauthenticated("invalid API key")
+        generation = known.generation if known is not None else 0
+        async with catalog.transaction() as session:
+            found = await teams.key_with_team(session, api_key)
+        if found is None:
+            raise Unauthenticated("invalid API key")
+        if known is not None and known.generation == generation:
+            if len(known.found) >= MAX_KNOWN_KEYS:
+                known.found.clear()
+            known.found[key_hash] = found
     stored, team = found
     now = datetime.now(UTC)
     if stored.last_used is None or now - stored.last_used >= LAST_USED_RESOLUTION:
         try:
             async with catalog.transaction() as session:
                 await teams.mark_used(session, stored.key_hash, at=now)
+            stored.last_used = now
         except OperationalError as error:
             # Only bookkeeping: the request goes on, and a later one writes it.
             log.warning("could not record the use of API key %s: %s", stored.id, error)

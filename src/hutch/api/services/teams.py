@@ -17,7 +17,7 @@ from ...catalog import Catalog
 from ...catalog.models import Team
 from ...catalog.repos import sandboxes, teams, templates, volumes
 from ...errors import Conflict, NotFound
-from . import api_keys, quotas
+from . import api_keys, auth, quotas
 from .api_keys import CreatedKey
 from .sandboxes import SandboxService
 from .snapshots import SnapshotService
@@ -50,7 +50,9 @@ async def update(*, catalog: Catalog, team_id: str, changes: dict[str, int | Non
     """Set the team's own limits; ``None`` gives it the default again."""
     async with catalog.transaction() as session:
         team = await _team_or_raise(session, team_id)
-        return await _view(session, await teams.set_quotas(session, team, changes))
+        view = await _view(session, await teams.set_quotas(session, team, changes))
+    auth.forget_keys(catalog)
+    return view
 
 
 async def create_key(*, catalog: Catalog, team_id: str, name: str) -> CreatedKey:
@@ -82,6 +84,7 @@ async def remove(
         snapshot_ids = [snapshot.template_id for snapshot in await templates.snapshots(session, team_id)]
         kept_volumes = await volumes.of_team(session, team_id)
         await teams.remove(session, team)
+    auth.forget_keys(catalog)
     for sandbox_id in doomed:
         await sandbox_service.destroy(sandbox_id=sandbox_id)
     for template_id in snapshot_ids:
