@@ -69,7 +69,13 @@ class OciCli:
                 "--detach", "--pid-file", str(pid_file), "--bundle", str(bundle), container_id,
                 stdin=asyncio.subprocess.DEVNULL if stdin is None else stdin, stdout=out, stderr=out,
             )  # fmt: skip
-            code = await process.wait()
+            try:
+                code = await process.wait()
+            except asyncio.CancelledError:
+                # The runtime finishes what it began, so that the undo that follows finds it all to remove
+                # (a ``delete`` racing a ``run`` leaves the container behind).
+                await asyncio.shield(process.wait())
+                raise
         if code != 0:
             tail = log.read_bytes()[-2000:].decode(errors="replace").strip()
             raise BackendUnavailable(f"{self.binary_name} {command} failed: {tail}")
