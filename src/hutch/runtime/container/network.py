@@ -120,11 +120,13 @@ class Networks:
             inside += f"route replace default via {net.host_ip}\n"
         await _ip("-n", net.netns, script=inside)
 
-    async def delete(self, net: SandboxNetwork) -> None:
-        """Remove the veth (freed at once) and the namespace; parts already gone are fine. Host sockets
-        still connected to the sandbox are closed first: a gVisor sandbox dies without closing its end,
-        and a client (the proxy) would otherwise wait for an answer that never comes."""
-        await cut(net)
+    async def delete(self, net: SandboxNetwork, *, cut_connections: bool = True) -> None:
+        """Remove the veth (freed at once) and the namespace; parts already gone are fine. With
+        ``cut_connections``, host sockets still connected to the sandbox are closed first: a gVisor sandbox
+        dies without closing its end, and a client (the proxy) would otherwise wait for an answer that never
+        comes. A crun sandbox's kernel closed its end when its processes died."""
+        if cut_connections:
+            await cut(net)
         await _ip("-force", script=f"link del {net.host_if}\nnetns del {net.netns}\n", check=False)
         if os.path.exists(net.netns_path):
             raise BackendUnavailable(f"network namespace {net.netns} could not be removed")

@@ -108,7 +108,8 @@ async def start_sandbox(
             sandbox.init_pidfd = os.pidfd_open(pid)
         if pooled:
             cgroups.set_cpu_shares(sandbox_id, cgroups.POOL_CPU_SHARES)
-        await envd_client.wait_healthy(host.client, sandbox.envd_url)
+        if sandbox.envd_pidfd is None:  # a forked envd answered ``ready`` once it listened
+            await envd_client.wait_healthy(host.client, sandbox.envd_url)
         if checkpoint is None:
             await envd_client.start_template(host.client, sandbox.envd_url, template)
         undo.pop_all()
@@ -140,7 +141,7 @@ async def destroy(host: Host, sandbox: ContainerSandbox) -> None:
         for step in (
             lambda: remove_containers(host.engines.get(sandbox.engine), sandbox),
             lambda: host.remove_egress(sandbox),
-            lambda: host.networks.delete(sandbox.network),
+            lambda: host.networks.delete(sandbox.network, cut_connections=sandbox.engine == "gvisor"),
             lambda: asyncio.to_thread(host.volumes.release, sandbox.sandbox_id, sandbox.directory),
             lambda: asyncio.to_thread(sandbox.overlay.unmount),
             lambda: asyncio.to_thread(sandbox.disk.remove),
