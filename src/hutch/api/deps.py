@@ -1,5 +1,6 @@
 """What routes receive: the services and settings on ``app.state``, and the caller: a team, or the
-operator."""
+operator. Every dependency is a coroutine: FastAPI runs a plain function in a worker thread, a hop per
+dependency of every request."""
 
 from __future__ import annotations
 
@@ -27,31 +28,31 @@ _operator_key = APIKeyHeader(
 )
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _catalog(request: Request) -> Catalog:
+async def _catalog(request: Request) -> Catalog:
     return request.app.state.catalog
 
 
-def _sandboxes(request: Request) -> SandboxService:
+async def _sandboxes(request: Request) -> SandboxService:
     return request.app.state.sandboxes
 
 
-def _metrics(request: Request) -> MetricsService:
+async def _metrics(request: Request) -> MetricsService:
     return request.app.state.metrics
 
 
-def _snapshots(request: Request) -> SnapshotService:
+async def _snapshots(request: Request) -> SnapshotService:
     return request.app.state.snapshots
 
 
-def _template_builds(request: Request) -> TemplateBuildService:
+async def _template_builds(request: Request) -> TemplateBuildService:
     return request.app.state.template_builds
 
 
-def _volumes(request: Request) -> VolumeService:
+async def _volumes(request: Request) -> VolumeService:
     return request.app.state.volumes
 
 

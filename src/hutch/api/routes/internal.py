@@ -16,7 +16,7 @@ from ...secret_files import NODE_KEY_HEADER, node_key
 from ..deps import SandboxServiceDep, SettingsDep
 
 
-def require_node(
+async def require_node(
     settings: SettingsDep,
     key: Annotated[str | None, Header(alias=NODE_KEY_HEADER)] = None,
     cluster_key: Annotated[str | None, Header(alias=CLUSTER_KEY_HEADER)] = None,

@@ -13,7 +13,7 @@ from ..services.secrets import SecretService
 router = APIRouter(tags=["secrets"], dependencies=[Depends(require_team)])
 
 
-def _secrets(request: Request) -> SecretService:
+async def _secrets(request: Request) -> SecretService:
     return request.app.state.secrets
 
 

@@ -16,7 +16,7 @@ from ..services.volumes import MAX_DEPTH, MAX_PATH
 router = APIRouter(tags=["volume content"])
 
 
-def _token(
+async def _token(
     volume_id: str, service: VolumeServiceDep, authorization: Annotated[str | None, Header()] = None
 ) -> str:
     """The request's volume token, checked before anything else of the request is (401 otherwise)."""
