@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 
 import httpx
 import pytest
@@ -157,3 +158,20 @@ def test_configuration_errors(start, config, token, message):
     )
     assert done.returncode == 1
     assert message in done.stderr
+
+
+def test_an_idle_connection_is_kept_longer_than_clients_keep_it(start, place):
+    """A client's pooled connection, idle for longer than uvicorn's default 5 s, still carries the next
+    request (the SDKs keep idle connections for 300 s and do not retry one the server closed)."""
+    done, gateway = start({"github/test/echo": {"runCmd": place.run_cmd()}})
+    assert done.returncode == 0, done.stderr
+    headers = {"Authorization": f"Bearer {gateway.token}"}
+    with httpx.Client(headers=headers, limits=httpx.Limits(keepalive_expiry=300)) as client:
+        assert client.get(gateway.url.replace("/mcp", "/other")).status_code == 404
+        time.sleep(6)  # uvicorn's default keep-alive is 5 s
+        again = client.get(gateway.url.replace("/mcp", "/other"), extensions={"trace": _no_new_connection})
+        assert again.status_code == 404
+
+
+def _no_new_connection(event: str, _info: dict) -> None:
+    assert not event.startswith("connection.connect_tcp"), "the idle connection was closed by the gateway"

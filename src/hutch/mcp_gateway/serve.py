@@ -29,6 +29,9 @@ log = logging.getLogger("mcp-gateway")
 MAX_SESSIONS = 64
 MAX_CONNECTIONS = 128
 SESSION_IDLE_S = 30 * 60
+# Longer than clients keep an idle connection (the SDKs: 300 s), so that the client closes it first and never
+# sends a request on one the gateway is closing (uvicorn's default is 5 s).
+KEEP_ALIVE_S = 620
 
 
 def main(options: argparse.Namespace) -> int:
@@ -89,6 +92,7 @@ async def serve(options: argparse.Namespace, report: Any) -> int:
                 access_log=False,
                 lifespan="off",
                 limit_concurrency=MAX_CONNECTIONS,
+                timeout_keep_alive=KEEP_ALIVE_S,
             )
         )
         loop.remove_signal_handler(signal.SIGTERM)  # uvicorn's own handler stops it from here on
