@@ -34,8 +34,9 @@ REQUESTS = (
 def rehearse(runs: int = RUNS) -> None:
     """Serve ``runs`` rounds of :data:`REQUESTS` on one keep-alive connection; raises if an answer is not
     a success, and leaves no thread, descriptor or event loop behind."""
+    before = set(threading.enumerate())
     asyncio.run(_rehearse(runs))
-    if threading.active_count() != 1:
+    if set(threading.enumerate()) - before:
         raise RuntimeError("the rehearsal left a thread: the fork server must stay single-threaded")
 
 
