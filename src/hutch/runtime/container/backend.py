@@ -59,6 +59,17 @@ STOP_GRACE_S = 0.5
 TEARDOWN_WAIT_S = 30.0
 
 
+def _policy(sandbox: ContainerSandbox, spec: SandboxSpec | None = None) -> EgressPolicy:
+    """The egress policy ``spec`` asks for (without one: what a create asks for unless it says otherwise,
+    internet and nothing else), with the sandbox's CA when it has one."""
+    authority = sandbox.directory if has_trust(sandbox.directory) else None
+    if spec is None:
+        return EgressPolicy(True, authority=authority)
+    return EgressPolicy(
+        spec.allow_internet_access, tuple(spec.allow_out), tuple(spec.deny_out), spec.egress, authority
+    )
+
+
 class ContainerRuntime:
     """crun or gVisor sandboxes with overlay roots, a disk and a netns each, cgroup limits and a warm pool."""
 
@@ -225,14 +236,7 @@ class ContainerRuntime:
             )
             sandbox.access_token = spec.access_token
             sandbox.spec = spec
-            sandbox.egress = EgressPolicy(
-                spec.allow_internet_access,
-                tuple(spec.allow_out),
-                tuple(spec.deny_out),
-                spec.egress,
-                sandbox.directory if has_trust(sandbox.directory) else None,
-            )
-            await self.host.apply_egress(sandbox)
+            await self._apply_egress(sandbox, _policy(sandbox, spec))
         except BaseException:  # a cancelled create too: nothing may outlive it
             await asyncio.shield(destroy(self.host, sandbox))
             raise
@@ -519,7 +523,24 @@ class ContainerRuntime:
         spec = SandboxSpec(
             template=template, cpu_count=cpu_count, memory_mb=memory_mb, disk_mb=disk_mb, engine=engine
         )
-        return await start_sandbox(self.host, template, spec, pooled=True)
+        sandbox = await start_sandbox(self.host, template, spec, pooled=True)
+        if self.host.firewall.uplink and not template.start_cmd:
+            # Nothing of a tenant's runs in it until it is handed out: it may have the policy most creates
+            # ask for (internet, no lists, no rules) now, so that those apply nothing then.
+            try:
+                await self._apply_egress(sandbox, _policy(sandbox))
+            except BaseException:
+                await asyncio.shield(destroy(self.host, sandbox))
+                raise
+        return sandbox
+
+    async def _apply_egress(self, sandbox: ContainerSandbox, policy: EgressPolicy) -> None:
+        """Give the sandbox ``policy``, unless it has it already."""
+        if sandbox.egress_applied and sandbox.egress == policy:
+            return
+        sandbox.egress = policy
+        await self.host.apply_egress(sandbox)
+        sandbox.egress_applied = True
 
     def _keep(self, sandbox: ContainerSandbox) -> None:
         """List a sandbox that is a user's, watch its init and sample what it uses."""

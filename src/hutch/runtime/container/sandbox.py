@@ -56,6 +56,9 @@ class ContainerSandbox:
     # A pidfd of its envd when envd is not the init but forked into the container (``envd_fork``).
     envd_pidfd: int | None = None
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    # Whether ``egress`` is what the firewall and the egress proxy hold for it (a pooled sandbox may have
+    # the default policy before it is handed out).
+    egress_applied: bool = False
     # What it was started with (a boot after a filesystem pause starts it the same way).
     spec: SandboxSpec | None = None
     # ``full`` (frozen in memory) or ``filesystem`` (processes ended, files kept) while paused.

@@ -11,6 +11,7 @@ node's uplink; the node trusts the outside's test CA through ``egress_upstream_c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -195,3 +196,32 @@ async def test_a_copy_of_a_gvisor_sandbox_has_the_rules_and_trusts_its_own_ca(ru
         for made in [handle, *copies]:
             if not isinstance(made, Exception):
                 await runtime.kill(made.sandbox_id)
+
+
+async def test_a_pooled_sandbox_has_the_default_policy_before_it_is_handed_out(runtime, monkeypatch):
+    """A spare of a template without a start command gets the policy most creates ask for (internet) while
+    it waits, so that such a create changes no rule; any other create replaces it before it returns."""
+    template = TemplateImage("base", base.build(Path("/var/cache/hutch")), default_user="user")
+    runtime.keep_warm(template, 1, cpu_count=2, memory_mb=512)
+    applied: list[str] = []
+    original = runtime.host.firewall.apply
+
+    async def counted(index, host_if, policy):
+        applied.append("internet" if policy.internet else "closed")
+        await original(index, host_if, policy)
+
+    monkeypatch.setattr(runtime.host.firewall, "apply", counted)
+    fetch = f"curl -sS -m 5 -k --resolve api.test:443:{OUTSIDE} https://api.test/ || echo blocked"
+    key = ("base", 2, 512, 1024, "crun")
+    for internet, expected in ((True, "ok api.test"), (False, "blocked"), (True, "ok api.test")):
+        async with asyncio.timeout(120):
+            while runtime.pool.size(key) < 1:
+                await asyncio.sleep(0.05)
+        applied.clear()
+        handle = await runtime.create(SandboxSpec(template=template, allow_internet_access=internet))
+        try:
+            assert applied == ([] if internet else ["closed"])
+            _, out = await _run(handle, fetch)
+            assert expected in out, out
+        finally:
+            await runtime.kill(handle.sandbox_id)
