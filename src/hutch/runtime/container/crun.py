@@ -1,9 +1,11 @@
 """Calling crun: every call runs in a private mount namespace where crun sees a cgroup layout it accepts.
 
 On hosts with the hybrid cgroup layout (v1 controllers plus a cgroup2 mount at ``/sys/fs/cgroup/unified``)
-crun 1.8 refuses to run. Each crun call therefore starts in a fresh mount namespace (copied from the host at
-that moment, so overlays and ``/run/netns`` entries made just before are visible) with that one mount
-removed: crun then drives plain cgroup v1. Nothing changes on the host.
+crun 1.8 refuses to run a container. A ``run`` therefore starts in a fresh mount namespace (copied from the
+host at that moment, so overlays and ``/run/netns`` entries made just before are visible) with that one
+mount removed: crun then drives plain cgroup v1. Nothing changes on the host. crun's other calls
+(``delete``, ``state``, ``list``) work on that layout as it is, and run without the copy, whose cost grows
+with the host's mounts.
 
 A ``run`` also prepares what the sandbox's user namespace needs, in that private namespace and in the
 sandbox's network namespace (whose owner is the host's user namespace, not the sandbox's):
@@ -45,14 +47,6 @@ def _tools() -> tuple[list[str], list[str], list[str], str]:
     return [busybox, "unshare"], [busybox, "nsenter"], [busybox, "sh"], f"{busybox} "
 
 
-def _hide_unified() -> list[str]:
-    unshare, _, sh, tool = _tools()
-    return [
-        *unshare, "--mount", "--propagation", "private",
-        *sh, "-c", f'{tool}umount -l {_UNIFIED} && exec "$@"', "sh",
-    ]  # fmt: skip
-
-
 def _prepare_run(hybrid: bool) -> str:
     """Run with the sandbox's root as $1 and its sysfs mount point as $2, then the crun command line."""
     tool = _tools()[3]
@@ -92,7 +86,7 @@ class Crun(OciCli):
         self.hybrid = hybrid_cgroups()
         # Hutch's containers live in their own crun state directory, apart from any other crun user.
         command = [found, "--root", state_dir]
-        super().__init__([*(_hide_unified() if self.hybrid else []), *command], state_dir, command)
+        super().__init__(command, state_dir)
 
     def run_prefix(self, bundle: Path) -> list[str]:
         root, netns = _root_and_netns(bundle)
