@@ -108,7 +108,9 @@ async def start_sandbox(
             sandbox.init_pidfd = os.pidfd_open(pid)
         if pooled:
             cgroups.set_cpu_shares(sandbox_id, cgroups.POOL_CPU_SHARES)
-        if sandbox.envd_pidfd is None:  # a forked envd answered ``ready`` once it listened
+        # A forked envd answered ``ready`` once it listened; a pooled one answers a first request now all
+        # the same, which costs it the most (it copies the pages it touches), off a create's path.
+        if sandbox.envd_pidfd is None or pooled:
             await envd_client.wait_healthy(host.client, sandbox.envd_url)
         if checkpoint is None:
             await envd_client.start_template(host.client, sandbox.envd_url, template)
