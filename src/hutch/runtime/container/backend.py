@@ -108,7 +108,9 @@ class ContainerRuntime:
             egress_proxy=(
                 EgressProxy(subnet, uplink, upstream_ca_file=egress_upstream_ca_file) if uplink else None
             ),
-            client=httpx.AsyncClient(trust_env=False),
+            # Each envd is asked a few times, far apart: an idle connection to every sandbox would only make
+            # each request check them all.
+            client=httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)),
         )
         self.pool: WarmPool[ContainerSandbox] = WarmPool(self._prepare_for_pool, partial(destroy, self.host))
         self._templates: dict[str, TemplateImage] = {}
