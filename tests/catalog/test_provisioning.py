@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from hutch.catalog import Catalog, create_api_key, ensure_api_key, register_template
 from hutch.catalog.models import ApiKey, Template
@@ -80,6 +80,35 @@ async def test_an_alias_moves_to_the_template_registered_last(catalog: Catalog) 
         old = await templates.find(session, "old")
         assert old is not None and old.aliases == ["legacy"]
         assert await templates.names(session) == ["base", "legacy", "new", "old"]
+
+
+async def test_aliases_are_found_among_many_templates_whatever_they_hold(catalog: Catalog) -> None:
+    """An alias is found by the rows whose text holds it (snapshots make templates many), whatever
+    characters it has: SQL's wildcards, quotes, backslashes, letters JSON escapes; a near miss is not it."""
+    odd = ["with_under%score", 'a"quote', "back\\slash", "grüße", "x!y", "bas"]
+    for index in range(30):
+        await register_template(catalog, template_id=f"t{index}", rootfs=f"/t{index}", aliases=[f"a{index}"])
+    await register_template(catalog, template_id="odd", rootfs="/odd", aliases=odd)
+    near = ["withxunderyscore", "base1"]
+    await register_template(catalog, template_id="near", rootfs="/near", aliases=near)
+    loaded: list[Template] = []
+
+    def read(row: Template, _context: object) -> None:
+        loaded.append(row)
+
+    event.listen(Template, "load", read)
+    try:
+        for name in [*odd, "a7", "a29"]:
+            loaded.clear()
+            async with catalog.transaction() as session:
+                found = await templates.find(session, name)
+            assert found is not None and name in found.aliases, name
+            assert loaded == [found], f"{name}: {len(loaded)} rows read"
+    finally:
+        event.remove(Template, "load", read)
+    async with catalog.transaction() as session:
+        for name in ("with_under_score", "base", "a", "grüß", '"bas"'):
+            assert await templates.find(session, name) is None, name
 
 
 async def test_a_revoked_key_is_not_stored_again(catalog: Catalog) -> None:

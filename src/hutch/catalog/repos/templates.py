@@ -3,10 +3,11 @@ quotas, added and removed."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Text, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..models import Template
@@ -17,14 +18,23 @@ async def find(session: AsyncSession, name: str, *, team_id: str | None = None) 
     may use (another team's private template is as unknown as a missing one)."""
     template = await session.get(Template, name)
     if template is None:
-        # Few templates exist and aliases are a JSON list: matching them here works on every dialect.
-        for candidate in await session.scalars(select(Template)):
-            if name in candidate.aliases:
-                template = candidate
-                break
+        template = await _by_alias(session, name)
     if template is not None and team_id is not None and not template.visible_to(team_id):
         return None
     return template
+
+
+async def _by_alias(session: AsyncSession, name: str) -> Template | None:
+    """The template with the alias ``name``. Aliases are a JSON list, which no SQL matches alike on every
+    dialect: the rows whose stored text holds ``name`` as a JSON string are read first (snapshots make
+    templates many), every row only when none of those has it (a text the dialect stores otherwise)."""
+    quoted = json.dumps(name).replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    likely = select(Template).where(cast(Template.aliases, Text).like(f"%{quoted}%", escape="!"))
+    for rows in (likely, select(Template)):
+        for candidate in await session.scalars(rows):
+            if name in candidate.aliases:
+                return candidate
+    return None
 
 
 async def get(session: AsyncSession, template_id: str) -> Template | None:
