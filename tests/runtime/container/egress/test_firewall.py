@@ -1,11 +1,14 @@
-"""The firewall's pure parts: the node boundary (what no egress policy opens)."""
+"""The firewall's pure parts: the node boundary (what no egress policy opens); its transactions' end."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import os
 
 import pytest
 
+from hutch.runtime.container.egress import firewall
 from hutch.runtime.container.egress.firewall import closed_networks, closes
 
 SUBNET = ipaddress.IPv4Network("10.11.0.0/16")
@@ -47,3 +50,27 @@ def test_the_operator_opens_private_ranges_and_nothing_else():
 )  # fmt: skip
 def test_addresses_and_literals_closed_to_every_sandbox(host, closed):
     assert closes(host) is closed
+
+
+# An nft that takes its time, then marks that its transaction ended.
+SLOW_NFT = """#!/bin/sh
+cat > /dev/null
+sleep 0.3
+touch "$(dirname "$0")/committed"
+"""
+
+
+async def test_a_cancelled_transaction_ends_before_the_cancellation_goes_on(tmp_path, monkeypatch):
+    """A create cancelled while its policy is applied tears the sandbox down, which removes the policy:
+    that removal must not run alongside the transaction (a policy left for an address a later sandbox
+    gets)."""
+    nft = tmp_path / "nft"
+    nft.write_text(SLOW_NFT)
+    nft.chmod(0o700)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    applying = asyncio.ensure_future(firewall._nft("add table inet t\n"))
+    await asyncio.sleep(0.05)
+    applying.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await applying
+    assert (tmp_path / "committed").exists()

@@ -157,11 +157,18 @@ def _names(entries: tuple[str, ...]) -> tuple[str, ...]:
 
 
 async def _nft(script: str, check: bool = True) -> None:
+    """Run one nft transaction. A cancellation waits for it to end: what the cancelled call leads to (a
+    teardown removing what the transaction adds) must not run alongside it."""
     process = await asyncio.create_subprocess_exec(
         "nft", "-f", "-",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    _, stderr = await process.communicate(script.encode())
+    exchange = asyncio.ensure_future(process.communicate(script.encode()))
+    try:
+        _, stderr = await asyncio.shield(exchange)
+    except asyncio.CancelledError:
+        await exchange
+        raise
     if check and process.returncode != 0:
         raise BackendUnavailable(f"nft failed: {stderr.decode(errors='replace').strip()}")
 
