@@ -215,7 +215,9 @@ class ContainerRuntime:
         if spec.template.checkpoint is not None and spec.engine == "gvisor":
             checkpoint = Checkpoint(spec.template.checkpoint)
         if sandbox is None:
-            sandbox = await start_sandbox(self.host, spec.template, spec, checkpoint=checkpoint)
+            sandbox = await start_sandbox(
+                self.host, spec.template, spec, checkpoint=checkpoint, egress=self._egress_of(spec)
+            )
         else:
             cgroups.set_cpu_shares(sandbox.container_id, cgroups.CPU_SHARES)  # from the pool's to a user's
         return await self._hand_out(sandbox, spec, checkpoint)
@@ -525,16 +527,20 @@ class ContainerRuntime:
         spec = SandboxSpec(
             template=template, cpu_count=cpu_count, memory_mb=memory_mb, disk_mb=disk_mb, engine=engine
         )
-        sandbox = await start_sandbox(self.host, template, spec, pooled=True)
-        if self.host.firewall.uplink and not template.start_cmd:
-            # Nothing of a tenant's runs in it until it is handed out: it may have the policy most creates
-            # ask for (internet, no lists, no rules) now, so that those apply nothing then.
-            try:
-                await self._apply_egress(sandbox, _policy(sandbox))
-            except BaseException:
-                await asyncio.shield(destroy(self.host, sandbox))
-                raise
-        return sandbox
+        # Nothing of a tenant's runs in a sandbox without a start command until it is handed out: it may
+        # have the policy most creates ask for (internet, no lists, no rules) now, so those apply nothing.
+        early = self.host.firewall.uplink and not template.start_cmd
+        return await start_sandbox(
+            self.host, template, spec, pooled=True, egress=self._egress_of(None) if early else None
+        )
+
+    def _egress_of(self, spec: SandboxSpec | None) -> Callable[[ContainerSandbox], Awaitable[None]]:
+        """What gives a starting sandbox the egress policy of ``spec`` (without one: the default)."""
+
+        async def apply(sandbox: ContainerSandbox) -> None:
+            await self._apply_egress(sandbox, _policy(sandbox, spec))
+
+        return apply
 
     async def _apply_egress(self, sandbox: ContainerSandbox, policy: EgressPolicy) -> None:
         """Give the sandbox ``policy``, unless it has it already."""

@@ -15,9 +15,10 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 from ...errors import BackendUnavailable
 from ...private_files import write_private
@@ -46,13 +47,14 @@ async def start_sandbox(
     upper: Path | None = None,
     sandbox_id: str | None = None,
     fill: Callable[[Path], Awaitable[None]] | None = None,
+    egress: Callable[[ContainerSandbox], Awaitable[None]] | None = None,
 ) -> ContainerSandbox:
     """Root filesystem, network, container, envd answering; all undone if any step fails. A ``pooled``
     sandbox gets the pool's CPU weight. From a ``checkpoint`` (gVisor), the container is restored instead
     of booted, with ``upper`` (if any) as the start of its writable layer: it goes on where the
     checkpointed sandbox was, with its host name and boot id. A sandbox that moved from another node keeps
     its ``sandbox_id``, and ``fill`` writes its writable layer (on its disk, within its quota) before it
-    boots."""
+    boots. ``egress`` gives it its egress policy while its container starts."""
     sandbox_id = sandbox_id or new_sandbox_id()
     directory = host.sandboxes_dir / sandbox_id
     directory.mkdir(parents=True)
@@ -99,13 +101,10 @@ async def start_sandbox(
         if host.egress_proxy is not None:  # its own CA, which header rules' interception uses
             config["mounts"] += await asyncio.to_thread(prepare_trust, directory, overlay.merged)
         write_private(directory / "config.json", json.dumps(config))  # it holds the env vars
-        if checkpoint is None:
-            await run_container(host, sandbox)
+        if egress is None:
+            await _boot(host, sandbox, checkpoint)
         else:
-            pid = await host.engines.gvisor().restore(
-                sandbox_id, directory, checkpoint.image, sandbox.log_path
-            )
-            sandbox.init_pidfd = os.pidfd_open(pid)
+            await _together(_boot(host, sandbox, checkpoint), egress(sandbox))
         if pooled:
             cgroups.set_cpu_shares(sandbox_id, cgroups.POOL_CPU_SHARES)
         # A forked envd answered ``ready`` once it listened; a pooled one answers a first request now all
@@ -116,6 +115,27 @@ async def start_sandbox(
             await envd_client.start_template(host.client, sandbox.envd_url, template)
         undo.pop_all()
     return sandbox
+
+
+async def _together(*works: Coroutine[Any, Any, None]) -> None:
+    """Run ``works`` at once; the first to fail cancels the others, waits for them, and is raised."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for work in works:
+                group.create_task(work)
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+
+
+async def _boot(host: Host, sandbox: ContainerSandbox, checkpoint: Checkpoint | None) -> None:
+    """Run the sandbox's container, or restore it from ``checkpoint``."""
+    if checkpoint is None:
+        await run_container(host, sandbox)
+        return
+    pid = await host.engines.gvisor().restore(
+        sandbox.sandbox_id, sandbox.directory, checkpoint.image, sandbox.log_path
+    )
+    sandbox.init_pidfd = os.pidfd_open(pid)
 
 
 async def run_container(host: Host, sandbox: ContainerSandbox) -> None:

@@ -203,11 +203,11 @@ async def test_a_pooled_sandbox_has_the_default_policy_before_it_is_handed_out(r
     it waits, so that such a create changes no rule; any other create replaces it before it returns."""
     template = TemplateImage("base", base.build(Path("/var/cache/hutch")), default_user="user")
     runtime.keep_warm(template, 1, cpu_count=2, memory_mb=512)
-    applied: list[str] = []
+    applied: list[tuple[str, str]] = []
     original = runtime.host.firewall.apply
 
     async def counted(index, host_if, policy):
-        applied.append("internet" if policy.internet else "closed")
+        applied.append((host_if, "internet" if policy.internet else "closed"))
         await original(index, host_if, policy)
 
     monkeypatch.setattr(runtime.host.firewall, "apply", counted)
@@ -220,7 +220,31 @@ async def test_a_pooled_sandbox_has_the_default_policy_before_it_is_handed_out(r
         applied.clear()
         handle = await runtime.create(SandboxSpec(template=template, allow_internet_access=internet))
         try:
-            assert applied == ([] if internet else ["closed"])
+            host_if = runtime._live[handle.sandbox_id].network.host_if
+            # (The pool's refill gives the next spare its policy meanwhile.)
+            assert [kind for name, kind in applied if name == host_if] == ([] if internet else ["closed"])
+            _, out = await _run(handle, fetch)
+            assert expected in out, out
+        finally:
+            await runtime.kill(handle.sandbox_id)
+
+
+async def test_a_cold_create_has_its_policy_applied_once_while_its_container_starts(runtime, monkeypatch):
+    template = TemplateImage("base", base.build(Path("/var/cache/hutch")), default_user="user")
+    applied: list[bool] = []
+    original = runtime.host.firewall.apply
+
+    async def counted(index, host_if, policy):
+        applied.append(policy.internet)
+        await original(index, host_if, policy)
+
+    monkeypatch.setattr(runtime.host.firewall, "apply", counted)
+    fetch = f"curl -sS -m 5 -k --resolve api.test:443:{OUTSIDE} https://api.test/ || echo blocked"
+    for internet, expected in ((False, "blocked"), (True, "ok api.test")):
+        applied.clear()
+        handle = await runtime.create(SandboxSpec(template=template, allow_internet_access=internet))
+        try:
+            assert applied == [internet]
             _, out = await _run(handle, fetch)
             assert expected in out, out
         finally:
