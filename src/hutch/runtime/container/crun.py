@@ -1,4 +1,4 @@
-"""Calling crun: every call runs in a private mount namespace where crun sees a cgroup layout it accepts.
+"""Calling crun: a run starts in a private mount namespace where crun sees a cgroup layout it accepts.
 
 On hosts with the hybrid cgroup layout (v1 controllers plus a cgroup2 mount at ``/sys/fs/cgroup/unified``)
 crun 1.8 refuses to run a container. A ``run`` therefore starts in a fresh mount namespace (copied from the
