@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Callable
 
-from . import http
+from . import cors, http
 from .auth import UNAUTHORIZED, token_ok
 from .errors import HttpError, RpcError
 from .server import ClientGone, Request, Response
@@ -40,6 +40,10 @@ class Envd:
         state.watchers = Watchers()
 
     async def __call__(self, request: Request, response: Response) -> None:
+        if cors.is_preflight(request):
+            await response.send(204, headers=cors.preflight_headers(request))
+            return
+        response.added_headers = cors.response_headers(request)
         try:
             await self._dispatch(request, response)
         except (ClientGone, ConnectionError):

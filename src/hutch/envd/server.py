@@ -95,6 +95,7 @@ class Response:
         self.started = False
         self.finished = False
         self.status = 0
+        self.added_headers: Headers = []  # put on this response's head, whoever starts it
 
     async def send(self, status: int, body: bytes = b"", headers: Iterable[tuple[str, str]] = ()) -> None:
         """Send a complete response with a Content-Length."""
@@ -134,6 +135,7 @@ class Response:
     async def _start(self, status: int, headers: Headers) -> None:
         if self.started:
             raise RuntimeError("response already started")
+        headers = [*headers, *self.added_headers]
         if self._request is not None and self._request.body_pending:
             # Answering before the body is in (an error cut it short): the connection ends with this
             # response, so the client does not send its next request into it.
