@@ -12,7 +12,7 @@ import pytest
 from hutch.api.services import api_keys, auth
 from hutch.api.services import teams as team_service
 from hutch.catalog import Catalog
-from hutch.catalog.keys import new_key
+from hutch.catalog.keys import hash_key, new_key
 from hutch.catalog.repos import teams
 from hutch.errors import Unauthenticated
 
@@ -28,15 +28,15 @@ async def catalog(tmp_path: Path) -> AsyncIterator[Catalog]:
 
 @pytest.fixture()
 def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every key the catalog is asked for."""
+    """The hash of every key the catalog is asked for."""
     asked: list[str] = []
-    original = teams.key_with_team
+    original = teams.hashed_key_with_team
 
-    async def counted(session: Any, key: str) -> Any:
-        asked.append(key)
-        return await original(session, key)
+    async def counted(session: Any, key_hash: str) -> Any:
+        asked.append(key_hash)
+        return await original(session, key_hash)
 
-    monkeypatch.setattr(teams, "key_with_team", counted)
+    monkeypatch.setattr(teams, "hashed_key_with_team", counted)
     return asked
 
 
@@ -53,7 +53,7 @@ async def test_a_known_key_is_not_looked_up_again(catalog: Catalog, lookups: lis
     team_id, (key,) = await _team_with_keys(catalog, 1)
     for _ in range(3):
         assert (await auth.team_for_key(catalog=catalog, api_key=key)).team_id == team_id
-    assert lookups == [key]
+    assert lookups == [hash_key(key)]
 
 
 async def test_a_revoked_key_is_refused_at_once(catalog: Catalog) -> None:
@@ -100,7 +100,7 @@ async def test_a_team_changed_is_looked_up_again(catalog: Catalog, lookups: list
     await auth.team_for_key(catalog=catalog, api_key=key)
     await team_service.update(catalog=catalog, team_id=team_id, changes={"concurrent_sandboxes": 3})
     await auth.team_for_key(catalog=catalog, api_key=key)
-    assert lookups == [key, key]
+    assert lookups == [hash_key(key)] * 2
 
 
 async def test_a_lookup_that_began_before_a_revocation_keeps_nothing(
@@ -108,17 +108,17 @@ async def test_a_lookup_that_began_before_a_revocation_keeps_nothing(
 ) -> None:
     """The revocation commits while the lookup is on its way: that request may pass, the next one asks."""
     _, (key,) = await _team_with_keys(catalog, 1)
-    counted = teams.key_with_team
+    counted = teams.hashed_key_with_team
 
     async def revoked_meanwhile(session: Any, asked: str) -> Any:
         found = await counted(session, asked)
         auth.forget_keys(catalog)
         return found
 
-    monkeypatch.setattr(teams, "key_with_team", revoked_meanwhile)
+    monkeypatch.setattr(teams, "hashed_key_with_team", revoked_meanwhile)
     await auth.team_for_key(catalog=catalog, api_key=key)
     await auth.team_for_key(catalog=catalog, api_key=key)
-    assert lookups == [key, key]
+    assert lookups == [hash_key(key)] * 2
 
 
 async def test_a_shared_catalog_is_asked_every_time(
@@ -129,7 +129,7 @@ async def test_a_shared_catalog_is_asked_every_time(
     _, (key,) = await _team_with_keys(catalog, 1)
     await auth.team_for_key(catalog=catalog, api_key=key)
     await auth.team_for_key(catalog=catalog, api_key=key)
-    assert lookups == [key, key]
+    assert lookups == [hash_key(key)] * 2
 
 
 async def test_unknown_keys_are_not_kept(catalog: Catalog, lookups: list[str]) -> None:
@@ -137,4 +137,4 @@ async def test_unknown_keys_are_not_kept(catalog: Catalog, lookups: list[str]) -
     for _ in range(2):
         with pytest.raises(Unauthenticated):
             await auth.team_for_key(catalog=catalog, api_key=wrong)
-    assert lookups == [wrong, wrong]
+    assert lookups == [hash_key(wrong)] * 2

@@ -19,6 +19,7 @@ from ..templates.builder import Builder, build_sandboxes, configured_builder
 from ..templates.uploads import UploadStore
 from . import errors, openapi
 from .body_limit import BodyLimit
+from .dashboard import routes as dashboard
 from .ratelimit import RateLimiter
 from .reaper import Reaper
 from .routes import (
@@ -153,6 +154,7 @@ def create_app(
             reaper.start()
             stack.push_async_callback(reaper.stop)
             app.state.settings = settings
+            app.state.server_keys = keys
             app.state.catalog = database
             app.state.runtime = runtime
             app.state.sandboxes = service
@@ -205,6 +207,7 @@ def create_app(
     app.include_router(templates.router, responses=errors.ERROR_RESPONSES)
     app.include_router(nodes.router, responses=errors.ERROR_RESPONSES)
     app.include_router(internal.router)
+    dashboard.install(app)
     return app
 
 

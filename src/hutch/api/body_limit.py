@@ -4,8 +4,9 @@ FastAPI reads a route's whole body before it resolves the route's dependencies, 
 without this a client with no key could make the API hold any body in memory. When the route that serves
 the request (routing has happened by then) asks for the first part of its body:
 
-* on a route that takes a team's key (it depends on :func:`~.deps.require_team`), the ``X-API-Key`` is
-  checked first: without a valid one the answer is 401 and no byte of the body is read;
+* on a route that takes a team's key (it depends on :func:`~.deps.require_team`), the ``X-API-Key`` (or
+  the dashboard session) is checked first: without a valid one the answer is 401 and no byte of the body
+  is read;
 * a ``Content-Length`` over the route's cap is answered 413 before any byte is read;
 * every part is counted as it arrives (uvicorn reads no further ahead than 64 KiB), and reading fails with
   413 at the first byte over the cap.
@@ -22,12 +23,12 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import HutchError
-from .deps import ADMITTED, require_team
+from .deps import ADMITTED, Credentials, require_team
 from .errors import status_of
-from .services import auth
 
 
 class BodyLimit:
@@ -78,12 +79,17 @@ class _GuardedBody:
             raise HTTPException(413, _too_large(cap))
         route = scope.get("route")
         if isinstance(route, APIRoute) and _takes_team_key(route):
-            key = headers.get(b"x-api-key", b"").decode("latin-1")
+            request = Request(scope)
+            credentials = Credentials.of(request.headers, request.cookies)
+            state = scope["app"].state
             try:
-                team = await auth.team_for_key(catalog=scope["app"].state.catalog, api_key=key)
+                team = await credentials.team(state.catalog, state.server_keys)
             except HutchError as error:
                 raise HTTPException(status_of(error), error.message) from error
-            scope.setdefault("state", {})[ADMITTED] = (key, team)  # ``require_team`` need not look again
+            scope.setdefault("state", {})[ADMITTED] = (
+                credentials,
+                team,
+            )  # ``require_team`` need not look again
         return cap
 
 

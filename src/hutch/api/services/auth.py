@@ -22,6 +22,9 @@ from ...catalog.keys import hash_key
 from ...catalog.models import ApiKey, Team
 from ...catalog.repos import teams
 from ...errors import Unauthenticated
+from . import sessions
+from .server_keys import ServerKeys
+from .sessions import Session
 
 # How stale a key's ``last_used`` may get: writing it on every request would make every read a write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -66,13 +69,30 @@ async def team_for_key(*, catalog: Catalog, api_key: str | None) -> Team:
     """The team that owns ``api_key``; a missing, unknown or revoked key is ``Unauthenticated``."""
     if not api_key:
         raise Unauthenticated("missing API key: send it in the X-API-Key header")
+    return await team_for_hash(catalog=catalog, key_hash=hash_key(api_key))
+
+
+async def team_for_session(
+    *, catalog: Catalog, keys: ServerKeys, cookie: str, csrf: str | None
+) -> tuple[Session, Team]:
+    """The dashboard session in ``cookie`` and its team. The session must be valid and unexpired, ``csrf``
+    its token, and the key it was opened with not revoked; otherwise ``Unauthenticated``."""
+    session = sessions.read(keys, cookie)
+    if session is None:
+        raise Unauthenticated("the dashboard session is not valid or has expired: log in again")
+    if not csrf or not hmac.compare_digest(csrf.encode(), session.csrf.encode()):
+        raise Unauthenticated(f"a dashboard session needs its token in the {sessions.CSRF_HEADER} header")
+    return session, await team_for_hash(catalog=catalog, key_hash=session.key_hash)
+
+
+async def team_for_hash(*, catalog: Catalog, key_hash: str) -> Team:
+    """The team whose key is stored as ``key_hash``; an unknown or revoked one is ``Unauthenticated``."""
     known = _known_keys(catalog)
-    key_hash = hash_key(api_key)
     found = known.found.get(key_hash) if known is not None else None
     if found is None:
         generation = known.generation if known is not None else 0
         async with catalog.transaction() as session:
-            found = await teams.key_with_team(session, api_key)
+            found = await teams.hashed_key_with_team(session, key_hash)
         if found is None:
             raise Unauthenticated("invalid API key")
         if known is not None and known.generation == generation:

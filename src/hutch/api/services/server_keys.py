@@ -1,6 +1,6 @@
-"""The server key and what is derived from it: the Fernet key that seals secrets' values in the catalog, and
+"""The server key and what is derived from it: the Fernet key that seals secrets' values in the catalog,
 the HMAC key whose MAC of a volume's id is that volume's token (so a token is given again without being
-stored, and one volume's token never opens another).
+stored, and one volume's token never opens another), and the HMAC key that signs dashboard sessions.
 
 The key is ``api.server_key_file`` if set, else ``<data_dir>/secrets/server.key`` (made on first use); a
 cluster without a file derives it from the cluster secret, which every API replica has.
@@ -31,6 +31,7 @@ class ServerKeys:
             raise ValueError("the server key must be at least 32 bytes")
         self._fernet = Fernet(base64.urlsafe_b64encode(_derive(key, b"hutch secrets at rest")))
         self._tokens = _derive(key, b"hutch volume tokens")
+        self._sessions = _derive(key, b"hutch dashboard sessions")
 
     @classmethod
     def load(cls, *, data_dir: Path, file: Path | None, cluster_key: str | None) -> ServerKeys:
@@ -58,3 +59,7 @@ class ServerKeys:
     def volume_token_matches(self, volume_id: str, token: str) -> bool:
         """Whether ``token`` is ``volume_id``'s (in constant time)."""
         return hmac.compare_digest(self.volume_token(volume_id).encode(), token.encode("utf-8", "replace"))
+
+    def session_mac(self, payload: bytes) -> bytes:
+        """The MAC that makes ``payload`` a dashboard session this server issued."""
+        return hmac.new(self._sessions, payload, hashlib.sha256).digest()

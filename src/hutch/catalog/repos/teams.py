@@ -75,7 +75,12 @@ async def for_key(session: AsyncSession, key: str) -> Team | None:
 
 async def key_with_team(session: AsyncSession, key: str) -> tuple[ApiKey, Team] | None:
     """The stored ``key`` and its team, if it is a known key that was not revoked."""
-    statement = select(ApiKey, Team).join(Team).where(ApiKey.key_hash == hash_key(key), _ACTIVE)
+    return await hashed_key_with_team(session, hash_key(key))
+
+
+async def hashed_key_with_team(session: AsyncSession, key_hash: str) -> tuple[ApiKey, Team] | None:
+    """The key stored as ``key_hash`` and its team, if it was not revoked."""
+    statement = select(ApiKey, Team).join(Team).where(ApiKey.key_hash == key_hash, _ACTIVE)
     found = (await session.execute(statement)).first()
     return None if found is None else (found[0], found[1])
 

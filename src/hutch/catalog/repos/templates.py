@@ -42,6 +42,13 @@ async def get(session: AsyncSession, template_id: str) -> Template | None:
     return await session.get(Template, template_id)
 
 
+async def engines(session: AsyncSession, template_ids: Iterable[str]) -> dict[str, str]:
+    """The engine of each of ``template_ids`` that exists."""
+    wanted = list(set(template_ids))
+    statement = select(Template.template_id, Template.engine).where(Template.template_id.in_(wanted))
+    return {template_id: engine for template_id, engine in (await session.execute(statement)).all()}
+
+
 async def all_templates(session: AsyncSession) -> list[Template]:
     """Every template, oldest first."""
     return list(await session.scalars(select(Template).order_by(Template.created_at, Template.template_id)))

@@ -1,0 +1,152 @@
+"""``/dashboard``: the page and its files, logging in and out, the session a page reads, and the sandbox
+list with what the REST list lacks (engine, node, latest sample).
+
+The page and its files hold no data and are served to anyone (the login form is among them); everything
+else needs a session or an API key. The page forbids framing and loads code only from the API's origin,
+connecting to sandboxes only on the sandbox domain."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from ...catalog.keys import hash_key
+from ...errors import InvalidRequest, Unauthenticated
+from ..deps import CatalogDep, MetricsServiceDep, SandboxServiceDep, SettingsDep, TeamDep, session_cookie
+from ..schemas.dashboard import DashboardSession, Login, SandboxOverview
+from ..schemas.sandboxes import parse_metadata, parse_states
+from ..services import auth, overview, sessions
+from ..services.sessions import Session
+
+STATIC = Path(__file__).parent / "static"
+PREFIX = "/dashboard"
+
+router = APIRouter(prefix=PREFIX, tags=["dashboard"], include_in_schema=False)
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
+
+
+@router.get("")
+@router.get("/")
+async def page(settings: SettingsDep) -> FileResponse:
+    """The dashboard's one page; it draws every view itself."""
+    sandboxes = f"https://*.{settings.sandbox_domain}"  # through the TLS edge, whatever served this page
+    policy = "; ".join(
+        [
+            "default-src 'self'",
+            f"connect-src 'self' {sandboxes}",
+            f"frame-src {sandboxes}",
+            "img-src 'self' data: blob:",
+            # xterm.js writes its colours into a <style> element of its own.
+            "style-src 'self' 'unsafe-inline'",
+            "script-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+    headers = {
+        "Content-Security-Policy": policy,
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
+    return FileResponse(STATIC / "index.html", media_type="text/html", headers=headers)
+
+
+@router.post("/login")
+async def login(
+    body: Login, request: Request, response: Response, catalog: CatalogDep, settings: SettingsDep
+) -> DashboardSession:
+    """Open a session with an API key: the cookie is set, and the answer carries its CSRF token."""
+    team = await auth.team_for_key(catalog=catalog, api_key=body.api_key)
+    cookie, session = sessions.issue(
+        request.app.state.server_keys, key_hash=hash_key(body.api_key), team_id=team.team_id
+    )
+    response.set_cookie(
+        session_cookie(request.headers),
+        cookie,
+        max_age=sessions.LIFETIME_S,
+        path="/",
+        secure=_through_edge(request),
+        httponly=True,
+        samesite="strict",
+    )
+    return _described(session, team.name, settings.sandbox_domain)
+
+
+@router.get("/session")
+async def current_session(request: Request, catalog: CatalogDep, settings: SettingsDep) -> DashboardSession:
+    """The session the browser holds (401 without one). Only the API's own pages can read the answer."""
+    cookie = request.cookies.get(session_cookie(request.headers))
+    if not cookie:
+        raise Unauthenticated("not logged in")
+    session = sessions.read(request.app.state.server_keys, cookie)
+    if session is None:
+        raise Unauthenticated("the dashboard session is not valid or has expired: log in again")
+    team = await auth.team_for_hash(catalog=catalog, key_hash=session.key_hash)
+    return _described(session, team.name, settings.sandbox_domain)
+
+
+@router.post("/logout", status_code=204, response_class=Response)
+async def logout(request: Request) -> Response:
+    response = Response(status_code=204)
+    response.delete_cookie(
+        session_cookie(request.headers),
+        path="/",
+        secure=_through_edge(request),
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.get("/api/sandboxes")
+async def list_sandboxes(
+    team: TeamDep,
+    catalog: CatalogDep,
+    service: SandboxServiceDep,
+    metrics: MetricsServiceDep,
+    state: Annotated[str | None, Query(max_length=64)] = None,
+    metadata: Annotated[str | None, Query(max_length=4096)] = None,
+) -> SandboxOverview:
+    """The team's sandboxes with their engine, node and latest sample; ``state`` and ``metadata`` filter
+    as in ``GET /v2/sandboxes``."""
+    try:
+        states, wanted = parse_states(state), parse_metadata(metadata)
+    except ValueError as error:
+        raise InvalidRequest(str(error)) from error
+    found = await overview.overview(
+        catalog=catalog,
+        sandboxes=service,
+        metrics=metrics,
+        team_id=team.team_id,
+        states=states,
+        metadata=wanted,
+    )
+    return SandboxOverview.of(found)
+
+
+def _described(session: Session, team_name: str, domain: str) -> DashboardSession:
+    return DashboardSession(
+        team_id=session.team_id,
+        team_name=team_name,
+        csrf=session.csrf,
+        csrf_header=sessions.CSRF_HEADER,
+        domain=domain,
+        expires_at=datetime.fromtimestamp(session.expires, UTC),
+    )
+
+
+def _through_edge(request: Request) -> bool:
+    return bool(request.headers.get("x-hutch-edge"))

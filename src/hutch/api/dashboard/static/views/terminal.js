@@ -1,0 +1,77 @@
+// A live terminal: xterm.js over a PTY that the sandbox's envd starts (a login shell of `user`), as the
+// SDKs' `sandbox.pty` does: output streams in, keystrokes and size changes go out as separate calls.
+import { html, useEffect, useRef, useState } from "../vendor/preact-htm.mjs";
+import { Terminal as XTerm } from "../vendor/xterm.mjs";
+import { FitAddon } from "../vendor/xterm-addon-fit.mjs";
+import { fromBase64, toBase64 } from "../envd.js";
+
+export function Terminal({ envd }) {
+  const box = useRef(null);
+  const [status, setStatus] = useState("connecting");
+  useEffect(() => {
+    const term = new XTerm({ cursorBlink: true, fontSize: 13, convertEol: false });
+    const fit = new FitAddon();
+    term.loadAddon(fit);
+    term.open(box.current);
+    fit.fit();
+    const stop = new AbortController();
+    const encoder = new TextEncoder();
+    let pid = null;
+    let queued = Promise.resolve();
+    const send = (data) => {
+      if (pid === null) return;
+      const input = toBase64(encoder.encode(data));
+      queued = queued.then(() =>
+        envd.unary("process.Process/SendInput", { process: { pid }, input: { pty: input } }).catch(() => {}),
+      );
+    };
+    const typed = term.onData(send);
+    const resized = term.onResize(({ cols, rows }) => {
+      if (pid !== null) envd.unary("process.Process/Update", { process: { pid }, pty: { size: { cols, rows } } });
+    });
+    const observer = new ResizeObserver(() => fit.fit());
+    observer.observe(box.current);
+    const started = {
+      process: { cmd: "/bin/bash", args: ["-i", "-l"], envs: { TERM: "xterm-256color" } },
+      pty: { size: { cols: term.cols, rows: term.rows } },
+    };
+    envd
+      .stream(
+        "process.Process/Start",
+        started,
+        ({ event }) => {
+          if (!event) return;
+          if (event.start) {
+            pid = event.start.pid;
+            setStatus("connected");
+            term.focus();
+          } else if (event.data && event.data.pty) {
+            term.write(fromBase64(event.data.pty));
+          } else if (event.end) {
+            setStatus("ended");
+          }
+        },
+        stop.signal,
+      )
+      .then(
+        () => setStatus((now) => (now === "connected" ? "ended" : now)),
+        (failure) => {
+          if (!stop.signal.aborted) setStatus(`failed: ${failure.message}`);
+        },
+      );
+    return () => {
+      if (pid !== null) {
+        envd.unary("process.Process/SendSignal", { process: { pid }, signal: "SIGNAL_SIGKILL" }).catch(() => {});
+      }
+      stop.abort();
+      observer.disconnect();
+      typed.dispose();
+      resized.dispose();
+      term.dispose();
+    };
+  }, [envd]);
+  return html`<div>
+    <p class="muted">Terminal: <span data-testid="terminal-status">${status}</span></p>
+    <div class="terminal" ref=${box} data-testid="terminal"></div>
+  </div>`;
+}

@@ -1,0 +1,73 @@
+"""The dashboard's own bodies: logging in, the session a page reads, and the sandbox list with each
+sandbox's engine, node and latest sample."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import ConfigDict, Field
+
+from ..services.overview import Overview
+from .common import WireModel
+from .metrics import SandboxMetric
+
+
+class Login(WireModel):
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: str = Field(alias="apiKey", min_length=1, max_length=256)
+
+
+class DashboardSession(WireModel):
+    """Who is logged in, the token each of the page's requests carries, and where sandboxes are reached
+    (``https://<port>-<id>.<domain>``)."""
+
+    team_id: str = Field(alias="teamID")
+    team_name: str = Field(alias="teamName")
+    csrf: str
+    csrf_header: str = Field(alias="csrfHeader")
+    domain: str
+    expires_at: datetime = Field(alias="expiresAt")
+
+
+class OverviewSandbox(WireModel):
+    sandbox_id: str = Field(alias="sandboxID")
+    template_id: str = Field(alias="templateID")
+    alias: str | None
+    state: str
+    engine: str | None
+    node_id: str = Field(alias="nodeID")
+    started_at: datetime = Field(alias="startedAt")
+    end_at: datetime = Field(alias="endAt")
+    cpu_count: int = Field(alias="cpuCount")
+    memory_mb: int = Field(alias="memoryMB")
+    metadata: dict[str, str]
+    latest: SandboxMetric | None
+
+
+class SandboxOverview(WireModel):
+    sandboxes: list[OverviewSandbox]
+    truncated: bool
+
+    @classmethod
+    def of(cls, overview: Overview) -> SandboxOverview:
+        return cls(
+            sandboxes=[
+                OverviewSandbox(
+                    sandbox_id=item.row.sandbox_id,
+                    template_id=item.row.template_id,
+                    alias=item.row.alias,
+                    state=item.row.state,
+                    engine=item.engine,
+                    node_id=item.row.node_id,
+                    started_at=item.row.started_at,
+                    end_at=item.row.end_at,
+                    cpu_count=item.row.cpu_count,
+                    memory_mb=item.row.memory_mb,
+                    metadata=item.row.metadata_,
+                    latest=SandboxMetric.of(item.latest) if item.latest else None,
+                )
+                for item in overview.sandboxes
+            ],
+            truncated=overview.truncated,
+        )

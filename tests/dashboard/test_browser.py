@@ -1,0 +1,249 @@
+"""The dashboard in a real browser: Playwright driving Debian's Chromium against a stack with its TLS edge
+(``https://api.<domain>/dashboard``), while the official SDK, given only ``E2B_DOMAIN`` and a key, works
+on the same team. Logging in, a sandbox created through the SDK appearing, its terminal running a command,
+a file uploaded and downloaded, pause, resume and kill, a build's log, and a key revoked on the page
+failing the next SDK call. A screenshot of each page is kept under ``test-artifacts/dashboard``."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from e2b import Sandbox, Template
+from e2b.exceptions import AuthenticationException, NotFoundException
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.browser import chromium, trusting_home
+from tests.e2e.domain_fixtures import use_only_domain
+from tests.netns import joined_namespace
+from tests.relay import relay
+from tests.stack import WORKER, Stack, running_stack
+
+# Apart from the session's stack (tests/stack.py) and the other stacks of their own.
+SUBNET = f"10.{200 + WORKER}.0.0/16"
+HOST_IP, INSIDE_IP = f"10.241.{WORKER}.1", f"10.241.{WORKER}.2"  # the browser's namespace
+ARTIFACTS = (
+    Path(os.environ.get("HUTCH_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")) / "dashboard"
+)
+# As root, on a machine without a network: no sandbox of its own, and none of Chromium's own traffic.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOWN_S = 15_000  # ms Playwright waits for something to be shown
+
+
+@pytest.fixture(scope="module")
+def dashboard_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory, "hutch-dashboard", subnet=SUBNET, edge=True) as running:
+        yield running
+
+
+@pytest.fixture()
+def stack(dashboard_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """The SDK of this process sees only ``E2B_DOMAIN`` and ``E2B_API_KEY``."""
+    return use_only_domain(dashboard_stack, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory, dashboard_stack: Stack) -> Iterator[Browser]:
+    """Chromium in a network namespace of its own, as a browser on another machine: every sandbox start
+    adds an address to the host, which a browser on the host takes for a network change, failing the
+    requests it has in flight (``ERR_NETWORK_CHANGED``). It reaches the edge through a relay on the host's
+    end of its veth."""
+    base = tmp_path_factory.mktemp("chromium")
+    home = trusting_home(base)  # trusts the edge's test authority
+    port = int(str(dashboard_stack.domain).rpartition(":")[2])
+    wrapper = base / "chromium"
+    with (
+        joined_namespace("dash", HOST_IP, INSIDE_IP, 30) as joined,
+        relay((HOST_IP, port), ("127.0.0.1", port)),
+    ):
+        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {joined.netns} {chromium()} "$@"\n')
+        wrapper.chmod(0o700)
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(
+                executable_path=wrapper,
+                args=[*CHROMIUM_FLAGS, f"--host-resolver-rules=MAP *.hutch.localhost {HOST_IP}"],
+                env={"PATH": os.environ["PATH"], "HOME": str(home)},
+            )
+            yield launched
+            launched.close()
+
+
+@pytest.fixture()
+def page(browser: Browser, stack: Stack) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(SHOWN_S)
+    opened = context.new_page()
+    # Shown with a failing test's output: what the page itself complained about.
+    opened.on("console", lambda message: print(f"console {message.type}: {message.text}"))
+    opened.on("pageerror", lambda error: print(f"page error: {error}"))
+    yield opened
+    context.close()
+
+
+@pytest.fixture()
+def sandbox(stack: Stack) -> Iterator[Sandbox]:
+    created = Sandbox.create(metadata={"purpose": f"dashboard-{uuid.uuid4().hex[:8]}"})
+    stack.seen.add(created.sandbox_id)
+    yield created
+    try:
+        created.kill()
+    except NotFoundException:
+        pass
+
+
+def dashboard(stack: Stack) -> str:
+    return f"https://api.{stack.domain}/dashboard"
+
+
+def log_in(page: Page, stack: Stack, key: str | None = None) -> None:
+    page.goto(dashboard(stack))
+    page.fill("#api-key", key or stack.api_key)
+    page.click("button[type=submit]")
+    expect(page.get_by_test_id("team")).to_be_visible()
+
+
+def keep(page: Page, name: str) -> None:
+    """A screenshot of the page as a test artifact."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+def test_a_wrong_key_is_refused_on_the_login_form(page: Page, stack: Stack):
+    page.goto(dashboard(stack))
+    keep(page, "login")
+    page.fill("#api-key", "e2b_" + "0" * 40)
+    page.click("button[type=submit]")
+    expect(page.get_by_role("alert")).to_contain_text("invalid API key")
+    assert not [cookie for cookie in page.context.cookies() if "hutch" in cookie["name"]]
+
+
+def test_a_sandbox_created_through_the_sdk_appears_and_filters(page: Page, stack: Stack, sandbox: Sandbox):
+    log_in(page, stack)
+    row = page.locator(f"tr[data-sandbox='{sandbox.sandbox_id}']")
+    expect(row).to_contain_text("running")
+    expect(row).to_contain_text("crun")
+    [cookie] = [cookie for cookie in page.context.cookies() if cookie["name"] == "__Host-hutch_session"]
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
+    purpose = sandbox.get_info().metadata["purpose"]
+    metadata = page.get_by_label("metadata filter")
+    metadata.fill("purpose=someone-else")
+    metadata.press("Enter")
+    expect(row).to_have_count(0)
+    metadata.fill(f"purpose={purpose}")
+    metadata.press("Enter")
+    expect(row).to_have_count(1)
+    expect(page.get_by_test_id("sandbox-count")).to_have_text("1")
+    keep(page, "sandboxes")
+    sandbox.kill()
+    expect(row).to_have_count(0)
+
+
+def test_the_terminal_runs_a_command(page: Page, stack: Stack, sandbox: Sandbox):
+    log_in(page, stack)
+    page.goto(f"{dashboard(stack)}#/sandboxes/{sandbox.sandbox_id}")
+    expect(page.get_by_test_id("terminal-status")).to_have_text("connected")
+    page.get_by_test_id("terminal").click()
+    page.keyboard.type("echo $((6 * 7))-from-the-page; whoami\n")
+    rows = page.locator(".xterm-rows")
+    expect(rows).to_contain_text("42-from-the-page")
+    expect(rows).to_contain_text("user")
+    keep(page, "sandbox-terminal")
+
+
+def test_a_file_is_uploaded_and_downloaded(page: Page, stack: Stack, sandbox: Sandbox, tmp_path: Path):
+    log_in(page, stack)
+    page.goto(f"{dashboard(stack)}#/sandboxes/{sandbox.sandbox_id}")
+    page.get_by_role("tab", name="files").click()
+    expect(page.get_by_test_id("directory")).to_have_text("/home/user")
+    upload = tmp_path / "from-the-page.bin"
+    upload.write_bytes(os.urandom(300_000))
+    page.get_by_test_id("upload").set_input_files(upload)
+    expect(page.get_by_test_id("files-notice")).to_have_text("uploaded /home/user/from-the-page.bin")
+    assert sandbox.files.read("/home/user/from-the-page.bin", format="bytes") == upload.read_bytes()
+
+    content = os.urandom(200_000)
+    sandbox.files.write("/home/user/from-the-sdk.bin", content)
+    page.get_by_role("button", name="Refresh").click()
+    with page.expect_download() as download:
+        page.locator("a[data-path='/home/user/from-the-sdk.bin']").click()
+    assert Path(download.value.path()).read_bytes() == content
+    keep(page, "sandbox-files")
+
+
+def test_pause_resume_and_kill_from_the_page(page: Page, stack: Stack, sandbox: Sandbox):
+    page.on("dialog", lambda dialog: dialog.accept())
+    log_in(page, stack)
+    page.goto(f"{dashboard(stack)}#/sandboxes/{sandbox.sandbox_id}")
+    state = page.get_by_test_id("sandbox-state")
+    expect(state).to_have_text("running")
+    page.get_by_role("button", name="Pause").click()
+    expect(state).to_have_text("paused", timeout=60_000)
+    assert sandbox.get_info().state.value == "paused"
+    page.get_by_role("button", name="Resume").click()
+    expect(state).to_have_text("running", timeout=60_000)
+    assert sandbox.commands.run("echo back").stdout == "back\n"
+    page.get_by_role("tab", name="metrics").click()
+    expect(page.locator(".chart canvas").first).to_be_visible(timeout=30_000)
+    page.get_by_role("tab", name="logs").click()
+    expect(page.get_by_test_id("log")).not_to_be_empty()
+    keep(page, "sandbox-metrics-logs")
+    page.get_by_role("button", name="Kill").click()
+    expect(page.get_by_test_id("sandbox-count")).to_be_visible()
+    with pytest.raises(NotFoundException):
+        Sandbox.get_info(sandbox.sandbox_id)
+
+
+def test_a_builds_log_is_shown_as_it_is_written(page: Page, stack: Stack):
+    name = f"dashboard-{uuid.uuid4().hex[:8]}"
+    marker = f"marker-{uuid.uuid4().hex[:8]}"
+    template = Template().from_template("base").run_cmd(f"echo {marker}; sleep 2; echo {marker}-done")
+    log_in(page, stack)
+    built = Template.build_in_background(template, name, request_timeout=60)
+    page.goto(f"{dashboard(stack)}#/templates/{built.template_id}")
+    log = page.get_by_test_id("build-log")
+    expect(log).to_contain_text(marker, timeout=120_000)
+    expect(page.get_by_test_id("build-status")).to_have_text("ready", timeout=180_000)
+    expect(log).to_contain_text(f"{marker}-done")
+    keep(page, "template-build")
+    page.goto(f"{dashboard(stack)}#/templates")
+    expect(page.locator(f"tr[data-template='{built.template_id}']")).to_contain_text(name)
+    keep(page, "templates")
+
+
+def test_a_key_revoked_on_the_page_fails_the_next_sdk_call(page: Page, stack: Stack):
+    page.on("dialog", lambda dialog: dialog.accept())
+    log_in(page, stack)
+    page.goto(f"{dashboard(stack)}#/keys")
+    page.get_by_label("key name").fill("made-in-the-browser")
+    page.get_by_role("button", name="Create key").click()
+    key = page.get_by_test_id("created-key").locator("code").inner_text().strip()
+    assert key.startswith("e2b_")
+    assert isinstance(Sandbox.list(api_key=key).next_items(), list)
+    keep(page, "keys")
+    page.get_by_role("button", name="Done").click()
+    page.locator("tr", has_text="made-in-the-browser").get_by_role("button", name="Revoke").click()
+    expect(page.locator("tr", has_text="made-in-the-browser")).to_have_count(0)
+    with pytest.raises(AuthenticationException):
+        Sandbox.list(api_key=key).next_items()
+
+
+def test_a_session_of_a_revoked_key_returns_to_the_login_form(page: Page, stack: Stack):
+    made = stack.new_team()
+    with httpx.Client(base_url=stack.api_url, headers={"X-API-Key": made.api_key}) as owner:
+        second = owner.post("/api-keys", json={"name": "for-the-page"}).json()
+        log_in(page, stack, second["key"])
+        expect(page.get_by_test_id("team")).to_have_text(made.name)
+        assert owner.delete(f"/api-keys/{second['id']}").status_code == 204
+    expect(page.locator("#api-key")).to_be_visible()  # the list's next refresh is refused
