@@ -7,8 +7,10 @@ failing the next SDK call. A screenshot of each page is kept under ``test-artifa
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,7 +22,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.browser import chromium, trusting_home
 from tests.e2e.domain_fixtures import use_only_domain
 from tests.netns import joined_namespace
-from tests.relay import relay
+from tests.relay import Relay, relay
 from tests.stack import WORKER, Stack, running_stack
 
 # Apart from the session's stack (tests/stack.py) and the other stacks of their own.
@@ -54,10 +56,16 @@ def stack(dashboard_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
     return use_only_domain(dashboard_stack, monkeypatch)
 
 
+@dataclass(frozen=True)
+class Chromium:
+    browser: Browser
+    network: Relay  # its way to the edge
+
+
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory, dashboard_stack: Stack) -> Iterator[Browser]:
+def chromium_apart(tmp_path_factory: pytest.TempPathFactory, dashboard_stack: Stack) -> Iterator[Chromium]:
     """Chromium in a network namespace of its own, as a browser on another machine: every sandbox start
-    adds an address to the host, which a browser on the host takes for a network change, failing the
+    adds addresses to the host, which a browser on the host takes for a network change, failing the
     requests it has in flight (``ERR_NETWORK_CHANGED``). It reaches the edge through a relay on the host's
     end of its veth."""
     base = tmp_path_factory.mktemp("chromium")
@@ -66,8 +74,11 @@ def browser(tmp_path_factory: pytest.TempPathFactory, dashboard_stack: Stack) ->
     wrapper = base / "chromium"
     with (
         joined_namespace("dash", HOST_IP, INSIDE_IP, 30) as joined,
-        relay((HOST_IP, port), ("127.0.0.1", port)),
+        relay((HOST_IP, port), ("127.0.0.1", port)) as relaying,
     ):
+        # Without IPv6 no link-local address appears a moment after the link is up, while the page loads.
+        no_ipv6 = ["ip", "netns", "exec", joined.netns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]
+        subprocess.run(no_ipv6, check=True)
         wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {joined.netns} {chromium()} "$@"\n')
         wrapper.chmod(0o700)
         with sync_playwright() as playwright:
@@ -76,13 +87,15 @@ def browser(tmp_path_factory: pytest.TempPathFactory, dashboard_stack: Stack) ->
                 args=[*CHROMIUM_FLAGS, f"--host-resolver-rules=MAP *.hutch.localhost {HOST_IP}"],
                 env={"PATH": os.environ["PATH"], "HOME": str(home)},
             )
-            yield launched
+            yield Chromium(launched, relaying)
             launched.close()
 
 
 @pytest.fixture()
-def page(browser: Browser, stack: Stack) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+def page(chromium_apart: Chromium, stack: Stack) -> Iterator[Page]:
+    context = chromium_apart.browser.new_context(
+        viewport={"width": 1400, "height": 900}, accept_downloads=True
+    )
     context.set_default_timeout(SHOWN_S)
     opened = context.new_page()
     # Shown with a failing test's output: what the page itself complained about.
@@ -150,7 +163,9 @@ def test_a_sandbox_created_through_the_sdk_appears_and_filters(page: Page, stack
     expect(row).to_have_count(0)
 
 
-def test_the_terminal_runs_a_command(page: Page, stack: Stack, sandbox: Sandbox):
+def test_the_terminal_runs_a_command_and_survives_a_broken_stream(
+    page: Page, stack: Stack, sandbox: Sandbox, chromium_apart: Chromium
+):
     log_in(page, stack)
     page.goto(f"{dashboard(stack)}#/sandboxes/{sandbox.sandbox_id}")
     expect(page.get_by_test_id("terminal-status")).to_have_text("connected")
@@ -160,6 +175,13 @@ def test_the_terminal_runs_a_command(page: Page, stack: Stack, sandbox: Sandbox)
     expect(rows).to_contain_text("42-from-the-page")
     expect(rows).to_contain_text("user")
     keep(page, "sandbox-terminal")
+    page.keyboard.type("cd /tmp\n")
+    chromium_apart.network.cut()  # the output stream breaks; the shell goes on
+    status = page.get_by_test_id("terminal-status")
+    expect(status).to_have_attribute("data-attached", "2", timeout=30_000)
+    expect(status).to_have_text("connected")
+    page.keyboard.type("echo again-in-$PWD\n")
+    expect(rows).to_contain_text("again-in-/tmp")
 
 
 def test_a_file_is_uploaded_and_downloaded(page: Page, stack: Stack, sandbox: Sandbox, tmp_path: Path):
@@ -210,13 +232,17 @@ def test_a_builds_log_is_shown_as_it_is_written(page: Page, stack: Stack):
     marker = f"marker-{uuid.uuid4().hex[:8]}"
     template = Template().from_template("base").run_cmd(f"echo {marker}; sleep 2; echo {marker}-done")
     log_in(page, stack)
-    built = Template.build_in_background(template, name, request_timeout=60)
+    built = Template.build_in_background(template, f"{name}:v1", request_timeout=60)
     page.goto(f"{dashboard(stack)}#/templates/{built.template_id}")
     log = page.get_by_test_id("build-log")
     expect(log).to_contain_text(marker, timeout=120_000)
     expect(page.get_by_test_id("build-status")).to_have_text("ready", timeout=180_000)
     expect(log).to_contain_text(f"{marker}-done")
     keep(page, "template-build")
+    Template.assign_tags(f"{name}:v1", ["stable"], request_timeout=60)
+    tags = page.locator("tr.chosen code.tag")
+    expect(tags).to_have_count(2)
+    assert sorted(tags.all_inner_texts()) == ["stable", "v1"]
     page.goto(f"{dashboard(stack)}#/templates")
     expect(page.locator(f"tr[data-template='{built.template_id}']")).to_contain_text(name)
     keep(page, "templates")
@@ -247,3 +273,28 @@ def test_a_session_of_a_revoked_key_returns_to_the_login_form(page: Page, stack:
         expect(page.get_by_test_id("team")).to_have_text(made.name)
         assert owner.delete(f"/api-keys/{second['id']}").status_code == 204
     expect(page.locator("#api-key")).to_be_visible()  # the list's next refresh is refused
+
+
+HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+
+
+def test_what_a_sandbox_controls_is_shown_as_text(page: Page, stack: Stack, tmp_path: Path):
+    """Metadata, file names and log lines come from the tenant: the page shows them and runs none of them."""
+    hostile = Sandbox.create(metadata={"note": HOSTILE})
+    stack.seen.add(hostile.sandbox_id)
+    try:
+        hostile.files.write(f"/home/user/{HOSTILE.replace('/', '_')}", "x")
+        hostile.commands.run(f"echo {HOSTILE!r}")
+        page.on("dialog", lambda dialog: pytest.fail(f"the page opened a dialog: {dialog.message}"))
+        log_in(page, stack)
+        page.goto(f"{dashboard(stack)}#/sandboxes/{hostile.sandbox_id}")
+        expect(page.locator(".facts")).to_contain_text(HOSTILE)
+        page.get_by_role("tab", name="files").click()
+        expect(page.locator(".files table")).to_contain_text("onerror")
+        page.get_by_role("tab", name="logs").click()
+        page.get_by_role("tab", name="terminal").click()
+        assert page.evaluate("window.pwned") is None
+        assert page.locator("main img").count() == 0 and page.locator("main script").count() == 0
+        keep(page, "hostile")
+    finally:
+        hostile.kill()

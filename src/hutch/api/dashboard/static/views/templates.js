@@ -1,5 +1,5 @@
-// Templates: the team's and the built-in ones with their aliases and sizes; a template's builds, each
-// build's log as it is written, and deleting a template.
+// Templates: the team's and the built-in ones with their aliases and sizes; a template's builds and their
+// tags, each build's log as it is written, and deleting a template.
 import { html, useEffect, useRef, useState } from "../vendor/preact-htm.mjs";
 import { api } from "../api.js";
 import { ErrorLine, age, usePolling } from "./common.js";
@@ -30,6 +30,7 @@ export function Templates() {
 
 export function Template({ id }) {
   const [template, error] = usePolling(() => api(`/templates/${encodeURIComponent(id)}`), 5000, [id]);
+  const [tags] = usePolling(() => api(`/templates/${encodeURIComponent(id)}/tags`), 5000, [id]);
   const [chosen, setChosen] = useState(null);
   const [actionError, setActionError] = useState(null);
   const builds = template && template.builds ? template.builds : [];
@@ -54,11 +55,12 @@ export function Template({ id }) {
     ${template.isDefault ? null : html`<div class="actions"><button class="danger" onClick=${remove}>Delete</button></div>`}
     <h3>Builds</h3>
     <table>
-      <thead><tr><th>Build</th><th>Status</th><th>Started</th></tr></thead>
+      <thead><tr><th>Build</th><th>Status</th><th>Tags</th><th>Started</th></tr></thead>
       <tbody>${builds.map(
         (build) => html`<tr key=${build.buildID} class=${build.buildID === shown ? "chosen" : ""}>
           <td><a href="#/templates/${encodeURIComponent(id)}" onClick=${(event) => { event.preventDefault(); setChosen(build.buildID); }}>${build.buildID}</a></td>
           <td><span class="state ${build.status}">${build.status}</span></td>
+          <td>${(tags || []).filter((tag) => tag.buildID === build.buildID).map((tag) => html`<code class="tag">${tag.tag}</code> `)}</td>
           <td>${age(build.createdAt)} ago</td>
         </tr>`,
       )}</tbody>
@@ -91,7 +93,9 @@ function BuildLog({ templateId, buildId }) {
         const more = info.logEntries.length > 0 || info.status === "building" || info.status === "waiting";
         timer = setTimeout(read, more ? 500 : 5000);
       } catch (failure) {
-        if (!stopped) setError(failure.message);
+        if (stopped) return;
+        setError(failure.message);
+        timer = setTimeout(read, 2000);
       }
     };
     read();

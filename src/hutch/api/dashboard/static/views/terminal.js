@@ -5,9 +5,12 @@ import { Terminal as XTerm } from "../vendor/xterm.mjs";
 import { FitAddon } from "../vendor/xterm-addon-fit.mjs";
 import { fromBase64, toBase64 } from "../envd.js";
 
+const REATTACH_ATTEMPTS = 10;
+
 export function Terminal({ envd }) {
   const box = useRef(null);
   const [status, setStatus] = useState("connecting");
+  const [attached, setAttached] = useState(0);
   useEffect(() => {
     const term = new XTerm({ cursorBlink: true, fontSize: 13, convertEol: false });
     const fit = new FitAddon();
@@ -31,34 +34,47 @@ export function Terminal({ envd }) {
     });
     const observer = new ResizeObserver(() => fit.fit());
     observer.observe(box.current);
-    const started = {
-      process: { cmd: "/bin/bash", args: ["-i", "-l"], envs: { TERM: "xterm-256color" } },
-      pty: { size: { cols: term.cols, rows: term.rows } },
+    let ended = false;
+    const onEvent = ({ event }) => {
+      if (!event) return;
+      if (event.start) {
+        pid = event.start.pid;
+        setAttached((count) => count + 1);
+        setStatus("connected");
+        term.focus();
+      } else if (event.data && event.data.pty) {
+        term.write(fromBase64(event.data.pty));
+      } else if (event.end) {
+        ended = true;
+        setStatus("ended");
+      }
     };
-    envd
-      .stream(
-        "process.Process/Start",
-        started,
-        ({ event }) => {
-          if (!event) return;
-          if (event.start) {
-            pid = event.start.pid;
-            setStatus("connected");
-            term.focus();
-          } else if (event.data && event.data.pty) {
-            term.write(fromBase64(event.data.pty));
-          } else if (event.end) {
-            setStatus("ended");
+    // The output stream may break (a proxy restarts, the browser sees its network change): the shell goes
+    // on, and the terminal attaches to it again by its pid.
+    const run = async () => {
+      const started = {
+        process: { cmd: "/bin/bash", args: ["-i", "-l"], envs: { TERM: "xterm-256color" } },
+        pty: { size: { cols: term.cols, rows: term.rows } },
+      };
+      let call = ["process.Process/Start", started];
+      for (let attempt = 0; attempt < REATTACH_ATTEMPTS && !ended && !stop.signal.aborted; attempt++) {
+        try {
+          await envd.stream(...call, onEvent, stop.signal);
+          if (!ended) setStatus("ended");
+          return;
+        } catch (failure) {
+          if (stop.signal.aborted) return;
+          if (pid === null) {
+            setStatus(`failed: ${failure.message}`);
+            return;
           }
-        },
-        stop.signal,
-      )
-      .then(
-        () => setStatus((now) => (now === "connected" ? "ended" : now)),
-        (failure) => {
-          if (!stop.signal.aborted) setStatus(`failed: ${failure.message}`);
-        },
-      );
+          setStatus("reconnecting");
+          await new Promise((resume) => setTimeout(resume, 500 * (attempt + 1)));
+          call = ["process.Process/Connect", { process: { pid } }];
+        }
+      }
+    };
+    run();
     return () => {
       if (pid !== null) {
         envd.unary("process.Process/SendSignal", { process: { pid }, signal: "SIGNAL_SIGKILL" }).catch(() => {});
@@ -71,7 +87,7 @@ export function Terminal({ envd }) {
     };
   }, [envd]);
   return html`<div>
-    <p class="muted">Terminal: <span data-testid="terminal-status">${status}</span></p>
+    <p class="muted">Terminal: <span data-testid="terminal-status" data-attached=${attached}>${status}</span></p>
     <div class="terminal" ref=${box} data-testid="terminal"></div>
   </div>`;
 }
