@@ -1,7 +1,7 @@
 """The dashboard's sessions against the real API: logging in with a key sets a signed, HttpOnly,
 SameSite=Strict cookie; the cookie alone opens nothing without its CSRF token; forged, altered, expired and
 oversized cookies, a revoked key and hostile login bodies are refused; the page forbids framing and loads
-code only from its own origin."""
+code only from its own origin; usage per day counts a team's own sandboxes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -178,3 +179,25 @@ def test_the_api_answers_no_cross_origin_preflight(caller: Caller):
         },
     )
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_usage_counts_the_teams_own_sandboxes_per_day(caller: Caller):
+    first, second = Sandbox.create(**caller.opts), Sandbox.create(**caller.opts)
+    first.kill()
+    second.kill()
+    with _login(caller.stack, caller.api_key) as (client, session):
+        [today] = client.get("/dashboard/api/usage", params={"days": 1}, headers=_csrf(session)).json()[
+            "days"
+        ]
+        assert today["peakRunning"] == 2 and 0 < today["sandboxHours"] < 0.1
+        assert today["date"] == datetime.now(UTC).date().isoformat()
+        month = client.get("/dashboard/api/usage", headers=_csrf(session)).json()["days"]
+        assert len(month) == 30 and month[-1] == today and all(day["peakRunning"] == 0 for day in month[:-1])
+        for days in (0, -1, 91, "many"):
+            refused = client.get("/dashboard/api/usage", params={"days": days}, headers=_csrf(session))
+            assert refused.status_code == 400 and refused.json()["code"] == 400
+    with _login(caller.stack, caller.stack.new_key()) as (client, session):
+        [other] = client.get("/dashboard/api/usage", params={"days": 1}, headers=_csrf(session)).json()[
+            "days"
+        ]
+        assert other["peakRunning"] == 0 and other["sandboxHours"] == 0

@@ -1,8 +1,9 @@
 """The dashboard in a real browser: Playwright driving Debian's Chromium against a stack with its TLS edge
 (``https://api.<domain>/dashboard``), while the official SDK, given only ``E2B_DOMAIN`` and a key, works
 on the same team. Logging in, a sandbox created through the SDK appearing, its terminal running a command,
-a file uploaded and downloaded, pause, resume and kill, a build's log, and a key revoked on the page
-failing the next SDK call. A screenshot of each page is kept under ``test-artifacts/dashboard``."""
+a file uploaded and downloaded, pause, resume and kill, a build's log, usage per day, and a key revoked on
+the page failing the next SDK call; what a sandbox controls is shown as text. A screenshot of each page is
+kept under ``test-artifacts/dashboard``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -273,6 +275,16 @@ def test_a_session_of_a_revoked_key_returns_to_the_login_form(page: Page, stack:
         expect(page.get_by_test_id("team")).to_have_text(made.name)
         assert owner.delete(f"/api-keys/{second['id']}").status_code == 204
     expect(page.locator("#api-key")).to_be_visible()  # the list's next refresh is refused
+
+
+def test_usage_shows_today(page: Page, stack: Stack, sandbox: Sandbox):
+    log_in(page, stack)
+    page.goto(f"{dashboard(stack)}#/usage")
+    today = page.locator(f"tr[data-day='{datetime.now(UTC).date().isoformat()}']")
+    expect(today).to_be_visible()
+    assert int(today.locator("td").nth(2).inner_text()) >= 1
+    expect(page.locator(".chart canvas")).to_have_count(2)
+    keep(page, "usage")
 
 
 HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'

@@ -1,5 +1,6 @@
 """The timeout loop: kills (or, with ``autoPause``, pauses) each sandbox when its time is up, within a
-fraction of a second; and, every few seconds, forgets sandboxes that died on their own. Of many API
+fraction of a second; every few seconds, forgets sandboxes that died on their own; every hour, forgets
+usage older than its retention. Of many API
 replicas over one PostgreSQL catalog, one does each round: the one that holds the duty's advisory lock."""
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from datetime import UTC, datetime
 
 from ..catalog import Catalog
 from ..errors import HutchError
+from .services import usage
 from .services.sandboxes import SandboxService
 
 log = logging.getLogger(__name__)
 # How often the catalog is checked against the runtime for sandboxes that died on their own.
 LOST_CHECK_S = 5.0
+# How often sandbox spans older than the usage retention are forgotten.
+PRUNE_S = 3600.0
 
 
 class Reaper:
@@ -30,6 +34,7 @@ class Reaper:
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
         self._next_lost_check = 0.0
+        self._next_prune = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hutch-reaper")
@@ -55,6 +60,9 @@ class Reaper:
             self._next_lost_check = time.monotonic() + LOST_CHECK_S
             for sandbox_id in await self._sandboxes.forget_lost():
                 log.warning("sandbox %s stopped on its own; forgotten", sandbox_id)
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_S
+            await usage.prune(catalog=self._catalog)
         due, upcoming = await self._sandboxes.due()
         for sandbox_id in due:
             try:

@@ -22,6 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from ..errors import NotSupported
 from ..private_files import narrow, private_file
+from .usage import RecordingSession
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 # The advisory lock under which a PostgreSQL catalog's schema is migrated.
@@ -76,7 +77,9 @@ class Catalog:
         self._holds: AsyncEngine | None = None
         # What every session of this catalog carries in ``session.info`` (the configured quotas).
         self.session_info: dict[str, Any] = {}
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False, info=self.session_info)
+        self._sessions = async_sessionmaker(
+            engine, expire_on_commit=False, info=self.session_info, sync_session_class=RecordingSession
+        )
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Catalog:

@@ -1,5 +1,5 @@
 """The catalog's tables: teams, their API keys, templates with their builds, tags and build logs,
-sandboxes, volumes and secrets (SQLAlchemy 2, any dialect)."""
+sandboxes and the spans they ran, volumes and secrets (SQLAlchemy 2, any dialect)."""
 
 from __future__ import annotations
 
@@ -268,6 +268,26 @@ class SandboxRow(Base):
     def address(self, port: int) -> tuple[str, int]:
         """Where the sandbox's ``port`` is reached from its node (as ``SandboxHandle.address``)."""
         return self.host, int(self.port_overrides.get(str(port), port))
+
+
+class SandboxSpan(Base):
+    """A stretch of time one sandbox ran: opened when it starts or resumes, closed (``ended_at``) when it
+    pauses, is lost or ends (``usage`` keeps them so). Spans outlive their sandbox: they are its team's
+    usage, kept for ``usage.RETENTION``."""
+
+    __tablename__ = "sandbox_spans"
+    __table_args__ = (
+        Index("ix_sandbox_spans_team_started", "team_id", "started_at"),
+        Index("ix_sandbox_spans_sandbox_ended", "sandbox_id", "ended_at"),
+    )
+
+    span_id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    team_id: Mapped[str] = mapped_column(
+        ForeignKey("teams.team_id", ondelete="CASCADE", name="fk_sandbox_spans_team_id")
+    )
+    sandbox_id: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class NodeRow(Base):

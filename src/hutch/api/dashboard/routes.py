@@ -1,5 +1,5 @@
-"""``/dashboard``: the page and its files, logging in and out, the session a page reads, and the sandbox
-list with what the REST list lacks (engine, node, latest sample).
+"""``/dashboard``: the page and its files, logging in and out, the session a page reads, the sandbox list
+with what the REST list lacks (engine, node, latest sample), and usage per day.
 
 The page and its files hold no data and are served to anyone (the login form is among them); everything
 else needs a session or an API key. The page forbids framing and loads code only from the API's origin,
@@ -18,9 +18,9 @@ from fastapi.staticfiles import StaticFiles
 from ...catalog.keys import hash_key
 from ...errors import InvalidRequest, Unauthenticated
 from ..deps import CatalogDep, MetricsServiceDep, SandboxServiceDep, SettingsDep, TeamDep, session_cookie
-from ..schemas.dashboard import DashboardSession, Login, SandboxOverview
+from ..schemas.dashboard import DashboardSession, Login, SandboxOverview, Usage
 from ..schemas.sandboxes import parse_metadata, parse_states
-from ..services import auth, overview, sessions
+from ..services import auth, overview, sessions, usage
 from ..services.sessions import Session
 
 STATIC = Path(__file__).parent / "static"
@@ -135,6 +135,14 @@ async def list_sandboxes(
         metadata=wanted,
     )
     return SandboxOverview.of(found)
+
+
+@router.get("/api/usage")
+async def daily_usage(
+    team: TeamDep, catalog: CatalogDep, days: Annotated[int, Query(ge=1, le=usage.MAX_DAYS)] = 30
+) -> Usage:
+    """The team's sandbox-hours and most sandboxes running at once, per UTC day, for the last ``days``."""
+    return Usage.of(await usage.daily(catalog=catalog, team_id=team.team_id, days=days))
 
 
 def _described(session: Session, team_name: str, domain: str) -> DashboardSession:

@@ -1,12 +1,13 @@
-"""The dashboard's own bodies: logging in, the session a page reads, and the sandbox list with each
-sandbox's engine, node and latest sample."""
+"""The dashboard's own bodies: logging in, the session a page reads, the sandbox list with each
+sandbox's engine, node and latest sample, and usage per day."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import ConfigDict, Field
 
+from ...catalog.usage import Day
 from ..services.overview import Overview
 from .common import WireModel
 from .metrics import SandboxMetric
@@ -70,4 +71,27 @@ class SandboxOverview(WireModel):
                 for item in overview.sandboxes
             ],
             truncated=overview.truncated,
+        )
+
+
+class UsageDay(WireModel):
+    date: date
+    sandbox_hours: float = Field(alias="sandboxHours")
+    peak_running: int = Field(alias="peakRunning")
+
+
+class Usage(WireModel):
+    """A team's usage per UTC day, oldest first; today so far is the last."""
+
+    days: list[UsageDay]
+
+    @classmethod
+    def of(cls, days: list[Day]) -> Usage:
+        return cls(
+            days=[
+                UsageDay(
+                    date=day.day, sandbox_hours=round(day.sandbox_hours, 4), peak_running=day.peak_running
+                )
+                for day in days
+            ]
         )

@@ -3,13 +3,14 @@ together with their sandboxes."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...errors import NotFound
 from ..models import NodeRow, SandboxRow
+from . import spans
 
 
 async def get(session: AsyncSession, node_id: str) -> NodeRow | None:
@@ -84,6 +85,10 @@ async def mark_lost(session: AsyncSession, *, silent_since: datetime) -> list[st
     )
     if lost:
         await session.execute(update(NodeRow).where(NodeRow.node_id.in_(lost)).values(state="lost"))
+        running = select(SandboxRow.sandbox_id).where(
+            SandboxRow.node_id.in_(lost), SandboxRow.state == "running"
+        )
+        await session.execute(spans.closing(running, datetime.now(UTC)))
         await session.execute(
             update(SandboxRow)
             .where(SandboxRow.node_id.in_(lost), SandboxRow.state == "running")

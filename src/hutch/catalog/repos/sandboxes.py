@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Select, and_, delete, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...errors import NotFound
 from ..models import SandboxRow
+from . import spans
 
 # Rows read per round when a metadata filter has to be applied after the query.
 _SCAN_BATCH = 500
@@ -65,7 +66,8 @@ def copy_of(sandbox: SandboxRow) -> SandboxRow:
 
 
 async def remove(session: AsyncSession, sandbox_id: str) -> bool:
-    """Delete the row; False when it was already gone."""
+    """Delete the row (ending its span); False when it was already gone."""
+    await session.execute(spans.closing([sandbox_id], datetime.now(UTC)))
     result = await session.execute(delete(SandboxRow).where(SandboxRow.sandbox_id == sandbox_id))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

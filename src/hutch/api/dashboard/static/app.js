@@ -6,12 +6,14 @@ import { Login } from "./views/login.js";
 import { Sandbox } from "./views/sandbox.js";
 import { Sandboxes } from "./views/sandboxes.js";
 import { Template, Templates } from "./views/templates.js";
+import { Usage } from "./views/usage.js";
 
 const ROUTES = [
   [/^#\/sandboxes\/([a-z0-9-]+)$/, (id) => html`<${Sandbox} id=${id} />`],
   [/^#\/templates\/([^/]+)$/, (id) => html`<${Template} id=${decodeURIComponent(id)} />`],
   [/^#\/templates$/, () => html`<${Templates} />`],
   [/^#\/keys$/, () => html`<${Keys} />`],
+  [/^#\/usage$/, () => html`<${Usage} />`],
   [/^(#\/sandboxes)?$/, () => html`<${Sandboxes} />`],
 ];
 
@@ -36,7 +38,7 @@ function Nav({ session, hash }) {
     html`<a href=${href} class=${hash.startsWith(href) ? "active" : ""}>${label}</a>`;
   return html`<header>
     <strong class="brand">Hutch</strong>
-    <nav>${link("#/sandboxes", "Sandboxes")} ${link("#/templates", "Templates")} ${link("#/keys", "API keys")}</nav>
+    <nav>${link("#/sandboxes", "Sandboxes")} ${link("#/templates", "Templates")} ${link("#/keys", "API keys")} ${link("#/usage", "Usage")}</nav>
     <span class="team" data-testid="team">${session.teamName}</span>
     <button class="link" onClick=${() => logOut()}>Log out</button>
   </header>`;

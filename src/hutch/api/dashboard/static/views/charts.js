@@ -26,7 +26,7 @@ export function TimeChart({ title, times, series, height = 180 }) {
       width: box.current.clientWidth || 600,
       height,
       series: [{}, ...series.map((one, index) => ({ label: one.label, stroke: COLOURS[index % COLOURS.length] }))],
-      axes: [{}, { size: 60 }],
+      axes: [{}, { size: 60, values: (_, splits) => splits.map((value) => +value.toPrecision(3)) }],
     };
     const chart = new globalThis.uPlot(options, [times, ...series.map((one) => one.values)], box.current);
     return () => chart.destroy();
