@@ -1,7 +1,8 @@
 """The dashboard's sessions against the real API: logging in with a key sets a signed, HttpOnly,
 SameSite=Strict cookie; the cookie alone opens nothing without its CSRF token; forged, altered, expired and
 oversized cookies, a revoked key and hostile login bodies are refused; the page forbids framing and loads
-code only from its own origin; usage per day counts a team's own sandboxes."""
+code only from its own origin; usage per day counts a team's own sandboxes; the operator key given to a
+session opens the operator's routes to it alone."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from e2b import Sandbox
 
 from hutch.api.services import sessions
+from hutch.secret_files import operator_key
 from tests.api.conftest import Caller, Stack
 
 COOKIE = sessions.PLAIN_COOKIE  # plain HTTP here: no TLS edge in front of this API
@@ -201,3 +203,26 @@ def test_usage_counts_the_teams_own_sandboxes_per_day(caller: Caller):
             "days"
         ]
         assert other["peakRunning"] == 0 and other["sandboxHours"] == 0
+
+
+def test_the_operator_key_given_to_a_session_opens_the_operators_routes(caller: Caller):
+    settings = caller.stack.app.state.settings
+    key = operator_key(settings.data_dir, settings.api.operator_key_file)
+    with _login(caller.stack, caller.api_key) as (client, session):
+        assert session["operator"] is False and session["cluster"] is False
+        assert client.get("/nodes", headers=_csrf(session)).status_code == 401
+        for wrong in ("x" * 40, caller.api_key, ""):
+            refused = client.post("/dashboard/operator", json={"operatorKey": wrong}, headers=_csrf(session))
+            assert refused.status_code in (400, 401) and "set-cookie" not in refused.headers
+        without_csrf = client.post("/dashboard/operator", json={"operatorKey": key})
+        assert without_csrf.status_code == 401
+        given = client.post("/dashboard/operator", json={"operatorKey": key}, headers=_csrf(session))
+        assert given.status_code == 200 and given.json()["operator"] is True
+        elevated = given.json()
+        assert elevated["csrf"] != session["csrf"] and key not in given.headers["set-cookie"]
+        assert client.get("/nodes", headers=_csrf(elevated)).json() == []
+        assert client.get("/nodes").status_code == 401  # the cookie without its token
+        assert client.get("/nodes", headers=_csrf(session)).status_code == 401  # the old token
+        assert client.get("/v2/sandboxes", headers=_csrf(elevated)).status_code == 200
+    with _login(caller.stack, caller.stack.new_key()) as (other, theirs):
+        assert other.get("/nodes", headers=_csrf(theirs)).status_code == 401

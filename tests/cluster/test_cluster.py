@@ -15,8 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 from e2b import LogEntry, Sandbox, SandboxException, Template, Volume
+from playwright.sync_api import expect
 from tests.cli.conftest import clean_env, parse, run_hutch
 from tests.cluster.harness import Cluster
+from tests.playwright_chromium import chromium_apart, keep
+from tests.stack import WORKER
 
 
 def _create(cluster: Cluster, **options: object) -> Sandbox:
@@ -492,3 +495,27 @@ def test_a_template_built_on_one_node_starts_on_the_others(cluster: Cluster, tmp
                 admin.post(f"/nodes/{other}", json={"status": "ready"}).raise_for_status()
     log = cluster.nodes[int(target.removeprefix("node"))].process.log(20000)
     assert "copied layer" in log, "the target node did not copy the template's layers"
+
+
+def test_the_operator_drains_a_node_from_the_dashboard(cluster: Cluster, tmp_path: Path) -> None:
+    port = int(cluster.domain.rpartition(":")[2])
+    host_ip, inside_ip = f"10.241.{100 + WORKER}.1", f"10.241.{100 + WORKER}.2"
+    with chromium_apart(tmp_path, port, host_ip=host_ip, inside_ip=inside_ip) as apart:
+        page = apart.browser.new_page(viewport={"width": 1400, "height": 700})
+        page.set_default_timeout(15_000)
+        page.goto(f"{cluster.api_url}/dashboard")
+        page.fill("#api-key", cluster.api_key)
+        page.click("button[type=submit]")
+        page.get_by_role("link", name="Cluster").click()
+        page.get_by_label("operator key").fill(cluster.operator_key_file.read_bytes().hex())
+        page.get_by_role("button", name="Open").click()
+        expect(page.locator("tr[data-node]")).to_have_count(3)
+        row = page.locator("tr[data-node='node2']")
+        expect(row.get_by_test_id("node-status")).to_have_text("ready")
+        row.get_by_role("button", name="Drain").click()
+        expect(row.get_by_test_id("node-status")).to_have_text("draining")
+        assert cluster.nodes_status()["node2"] == "draining"
+        keep(page, "cluster")
+        row.get_by_role("button", name="Undrain").click()
+        expect(row.get_by_test_id("node-status")).to_have_text("ready")
+        assert cluster.nodes_status()["node2"] == "ready"

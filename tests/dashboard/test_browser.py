@@ -8,10 +8,8 @@ kept under ``test-artifacts/dashboard``."""
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,12 +17,10 @@ import httpx
 import pytest
 from e2b import Sandbox, Template
 from e2b.exceptions import AuthenticationException, NotFoundException
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.browser import chromium, trusting_home
 from tests.e2e.domain_fixtures import use_only_domain
-from tests.netns import joined_namespace
-from tests.relay import Relay, relay
+from tests.playwright_chromium import Chromium, chromium_apart, keep
 from tests.stack import WORKER, Stack, running_stack
 
 # Apart from the session's stack (tests/stack.py) and the other stacks of their own.
@@ -33,16 +29,6 @@ HOST_IP, INSIDE_IP = f"10.241.{WORKER}.1", f"10.241.{WORKER}.2"  # the browser's
 ARTIFACTS = (
     Path(os.environ.get("HUTCH_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")) / "dashboard"
 )
-# As root, on a machine without a network: no sandbox of its own, and none of Chromium's own traffic.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SHOWN_S = 15_000  # ms Playwright waits for something to be shown
 
 
@@ -58,46 +44,17 @@ def stack(dashboard_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
     return use_only_domain(dashboard_stack, monkeypatch)
 
 
-@dataclass(frozen=True)
-class Chromium:
-    browser: Browser
-    network: Relay  # its way to the edge
-
-
 @pytest.fixture(scope="module")
-def chromium_apart(tmp_path_factory: pytest.TempPathFactory, dashboard_stack: Stack) -> Iterator[Chromium]:
-    """Chromium in a network namespace of its own, as a browser on another machine: every sandbox start
-    adds addresses to the host, which a browser on the host takes for a network change, failing the
-    requests it has in flight (``ERR_NETWORK_CHANGED``). It reaches the edge through a relay on the host's
-    end of its veth."""
-    base = tmp_path_factory.mktemp("chromium")
-    home = trusting_home(base)  # trusts the edge's test authority
+def apart(tmp_path_factory: pytest.TempPathFactory, dashboard_stack: Stack) -> Iterator[Chromium]:
     port = int(str(dashboard_stack.domain).rpartition(":")[2])
-    wrapper = base / "chromium"
-    with (
-        joined_namespace("dash", HOST_IP, INSIDE_IP, 30) as joined,
-        relay((HOST_IP, port), ("127.0.0.1", port)) as relaying,
-    ):
-        # Without IPv6 no link-local address appears a moment after the link is up, while the page loads.
-        no_ipv6 = ["ip", "netns", "exec", joined.netns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]
-        subprocess.run(no_ipv6, check=True)
-        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {joined.netns} {chromium()} "$@"\n')
-        wrapper.chmod(0o700)
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(
-                executable_path=wrapper,
-                args=[*CHROMIUM_FLAGS, f"--host-resolver-rules=MAP *.hutch.localhost {HOST_IP}"],
-                env={"PATH": os.environ["PATH"], "HOME": str(home)},
-            )
-            yield Chromium(launched, relaying)
-            launched.close()
+    base = tmp_path_factory.mktemp("chromium")
+    with chromium_apart(base, port, host_ip=HOST_IP, inside_ip=INSIDE_IP) as launched:
+        yield launched
 
 
 @pytest.fixture()
-def page(chromium_apart: Chromium, stack: Stack) -> Iterator[Page]:
-    context = chromium_apart.browser.new_context(
-        viewport={"width": 1400, "height": 900}, accept_downloads=True
-    )
+def page(apart: Chromium, stack: Stack) -> Iterator[Page]:
+    context = apart.browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     context.set_default_timeout(SHOWN_S)
     opened = context.new_page()
     # Shown with a failing test's output: what the page itself complained about.
@@ -127,12 +84,6 @@ def log_in(page: Page, stack: Stack, key: str | None = None) -> None:
     page.fill("#api-key", key or stack.api_key)
     page.click("button[type=submit]")
     expect(page.get_by_test_id("team")).to_be_visible()
-
-
-def keep(page: Page, name: str) -> None:
-    """A screenshot of the page as a test artifact."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
 
 def test_a_wrong_key_is_refused_on_the_login_form(page: Page, stack: Stack):
@@ -166,7 +117,7 @@ def test_a_sandbox_created_through_the_sdk_appears_and_filters(page: Page, stack
 
 
 def test_the_terminal_runs_a_command_and_survives_a_broken_stream(
-    page: Page, stack: Stack, sandbox: Sandbox, chromium_apart: Chromium
+    page: Page, stack: Stack, sandbox: Sandbox, apart: Chromium
 ):
     log_in(page, stack)
     page.goto(f"{dashboard(stack)}#/sandboxes/{sandbox.sandbox_id}")
@@ -178,7 +129,7 @@ def test_the_terminal_runs_a_command_and_survives_a_broken_stream(
     expect(rows).to_contain_text("user")
     keep(page, "sandbox-terminal")
     page.keyboard.type("cd /tmp\n")
-    chromium_apart.network.cut()  # the output stream breaks; the shell goes on
+    apart.network.cut()  # the output stream breaks; the shell goes on
     status = page.get_by_test_id("terminal-status")
     expect(status).to_have_attribute("data-attached", "2", timeout=30_000)
     expect(status).to_have_text("connected")

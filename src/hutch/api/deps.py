@@ -121,7 +121,16 @@ TeamDep = Annotated[Team, Depends(require_team)]
 
 
 async def require_operator(
-    settings: SettingsDep, key: Annotated[str | None, Security(_operator_key)]
+    request: Request, settings: SettingsDep, key: Annotated[str | None, Security(_operator_key)]
 ) -> None:
-    """Only the operator key passes (401 otherwise, a team's API key too)."""
-    auth.check_operator(expected=operator_key(settings.data_dir, settings.api.operator_key_file), given=key)
+    """Only the operator key passes, or a dashboard session that was given it (401 otherwise, a team's API
+    key too)."""
+    expected = operator_key(settings.data_dir, settings.api.operator_key_file)
+    cookie = request.cookies.get(session_cookie(request.headers))
+    if key or not cookie:
+        auth.check_operator(expected=expected, given=key)
+        return
+    csrf = request.headers.get(sessions.CSRF_HEADER)
+    auth.check_operator_session(
+        keys=request.app.state.server_keys, expected=expected, cookie=cookie, csrf=csrf
+    )

@@ -17,8 +17,9 @@ from fastapi.staticfiles import StaticFiles
 
 from ...catalog.keys import hash_key
 from ...errors import InvalidRequest, Unauthenticated
+from ...secret_files import operator_key
 from ..deps import CatalogDep, MetricsServiceDep, SandboxServiceDep, SettingsDep, TeamDep, session_cookie
-from ..schemas.dashboard import DashboardSession, Login, SandboxOverview, Usage
+from ..schemas.dashboard import DashboardSession, Login, OperatorLogin, SandboxOverview, Usage
 from ..schemas.sandboxes import parse_metadata, parse_states
 from ..services import auth, overview, sessions, usage
 from ..services.sessions import Session
@@ -65,28 +66,38 @@ async def page(settings: SettingsDep) -> FileResponse:
 
 
 @router.post("/login")
-async def login(
-    body: Login, request: Request, response: Response, catalog: CatalogDep, settings: SettingsDep
-) -> DashboardSession:
+async def login(body: Login, request: Request, response: Response, catalog: CatalogDep) -> DashboardSession:
     """Open a session with an API key: the cookie is set, and the answer carries its CSRF token."""
     team = await auth.team_for_key(catalog=catalog, api_key=body.api_key)
     cookie, session = sessions.issue(
         request.app.state.server_keys, key_hash=hash_key(body.api_key), team_id=team.team_id
     )
-    response.set_cookie(
-        session_cookie(request.headers),
-        cookie,
-        max_age=sessions.LIFETIME_S,
-        path="/",
-        secure=_through_edge(request),
-        httponly=True,
-        samesite="strict",
+    _set_cookie(request, response, cookie)
+    return _described(request, session, team.name)
+
+
+@router.post("/operator")
+async def give_operator_key(
+    body: OperatorLogin, team: TeamDep, request: Request, response: Response, settings: SettingsDep
+) -> DashboardSession:
+    """Give the session the operator key too (the cluster's pages need it): a new cookie and CSRF token."""
+    auth.check_operator(
+        expected=operator_key(settings.data_dir, settings.api.operator_key_file), given=body.operator_key
     )
-    return _described(session, team.name, settings.sandbox_domain)
+    current = sessions.read(request.app.state.server_keys, request.cookies[session_cookie(request.headers)])
+    assert current is not None  # ``team`` came from it
+    cookie, session = sessions.issue(
+        request.app.state.server_keys,
+        key_hash=current.key_hash,
+        team_id=team.team_id,
+        operator=hash_key(body.operator_key),
+    )
+    _set_cookie(request, response, cookie)
+    return _described(request, session, team.name)
 
 
 @router.get("/session")
-async def current_session(request: Request, catalog: CatalogDep, settings: SettingsDep) -> DashboardSession:
+async def current_session(request: Request, catalog: CatalogDep) -> DashboardSession:
     """The session the browser holds (401 without one). Only the API's own pages can read the answer."""
     cookie = request.cookies.get(session_cookie(request.headers))
     if not cookie:
@@ -95,7 +106,7 @@ async def current_session(request: Request, catalog: CatalogDep, settings: Setti
     if session is None:
         raise Unauthenticated("the dashboard session is not valid or has expired: log in again")
     team = await auth.team_for_hash(catalog=catalog, key_hash=session.key_hash)
-    return _described(session, team.name, settings.sandbox_domain)
+    return _described(request, session, team.name)
 
 
 @router.post("/logout", status_code=204, response_class=Response)
@@ -145,14 +156,29 @@ async def daily_usage(
     return Usage.of(await usage.daily(catalog=catalog, team_id=team.team_id, days=days))
 
 
-def _described(session: Session, team_name: str, domain: str) -> DashboardSession:
+def _described(request: Request, session: Session, team_name: str) -> DashboardSession:
+    state = request.app.state
     return DashboardSession(
         team_id=session.team_id,
         team_name=team_name,
         csrf=session.csrf,
         csrf_header=sessions.CSRF_HEADER,
-        domain=domain,
+        domain=state.settings.sandbox_domain,
         expires_at=datetime.fromtimestamp(session.expires, UTC),
+        operator=session.operator is not None,
+        cluster=state.runtime is None,
+    )
+
+
+def _set_cookie(request: Request, response: Response, cookie: str) -> None:
+    response.set_cookie(
+        session_cookie(request.headers),
+        cookie,
+        max_age=sessions.LIFETIME_S,
+        path="/",
+        secure=_through_edge(request),
+        httponly=True,
+        samesite="strict",
     )
 
 

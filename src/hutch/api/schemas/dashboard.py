@@ -19,6 +19,12 @@ class Login(WireModel):
     api_key: str = Field(alias="apiKey", min_length=1, max_length=256)
 
 
+class OperatorLogin(WireModel):
+    model_config = ConfigDict(extra="forbid")
+
+    operator_key: str = Field(alias="operatorKey", min_length=1, max_length=256)
+
+
 class DashboardSession(WireModel):
     """Who is logged in, the token each of the page's requests carries, and where sandboxes are reached
     (``https://<port>-<id>.<domain>``)."""
@@ -29,6 +35,9 @@ class DashboardSession(WireModel):
     csrf_header: str = Field(alias="csrfHeader")
     domain: str
     expires_at: datetime = Field(alias="expiresAt")
+    # Whether the session was given the operator key, and whether this API serves a cluster of nodes.
+    operator: bool
+    cluster: bool
 
 
 class OverviewSandbox(WireModel):

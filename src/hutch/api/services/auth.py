@@ -112,6 +112,18 @@ async def team_for_hash(*, catalog: Catalog, key_hash: str) -> Team:
     return team
 
 
+def check_operator_session(*, keys: ServerKeys, expected: str, cookie: str, csrf: str | None) -> None:
+    """Let the request through only with a valid dashboard session (and its CSRF token) that was given the
+    operator key ``expected``."""
+    session = sessions.read(keys, cookie)
+    if session is None:
+        raise Unauthenticated("the dashboard session is not valid or has expired: log in again")
+    if not csrf or not hmac.compare_digest(csrf.encode(), session.csrf.encode()):
+        raise Unauthenticated(f"a dashboard session needs its token in the {sessions.CSRF_HEADER} header")
+    if session.operator is None or not hmac.compare_digest(session.operator, hash_key(expected)):
+        raise Unauthenticated("this dashboard session was not given the operator key")
+
+
 def check_operator(*, expected: str, given: str | None) -> None:
     """Let the request through only with the operator key (compared in constant time); a team's API key
     is no operator key."""

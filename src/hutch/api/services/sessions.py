@@ -1,7 +1,8 @@
 """Dashboard sessions: what a person's browser holds after logging in with an API key.
 
 A session is a cookie the server signs (an HMAC under the server key), so nothing is stored: it names the
-key it was opened with (by the key's hash, never the key), its team, its CSRF token and when it expires.
+key it was opened with (by the key's hash, never the key), its team, its CSRF token and when it expires,
+and, once the operator key was given too, that key's hash (the operator's routes then take the session).
 Every request that uses it is checked against the catalog like an API key, so revoking the key ends its
 sessions at once. A request authenticated by the cookie must also carry the CSRF token in a header, which
 a page of another origin cannot send to the API (the API answers no CORS preflight).
@@ -35,17 +36,26 @@ class Session:
     team_id: str
     csrf: str
     expires: int
+    # Set once the operator key was given too: its hash, so that a new operator key ends the privilege.
+    operator: str | None = None
 
 
 def issue(
-    keys: ServerKeys, *, key_hash: str, team_id: str, lifetime_s: int = LIFETIME_S
+    keys: ServerKeys,
+    *,
+    key_hash: str,
+    team_id: str,
+    operator: str | None = None,
+    lifetime_s: int = LIFETIME_S,
 ) -> tuple[str, Session]:
-    """A new session for the key stored as ``key_hash``, and its cookie's value."""
+    """A new session for the key stored as ``key_hash`` (and the operator key hashed as ``operator``), and
+    its cookie's value."""
     session = Session(
         key_hash=key_hash,
         team_id=team_id,
         csrf=secrets.token_urlsafe(24),
         expires=int(time.time()) + lifetime_s,
+        operator=operator,
     )
     payload = _b64(json.dumps(asdict(session), separators=(",", ":")).encode())
     return f"{payload}.{_b64(keys.session_mac(payload.encode()))}", session

@@ -76,3 +76,8 @@ export async function logOut() {
   await api("/dashboard/logout", { method: "POST" });
   setSession(null);
 }
+
+// The cluster's pages need the operator key: the session takes it, with a new CSRF token.
+export async function giveOperatorKey(operatorKey) {
+  setSession(await api("/dashboard/operator", { method: "POST", body: { operatorKey } }));
+}

@@ -1,6 +1,7 @@
 // The dashboard's entry: restores the session, then draws the view the location's hash names.
 import { html, render, useEffect, useState } from "./vendor/preact-htm.mjs";
 import { currentSession, logOut, onSessionChange, restoreSession } from "./api.js";
+import { Cluster } from "./views/cluster.js";
 import { Keys } from "./views/keys.js";
 import { Login } from "./views/login.js";
 import { Sandbox } from "./views/sandbox.js";
@@ -14,6 +15,7 @@ const ROUTES = [
   [/^#\/templates$/, () => html`<${Templates} />`],
   [/^#\/keys$/, () => html`<${Keys} />`],
   [/^#\/usage$/, () => html`<${Usage} />`],
+  [/^#\/cluster$/, () => html`<${Cluster} />`],
   [/^(#\/sandboxes)?$/, () => html`<${Sandboxes} />`],
 ];
 
@@ -38,7 +40,8 @@ function Nav({ session, hash }) {
     html`<a href=${href} class=${hash.startsWith(href) ? "active" : ""}>${label}</a>`;
   return html`<header>
     <strong class="brand">Hutch</strong>
-    <nav>${link("#/sandboxes", "Sandboxes")} ${link("#/templates", "Templates")} ${link("#/keys", "API keys")} ${link("#/usage", "Usage")}</nav>
+    <nav>${link("#/sandboxes", "Sandboxes")} ${link("#/templates", "Templates")} ${link("#/keys", "API keys")} ${link("#/usage", "Usage")}
+      ${session.cluster ? link("#/cluster", "Cluster") : null}</nav>
     <span class="team" data-testid="team">${session.teamName}</span>
     <button class="link" onClick=${() => logOut()}>Log out</button>
   </header>`;
