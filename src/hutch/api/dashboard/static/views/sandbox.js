@@ -1,14 +1,15 @@
-// One sandbox: what it is, pause / resume / kill / timeout, and tabs for its terminal, files, metrics
-// and log.
+// One sandbox: what it is, pause / resume / kill / timeout, and tabs for its terminal, files, desktop
+// stream, metrics and log.
 import { html, useMemo, useState } from "../vendor/preact-htm.mjs";
 import { api, currentSession } from "../api.js";
 import { Envd } from "../envd.js";
 import { TimeChart } from "./charts.js";
 import { ErrorLine, age, remaining, usePolling } from "./common.js";
+import { Desktop } from "./desktop.js";
 import { Files } from "./files.js";
 import { Terminal } from "./terminal.js";
 
-const TABS = ["terminal", "files", "metrics", "logs"];
+const TABS = ["terminal", "files", "desktop", "metrics", "logs"];
 
 export function Sandbox({ id }) {
   const [sandbox, error, reload] = usePolling(() => api(`/sandboxes/${id}`), 3000, [id]);
@@ -70,6 +71,7 @@ export function Sandbox({ id }) {
     </div>
     ${tab === "terminal" && (envd ? html`<${Terminal} envd=${envd} />` : html`<p class="muted">Resume the sandbox to open a terminal.</p>`)}
     ${tab === "files" && (envd ? html`<${Files} envd=${envd} />` : html`<p class="muted">Resume the sandbox to see its files.</p>`)}
+    ${tab === "desktop" && (envd ? html`<${Desktop} sandbox=${sandbox} domain=${sandbox.domain || currentSession().domain} />` : html`<p class="muted">Resume the sandbox to see its desktop.</p>`)}
     ${tab === "metrics" && html`<${Metrics} id=${id} />`}
     ${tab === "logs" && html`<${Logs} id=${id} />`}
   </section>`;
