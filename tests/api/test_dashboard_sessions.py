@@ -7,7 +7,9 @@ session opens the operator's routes to it alone."""
 from __future__ import annotations
 
 import base64
+import html
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,6 +19,7 @@ import pytest
 from e2b import Sandbox
 
 from hutch.api.services import sessions
+from hutch.catalog import create_api_key
 from hutch.secret_files import operator_key
 from tests.api.conftest import Caller, Stack
 
@@ -226,3 +229,16 @@ def test_the_operator_key_given_to_a_session_opens_the_operators_routes(caller: 
         assert client.get("/v2/sandboxes", headers=_csrf(elevated)).status_code == 200
     with _login(caller.stack, caller.stack.new_key()) as (other, theirs):
         assert other.get("/nodes", headers=_csrf(theirs)).status_code == 401
+
+
+def test_the_page_carries_the_session_escaped_and_only_with_one(stack: Stack):
+    hostile = 'team "><script>alert(1)</script>'
+    key = stack.run(create_api_key(stack.app.state.catalog, team_name=hostile))
+    logged_out = httpx.get(f"{stack.api_url}/dashboard")
+    assert '<meta name="hutch-session" content="">' in logged_out.text
+    assert logged_out.headers["cache-control"] == "no-store"
+    with _login(stack, key) as (client, session):
+        shown = client.get("/dashboard")
+    assert "<script>alert" not in shown.text and "&lt;script&gt;alert(1)" in shown.text
+    meta = re.search(r'<meta name="hutch-session" content="([^"]*)">', shown.text)
+    assert meta is not None and json.loads(html.unescape(meta.group(1))) == session

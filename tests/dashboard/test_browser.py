@@ -97,7 +97,7 @@ def test_a_wrong_key_is_refused_on_the_login_form(page: Page, stack: Stack):
 
 def test_a_sandbox_created_through_the_sdk_appears_and_filters(page: Page, stack: Stack, sandbox: Sandbox):
     log_in(page, stack)
-    row = page.locator(f"tr[data-sandbox='{sandbox.sandbox_id}']")
+    row = page.locator(f"[data-sandbox='{sandbox.sandbox_id}']")
     expect(row).to_contain_text("running")
     expect(row).to_contain_text("crun")
     [cookie] = [cookie for cookie in page.context.cookies() if cookie["name"] == "__Host-hutch_session"]

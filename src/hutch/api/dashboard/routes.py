@@ -7,14 +7,17 @@ connecting to sandboxes only on the sandbox domain."""
 
 from __future__ import annotations
 
+import contextlib
+import html
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from ...catalog import Catalog
 from ...catalog.keys import hash_key
 from ...errors import InvalidRequest, Unauthenticated
 from ...secret_files import operator_key
@@ -25,6 +28,8 @@ from ..services import auth, overview, sessions, usage
 from ..services.sessions import Session
 
 STATIC = Path(__file__).parent / "static"
+# Where the page carries the session (``page``).
+SESSION_META = '<meta name="hutch-session" content="">'
 PREFIX = "/dashboard"
 
 router = APIRouter(prefix=PREFIX, tags=["dashboard"], include_in_schema=False)
@@ -37,8 +42,9 @@ def install(app: FastAPI) -> None:
 
 @router.get("")
 @router.get("/")
-async def page(settings: SettingsDep) -> FileResponse:
-    """The dashboard's one page; it draws every view itself."""
+async def page(request: Request, settings: SettingsDep, catalog: CatalogDep) -> HTMLResponse:
+    """The dashboard's one page; it draws every view itself. With a valid session it carries the session
+    (team, CSRF token) in a ``<meta>``, so that its first view needs no call to learn it."""
     sandboxes = f"https://*.{settings.sandbox_domain}"  # through the TLS edge, whatever served this page
     policy = "; ".join(
         [
@@ -60,9 +66,16 @@ async def page(settings: SettingsDep) -> FileResponse:
         "X-Frame-Options": "DENY",
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-cache",
+        "Cache-Control": "no-store",  # it may hold the session's CSRF token
     }
-    return FileResponse(STATIC / "index.html", media_type="text/html", headers=headers)
+    described = ""
+    with contextlib.suppress(Unauthenticated):
+        described = (await _current(request, catalog)).model_dump_json(by_alias=True)
+    shell = (STATIC / "index.html").read_text()
+    body = shell.replace(
+        SESSION_META, SESSION_META.replace('content=""', f'content="{html.escape(described)}"')
+    )
+    return HTMLResponse(body, headers=headers)
 
 
 @router.post("/login")
@@ -84,8 +97,11 @@ async def give_operator_key(
     auth.check_operator(
         expected=operator_key(settings.data_dir, settings.api.operator_key_file), given=body.operator_key
     )
-    current = sessions.read(request.app.state.server_keys, request.cookies[session_cookie(request.headers)])
-    assert current is not None  # ``team`` came from it
+    current = sessions.read(
+        request.app.state.server_keys, request.cookies.get(session_cookie(request.headers), "")
+    )
+    if current is None:  # ``team`` came from an API key: the operator key is given to a session only
+        raise Unauthenticated("log in to the dashboard first: the operator key is given to its session")
     cookie, session = sessions.issue(
         request.app.state.server_keys,
         key_hash=current.key_hash,
@@ -99,6 +115,10 @@ async def give_operator_key(
 @router.get("/session")
 async def current_session(request: Request, catalog: CatalogDep) -> DashboardSession:
     """The session the browser holds (401 without one). Only the API's own pages can read the answer."""
+    return await _current(request, catalog)
+
+
+async def _current(request: Request, catalog: Catalog) -> DashboardSession:
     cookie = request.cookies.get(session_cookie(request.headers))
     if not cookie:
         raise Unauthenticated("not logged in")
@@ -122,7 +142,7 @@ async def logout(request: Request) -> Response:
     return response
 
 
-@router.get("/api/sandboxes")
+@router.get("/api/sandboxes", response_model=SandboxOverview)
 async def list_sandboxes(
     team: TeamDep,
     catalog: CatalogDep,
@@ -130,7 +150,7 @@ async def list_sandboxes(
     metrics: MetricsServiceDep,
     state: Annotated[str | None, Query(max_length=64)] = None,
     metadata: Annotated[str | None, Query(max_length=4096)] = None,
-) -> SandboxOverview:
+) -> Response:
     """The team's sandboxes with their engine, node and latest sample; ``state`` and ``metadata`` filter
     as in ``GET /v2/sandboxes``."""
     try:
@@ -145,7 +165,8 @@ async def list_sandboxes(
         states=states,
         metadata=wanted,
     )
-    return SandboxOverview.of(found)
+    # Serialized here: FastAPI would validate the hundreds of items again on the way out.
+    return Response(SandboxOverview.of(found).model_dump_json(by_alias=True), media_type="application/json")
 
 
 @router.get("/api/usage")

@@ -59,12 +59,10 @@ export async function api(path, { method = "GET", body, query } = {}) {
   return text ? JSON.parse(text) : null;
 }
 
-export async function restoreSession() {
-  try {
-    setSession(await api("/dashboard/session"));
-  } catch (_) {
-    setSession(null);
-  }
+// The page carries the session it was served with (empty when logged out).
+export function restoreSession() {
+  const carried = document.querySelector('meta[name="hutch-session"]').content;
+  setSession(carried ? JSON.parse(carried) : null);
   return session;
 }
 

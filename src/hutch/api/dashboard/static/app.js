@@ -57,4 +57,5 @@ function App() {
     <main>${view(...match.slice(1))}</main>`;
 }
 
-restoreSession().then(() => render(html`<${App} />`, document.getElementById("app")));
+restoreSession();
+render(html`<${App} />`, document.getElementById("app"));

@@ -1,5 +1,5 @@
 // What several views share: polling, times and sizes written for people, and an error line.
-import { html, useEffect, useRef, useState } from "../vendor/preact-htm.mjs";
+import { html, useLayoutEffect, useRef, useState } from "../vendor/preact-htm.mjs";
 
 // Calls `load` now and every `intervalMs` while the view is shown; [value, error, reload].
 export function usePolling(load, intervalMs, deps = []) {
@@ -18,7 +18,8 @@ export function usePolling(load, intervalMs, deps = []) {
       if (mine === generation.current) setError(failure.message);
     }
   };
-  useEffect(() => {
+  // A layout effect: the first call starts as the view is drawn, not a frame later.
+  useLayoutEffect(() => {
     reload();
     if (!intervalMs) return undefined;
     const timer = setInterval(reload, intervalMs);

@@ -6,6 +6,7 @@ import { Sparkline } from "./charts.js";
 import { ErrorLine, age, bytes, remaining, usePolling } from "./common.js";
 
 const STATES = ["running", "paused"];
+const COLUMNS = ["Sandbox", "Template", "State", "Engine", "Node", "Age", "Time left", "CPU", "Memory"];
 const HISTORY = 30;
 
 // The SDK's encoding of a metadata filter: each key and value quoted, then the pairs form-encoded.
@@ -56,37 +57,34 @@ export function Sandboxes() {
     </div>
     <${ErrorLine} error=${error} />
     ${overview && overview.truncated ? html`<p class="muted">Only the newest ${sandboxes.length} are listed.</p>` : null}
-    <table class="sandboxes">
-      <thead><tr>
-        <th>Sandbox</th><th>Template</th><th>State</th><th>Engine</th><th>Node</th>
-        <th>Age</th><th>Time left</th><th>CPU</th><th>Memory</th>
-      </tr></thead>
-      <tbody>
-        ${sandboxes.map((sandbox) => html`<${Row} key=${sandbox.sandboxID} sandbox=${sandbox}
-            samples=${history.current.get(sandbox.sandboxID) || []} />`)}
-      </tbody>
-    </table>
+    <div class="grid sandboxes" role="table" aria-label="sandboxes">
+      <div class="head" role="row">
+        ${COLUMNS.map((name) => html`<span role="columnheader">${name}</span>`)}
+      </div>
+      ${sandboxes.map((sandbox) => html`<${Row} key=${sandbox.sandboxID} sandbox=${sandbox}
+          samples=${history.current.get(sandbox.sandboxID) || []} />`)}
+    </div>
     ${overview && sandboxes.length === 0 ? html`<p class="muted">No sandboxes.</p>` : null}
   </section>`;
 }
 
 function Row({ sandbox, samples }) {
   const latest = sandbox.latest;
-  return html`<tr data-sandbox=${sandbox.sandboxID}>
-    <td><a href="#/sandboxes/${sandbox.sandboxID}">${sandbox.sandboxID}</a></td>
-    <td>${sandbox.alias || sandbox.templateID}</td>
-    <td><span class="state ${sandbox.state}">${sandbox.state}</span></td>
-    <td>${sandbox.engine || "—"}</td>
-    <td>${sandbox.nodeID}</td>
-    <td>${age(sandbox.startedAt)}</td>
-    <td>${sandbox.state === "running" ? remaining(sandbox.endAt) : "—"}</td>
-    <td title=${latest ? `${latest.cpuUsedPct.toFixed(1)} %` : ""}>
+  return html`<div class="row" role="row" data-sandbox=${sandbox.sandboxID}>
+    <span role="cell"><a href="#/sandboxes/${sandbox.sandboxID}">${sandbox.sandboxID}</a></span>
+    <span role="cell">${sandbox.alias || sandbox.templateID}</span>
+    <span role="cell"><span class="state ${sandbox.state}">${sandbox.state}</span></span>
+    <span role="cell">${sandbox.engine || "—"}</span>
+    <span role="cell">${sandbox.nodeID}</span>
+    <span role="cell">${age(sandbox.startedAt)}</span>
+    <span role="cell">${sandbox.state === "running" ? remaining(sandbox.endAt) : "—"}</span>
+    <span role="cell" title=${latest ? `${latest.cpuUsedPct.toFixed(1)} %` : ""}>
       <${Sparkline} values=${samples.map((sample) => sample.cpuUsedPct)} max=${100} label="CPU" />
-    </td>
-    <td title=${latest ? bytes(latest.memUsed) : ""}>
+    </span>
+    <span role="cell" title=${latest ? bytes(latest.memUsed) : ""}>
       <${Sparkline} values=${samples.map((sample) => sample.memUsed)} max=${sandbox.memoryMB * 1048576} label="memory" />
-    </td>
-  </tr>`;
+    </span>
+  </div>`;
 }
 
 // Keeps the last HISTORY distinct samples of each listed sandbox, and forgets those no longer listed.

@@ -1,8 +1,6 @@
 // A live terminal: xterm.js over a PTY that the sandbox's envd starts (a login shell of `user`), as the
 // SDKs' `sandbox.pty` does: output streams in, keystrokes and size changes go out as separate calls.
 import { html, useEffect, useRef, useState } from "../vendor/preact-htm.mjs";
-import { Terminal as XTerm } from "../vendor/xterm.mjs";
-import { FitAddon } from "../vendor/xterm-addon-fit.mjs";
 import { fromBase64, toBase64 } from "../envd.js";
 
 const REATTACH_ATTEMPTS = 10;
@@ -12,6 +10,22 @@ export function Terminal({ envd }) {
   const [status, setStatus] = useState("connecting");
   const [attached, setAttached] = useState(0);
   useEffect(() => {
+    let dispose = () => {};
+    let gone = false;
+    // xterm.js is the page's largest file: it loads when a terminal opens, not with the page.
+    Promise.all([import("../vendor/xterm.mjs"), import("../vendor/xterm-addon-fit.mjs")]).then(
+      ([{ Terminal: XTerm }, { FitAddon }]) => {
+        if (!gone) dispose = attach(XTerm, FitAddon);
+      },
+      (failure) => setStatus(`failed: ${failure.message}`),
+    );
+    return () => {
+      gone = true;
+      dispose();
+    };
+  }, [envd]);
+
+  function attach(XTerm, FitAddon) {
     const term = new XTerm({ cursorBlink: true, fontSize: 13, convertEol: false });
     const fit = new FitAddon();
     term.loadAddon(fit);
@@ -85,7 +99,7 @@ export function Terminal({ envd }) {
       resized.dispose();
       term.dispose();
     };
-  }, [envd]);
+  }
   return html`<div>
     <p class="muted">Terminal: <span data-testid="terminal-status" data-attached=${attached}>${status}</span></p>
     <div class="terminal" ref=${box} data-testid="terminal"></div>
