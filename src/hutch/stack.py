@@ -182,6 +182,8 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
         # What is said may end up in a log: the key itself only in the file.
         shown = client_env(settings, mask_key(api_key), certificate)
         say(f"Hutch is up. Client settings (in full in {env_file}, readable by root only):\n\n{shown}")
+        if edge is not None:
+            say(f"Dashboard: https://api.{settings.edge_domain}/dashboard (log in with the API key)")
         await stop.wait()
         say("stopping")
         if dev is not None:

@@ -242,3 +242,13 @@ def test_the_page_carries_the_session_escaped_and_only_with_one(stack: Stack):
     assert "<script>alert" not in shown.text and "&lt;script&gt;alert(1)" in shown.text
     meta = re.search(r'<meta name="hutch-session" content="([^"]*)">', shown.text)
     assert meta is not None and json.loads(html.unescape(meta.group(1))) == session
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"state": "bogus"}, {"state": "running,exploded"}, {"metadata": "no-equals-sign"}, {"state": "x" * 100}],
+)
+def test_a_bad_list_filter_is_a_clear_error(caller: Caller, query: dict[str, str]):
+    with _login(caller.stack, caller.api_key) as (client, session):
+        response = client.get("/dashboard/api/sandboxes", params=query, headers=_csrf(session))
+    assert response.status_code == 400 and response.json()["code"] == 400 and response.json()["message"]

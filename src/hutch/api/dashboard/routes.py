@@ -7,7 +7,6 @@ connecting to sandboxes only on the sandbox domain."""
 
 from __future__ import annotations
 
-import contextlib
 import html
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,11 +18,11 @@ from fastapi.staticfiles import StaticFiles
 
 from ...catalog import Catalog
 from ...catalog.keys import hash_key
-from ...errors import InvalidRequest, Unauthenticated
+from ...catalog.models import Team
+from ...errors import Unauthenticated
 from ...secret_files import operator_key
 from ..deps import CatalogDep, MetricsServiceDep, SandboxServiceDep, SettingsDep, TeamDep, session_cookie
-from ..schemas.dashboard import DashboardSession, Login, OperatorLogin, SandboxOverview, Usage
-from ..schemas.sandboxes import parse_metadata, parse_states
+from ..schemas.dashboard import DashboardSession, Login, OperatorLogin, OverviewQuery, SandboxOverview, Usage
 from ..services import auth, overview, sessions, usage
 from ..services.sessions import Session
 
@@ -68,9 +67,8 @@ async def page(request: Request, settings: SettingsDep, catalog: CatalogDep) -> 
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-store",  # it may hold the session's CSRF token
     }
-    described = ""
-    with contextlib.suppress(Unauthenticated):
-        described = (await _current(request, catalog)).model_dump_json(by_alias=True)
+    current = await _current(request, catalog)
+    described = current.model_dump_json(by_alias=True) if current else ""
     shell = (STATIC / "index.html").read_text()
     body = shell.replace(
         SESSION_META, SESSION_META.replace('content=""', f'content="{html.escape(described)}"')
@@ -86,7 +84,7 @@ async def login(body: Login, request: Request, response: Response, catalog: Cata
         request.app.state.server_keys, key_hash=hash_key(body.api_key), team_id=team.team_id
     )
     _set_cookie(request, response, cookie)
-    return _described(request, session, team.name)
+    return _described(request, session, team)
 
 
 @router.post("/operator")
@@ -109,24 +107,22 @@ async def give_operator_key(
         operator=hash_key(body.operator_key),
     )
     _set_cookie(request, response, cookie)
-    return _described(request, session, team.name)
+    return _described(request, session, team)
 
 
 @router.get("/session")
 async def current_session(request: Request, catalog: CatalogDep) -> DashboardSession:
     """The session the browser holds (401 without one). Only the API's own pages can read the answer."""
-    return await _current(request, catalog)
+    current = await _current(request, catalog)
+    if current is None:
+        raise Unauthenticated("not logged in, or the session has expired or its key was revoked")
+    return current
 
 
-async def _current(request: Request, catalog: Catalog) -> DashboardSession:
+async def _current(request: Request, catalog: Catalog) -> DashboardSession | None:
     cookie = request.cookies.get(session_cookie(request.headers))
-    if not cookie:
-        raise Unauthenticated("not logged in")
-    session = sessions.read(request.app.state.server_keys, cookie)
-    if session is None:
-        raise Unauthenticated("the dashboard session is not valid or has expired: log in again")
-    team = await auth.team_for_hash(catalog=catalog, key_hash=session.key_hash)
-    return _described(request, session, team.name)
+    found = await auth.session_and_team(catalog=catalog, keys=request.app.state.server_keys, cookie=cookie)
+    return None if found is None else _described(request, *found)
 
 
 @router.post("/logout", status_code=204, response_class=Response)
@@ -148,22 +144,17 @@ async def list_sandboxes(
     catalog: CatalogDep,
     service: SandboxServiceDep,
     metrics: MetricsServiceDep,
-    state: Annotated[str | None, Query(max_length=64)] = None,
-    metadata: Annotated[str | None, Query(max_length=4096)] = None,
+    query: Annotated[OverviewQuery, Query()],
 ) -> Response:
     """The team's sandboxes with their engine, node and latest sample; ``state`` and ``metadata`` filter
     as in ``GET /v2/sandboxes``."""
-    try:
-        states, wanted = parse_states(state), parse_metadata(metadata)
-    except ValueError as error:
-        raise InvalidRequest(str(error)) from error
     found = await overview.overview(
         catalog=catalog,
         sandboxes=service,
         metrics=metrics,
         team_id=team.team_id,
-        states=states,
-        metadata=wanted,
+        states=query.states(),
+        metadata=query.metadata_filter(),
     )
     # Serialized here: FastAPI would validate the hundreds of items again on the way out.
     return Response(SandboxOverview.of(found).model_dump_json(by_alias=True), media_type="application/json")
@@ -177,11 +168,11 @@ async def daily_usage(
     return Usage.of(await usage.daily(catalog=catalog, team_id=team.team_id, days=days))
 
 
-def _described(request: Request, session: Session, team_name: str) -> DashboardSession:
+def _described(request: Request, session: Session, team: Team) -> DashboardSession:
     state = request.app.state
     return DashboardSession(
         team_id=session.team_id,
-        team_name=team_name,
+        team_name=team.name,
         csrf=session.csrf,
         csrf_header=sessions.CSRF_HEADER,
         domain=state.settings.sandbox_domain,

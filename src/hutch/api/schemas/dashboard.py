@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from ...catalog.usage import Day
 from ..services.overview import Overview
 from .common import WireModel
 from .metrics import SandboxMetric
+from .sandboxes import parse_metadata, parse_states
 
 
 class Login(WireModel):
@@ -38,6 +39,31 @@ class DashboardSession(WireModel):
     # Whether the session was given the operator key, and whether this API serves a cluster of nodes.
     operator: bool
     cluster: bool
+
+
+class OverviewQuery(WireModel):
+    """The sandbox list's filters, encoded as ``GET /v2/sandboxes`` takes them."""
+
+    state: str | None = Field(default=None, max_length=64)
+    metadata: str | None = Field(default=None, max_length=4096)
+
+    @field_validator("state")
+    @classmethod
+    def _check_state(cls, value: str | None) -> str | None:
+        parse_states(value)
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _check_metadata(cls, value: str | None) -> str | None:
+        parse_metadata(value)
+        return value
+
+    def states(self) -> frozenset[str]:
+        return parse_states(self.state)
+
+    def metadata_filter(self) -> dict[str, str]:
+        return parse_metadata(self.metadata)
 
 
 class OverviewSandbox(WireModel):

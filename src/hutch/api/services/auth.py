@@ -85,6 +85,20 @@ async def team_for_session(
     return session, await team_for_hash(catalog=catalog, key_hash=session.key_hash)
 
 
+async def session_and_team(
+    *, catalog: Catalog, keys: ServerKeys, cookie: str | None
+) -> tuple[Session, Team] | None:
+    """The dashboard session in ``cookie`` and its team; None without one, or when it is not valid, has
+    expired or its key was revoked."""
+    session = sessions.read(keys, cookie) if cookie else None
+    if session is None:
+        return None
+    try:
+        return session, await team_for_hash(catalog=catalog, key_hash=session.key_hash)
+    except Unauthenticated:
+        return None
+
+
 async def team_for_hash(*, catalog: Catalog, key_hash: str) -> Team:
     """The team whose key is stored as ``key_hash``; an unknown or revoked one is ``Unauthenticated``."""
     known = _known_keys(catalog)
