@@ -227,6 +227,13 @@ def test_the_operator_key_given_to_a_session_opens_the_operators_routes(caller: 
         assert client.get("/nodes").status_code == 401  # the cookie without its token
         assert client.get("/nodes", headers=_csrf(session)).status_code == 401  # the old token
         assert client.get("/v2/sandboxes", headers=_csrf(elevated)).status_code == 200
+        spare = client.post("/api-keys", json={"name": "spare"}, headers=_csrf(elevated)).json()
+    with _login(caller.stack, spare["key"]) as (client, session):
+        given = client.post("/dashboard/operator", json={"operatorKey": key}, headers=_csrf(session)).json()
+        assert client.get("/nodes", headers=_csrf(given)).status_code == 200
+        with caller.http() as owner:
+            assert owner.delete(f"/api-keys/{spare['id']}").status_code == 204
+        assert client.get("/nodes", headers=_csrf(given)).status_code == 401  # its key is revoked
     with _login(caller.stack, caller.stack.new_key()) as (other, theirs):
         assert other.get("/nodes", headers=_csrf(theirs)).status_code == 401
 

@@ -157,8 +157,8 @@ def test_a_file_is_uploaded_and_downloaded(page: Page, stack: Stack, sandbox: Sa
     keep(page, "sandbox-files")
 
 
-def test_pause_resume_and_kill_from_the_page(page: Page, stack: Stack, sandbox: Sandbox):
-    page.on("dialog", lambda dialog: dialog.accept())
+def test_pause_resume_timeout_and_kill_from_the_page(page: Page, stack: Stack, sandbox: Sandbox):
+    page.on("dialog", lambda dialog: dialog.accept("900") if dialog.type == "prompt" else dialog.accept())
     log_in(page, stack)
     page.goto(f"{dashboard(stack)}#/sandboxes/{sandbox.sandbox_id}")
     state = page.get_by_test_id("sandbox-state")
@@ -169,6 +169,10 @@ def test_pause_resume_and_kill_from_the_page(page: Page, stack: Stack, sandbox: 
     page.get_by_role("button", name="Resume").click()
     expect(state).to_have_text("running", timeout=60_000)
     assert sandbox.commands.run("echo back").stdout == "back\n"
+    page.get_by_role("button", name="Set timeout").click()
+    expect(page.locator(".facts")).to_contain_text("14m")
+    left = (sandbox.get_info().end_at - datetime.now(UTC)).total_seconds()
+    assert 840 < left <= 900
     page.get_by_role("tab", name="metrics").click()
     expect(page.locator(".chart canvas").first).to_be_visible(timeout=30_000)
     page.get_by_role("tab", name="logs").click()
@@ -180,7 +184,7 @@ def test_pause_resume_and_kill_from_the_page(page: Page, stack: Stack, sandbox: 
         Sandbox.get_info(sandbox.sandbox_id)
 
 
-def test_a_builds_log_is_shown_as_it_is_written(page: Page, stack: Stack):
+def test_a_builds_log_is_shown_as_it_is_written_and_the_template_deleted(page: Page, stack: Stack):
     name = f"dashboard-{uuid.uuid4().hex[:8]}"
     marker = f"marker-{uuid.uuid4().hex[:8]}"
     template = Template().from_template("base").run_cmd(f"echo {marker}; sleep 2; echo {marker}-done")
@@ -199,6 +203,11 @@ def test_a_builds_log_is_shown_as_it_is_written(page: Page, stack: Stack):
     page.goto(f"{dashboard(stack)}#/templates")
     expect(page.locator(f"tr[data-template='{built.template_id}']")).to_contain_text(name)
     keep(page, "templates")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{dashboard(stack)}#/templates/{built.template_id}")
+    page.get_by_role("button", name="Delete").click()
+    expect(page.locator(f"tr[data-template='{built.template_id}']")).to_have_count(0)
+    assert not Template.exists(name)
 
 
 def test_a_key_revoked_on_the_page_fails_the_next_sdk_call(page: Page, stack: Stack):

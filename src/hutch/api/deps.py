@@ -121,7 +121,10 @@ TeamDep = Annotated[Team, Depends(require_team)]
 
 
 async def require_operator(
-    request: Request, settings: SettingsDep, key: Annotated[str | None, Security(_operator_key)]
+    request: Request,
+    settings: SettingsDep,
+    catalog: CatalogDep,
+    key: Annotated[str | None, Security(_operator_key)],
 ) -> None:
     """Only the operator key passes, or a dashboard session that was given it (401 otherwise, a team's API
     key too)."""
@@ -131,6 +134,6 @@ async def require_operator(
         auth.check_operator(expected=expected, given=key)
         return
     csrf = request.headers.get(sessions.CSRF_HEADER)
-    auth.check_operator_session(
-        keys=request.app.state.server_keys, expected=expected, cookie=cookie, csrf=csrf
+    await auth.check_operator_session(
+        catalog=catalog, keys=request.app.state.server_keys, expected=expected, cookie=cookie, csrf=csrf
     )

@@ -77,12 +77,18 @@ async def team_for_session(
 ) -> tuple[Session, Team]:
     """The dashboard session in ``cookie`` and its team. The session must be valid and unexpired, ``csrf``
     its token, and the key it was opened with not revoked; otherwise ``Unauthenticated``."""
+    session = _checked_session(keys, cookie, csrf)
+    return session, await team_for_hash(catalog=catalog, key_hash=session.key_hash)
+
+
+def _checked_session(keys: ServerKeys, cookie: str, csrf: str | None) -> Session:
+    """The valid, unexpired session in ``cookie`` whose CSRF token ``csrf`` is; else ``Unauthenticated``."""
     session = sessions.read(keys, cookie)
     if session is None:
         raise Unauthenticated("the dashboard session is not valid or has expired: log in again")
     if not csrf or not hmac.compare_digest(csrf.encode(), session.csrf.encode()):
         raise Unauthenticated(f"a dashboard session needs its token in the {sessions.CSRF_HEADER} header")
-    return session, await team_for_hash(catalog=catalog, key_hash=session.key_hash)
+    return session
 
 
 async def session_and_team(
@@ -126,14 +132,12 @@ async def team_for_hash(*, catalog: Catalog, key_hash: str) -> Team:
     return team
 
 
-def check_operator_session(*, keys: ServerKeys, expected: str, cookie: str, csrf: str | None) -> None:
+async def check_operator_session(
+    *, catalog: Catalog, keys: ServerKeys, expected: str, cookie: str, csrf: str | None
+) -> None:
     """Let the request through only with a valid dashboard session (and its CSRF token) that was given the
-    operator key ``expected``."""
-    session = sessions.read(keys, cookie)
-    if session is None:
-        raise Unauthenticated("the dashboard session is not valid or has expired: log in again")
-    if not csrf or not hmac.compare_digest(csrf.encode(), session.csrf.encode()):
-        raise Unauthenticated(f"a dashboard session needs its token in the {sessions.CSRF_HEADER} header")
+    operator key ``expected``, and whose API key is not revoked."""
+    session, _ = await team_for_session(catalog=catalog, keys=keys, cookie=cookie, csrf=csrf)
     if session.operator is None or not hmac.compare_digest(session.operator, hash_key(expected)):
         raise Unauthenticated("this dashboard session was not given the operator key")
 
