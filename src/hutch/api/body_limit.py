@@ -86,10 +86,8 @@ class _GuardedBody:
                 team = await credentials.team(state.catalog, state.server_keys)
             except HutchError as error:
                 raise HTTPException(status_of(error), error.message) from error
-            scope.setdefault("state", {})[ADMITTED] = (
-                credentials,
-                team,
-            )  # ``require_team`` need not look again
+            # ``require_team`` need not look these credentials up again.
+            scope.setdefault("state", {})[ADMITTED] = (credentials, team)
         return cap
 
 

@@ -97,9 +97,14 @@ class Credentials:
         return team
 
 
+def through_edge(headers: Mapping[str, str]) -> bool:
+    """Whether the request came through the TLS edge (so over HTTPS)."""
+    return bool(headers.get(EDGE_HEADER))
+
+
 def session_cookie(headers: Mapping[str, str]) -> str:
     """The session cookie's name for a request: the ``__Host-`` one when it came through the TLS edge."""
-    return sessions.COOKIE if headers.get(EDGE_HEADER) else sessions.PLAIN_COOKIE
+    return sessions.COOKIE if through_edge(headers) else sessions.PLAIN_COOKIE
 
 
 async def require_team(

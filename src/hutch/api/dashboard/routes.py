@@ -21,7 +21,15 @@ from ...catalog.keys import hash_key
 from ...catalog.models import Team
 from ...errors import Unauthenticated
 from ...secret_files import operator_key
-from ..deps import CatalogDep, MetricsServiceDep, SandboxServiceDep, SettingsDep, TeamDep, session_cookie
+from ..deps import (
+    CatalogDep,
+    MetricsServiceDep,
+    SandboxServiceDep,
+    SettingsDep,
+    TeamDep,
+    session_cookie,
+    through_edge,
+)
 from ..schemas.dashboard import DashboardSession, Login, OperatorLogin, OverviewQuery, SandboxOverview, Usage
 from ..services import auth, overview, sessions, usage
 from ..services.sessions import Session
@@ -131,7 +139,7 @@ async def logout(request: Request) -> Response:
     response.delete_cookie(
         session_cookie(request.headers),
         path="/",
-        secure=_through_edge(request),
+        secure=through_edge(request.headers),
         httponly=True,
         samesite="strict",
     )
@@ -188,11 +196,7 @@ def _set_cookie(request: Request, response: Response, cookie: str) -> None:
         cookie,
         max_age=sessions.LIFETIME_S,
         path="/",
-        secure=_through_edge(request),
+        secure=through_edge(request.headers),
         httponly=True,
         samesite="strict",
     )
-
-
-def _through_edge(request: Request) -> bool:
-    return bool(request.headers.get("x-hutch-edge"))
