@@ -50,6 +50,8 @@ from typing import Any, TypeVar
 import httpx
 from e2b import AsyncSandbox, CommandExitException, Sandbox
 
+from hutch.templates import base as base_template
+
 TEMPLATE = "base"
 SUBNET = "10.13.0.0/16"
 ENVD_PORT = 49983
@@ -753,7 +755,7 @@ def podman_base(storage: Path) -> list[str]:
 def podman_bench(storage: Path, workdir: Path, runs: int) -> dict[str, Any]:
     """``podman run --rm IMAGE true`` with the base template imported as IMAGE."""
     out: dict[str, Any] = {"installed": ensure_podman()}
-    rootfs = CACHE_DIR / "templates" / TEMPLATE / "rootfs"
+    rootfs = base_template.rootfs_path(CACHE_DIR)
     if not rootfs.is_dir():
         raise RuntimeError(f"{rootfs} is missing (the stack builds it on its first start)")
     image = f"localhost/hutch-bench-base:{int(rootfs.stat().st_mtime)}"

@@ -38,6 +38,7 @@ from .proxy.edge import EdgeProcess, EdgeUnavailable, haproxy_binary
 from .proxy.routes import EdgeRoutes
 from .proxy.supervisor import ProxyProcess
 from .runtime import registry
+from .runtime.linux import watch_subprocesses_by_pidfd
 from .runtime.types import SandboxSpec
 
 log = logging.getLogger("hutch")
@@ -137,6 +138,7 @@ def check_local_development(settings: Settings) -> None:
 
 async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] = print) -> None:
     """Serve the stack until SIGINT or SIGTERM."""
+    watch_subprocesses_by_pidfd()
     check_local_development(settings)
     catalog, api_key, builtins, envd_path = await prepare(settings, env_file, say)
     runtime = registry.load(settings.runtime.backend, **runtime_options(settings, envd_path))

@@ -23,6 +23,7 @@ from ..prepare import keep_warm, prepare_node, register_builtins, runtime_option
 from ..runtime import registry
 from ..runtime.base import Runtime
 from ..runtime.capabilities import SupportsCluster, SupportsCommit
+from ..runtime.linux import watch_subprocesses_by_pidfd
 from ..templates.builder import configured_builder
 from ..templates.uploads import UploadStore
 from .api import Admission, Capacity, Templates, create_node_app
@@ -88,6 +89,7 @@ def _hutch_version() -> str:
 
 async def run(settings: Settings, *, say: Callable[[str], None] = print) -> None:
     """Serve as a node until SIGINT or SIGTERM."""
+    watch_subprocesses_by_pidfd()
     key = settings.cluster.key()
     api_address = advertised(settings, settings.node.port)
     traffic_address = advertised(settings, settings.node.traffic_port)

@@ -16,7 +16,7 @@ from hutch.runtime import envd_client
 from hutch.runtime.container import ContainerRuntime, cgroups, start
 from hutch.runtime.safe_path import copy_tree
 from hutch.runtime.types import ENVD_PORT, SandboxSpec, TemplateImage, new_sandbox_id
-from hutch.templates import base
+from hutch.templates import base, envd_python
 from hutch.templates.envd_zipapp import build
 from tests.runtime.container.conftest import HostFiles
 
@@ -42,6 +42,24 @@ async def runtime(tmp_path):
     envd = build(tmp_path / "envd.pyz")
     rt = ContainerRuntime(
         data_dir=tmp_path / "data", cache_dir=Path("/var/cache/hutch"), envd_path=envd, subnet=SUBNET
+    )
+    await rt.start()
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture()
+async def node_runtime(tmp_path):
+    """The runtime as a node runs it: envd on the node's own Python runtime (forked, on crun)."""
+    if os.geteuid() != 0:
+        pytest.fail("the runtime tests need root")
+    cache = Path("/var/cache/hutch")
+    rt = ContainerRuntime(
+        data_dir=tmp_path / "data",
+        cache_dir=cache,
+        envd_path=build(tmp_path / "envd.pyz"),
+        envd_python=envd_python.build(cache, base.build(cache)),
+        subnet=SUBNET,
     )
     await rt.start()
     yield rt
@@ -131,6 +149,48 @@ async def test_a_pooled_sandbox_yields_the_cpu_until_it_is_handed_out(runtime, m
         assert _cpu_shares(pooled) == cgroups.CPU_SHARES
     finally:
         await runtime.kill(handle.sandbox_id)
+
+
+def _marking_layer(tmp_path: Path) -> Path:
+    """A template layer whose login files and ``true`` leave a mark in ``/marked`` when they run."""
+    layer = tmp_path / "marking-layer"
+    (layer / "etc" / "profile.d").mkdir(parents=True)
+    (layer / "etc" / "profile.d" / "mark.sh").write_text("echo profile >> /marked\n")
+    (layer / "usr" / "bin").mkdir(parents=True)
+    (layer / "usr" / "bin" / "true").write_text("#!/bin/sh\necho true >> /marked\n")
+    (layer / "usr" / "bin" / "true").chmod(0o755)
+    return layer
+
+
+@ENGINES
+async def test_a_pooled_sandbox_has_started_a_process_before_it_is_handed_out(node_runtime, tmp_path, engine):
+    """While it waits in the pool, a sandbox's envd starts a process once (the runtime's loader, as the
+    template's default user), so that a create's first command does not pay for envd's first start;
+    nothing of the template runs for it. A template without that user is pooled all the same (its
+    creates fail as they would anyway, naming the user)."""
+    rootfs = base.build(Path("/var/cache/hutch"))
+    lower = Path(f"{_marking_layer(tmp_path)}:{rootfs}")
+
+    async def pooled(template: TemplateImage) -> SandboxSpec:
+        node_runtime.keep_warm(template, 1, cpu_count=1, memory_mb=256, engine=engine)
+        async with asyncio.timeout(120):
+            while node_runtime.pool.size((template.template_id, 1, 256, 1024, engine)) < 1:
+                await asyncio.sleep(0.05)
+        return SandboxSpec(template=template, cpu_count=1, memory_mb=256, engine=engine)
+
+    handle = await node_runtime.create(await pooled(TemplateImage("marking", lower, default_user="user")))
+    try:
+        messages = [line.message for line in await node_runtime.logs(handle.sandbox_id)]
+        loader = "started: /usr/local/lib/hutch/runtime/ld.so as user"
+        assert len([m for m in messages if m.startswith("process ") and m.endswith(loader)]) == 1
+        code, output = await _run(handle, "cat /marked 2>/dev/null; echo end")
+        assert (code, output) == (0, "end\n")
+    finally:
+        await node_runtime.kill(handle.sandbox_id)
+
+    spec = await pooled(TemplateImage("userless", lower, default_user="nobody-by-that-name"))
+    with pytest.raises(BackendUnavailable, match="'nobody-by-that-name' does not exist"):
+        await node_runtime.create(spec)
 
 
 @ENGINES
