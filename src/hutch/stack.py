@@ -26,6 +26,7 @@ from pathlib import Path
 import uvicorn
 
 from .api import KEEP_ALIVE_S, create_app
+from .api.services.routes import EveryRoutes
 from .catalog import Catalog, create_api_key, ensure_api_key
 from .catalog.keys import mask_key
 from .config import Settings
@@ -35,6 +36,7 @@ from .private_files import narrow, write_private
 from .proxy import access, debug, trust
 from .proxy.certificates import EdgeCertificate
 from .proxy.edge import EdgeProcess, EdgeUnavailable, haproxy_binary
+from .proxy.hints import RouteHints
 from .proxy.routes import EdgeRoutes
 from .proxy.supervisor import ProxyProcess
 from .runtime import registry
@@ -146,9 +148,10 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
     base = builtins[0]  # the development sandbox's template
     # The edge routes running sandboxes itself; without it (no TLS port) nothing reads the table.
     routes = EdgeRoutes(settings.data_dir / "edge")
+    hints = RouteHints()  # the proxy child learns of new sandboxes without reading the catalog
     api = _Server(
         uvicorn.Config(
-            create_app(settings, runtime=runtime, catalog=catalog, routes=routes),
+            create_app(settings, runtime=runtime, catalog=catalog, routes=EveryRoutes(routes, hints)),
             host=settings.api.host,
             port=settings.api.port,
             log_config=None,
@@ -159,7 +162,7 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
     )
     debug_file = debug.path_in(settings.data_dir)
     debug.withdraw(debug_file)  # a crashed run's sandbox is gone
-    proxy = ProxyProcess(settings)
+    proxy = ProxyProcess(settings, hints)
     edge: EdgeProcess | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -195,4 +198,5 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
         api.should_exit = True
         stopping = [proxy.stop(), server, *([edge.stop()] if edge is not None else [])]
         await asyncio.gather(*stopping, return_exceptions=True)
+        hints.shut()
         await catalog.close()

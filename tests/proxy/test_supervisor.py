@@ -5,6 +5,7 @@ directory, re-read when that changes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,8 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hutch.catalog import Catalog
+from hutch.catalog.models import SandboxRow
 from hutch.config import CatalogSettings, ProxySettings, Settings
 from hutch.proxy import debug
+from hutch.proxy.hints import RouteHints
 from hutch.proxy.routing import DEBUG_SANDBOX_ID
 from hutch.proxy.supervisor import PID_FILE, ProxyProcess
 from hutch.runtime.types import ENVD_PORT, SandboxHandle
@@ -109,6 +113,46 @@ async def test_the_debug_id_follows_the_published_sandbox(proxy, sandboxes):
         assert (await client.get(_url(settings))).text == "second"
         debug.withdraw(path)
         assert (await client.get(_url(settings))).status_code == 502
+
+
+async def test_the_api_hints_routes_to_the_child_also_after_a_restart(tmp_path, sandboxes):
+    """A sandbox the API hints at is routed before the catalog knows it (here it never does), until the
+    hint's close; a child started again reads the hints on the same socket."""
+    settings = _settings(tmp_path)
+    await (await Catalog.open(settings.catalog_url)).close()  # migrated, as the main process does
+    route_hints = RouteHints()
+    process = ProxyProcess(settings, route_hints)
+    await process.start()
+    first = sandboxes["first"]
+    row = SandboxRow(
+        sandbox_id=first.sandbox_id,
+        host=first.host,
+        port_overrides={str(port): target for port, target in first.port_overrides.items()},
+        traffic_access_token=None,
+        mask_request_host=None,
+    )
+    headers = {"E2b-Sandbox-Id": first.sandbox_id, "E2b-Sandbox-Port": str(ENVD_PORT)}
+    try:
+        async with httpx.AsyncClient(headers=headers) as client:
+            for _ in range(2):
+                await route_hints.open(row)
+                await asyncio.sleep(0.05)
+                assert (await client.get(_url(settings))).text == "first"
+                await route_hints.close(row.sandbox_id)
+                await asyncio.sleep(0.1)
+                assert (await client.get(_url(settings))).status_code == 502
+                old = process.pid
+                os.kill(old, signal.SIGKILL)
+                async with asyncio.timeout(30):
+                    while process.pid in (old, None):
+                        await asyncio.sleep(0.05)
+                    while True:
+                        with contextlib.suppress(httpx.TransportError):
+                            await client.get(_url(settings))
+                            break
+    finally:
+        await process.stop()
+        route_hints.shut()
 
 
 @pytest.mark.parametrize("proxy", [False], ids=["default"], indirect=True)

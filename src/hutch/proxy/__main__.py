@@ -4,7 +4,8 @@ It reads the usual settings (``HUTCH_*``, ``HUTCH_CONFIG``), resolves sandboxes 
 in WAL mode or PostgreSQL, both shared with the API's process) and, in local development mode only, the
 SDK's debug id through the file ``hutch up`` publishes (:mod:`.debug`). It binds
 ``settings.proxy.host``/``port``, unless ``--fd`` hands it a listening socket (``hutch up`` does:
-:mod:`.supervisor`). SIGTERM or SIGINT stops it gracefully.
+:mod:`.supervisor`, with ``--hints-fd``, the socket its API sends route hints on: :mod:`.hints`). SIGTERM or
+SIGINT stops it gracefully.
 
 It imports only the proxy, the settings and the catalog: no API, no runtime. To resume a paused sandbox
 created with ``autoResume`` it asks the node's API (where it listens, with the node key). ``hutch proxy``
@@ -27,6 +28,7 @@ from ..catalog import Catalog
 from ..config import Settings
 from ..secret_files import NODE_KEY_HEADER, node_key
 from .debug import DebugSandbox, path_in
+from .hints import follow as follow_hints
 from .resolver import CatalogResolver, NodeDirectory
 from .routing import CLUSTER_KEY_HEADER
 from .server import create_server
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, help="the node's data directory (default: the settings')")
     parser.add_argument("--fd", type=int, help="serve this inherited listening socket instead of binding")
     parser.add_argument("--parent", type=int, help="exit when the process with this pid exits")
+    parser.add_argument("--hints-fd", type=int, help="read route hints from this inherited datagram socket")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     if args.parent is not None:
@@ -49,10 +52,17 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format=_LOG_FORMAT)
     settings = Settings(data_dir=args.data_dir) if args.data_dir else Settings()
     listener = socket.socket(fileno=args.fd) if args.fd is not None else None
-    asyncio.run(serve(settings, listener))
+    hints = socket.socket(fileno=args.hints_fd) if args.hints_fd is not None else None
+    asyncio.run(serve(settings, listener, hints=hints))
 
 
-async def serve(settings: Settings, listener: socket.socket | None = None, *, cluster: bool = False) -> None:
+async def serve(
+    settings: Settings,
+    listener: socket.socket | None = None,
+    *,
+    cluster: bool = False,
+    hints: socket.socket | None = None,
+) -> None:
     """Serve until SIGINT or SIGTERM, on ``listener`` if given. With ``cluster`` (``hutch proxy``), each
     sandbox is reached through its node's traffic listener, and paused ones are woken through an API
     replica (``cluster.api_url``), both with the cluster secret."""
@@ -70,6 +80,8 @@ async def serve(settings: Settings, listener: socket.socket | None = None, *, cl
     try:
         debug = DebugSandbox(path_in(settings.data_dir)) if settings.proxy.local_development else None
         resolver = CatalogResolver(catalog, debug=debug, wake=waker, nodes=nodes)
+        if hints is not None:
+            follow_hints(hints, resolver)
         server = create_server(settings.proxy, resolver)
         await server.serve(sockets=[listener] if listener is not None else None)
     finally:

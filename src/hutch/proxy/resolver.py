@@ -71,6 +71,13 @@ class CatalogResolver:
         """Drop the cached route: the next lookup asks the catalog."""
         self._cache.pop(sandbox_id, None)
 
+    def learn(self, sandbox_id: str, route: SandboxRoute, *, until: float) -> None:
+        """Cache ``route`` for ``sandbox_id`` until ``until`` (``time.monotonic``), as a catalog read would
+        (a route hint)."""
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[sandbox_id] = (until, route)
+
     async def is_running(self, sandbox_id: str) -> bool:
         """Whether the catalog has the sandbox running (asked at most every :data:`TTL_S` per sandbox,
         however many requests wait on it); never wakes it."""

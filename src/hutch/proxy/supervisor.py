@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..config import ProxySettings, Settings
 from .children import Supervised
+from .hints import RouteHints
 from .server import GRACEFUL_SHUTDOWN_S
 
 PID_FILE = "proxy.pid"
@@ -40,9 +41,10 @@ class ProxyProcess(Supervised):
     name = "the proxy"
     stop_timeout_s = STOP_TIMEOUT_S
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, hints: RouteHints | None = None) -> None:
         super().__init__()
         self.settings = settings
+        self.hints = hints
         self.pid_file = settings.data_dir / PID_FILE
         self._listener: socket.socket | None = None
 
@@ -73,6 +75,7 @@ class ProxyProcess(Supervised):
             },
         }
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        hints = [] if self.hints is None else ["--hints-fd", str(self.hints.child_fd)]
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -86,9 +89,10 @@ class ProxyProcess(Supervised):
             str(os.getpid()),
             "--log-level",
             level,
+            *hints,
             env=env,
             stdin=subprocess.DEVNULL,
-            pass_fds=(fd,),
+            pass_fds=(fd,) if self.hints is None else (fd, self.hints.child_fd),
             # Its own process group: a terminal's Ctrl-C reaches `hutch up`, which stops the proxy itself.
             process_group=0,
         )

@@ -21,6 +21,26 @@ class SandboxRoutes(Protocol):
         """Exactly ``sandboxes`` run (the node's, after a start)."""
 
 
+class EveryRoutes:
+    """Tells each of several ``SandboxRoutes`` in turn (the TLS edge's table and the proxy's hints)."""
+
+    def __init__(self, *tables: SandboxRoutes) -> None:
+        self.tables = tables
+
+    async def open(self, sandbox: SandboxRow) -> None:
+        for table in self.tables:
+            await table.open(sandbox)
+
+    async def close(self, sandbox_id: str) -> None:
+        for table in self.tables:
+            await table.close(sandbox_id)
+
+    async def reset(self, sandboxes: Iterable[SandboxRow]) -> None:
+        listed = list(sandboxes)
+        for table in self.tables:
+            await table.reset(listed)
+
+
 class NoRoutes:
     """No edge routes sandboxes itself (every request goes through the Python proxy)."""
 
