@@ -65,22 +65,25 @@ async def start_sandbox(
     async with AsyncExitStack() as undo:
         undo.push_async_callback(destroy, host, sandbox)
         state.save(sandbox)  # first, so that a restart can undo whatever follows
-        await asyncio.to_thread(disk.create, host.disk_blanks)
-        if upper is not None:
-            await copy_tree(upper, overlay.upper)
-        if fill is not None:
-            overlay.upper.mkdir()
-            await fill(overlay.upper)
-        if checkpoint is not None:
-            boot_id.write(disk.mountpoint, checkpoint.boot_id.read_text())
-        overlay.mount()
-        if checkpoint is None:
-            write_identity(overlay.merged, sandbox_id)
-        if host.firewall.uplink:
-            write_resolv_conf(overlay.merged, host.firewall.name_servers)
-        overlay.hand_over("etc/hostname", "etc/hosts", "etc/resolv.conf")
-        real_tmp(sandbox)
-        await host.networks.create(network)
+
+        async def root() -> None:
+            await asyncio.to_thread(disk.create, host.disk_blanks)
+            if upper is not None:
+                await copy_tree(upper, overlay.upper)
+            if fill is not None:
+                overlay.upper.mkdir()
+                await fill(overlay.upper)
+            if checkpoint is not None:
+                boot_id.write(disk.mountpoint, checkpoint.boot_id.read_text())
+            overlay.mount()
+            if checkpoint is None:
+                write_identity(overlay.merged, sandbox_id)
+            if host.firewall.uplink:
+                write_resolv_conf(overlay.merged, host.firewall.name_servers)
+            overlay.hand_over("etc/hostname", "etc/hosts", "etc/resolv.conf")
+            real_tmp(sandbox)
+
+        await _all(root(), host.networks.create(network))  # neither needs the other
         config = oci.config(
             sandbox_id=sandbox_id,
             rootfs=overlay.merged,
@@ -135,6 +138,14 @@ async def _rehearse_process_start(host: Host, sandbox: ContainerSandbox, templat
         )
     except BackendUnavailable as error:
         log.info("sandbox %s: no process start rehearsed: %s", sandbox.sandbox_id, error)
+
+
+async def _all(*works: Coroutine[Any, Any, None]) -> None:
+    """Run ``works`` at once and wait for every one of them; the first failure is raised once all have
+    ended, so that none is cut short halfway and the undo finds what each made whole."""
+    for outcome in await asyncio.gather(*works, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 async def _together(*works: Coroutine[Any, Any, None]) -> None:
