@@ -49,7 +49,7 @@ ALLOWED = {
         "the writable layer's top directory itself, made by the host (or copied as a directory by "
         "copy_tree) on the sandbox's disk, which no sandbox reaches but through the overlay"
     ),
-    ("runtime/container/start.py", "start_sandbox", "overlay.upper.mkdir()"): (
+    ("runtime/container/start.py", "make_root", "overlay.upper.mkdir()"): (
         "the writable layer's top directory, made by the host on the sandbox's new, empty disk before any "
         "process of the sandbox exists, for the files of a sandbox moving in from another node"
     ),

@@ -66,7 +66,7 @@ async def start_sandbox(
         undo.push_async_callback(destroy, host, sandbox)
         state.save(sandbox)  # first, so that a restart can undo whatever follows
 
-        async def root() -> None:
+        async def make_root() -> None:
             await asyncio.to_thread(disk.create, host.disk_blanks)
             if upper is not None:
                 await copy_tree(upper, overlay.upper)
@@ -83,7 +83,7 @@ async def start_sandbox(
             overlay.hand_over("etc/hostname", "etc/hosts", "etc/resolv.conf")
             real_tmp(sandbox)
 
-        await _all(root(), host.networks.create(network))  # neither needs the other
+        await _all(make_root(), host.networks.create(network))  # neither needs the other
         config = oci.config(
             sandbox_id=sandbox_id,
             rootfs=overlay.merged,
