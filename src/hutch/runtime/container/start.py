@@ -110,11 +110,13 @@ async def start_sandbox(
             await _together(_boot(host, sandbox, checkpoint), egress(sandbox))
         if pooled:
             cgroups.set_cpu_shares(sandbox_id, cgroups.POOL_CPU_SHARES)
-        # A forked envd answered ``ready`` once it listened; a pooled one answers a first request now all
-        # the same, which costs it the most (it copies the pages it touches), off a create's path.
-        if sandbox.envd_pidfd is None or pooled:
+        # A forked envd answered ``ready`` once it listened. A pooled one answers a first request now all
+        # the same, which costs it the most (it copies the pages it touches), off a create's path: the
+        # start of a process where the runtime is there to start, else ``/health``.
+        rehearsed = pooled and host.envd_python is not None
+        if sandbox.envd_pidfd is None or (pooled and not rehearsed):
             await envd_client.wait_healthy(host.client, sandbox.envd_url)
-        if pooled and host.envd_python is not None:
+        if rehearsed:
             await _rehearse_process_start(host, sandbox, template)
         if checkpoint is None:
             await envd_client.start_template(host.client, sandbox.envd_url, template)
