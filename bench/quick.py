@@ -98,9 +98,14 @@ def render(measures: dict[str, float | None], phases: dict[str, Any]) -> str:
         shown = "failed" if value is None else f"{value:.1f}"
         lines.append(f"{label:56} {shown:>8} {goal:>8g}  {met}")
     podman = phases.get("podman", {}).get("run_true", {}).get("p50_ms")
+    warm, cold = (
+        phases.get(name, {}).get("create_to_first_echo", {}).get("p50_ms") for name in ("warm", "cold")
+    )
     lines.append(
         f"podman run --rm true: {podman} ms p50 (1,000 idle sandboxes: create_bench.py --fit-verify)"
     )
+    # The ratios divide by podman's p50 of a few runs, itself noisy: the times compare runs more steadily.
+    lines.append(f"create -> first command, p50: warm {warm} ms, cold {cold} ms")
     return "\n".join(lines)
 
 
