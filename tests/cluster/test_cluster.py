@@ -267,6 +267,7 @@ class _Load:
         self.cluster = cluster
         self.stop = threading.Event()
         self.done = 0
+        self.failed_creates = 0
         self.failures: list[str] = []
         self.live: set[str] = set()
         self._lock = threading.Lock()
@@ -297,6 +298,7 @@ class _Load:
             except Exception as error:  # counted, and the sandbox killed, below
                 with self._lock:
                     self.failures.append(f"{type(error).__name__}: {error}")
+                    self.failed_creates += sandbox is None
                 if sandbox is not None:
                     try:
                         sandbox.kill()
@@ -331,7 +333,12 @@ def _restarted(cluster: Cluster, kind: str) -> tuple[int, list[str]]:
     assert not load.live, f"sandboxes the load could not kill: {load.live}"
     with cluster.team() as team:
         remaining = team.get("/v2/sandboxes").json()
-    assert not remaining, f"sandboxes left running: {remaining}"
+        # A replica killed after it recorded a create never answered it: like any lost answer, the client
+        # did not learn the id, but the sandbox is listed (to be found and killed) and ends at its timeout.
+        # There can be no more of them than creates that failed; none is left for the next test.
+        for sandbox in remaining:
+            team.delete(f"/sandboxes/{sandbox['sandboxID']}")
+    assert len(remaining) <= load.failed_creates, f"sandboxes left running: {remaining}"
     return load.done, load.failures
 
 
