@@ -17,28 +17,15 @@ import logging
 import socket
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalog.models import SandboxRow
 from .resolver import TTL_S, CatalogResolver
-from .routing import SandboxRoute
 
 log = logging.getLogger("hutch.proxy")
 
 MAX_HINT = 8192  # bytes of one datagram; a longer one arrives cut and is ignored
 SEND_BUFFER = 1 << 20
-
-
-@dataclass(frozen=True)
-class HintedSandbox:
-    """Where a hinted sandbox's ports are reached (as its catalog row says)."""
-
-    host: str
-    port_overrides: dict[str, int] = field(default_factory=dict)
-
-    def address(self, port: int) -> tuple[str, int]:
-        return self.host, int(self.port_overrides.get(str(port), port))
 
 
 class RouteHints:
@@ -113,13 +100,15 @@ def _apply(datagram: bytes, resolver: CatalogResolver) -> None:
             resolver.forget(_text(hint["close"]))
         elif age < TTL_S:
             opened = hint["open"]
-            ports = {str(port): int(target) for port, target in dict(opened["ports"]).items()}
-            route = SandboxRoute(
-                HintedSandbox(_text(opened["host"]), ports),
+            row = SandboxRow(  # as the catalog would give it, never stored
+                sandbox_id=_text(opened["id"]),
+                state="running",
+                host=_text(opened["host"]),
+                port_overrides={str(port): int(target) for port, target in dict(opened["ports"]).items()},
                 traffic_access_token=_optional_text(opened["traffic_access_token"]),
                 mask_request_host=_optional_text(opened["mask_request_host"]),
             )
-            resolver.learn(_text(opened["id"]), route, until=float(hint["at"]) + TTL_S)
+            resolver.learn(row, until=float(hint["at"]) + TTL_S)
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         log.warning("a route hint was not understood: %s", error)
 

@@ -71,12 +71,12 @@ class CatalogResolver:
         """Drop the cached route: the next lookup asks the catalog."""
         self._cache.pop(sandbox_id, None)
 
-    def learn(self, sandbox_id: str, route: SandboxRoute, *, until: float) -> None:
-        """Cache ``route`` for ``sandbox_id`` until ``until`` (``time.monotonic``), as a catalog read would
-        (a route hint)."""
+    def learn(self, row: SandboxRow, *, until: float) -> None:
+        """Cache the route of the running sandbox ``row`` describes until ``until`` (``time.monotonic``), as
+        a catalog read of it would (a route hint)."""
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[sandbox_id] = (until, route)
+        self._cache[row.sandbox_id] = (until, _plain_route(row))
 
     async def is_running(self, sandbox_id: str) -> bool:
         """Whether the catalog has the sandbox running (asked at most every :data:`TTL_S` per sandbox,
@@ -121,9 +121,7 @@ class CatalogResolver:
         return found
 
     async def _route_of(self, row: SandboxRow) -> SandboxRoute:
-        route = SandboxRoute(
-            row, traffic_access_token=row.traffic_access_token, mask_request_host=row.mask_request_host
-        )
+        route = _plain_route(row)
         if row.state == "lost":
             return replace(route, unavailable=_lost(row))
         if self.nodes is None:
@@ -132,6 +130,13 @@ class CatalogResolver:
         if hop is None:
             return replace(route, unavailable=_lost(row))
         return replace(route, hop=hop)
+
+
+def _plain_route(row: SandboxRow) -> SandboxRoute:
+    """The route of a sandbox its row says runs, straight to it."""
+    return SandboxRoute(
+        row, traffic_access_token=row.traffic_access_token, mask_request_host=row.mask_request_host
+    )
 
 
 def _lost(row: SandboxRow) -> str:
