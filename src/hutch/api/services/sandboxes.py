@@ -571,7 +571,6 @@ class SandboxService:
                 if kept is not None:
                     await asyncio.shield(self._restore(kept))
                 raise
-        self._locks.forget(sandbox_id)
 
     async def _restore(self, row: SandboxRow) -> None:
         """Add back the row of a sandbox whose kill failed (and route it again if it ran)."""
