@@ -111,6 +111,26 @@ async def test_aliases_are_found_among_many_templates_whatever_they_hold(catalog
             assert await templates.find(session, name) is None, name
 
 
+async def test_a_template_is_found_in_one_query_and_an_id_comes_before_an_alias(catalog: Catalog) -> None:
+    await register_template(catalog, template_id="first", rootfs="/first", aliases=["second"])
+    await register_template(catalog, template_id="second", rootfs="/second", aliases=["other"])
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(catalog.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        for name, template_id in (("second", "second"), ("other", "second"), ("first", "first")):
+            statements.clear()
+            async with catalog.transaction() as session:
+                found = await templates.find(session, name)
+            assert found is not None and found.template_id == template_id, name
+            assert len(statements) == 1, statements
+    finally:
+        event.remove(catalog.engine.sync_engine, "before_cursor_execute", record)
+
+
 async def test_a_revoked_key_is_not_stored_again(catalog: Catalog) -> None:
     key = await create_api_key(catalog, team_name="team")
     spare = await create_api_key(catalog, team_name="team")

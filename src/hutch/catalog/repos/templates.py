@@ -14,27 +14,28 @@ from ..models import Template
 
 
 async def find(session: AsyncSession, name: str, *, team_id: str | None = None) -> Template | None:
-    """The template whose id or one of whose aliases is ``name``; with ``team_id``, only one that team
-    may use (another team's private template is as unknown as a missing one)."""
-    template = await session.get(Template, name)
+    """The template whose id or one of whose aliases is ``name`` (an id first); with ``team_id``, only one
+    that team may use (another team's private template is as unknown as a missing one).
+
+    Aliases are a JSON list, which no SQL matches alike on every dialect: one query reads the row with that
+    id and the rows whose stored aliases hold ``name`` as a JSON string (snapshots make templates many);
+    every row is read only when none of those is it (aliases the dialect stores as other text)."""
+    quoted = json.dumps(name).replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    likely = select(Template).where(
+        (Template.template_id == name) | cast(Template.aliases, Text).like(f"%{quoted}%", escape="!")
+    )
+    template = _named(list(await session.scalars(likely)), name)
     if template is None:
-        template = await _by_alias(session, name)
+        template = _named(list(await session.scalars(select(Template))), name)
     if template is not None and team_id is not None and not template.visible_to(team_id):
         return None
     return template
 
 
-async def _by_alias(session: AsyncSession, name: str) -> Template | None:
-    """The template with the alias ``name``. Aliases are a JSON list, which no SQL matches alike on every
-    dialect: the rows whose stored text holds ``name`` as a JSON string are read first (snapshots make
-    templates many), every row only when none of those has it (a text the dialect stores otherwise)."""
-    quoted = json.dumps(name).replace("!", "!!").replace("%", "!%").replace("_", "!_")
-    likely = select(Template).where(cast(Template.aliases, Text).like(f"%{quoted}%", escape="!"))
-    for rows in (likely, select(Template)):
-        for candidate in await session.scalars(rows):
-            if name in candidate.aliases:
-                return candidate
-    return None
+def _named(candidates: list[Template], name: str) -> Template | None:
+    """The candidate whose id is ``name``, else the first with it among its aliases."""
+    by_id = next((template for template in candidates if template.template_id == name), None)
+    return by_id or next((template for template in candidates if name in template.aliases), None)
 
 
 async def get(session: AsyncSession, template_id: str) -> Template | None:
