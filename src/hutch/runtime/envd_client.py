@@ -1,6 +1,6 @@
 """The runtime's side of envd: wait for ``/health``, send ``/init``, upload a file, and run commands (a
 template's start and ready commands, a build's steps) through envd's ``process.Process/Start`` (Connect,
-JSON codec)."""
+JSON codec); each call on a connection of its own (``envd_http``)."""
 
 from __future__ import annotations
 
@@ -10,25 +10,28 @@ import json
 import time
 from collections.abc import AsyncIterable, Callable
 from datetime import UTC, datetime
-
-import httpx
+from urllib.parse import urlencode
 
 from ..envd.connect import END_STREAM, envelope, frames
 from ..envd.errors import RpcError
 from ..errors import BackendUnavailable
+from . import envd_http
 from .types import SandboxSpec, TemplateImage
 
+# Of an answer's body, what an error names (envd is the tenant's to replace).
+SHOWN = 200
 
-async def wait_healthy(client: httpx.AsyncClient, base_url: str, timeout_s: float = 10.0) -> None:
+
+async def wait_healthy(base_url: str, timeout_s: float = 10.0) -> None:
     """Poll envd's ``/health`` until it answers 204."""
     deadline = time.monotonic() + timeout_s
     delay = 0.001
     while True:
         try:
-            response = await client.get(f"{base_url}/health", timeout=1.0)
-            if response.status_code == 204:
+            response = await envd_http.call(base_url, "GET", "/health", timeout_s=1.0)
+            if response.status == 204:
                 return
-        except httpx.TransportError:
+        except envd_http.Unreachable:
             pass
         if time.monotonic() > deadline:
             raise BackendUnavailable(f"envd at {base_url} did not become healthy within {timeout_s} s")
@@ -37,7 +40,6 @@ async def wait_healthy(client: httpx.AsyncClient, base_url: str, timeout_s: floa
 
 
 async def init(
-    client: httpx.AsyncClient,
     base_url: str,
     spec: SandboxSpec,
     *,
@@ -56,28 +58,36 @@ async def init(
         body["accessToken"] = spec.access_token
     if spec.template.default_workdir:
         body["defaultWorkdir"] = spec.template.default_workdir
-    response = await client.post(f"{base_url}/init", json=body, headers=headers, timeout=5.0)
-    if response.status_code != 204:
-        raise BackendUnavailable(f"envd /init failed: {response.status_code} {response.text}")
+    headers["Content-Type"] = "application/json"
+    try:
+        response = await envd_http.call(
+            base_url, "POST", "/init", headers=headers, body=json.dumps(body).encode(), timeout_s=5.0
+        )
+    except envd_http.Unreachable as error:
+        raise BackendUnavailable(f"envd /init failed: {error}") from error
+    if response.status != 204:
+        raise BackendUnavailable(f"envd /init failed: {response.status} {response.text[:SHOWN]}")
 
 
-async def upload(
-    client: httpx.AsyncClient, base_url: str, path: str, content: AsyncIterable[bytes], *, user: str = "root"
-) -> None:
+async def upload(base_url: str, path: str, content: AsyncIterable[bytes], *, user: str = "root") -> None:
     """Write ``content`` to ``path`` in the sandbox (envd's raw ``/files`` upload), as ``user``."""
-    response = await client.post(
-        f"{base_url}/files",
-        params={"path": path, "username": user},
-        content=content,
-        headers={"Content-Type": "application/octet-stream"},
-        timeout=None,
-    )
-    if response.status_code >= 300:
-        raise BackendUnavailable(f"upload to {path} failed: {response.status_code} {response.text}")
+    target = "/files?" + urlencode({"path": path, "username": user})
+    try:
+        response = await envd_http.call(
+            base_url,
+            "POST",
+            target,
+            headers={"Content-Type": "application/octet-stream"},
+            body=content,
+            timeout_s=None,
+        )
+    except envd_http.Unreachable as error:
+        raise BackendUnavailable(f"upload to {path} failed: {error}") from error
+    if response.status >= 300:
+        raise BackendUnavailable(f"upload to {path} failed: {response.status} {response.text[:SHOWN]}")
 
 
 async def run(
-    client: httpx.AsyncClient,
     base_url: str,
     command: str,
     *,
@@ -107,19 +117,23 @@ async def run(
     }
     if access_token:
         headers["X-Access-Token"] = access_token
-    url = f"{base_url}/process.Process/Start"
-    async with client.stream(
-        "POST", url, content=envelope(0, json.dumps(request).encode()), headers=headers, timeout=timeout_s
-    ) as response:
-        if response.status_code != 200:
-            raise BackendUnavailable(f"envd could not start {command!r}: HTTP {response.status_code}")
-        try:
-            async for flags, payload in frames(response.aiter_bytes()):
+    try:
+        async with envd_http.streaming(
+            base_url,
+            "POST",
+            "/process.Process/Start",
+            headers=headers,
+            body=envelope(0, json.dumps(request).encode()),
+            timeout_s=timeout_s,
+        ) as response:
+            if response.status != 200:
+                raise BackendUnavailable(f"envd could not start {command!r}: HTTP {response.status}")
+            async for flags, payload in frames(response.chunks()):
                 message = json.loads(payload or b"{}")
                 if flags & END_STREAM:
                     error = message.get("error")
                     if error:
-                        raise BackendUnavailable(f"{command!r} failed in the sandbox: {error}")
+                        raise BackendUnavailable(f"{command!r} failed in the sandbox: {str(error)[:SHOWN]}")
                     raise BackendUnavailable(f"{command!r} ended without an exit status")
                 event = message.get("event", {})
                 if on_output is not None and "data" in event:
@@ -130,26 +144,23 @@ async def run(
                     return None
                 if "end" in event:
                     return int(event["end"].get("exitCode", -1))
-        except RpcError as error:
-            raise BackendUnavailable(f"envd's stream for {command!r} is broken: {error}") from error
+    except (RpcError, envd_http.Unreachable, ValueError, TypeError, AttributeError) as error:
+        # A broken connection, envelope or message: envd is the tenant's to replace.
+        raise BackendUnavailable(f"envd's stream for {command!r} is broken: {error}") from error
     raise BackendUnavailable(f"envd's stream for {command!r} ended early")
 
 
-async def start_template(
-    client: httpx.AsyncClient, base_url: str, template: TemplateImage, timeout_s: float = 60.0
-) -> None:
+async def start_template(base_url: str, template: TemplateImage, timeout_s: float = 60.0) -> None:
     """Start the template's start command (tagged ``start_cmd``) and wait until its ready command
     succeeds; a template without them is ready at once."""
     user = template.start_user or template.default_user
     if template.start_cmd:
-        await run(
-            client, base_url, template.start_cmd, user=user, envs=template.env, tag="start_cmd", wait=False
-        )
+        await run(base_url, template.start_cmd, user=user, envs=template.env, tag="start_cmd", wait=False)
     if not template.ready_cmd:
         return
     deadline = time.monotonic() + timeout_s
     delay = 0.02
-    while await run(client, base_url, template.ready_cmd, user=user, envs=template.env) != 0:
+    while await run(base_url, template.ready_cmd, user=user, envs=template.env) != 0:
         if time.monotonic() > deadline:
             raise BackendUnavailable(
                 f"template {template.template_id}: ready command did not succeed within {timeout_s} s"

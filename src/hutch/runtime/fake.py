@@ -17,8 +17,6 @@ import sys
 from datetime import UTC, datetime
 from functools import partial
 
-import httpx
-
 from ..errors import NotFound
 from . import envd_client
 from .capabilities import MetricSample, NodeUsage, Reserved, SandboxUsage
@@ -74,7 +72,6 @@ class FakeRuntime:
         self._procs: dict[str, subprocess.Popen] = {}
         self._handles: dict[str, SandboxHandle] = {}
         self._specs: dict[str, SandboxSpec] = {}
-        self._client = httpx.AsyncClient()
         self.sampler = Sampler(metrics_interval_s)
 
     async def start(self) -> None:
@@ -92,11 +89,9 @@ class FakeRuntime:
         self._procs[sandbox_id] = process
         base_url = f"http://127.0.0.1:{port}"
         try:
-            await envd_client.wait_healthy(self._client, base_url)
+            await envd_client.wait_healthy(base_url)
             user = spec.template.default_user
-            await envd_client.init(
-                self._client, base_url, spec, default_user=user if _user_exists(user) else "root"
-            )
+            await envd_client.init(base_url, spec, default_user=user if _user_exists(user) else "root")
         except BaseException:
             await self.kill(sandbox_id)
             raise
@@ -162,4 +157,3 @@ class FakeRuntime:
         await self.sampler.close()
         for sandbox_id in list(self._procs):
             await self.kill(sandbox_id)
-        await self._client.aclose()

@@ -27,8 +27,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-import httpx
-
 from ..config import Settings
 from ..errors import HutchError
 from ..runtime import envd_client
@@ -161,10 +159,9 @@ class Builder:
         self.sandboxes = sandboxes
         self.output = output or BuildOutput()
         self._slots = asyncio.Semaphore(max_parallel)
-        self._client = httpx.AsyncClient(trust_env=False)
 
     async def close(self) -> None:
-        await self._client.aclose()
+        """Nothing to release: each call to a build sandbox's envd has a connection of its own."""
 
     async def build(self, plan: Plan, log: Log) -> Built:
         output = _Budget(log, self.output)
@@ -313,7 +310,6 @@ class Builder:
             command, user, shell = script(step, state, gzip=gzip), "root", _SHELL
         try:
             code = await envd_client.run(
-                self._client,
                 url,
                 command,
                 user=user,
@@ -323,7 +319,7 @@ class Builder:
                 timeout_s=self.sandboxes.step_timeout_s,
                 on_output=output.feed,
             )
-        except (HutchError, httpx.HTTPError) as error:
+        except HutchError as error:
             raise BuildFailed(f"step {label} could not run: {error}", label) from error
         finally:
             output.close()
@@ -331,13 +327,13 @@ class Builder:
             what = "the image's provisioning" if step is None else f"step {label} ({step.describe()})"
             raise BuildFailed(f"{what} failed with exit code {code}", label)
         if CA_BUNDLE in envs.values():
-            await envd_client.run(self._client, url, f"rm -f {CA_BUNDLE}", user="root", shell=_SHELL)
+            await envd_client.run(url, f"rm -f {CA_BUNDLE}", user="root", shell=_SHELL)
 
     async def _trust(self, url: str) -> dict[str, str]:
         """Put the configured certificates in the sandbox; the variables that point tools at them."""
         if self.sandboxes.ca_bundle is None:
             return {}
-        await envd_client.upload(self._client, url, CA_BUNDLE, _chunks(self.sandboxes.ca_bundle))
+        await envd_client.upload(url, CA_BUNDLE, _chunks(self.sandboxes.ca_bundle))
         return dict.fromkeys(_CA_VARIABLES, CA_BUNDLE)
 
     def _archive(self, plan: Plan, step: Step) -> BinaryIO:
@@ -355,7 +351,7 @@ class Builder:
         archive.seek(0)
         gzip = archive.read(2) == b"\x1f\x8b"
         archive.seek(0)
-        await envd_client.upload(self._client, url, COPY_ARCHIVE, _read(archive))
+        await envd_client.upload(url, COPY_ARCHIVE, _read(archive))
         return gzip
 
     async def _flatten(self, chain: list[Path], key: str) -> Path:

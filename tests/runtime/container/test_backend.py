@@ -227,11 +227,10 @@ def _hostile_layer(tmp_path: Path, host: HostFiles) -> Path:
 
 async def _run(handle, command: str) -> tuple[int | None, str]:
     output: list[str] = []
-    async with httpx.AsyncClient(trust_env=False) as client:
-        code = await envd_client.run(
-            client, f"http://{handle.host}:{ENVD_PORT}", command, user="root", shell=("/bin/sh", "-c"),
-            on_output=output.append, timeout_s=30,
-        )  # fmt: skip
+    code = await envd_client.run(
+        f"http://{handle.host}:{ENVD_PORT}", command, user="root", shell=("/bin/sh", "-c"),
+        on_output=output.append, timeout_s=30,
+    )  # fmt: skip
     return code, "".join(output)
 
 

@@ -10,7 +10,6 @@ import os
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from hutch.runtime import envd_client
@@ -53,10 +52,9 @@ async def _create(rt: ContainerRuntime) -> str:
 async def _run(rt: ContainerRuntime, sandbox_id: str, command: str) -> str:
     output: list[str] = []
     url = f"http://{rt._live[sandbox_id].network.sandbox_ip}:{ENVD_PORT}"
-    async with httpx.AsyncClient(trust_env=False) as client:
-        code = await envd_client.run(
-            client, url, command, user="root", shell=("/bin/sh", "-c"), on_output=output.append, timeout_s=30
-        )
+    code = await envd_client.run(
+        url, command, user="root", shell=("/bin/sh", "-c"), on_output=output.append, timeout_s=30
+    )
     assert code == 0, output
     return "".join(output)
 

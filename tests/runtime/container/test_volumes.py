@@ -9,7 +9,6 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from hutch.errors import Conflict, InvalidRequest, NotFound, OutOfSpace
@@ -56,11 +55,10 @@ def _spec(engine: str, *mounts: VolumeMount) -> SandboxSpec:
 
 async def _run(handle: SandboxHandle, command: str, user: str = "user") -> tuple[int | None, str]:
     output: list[str] = []
-    async with httpx.AsyncClient(trust_env=False) as client:
-        code = await envd_client.run(
-            client, f"http://{handle.host}:{ENVD_PORT}", command, user=user, shell=("/bin/sh", "-c"),
-            on_output=output.append, timeout_s=60,
-        )  # fmt: skip
+    code = await envd_client.run(
+        f"http://{handle.host}:{ENVD_PORT}", command, user=user, shell=("/bin/sh", "-c"),
+        on_output=output.append, timeout_s=60,
+    )  # fmt: skip
     return code, "".join(output)
 
 
@@ -217,11 +215,10 @@ async def test_interrupted_writes_lose_nothing(runtime):
     handle = await runtime.create(_spec("crun", mount))
     try:
         assert await _run(handle, "echo synced > /v/g && sync") == (0, "")
-        async with httpx.AsyncClient(trust_env=False) as client:
-            await envd_client.run(
-                client, f"http://{handle.host}:{ENVD_PORT}", "dd if=/dev/zero of=/v/g2 bs=64k count=100000",
-                user="user", wait=False,
-            )  # fmt: skip
+        await envd_client.run(
+            f"http://{handle.host}:{ENVD_PORT}", "dd if=/dev/zero of=/v/g2 bs=64k count=100000",
+            user="user", wait=False,
+        )  # fmt: skip
         await asyncio.sleep(0.3)
     finally:
         await runtime.kill(handle.sandbox_id)

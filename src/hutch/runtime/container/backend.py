@@ -22,8 +22,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from ...errors import Conflict, HutchError, NotFound, NotSupported
 from ...ids import is_id
 from .. import envd_client
@@ -108,9 +106,6 @@ class ContainerRuntime:
             egress_proxy=(
                 EgressProxy(subnet, uplink, upstream_ca_file=egress_upstream_ca_file) if uplink else None
             ),
-            # Each envd is asked a few times, far apart: an idle connection to every sandbox would only make
-            # each request check them all.
-            client=httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)),
         )
         self.pool: WarmPool[ContainerSandbox] = WarmPool(self._prepare_for_pool, partial(destroy, self.host))
         self._templates: dict[str, TemplateImage] = {}
@@ -157,7 +152,6 @@ class ContainerRuntime:
         await self.host.networks.unfence()
         if self.host.egress_proxy is not None:
             await self.host.egress_proxy.stop()
-        await self.host.client.aclose()
         if self.host.envd_fork is not None:
             await self.host.envd_fork.close()
         self.host.engines.close()
@@ -232,7 +226,6 @@ class ContainerRuntime:
             # The variables that make TLS clients trust the sandbox's CA: given to envd, never in its spec.
             env_vars = {**trust_env(sandbox.directory), **spec.env_vars}
             await envd_client.init(
-                self.host.client,
                 sandbox.envd_url,
                 dataclasses.replace(spec, env_vars=env_vars),
                 default_user=spec.template.default_user,

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from ...errors import NotSupported
 from ..idmap import IdMap
 from ..types import ENGINES, Engine, engine_named
@@ -90,7 +88,6 @@ class Host:
     firewall: Firewall
     # Host names in egress policies are judged by a transparent proxy on this node (only with an uplink).
     egress_proxy: EgressProxy | None
-    client: httpx.AsyncClient
     # The seccomp filter of crun sandboxes, compiled once when the node starts.
     seccomp: str | None = None
     # What makes the envd of crun sandboxes, when the node can have one (envd's own Python, a static

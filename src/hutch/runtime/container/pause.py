@@ -118,7 +118,7 @@ async def _restore(host: Host, sandbox: ContainerSandbox) -> None:
         sandbox.container_id, sandbox.directory, sandbox.checkpoint_path, sandbox.log_path
     )
     sandbox.init_pidfd = os.pidfd_open(pid)
-    await envd_client.wait_healthy(host.client, sandbox.envd_url)
+    await envd_client.wait_healthy(sandbox.envd_url)
 
 
 async def _boot(host: Host, sandbox: ContainerSandbox) -> None:
@@ -136,12 +136,11 @@ async def _boot(host: Host, sandbox: ContainerSandbox) -> None:
     if sandbox.engine == "gvisor":
         await asyncio.to_thread(_name_new_container, sandbox)
     await run_container(host, sandbox)
-    await envd_client.wait_healthy(host.client, sandbox.envd_url)
-    await envd_client.start_template(host.client, sandbox.envd_url, spec.template)
+    await envd_client.wait_healthy(sandbox.envd_url)
+    await envd_client.start_template(sandbox.envd_url, spec.template)
     # The variables that make TLS clients trust the sandbox's CA, as at its create.
     env_vars = {**trust_env(sandbox.directory), **spec.env_vars}
     await envd_client.init(
-        host.client,
         sandbox.envd_url,
         dataclasses.replace(spec, env_vars=env_vars),
         default_user=spec.template.default_user,

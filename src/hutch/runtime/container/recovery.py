@@ -107,7 +107,7 @@ async def _adopt(host: Host, sandbox: ContainerSandbox, found: dict, node_id: st
             sandbox.init_pidfd = os.pidfd_open(int(engine_state["pid"]))
             sandbox.envd_pidfd = envd_fork.find_envd(sandbox.directory, int(engine_state["pid"]))
             if sandbox.paused is None:
-                await envd_client.wait_healthy(host.client, sandbox.envd_url, timeout_s=3)
+                await envd_client.wait_healthy(sandbox.envd_url, timeout_s=3)
         except (OSError, KeyError, ValueError, BackendUnavailable):
             return False
     sandbox.handle = SandboxHandle(

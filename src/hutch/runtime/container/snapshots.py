@@ -43,7 +43,7 @@ async def snapshot(host: Host, sandbox: ContainerSandbox, destination: Path, *, 
     just before the copy). Returns whether its memory was kept."""
     # What the sandbox's kernel (gVisor's, too) still holds in memory goes to its files first.
     await envd_client.run(
-        host.client, sandbox.envd_url, "sync", user="root", shell=("/bin/sh", "-c"),
+        sandbox.envd_url, "sync", user="root", shell=("/bin/sh", "-c"),
         access_token=sandbox.access_token, timeout_s=60,
     )  # fmt: skip
     if memory is not None and sandbox.engine == "gvisor":

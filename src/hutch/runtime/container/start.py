@@ -115,11 +115,11 @@ async def start_sandbox(
         # start of a process where the runtime is there to start, else ``/health``.
         rehearsed = pooled and host.envd_python is not None
         if sandbox.envd_pidfd is None or (pooled and not rehearsed):
-            await envd_client.wait_healthy(host.client, sandbox.envd_url)
+            await envd_client.wait_healthy(sandbox.envd_url)
         if rehearsed:
             await _rehearse_process_start(host, sandbox, template)
         if checkpoint is None:
-            await envd_client.start_template(host.client, sandbox.envd_url, template)
+            await envd_client.start_template(sandbox.envd_url, template)
         undo.pop_all()
     return sandbox
 
@@ -131,7 +131,6 @@ async def _rehearse_process_start(host: Host, sandbox: ContainerSandbox, templat
     Nothing of the template runs. Failing it (a template without that user) costs only the head start."""
     try:
         await envd_client.run(
-            host.client,
             sandbox.envd_url,
             "--version",
             user=template.default_user,

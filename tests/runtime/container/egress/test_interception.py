@@ -19,7 +19,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from hutch.runtime import envd_client
@@ -82,11 +81,10 @@ async def runtime(outside, tmp_path) -> AsyncIterator[ContainerRuntime]:
 
 async def _run(handle, command: str) -> tuple[int | None, str]:
     output: list[str] = []
-    async with httpx.AsyncClient(trust_env=False) as client:
-        code = await envd_client.run(
-            client, f"http://{handle.host}:{ENVD_PORT}", command, user="root", shell=("/bin/sh", "-c"),
-            on_output=output.append, timeout_s=60,
-        )  # fmt: skip
+    code = await envd_client.run(
+        f"http://{handle.host}:{ENVD_PORT}", command, user="root", shell=("/bin/sh", "-c"),
+        on_output=output.append, timeout_s=60,
+    )  # fmt: skip
     return code, "".join(output)
 
 

@@ -49,7 +49,6 @@ async def main(setting: str, work: Path, subnet: str, address: str) -> dict:
             found["node_after"] = node_set(host.firewall.table)
         finally:
             await host.firewall.uninstall()
-    await host.client.aclose()
     return found
 
 
