@@ -86,6 +86,10 @@ class RuntimeSettings(BaseModel):
     # Seconds between two samples of each running sandbox's CPU, memory and disk use (its metrics).
     metrics_interval_s: float = Field(default=5.0, gt=0)
     subnet: str = "10.11.0.0/16"
+    # Moving a process into a cgroup (two per sandbox start) without waiting for the kernel: cgroup2's
+    # ``favordynmods`` on the host's cgroup2 mount, for the whole host (forks and exits then cost a little
+    # more). Left on once set; false leaves the mount as it is.
+    favor_cgroup_moves: bool = True
     # The interface sandboxes may reach the outside through (masqueraded), as each one's egress policy
     # allows: "auto" finds it from the host's IPv4 default route when the node starts (none found: no
     # egress, with a warning); "off" (or empty, or None as older configurations say): no sandbox has any

@@ -87,6 +87,7 @@ class ContainerRuntime:
         egress_private_networks: tuple[str, ...] = (),
         egress_upstream_ca_file: str | None = None,
         metrics_interval_s: float = 5.0,
+        favor_cgroup_moves: bool = False,
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self.node_id = node_id
@@ -112,6 +113,7 @@ class ContainerRuntime:
         self._live: dict[str, ContainerSandbox] = {}
         self._warm: dict[PoolKey, int] = {}
         self._started = False
+        self._favor_cgroup_moves = favor_cgroup_moves
         self.sampler = Sampler(metrics_interval_s)
 
     # -- lifecycle of the node ---------------------------------------------------------------------------
@@ -121,6 +123,8 @@ class ContainerRuntime:
         host.sandboxes_dir.mkdir(parents=True, exist_ok=True)
         limits = await asyncio.to_thread(cgroups.apply_node_limits)
         log.info("all sandboxes together: at most %(pids)d processes and %(memory)d bytes", limits)
+        if self._favor_cgroup_moves:
+            await asyncio.to_thread(cgroups.favor_moves)
         await host.networks.fence()
         if host.egress_proxy is not None:
             await host.egress_proxy.start()

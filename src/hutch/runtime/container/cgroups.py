@@ -1,6 +1,7 @@
 """Node-wide limits: the parent cgroup of all sandboxes (``/hutch``) keeps a reserve of the host for Hutch
-itself and the system, whatever the sandboxes do together. Also: freezing a sandbox's processes (pause), and
-a sandbox's CPU weight against the others (low while it waits in the warm pool).
+itself and the system, whatever the sandboxes do together. Also: freezing a sandbox's processes (pause), a
+sandbox's CPU weight against the others (low while it waits in the warm pool), and moves into cgroups that
+do not wait (``favor_moves``).
 
 Each sandbox's container has its own cgroup, ``/hutch/<container id>`` (``sandbox``: the sandbox's id, or
 ``<sandbox id>-<n>`` after a gVisor sandbox was started again), and its own limits (set by the OCI config);
@@ -13,12 +14,15 @@ from __future__ import annotations
 
 import errno
 import logging
+import subprocess
 import time
 from pathlib import Path
 
 log = logging.getLogger("hutch.runtime")
 
 ROOT = Path("/sys/fs/cgroup")
+MOUNTS = Path("/proc/self/mountinfo")
+FAVOR_MOVES = "favordynmods"
 PARENT = "hutch"
 PID_RESERVE = 4096
 MEMORY_RESERVE_FRACTION = 0.10
@@ -67,6 +71,46 @@ def apply_node_limits() -> dict[str, int]:
                 parent.mkdir(exist_ok=True)
                 _write(parent / name, str(value))
     return limits
+
+
+def favor_moves() -> str | None:
+    """Have the kernel favour moving processes between cgroups over forks and exits: cgroup2's
+    ``favordynmods``, set on the host's cgroup2 mount (pure v2, or the hybrid layout's ``unified``), for
+    the whole host, since every hierarchy shares the lock it changes. A sandbox's start moves processes
+    twice (crun's init, envd); without it each move waits for an RCU grace period (9 to 19 ms on a 2-CPU
+    VM), with it ~0.1 ms, while every fork and exit on the host pays an atomic operation more. The mount's
+    other options are given again as they are. Returns the mount point; None without a cgroup2 mount, or
+    where the kernel (before 6.0) or the mount refuses it, which is logged."""
+    found = _cgroup2_mount()
+    if found is None:
+        return None
+    path, mount_options, options = found
+    if FAVOR_MOVES in options:
+        return path
+    kept = [*mount_options, *(option for option in options if option not in [*mount_options, "rw", "ro"])]
+    done = subprocess.run(
+        ["mount", "-o", ",".join(["remount", *kept, FAVOR_MOVES]), path], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        log.info(
+            "moves into cgroups wait for the kernel: %s refused %s: %s",
+            path,
+            FAVOR_MOVES,
+            done.stderr.strip(),
+        )
+        return None
+    return path
+
+
+def _cgroup2_mount() -> tuple[str, list[str], list[str]] | None:
+    """The cgroup2 mount point, its mount's options and its file system's, from the mount table."""
+    for line in MOUNTS.read_text().splitlines():
+        fields, _, tail = line.partition(" - ")
+        kind, _source, options = [*tail.split(" "), "", ""][:3]
+        if kind == "cgroup2":
+            point, mount_options = fields.split(" ")[4:6]
+            return point.encode().decode("unicode_escape"), mount_options.split(","), options.split(",")
+    return None
 
 
 def _write(path: Path, value: str) -> None:
