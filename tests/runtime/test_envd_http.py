@@ -115,7 +115,7 @@ async def test_a_command_runs_through_a_stream() -> None:
 
 
 HOSTILE = {
-    "not http": b"SSH-2.0-OpenSSH\r\n\r\n",
+    "not http": b"SSH-2.0-OpenSSH " + b"x" * 8000 + b"\r\n\r\n",
     "cut head": b"HTTP/1.1 204 No",
     "cut body": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",
     "huge head": b"HTTP/1.1 200 OK\r\nX-Fill: " + b"a" * 4 * envd_http.READ_SIZE + b"\r\n\r\n",
@@ -128,8 +128,9 @@ HOSTILE = {
 @pytest.mark.parametrize("raw", HOSTILE.values(), ids=HOSTILE.keys())
 async def test_a_hostile_answer_is_unreachable(raw: bytes) -> None:
     async with serving(answering(raw)) as url:
-        with pytest.raises(envd_http.Unreachable):
+        with pytest.raises(envd_http.Unreachable) as raised:
             await envd_http.call(url, "GET", "/health", timeout_s=5)
+        assert len(str(raised.value)) < 2 * envd_http.SHOWN
         with pytest.raises(BackendUnavailable):
             await envd_client.init(url, _spec(), default_user="user")
 

@@ -18,9 +18,6 @@ from ..errors import BackendUnavailable
 from . import envd_http
 from .types import SandboxSpec, TemplateImage
 
-# Of an answer's body, what an error names (envd is the tenant's to replace).
-SHOWN = 200
-
 
 async def wait_healthy(base_url: str, timeout_s: float = 10.0) -> None:
     """Poll envd's ``/health`` until it answers 204."""
@@ -66,7 +63,7 @@ async def init(
     except envd_http.Unreachable as error:
         raise BackendUnavailable(f"envd /init failed: {error}") from error
     if response.status != 204:
-        raise BackendUnavailable(f"envd /init failed: {response.status} {response.text[:SHOWN]}")
+        raise BackendUnavailable(f"envd /init failed: {response.status} {response.text[: envd_http.SHOWN]}")
 
 
 async def upload(base_url: str, path: str, content: AsyncIterable[bytes], *, user: str = "root") -> None:
@@ -84,7 +81,9 @@ async def upload(base_url: str, path: str, content: AsyncIterable[bytes], *, use
     except envd_http.Unreachable as error:
         raise BackendUnavailable(f"upload to {path} failed: {error}") from error
     if response.status >= 300:
-        raise BackendUnavailable(f"upload to {path} failed: {response.status} {response.text[:SHOWN]}")
+        raise BackendUnavailable(
+            f"upload to {path} failed: {response.status} {response.text[: envd_http.SHOWN]}"
+        )
 
 
 async def run(
@@ -133,7 +132,9 @@ async def run(
                 if flags & END_STREAM:
                     error = message.get("error")
                     if error:
-                        raise BackendUnavailable(f"{command!r} failed in the sandbox: {str(error)[:SHOWN]}")
+                        raise BackendUnavailable(
+                            f"{command!r} failed in the sandbox: {str(error)[: envd_http.SHOWN]}"
+                        )
                     raise BackendUnavailable(f"{command!r} ended without an exit status")
                 event = message.get("event", {})
                 if on_output is not None and "data" in event:

@@ -20,6 +20,8 @@ import h11
 MAX_HEAD = 16 * 1024
 MAX_BODY = 1024 * 1024
 READ_SIZE = 16 * 1024
+# Of what envd sent (an answer's body, the line h11 could not parse), what an error shows.
+SHOWN = 200
 
 Body = bytes | AsyncIterable[bytes]
 T = TypeVar("T")
@@ -183,4 +185,4 @@ class _Connection:
             raise self._broken(str(error) or type(error).__name__) from error
 
     def _broken(self, why: str) -> Unreachable:
-        return Unreachable(f"envd's answer to {self._what} broke off: {why}")
+        return Unreachable(f"envd's answer to {self._what} broke off: {why[:SHOWN]}")
