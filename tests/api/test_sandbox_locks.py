@@ -7,6 +7,7 @@ import asyncio
 import secrets
 
 import pytest
+from e2b import NotFoundException, Sandbox
 
 from hutch.api.services.locks import SandboxLocks
 from tests.api.conftest import Caller
@@ -68,6 +69,13 @@ async def test_a_waiter_keeps_the_lock_its_holder_used() -> None:
 def test_calls_on_sandboxes_that_do_not_exist_leave_no_locks(caller: Caller) -> None:
     locks = caller.stack.app.state.sandboxes._locks
     before = len(locks)
+    for _ in range(CALLS):  # through the official SDK
+        missing = secrets.token_hex(10)
+        assert Sandbox.kill(missing, **caller.opts) is False
+        with pytest.raises(NotFoundException):
+            Sandbox.connect(missing, **caller.opts)
+        with pytest.raises(NotFoundException):
+            Sandbox.pause(missing, **caller.opts)
     with caller.http() as http:
         for _ in range(CALLS):
             missing = secrets.token_hex(10)
