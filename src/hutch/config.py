@@ -90,6 +90,9 @@ class RuntimeSettings(BaseModel):
     # ``favordynmods`` on the host's cgroup2 mount, for the whole host (forks and exits then cost a little
     # more). Left on once set; false leaves the mount as it is.
     favor_cgroup_moves: bool = True
+    # Sandbox networks made ahead: a sandbox started for a create (not for the warm pool), a fork or a
+    # snapshot takes one instead of making its own; 0: each start makes its own.
+    spare_networks: int = Field(default=2, ge=0, le=64)
     # The interface sandboxes may reach the outside through (masqueraded), as each one's egress policy
     # allows: "auto" finds it from the host's IPv4 default route when the node starts (none found: no
     # egress, with a warning); "off" (or empty, or None as older configurations say): no sandbox has any

@@ -48,6 +48,7 @@ from .metrics import CgroupProbe
 from .network import Networks
 from .pool import PoolKey, WarmPool
 from .sandbox import ContainerSandbox
+from .spare_networks import SpareNetworks
 from .start import destroy, start_sandbox
 
 log = logging.getLogger("hutch.runtime")
@@ -88,16 +89,19 @@ class ContainerRuntime:
         egress_upstream_ca_file: str | None = None,
         metrics_interval_s: float = 5.0,
         favor_cgroup_moves: bool = False,
+        spare_networks: int = 0,
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self.node_id = node_id
         uplink = find_uplink(egress_interface)  # "auto": the default route's interface
+        networks = Networks(subnet, default_route=uplink is not None)
         self.host = Host(
             sandboxes_dir=Path(data_dir) / "sandboxes",
             envd_path=Path(envd_path),
             envd_python=None if envd_python is None else Path(envd_python),
             engines=Engines(Path(data_dir)),
-            networks=Networks(subnet, default_route=uplink is not None),
+            networks=networks,
+            spares=SpareNetworks(networks, Path(data_dir) / "spare-networks", spare_networks),
             firewall=Firewall(
                 subnet,
                 uplink,
@@ -134,6 +138,7 @@ class ContainerRuntime:
             host.envd_python, host.envd_path, host.sandboxes_dir.parent, host.seccomp
         )
         await recovery.recover(host, self.node_id, self._keep)
+        await host.spares.start()
         self.sampler.start()
         self._started = True
         for key, size in self._warm.items():
@@ -143,6 +148,7 @@ class ContainerRuntime:
         """Stop the pool and every running sandbox. Paused ones stay as they are (frozen, or only their
         files): the next start of the node adopts them, and they resume as if nothing happened."""
         await self.pool.close()
+        await self.host.spares.close()
         await self.sampler.close()
         for sandbox_id, sandbox in list(self._live.items()):
             if sandbox.paused is None:
@@ -164,6 +170,7 @@ class ContainerRuntime:
         """Stop the pool and the sampler and let go of every handed-out sandbox, running or paused, without
         touching it or the firewall: a cluster's node stopping for a restart, whose next start adopts them."""
         await self.pool.close()
+        await self.host.spares.close()
         await self.sampler.close()
         for sandbox in self._live.values():
             sandbox.release_init()

@@ -28,6 +28,7 @@ from .network import Networks
 from .oci_cli import OciCli
 from .runsc import Runsc
 from .sandbox import ContainerSandbox
+from .spare_networks import SpareNetworks
 from .volumes import Volumes
 
 
@@ -85,6 +86,8 @@ class Host:
     envd_python: Path | None
     engines: Engines
     networks: Networks
+    # Networks made ahead for cold starts.
+    spares: SpareNetworks
     firewall: Firewall
     # Host names in egress policies are judged by a transparent proxy on this node (only with an uplink).
     egress_proxy: EgressProxy | None

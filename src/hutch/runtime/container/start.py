@@ -54,17 +54,25 @@ async def start_sandbox(
     of booted, with ``upper`` (if any) as the start of its writable layer: it goes on where the
     checkpointed sandbox was, with its host name and boot id. A sandbox that moved from another node keeps
     its ``sandbox_id``, and ``fill`` writes its writable layer (on its disk, within its quota) before it
-    boots. ``egress`` gives it its egress policy while its container starts."""
-    sandbox_id = sandbox_id or new_sandbox_id()
+    boots. ``egress`` gives it its egress policy while its container starts. Any other start that is not
+    ``pooled`` takes a network made ahead, when one is ready."""
+    spare = None if pooled or sandbox_id is not None else host.spares.take()
+    if spare is None:
+        sandbox_id = sandbox_id or new_sandbox_id()
+        network = host.networks.allocate(sandbox_id)
+    else:
+        sandbox_id, network = spare
     directory = host.sandboxes_dir / sandbox_id
     directory.mkdir(parents=True)
     disk = Disk(directory, spec.disk_mb)
     overlay = Overlay(directory, template.rootfs, disk.mountpoint, host.engines.ids_of(spec.engine))
-    network = host.networks.allocate(sandbox_id)
     sandbox = ContainerSandbox(sandbox_id, directory, disk, overlay, network, template, engine=spec.engine)
     async with AsyncExitStack() as undo:
         undo.push_async_callback(destroy, host, sandbox)
         state.save(sandbox)  # first, so that a restart can undo whatever follows
+        if spare is not None:
+            host.spares.handed_over(sandbox_id)
+            undo.callback(host.spares.fill)  # made again once this start is over (here: has failed)
 
         async def make_root() -> None:
             await asyncio.to_thread(disk.create, host.disk_blanks)
@@ -83,7 +91,10 @@ async def start_sandbox(
             overlay.hand_over("etc/hostname", "etc/hosts", "etc/resolv.conf")
             real_tmp(sandbox)
 
-        await _all(make_root(), host.networks.create(network))  # neither needs the other
+        if spare is None:
+            await _all(make_root(), host.networks.create(network))  # neither needs the other
+        else:
+            await make_root()
         config = oci.config(
             sandbox_id=sandbox_id,
             rootfs=overlay.merged,
@@ -121,6 +132,8 @@ async def start_sandbox(
         if checkpoint is None:
             await envd_client.start_template(sandbox.envd_url, template)
         undo.pop_all()
+    if spare is not None:
+        host.spares.fill()
     return sandbox
 
 
