@@ -1,7 +1,7 @@
-"""The host's static busybox, when it has one: the init of crun sandboxes whose envd is forked
-(``envd_fork``), and the shell, ``unshare``, ``nsenter`` and ``mount`` of crun's wrappers (``crun``). A
-static binary starts without the dynamic loader, and its ``mount`` does not parse every mount of the host
-through libmount as util-linux's does (a node with many sandboxes has thousands)."""
+"""The host's static busybox, when it has one: the init of crun sandboxes whose envd is forked, and the
+tools of the fork server's root (``envd_fork``). A static binary starts without the dynamic loader, and its
+``mount`` does not parse every mount of the host through libmount as util-linux's does (a node with many
+sandboxes has thousands)."""
 
 from __future__ import annotations
 

@@ -17,46 +17,30 @@ sandbox's network namespace (whose owner is the host's user namespace, not the s
   (``net.ipv4.ip_unprivileged_port_start=0``), as ``CAP_NET_BIND_SERVICE`` counts only in the namespace's
   owner: without it, root in the sandbox could not listen on port 80.
 
-The namespace is made by ``unshare`` and a shell, not in a ``preexec_fn``: a pre-exec hook forces a full
-``fork`` of this (large) process, which blocks its event loop for milliseconds, while a plain command line
-is started with ``vfork``. They are the host's static busybox's when it has one (``busybox``: it starts
-faster, and its ``mount`` does not read every mount of the host), util-linux's and ``sh`` otherwise.
+The node's crun launcher (:mod:`.crun_launcher`, a small process of its own) does all of it by system
+calls in a child it forks, which then executes crun: no fork of this (large) process, which a
+``preexec_fn`` would force, and no chain of ``unshare``, ``nsenter``, a shell and ``mount`` processes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from ...errors import BackendUnavailable, NotSupported
 from ..linux import is_mountpoint
 from . import oci
-from .busybox import static_busybox
 from .oci_cli import OciCli
 
 _UNIFIED = "/sys/fs/cgroup/unified"
-
-
-def _tools() -> tuple[list[str], list[str], list[str], str]:
-    """How ``unshare``, ``nsenter``, ``sh`` and ``mount``/``umount`` are called."""
-    found = static_busybox()
-    if found is None:
-        return ["unshare"], ["nsenter"], ["sh"], ""
-    busybox = str(found)
-    return [busybox, "unshare"], [busybox, "nsenter"], [busybox, "sh"], f"{busybox} "
-
-
-def _prepare_run(hybrid: bool) -> str:
-    """Run with the sandbox's root as $1 and its sysfs mount point as $2, then the crun command line."""
-    tool = _tools()[3]
-    return (
-        f'{tool}mount -o remount,bind,nodev,suid "$1"'
-        f' && {tool}mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$2" && shift 2'
-        " && echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start"
-        + (f" && {tool}umount -l {_UNIFIED}" if hybrid else "")
-        + ' && exec "$@"'
-    )
+_LAUNCHER = Path(__file__).with_name("crun_launcher.py")
+MAX_ANSWER = 4096
 
 
 def hybrid_cgroups() -> bool:
@@ -74,6 +58,61 @@ def _root_and_netns(bundle: Path) -> tuple[str, str]:
     raise BackendUnavailable("a crun sandbox needs a network namespace of its own")
 
 
+class Launcher:
+    """The node's crun launcher process: started on first use, and again if it has ended."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
+
+    async def run(self, request: dict, stdin: int, output: int) -> int:
+        """Have the launcher run ``request`` with ``stdin`` and ``output``; the exit code. A run it began
+        is waited for even when the caller is cancelled."""
+        control = self._started()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with ours:
+            with theirs:
+                socket.send_fds(control, [json.dumps(request).encode()], [theirs.fileno(), stdin, output])
+            ours.setblocking(False)
+            answer = asyncio.ensure_future(asyncio.get_running_loop().sock_recv(ours, MAX_ANSWER))
+            try:
+                text = await asyncio.shield(answer)
+            except asyncio.CancelledError:
+                await answer
+                raise
+        if not text:
+            raise BackendUnavailable("the crun launcher ended during a run")
+        return int(json.loads(text)["status"])
+
+    def _started(self) -> socket.socket:
+        if self._process is not None and self._process.poll() is None and self._control is not None:
+            return self._control
+        self.close()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(_LAUNCHER), str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        self._control = ours
+        return ours
+
+    def close(self) -> None:
+        """Close the control socket (the launcher then exits) and reap the launcher."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+
 class Crun(OciCli):
     """Runs ``crun`` with this host's workaround, if it needs one."""
 
@@ -87,13 +126,20 @@ class Crun(OciCli):
         # Hutch's containers live in their own crun state directory, apart from any other crun user.
         command = [found, "--root", state_dir]
         super().__init__(command, state_dir)
+        self.launcher = Launcher()
 
-    def run_prefix(self, bundle: Path) -> list[str]:
+    async def _start(self, argv: list[str], bundle: Path, stdin: int | None, output: int) -> int:
         root, netns = _root_and_netns(bundle)
         sysfs = bundle / oci.SYSFS
         sysfs.mkdir(exist_ok=True)
-        unshare, nsenter, sh, _ = _tools()
-        return [
-            *unshare, "--mount", "--propagation", "private", *nsenter, f"--net={netns}",
-            *sh, "-c", _prepare_run(self.hybrid), "sh", root, str(sysfs),
-        ]  # fmt: skip
+        request = {"argv": argv, "netns": netns, "root": root, "sysfs": str(sysfs), "hybrid": self.hybrid}
+        if stdin is not None:
+            return await self.launcher.run(request, stdin, output)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return await self.launcher.run(request, null, output)
+        finally:
+            os.close(null)
+
+    def close(self) -> None:
+        self.launcher.close()

@@ -69,7 +69,9 @@ class Engines:
         return self.ids if engine == "crun" else None
 
     def close(self) -> None:
-        """Let go of the id mapping and of the state directories, where no container is left in them."""
+        """Stop crun's launcher; let go of the id mapping and of the state directories, where no container is
+        left in them."""
+        self.crun.close()
         for state_dir in (self.crun.state_dir, self._runsc_state_dir):
             with contextlib.suppress(OSError):
                 os.rmdir(state_dir)  # only when empty: the engines keep a directory per live sandbox

@@ -63,23 +63,30 @@ class OciCli:
     ) -> int:
         """``run`` (or ``restore``) a container in the background; returns the pid of its init."""
         pid_file = bundle / "init.pid"
+        argv = [
+            *self.run_command, command, *options,
+            "--detach", "--pid-file", str(pid_file), "--bundle", str(bundle), container_id,
+        ]  # fmt: skip
         with open(log, "ab") as out:
-            process = await asyncio.create_subprocess_exec(
-                *self.run_prefix(bundle), *self.run_command, command, *options,
-                "--detach", "--pid-file", str(pid_file), "--bundle", str(bundle), container_id,
-                stdin=asyncio.subprocess.DEVNULL if stdin is None else stdin, stdout=out, stderr=out,
-            )  # fmt: skip
-            try:
-                code = await process.wait()
-            except asyncio.CancelledError:
-                # The runtime finishes what it began, so that the undo that follows finds it all to remove
-                # (a ``delete`` racing a ``run`` leaves the container behind).
-                await asyncio.shield(process.wait())
-                raise
+            code = await self._start(argv, bundle, stdin, out.fileno())
         if code != 0:
             tail = log.read_bytes()[-2000:].decode(errors="replace").strip()
             raise BackendUnavailable(f"{self.binary_name} {command} failed: {tail}")
         return int(pid_file.read_text().strip())
+
+    async def _start(self, argv: list[str], bundle: Path, stdin: int | None, output: int) -> int:
+        """Run ``argv`` (under ``run_prefix``) with ``output`` as its stdout and stderr; its exit code. The
+        runtime finishes what it began even when the caller is cancelled, so that the undo that follows
+        finds it all to remove (a ``delete`` racing a ``run`` leaves the container behind)."""
+        process = await asyncio.create_subprocess_exec(
+            *self.run_prefix(bundle), *argv,
+            stdin=asyncio.subprocess.DEVNULL if stdin is None else stdin, stdout=output, stderr=output,
+        )  # fmt: skip
+        try:
+            return await process.wait()
+        except asyncio.CancelledError:
+            await asyncio.shield(process.wait())
+            raise
 
     async def delete(self, container_id: str) -> None:
         """Kill and remove a container; a missing one is fine."""
