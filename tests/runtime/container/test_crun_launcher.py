@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hutch.errors import BackendUnavailable
 from hutch.runtime.container.crun import Launcher, hybrid_cgroups
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and mounts need root")
@@ -124,10 +125,19 @@ async def test_a_launcher_that_ended_is_started_again_and_a_closed_one_ends(plac
         assert (await _run(launcher, place, "true", tmp_path))[0] == 0
         (first,) = _launchers()
         os.kill(first, signal.SIGKILL)
-        await asyncio.sleep(0.1)
+        while Path(f"/proc/{first}/cmdline").read_bytes():  # until it is gone (a zombie)
+            await asyncio.sleep(0.01)
         assert (await _run(launcher, place, "exit 3", tmp_path))[0] == 3
         (second,) = _launchers()
         assert second != first
+
+        # One that ends while a run is in flight: that run fails, the next one starts it again.
+        run = asyncio.ensure_future(_run(launcher, place, "sleep 0.3", tmp_path))
+        await asyncio.sleep(0.1)
+        os.kill(second, signal.SIGKILL)
+        with pytest.raises(BackendUnavailable, match="launcher ended"):
+            await run
+        assert (await _run(launcher, place, "exit 4", tmp_path))[0] == 4
     finally:
         launcher.close()
     assert not _launchers()

@@ -68,11 +68,10 @@ class Launcher:
     async def run(self, request: dict, stdin: int, output: int) -> int:
         """Have the launcher run ``request`` with ``stdin`` and ``output``; the exit code. A run it began
         is waited for even when the caller is cancelled."""
-        control = self._started()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with ours:
             with theirs:
-                socket.send_fds(control, [json.dumps(request).encode()], [theirs.fileno(), stdin, output])
+                self._send(json.dumps(request).encode(), [theirs.fileno(), stdin, output])
             ours.setblocking(False)
             answer = asyncio.ensure_future(asyncio.get_running_loop().sock_recv(ours, MAX_ANSWER))
             try:
@@ -83,6 +82,17 @@ class Launcher:
         if not text:
             raise BackendUnavailable("the crun launcher ended during a run")
         return int(json.loads(text)["status"])
+
+    def _send(self, message: bytes, fds: list[int]) -> None:
+        """One request; the launcher is started again once if it has gone."""
+        for attempt in range(2):
+            try:
+                socket.send_fds(self._started(), [message], fds)
+                return
+            except OSError as err:
+                if attempt:
+                    raise BackendUnavailable(f"crun's launcher is unreachable: {err}") from err
+                self.close()
 
     def _started(self) -> socket.socket:
         if self._process is not None and self._process.poll() is None and self._control is not None:
