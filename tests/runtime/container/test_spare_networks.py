@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,8 @@ async def test_the_set_is_kept_full_and_removed_on_close(tmp_path: Path) -> None
         assert all(is_id(sandbox_id) and _exists(net.netns) for sandbox_id, net in made)
         records = {record.name for record in (tmp_path / "spares").iterdir()}
         assert records == {sandbox_id for sandbox_id, _ in made}
+        modes = {stat.S_IMODE(record.stat().st_mode) for record in (tmp_path / "spares").iterdir()}
+        assert (stat.S_IMODE((tmp_path / "spares").stat().st_mode), modes) == (0o700, {0o600})  # root's alone
         assert spares.take() == made[0]
         taken_id, taken = made[0]
         spares.handed_over(taken_id)

@@ -19,7 +19,8 @@ from hutch.runtime.types import ENVD_PORT, SandboxHandle, SandboxSpec, TemplateI
 from hutch.templates import base
 from hutch.templates.envd_zipapp import build
 
-SUBNET = "10.254.0.0/16"
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+SUBNET = f"10.{80 + WORKER}.0.0/16"
 ENGINES = pytest.mark.parametrize("engine", ["crun", "gvisor"])
 CACHE = Path("/var/cache/hutch")
 
@@ -339,36 +340,52 @@ async def test_a_restarted_node_keeps_its_sandboxes_volumes(tmp_path, engine):
     def node() -> ContainerRuntime:
         return ContainerRuntime(data_dir=tmp_path / "data", cache_dir=CACHE, envd_path=envd, subnet=SUBNET)
 
-    first = node()
-    await first.start()
-    await first.create_volume("vol-restart", size_mb=32)
-    mount = VolumeMount("vol-restart", "/data")
-    running, paused = await first.create(_spec(engine, mount)), await first.create(_spec(engine, mount))
-    assert await _run(running, "echo kept > /data/a") == (0, "")
-    await first.pause(paused.sandbox_id, memory=False)
-    await first.let_go()  # a cluster's node restarting: its sandboxes stay as they are
-    second = node()
-    await second.start()
     try:
-        assert {h.sandbox_id for h in await second.list()} == {running.sandbox_id, paused.sandbox_id}
-        assert await _run(running, "cat /data/a && echo again > /data/b") == (0, "kept\n")
-        with pytest.raises(Conflict):
-            await second.delete_volume("vol-restart")
-        await second.kill(running.sandbox_id)
+        first = node()
+        await first.start()
+        await first.create_volume("vol-restart", size_mb=32)
+        mount = VolumeMount("vol-restart", "/data")
+        running, paused = await first.create(_spec(engine, mount)), await first.create(_spec(engine, mount))
+        assert await _run(running, "echo kept > /data/a") == (0, "")
+        await first.pause(paused.sandbox_id, memory=False)
+        await first.let_go()  # a cluster's node restarting: its sandboxes stay as they are
+        second = node()
+        await second.start()
+        try:
+            assert {h.sandbox_id for h in await second.list()} == {running.sandbox_id, paused.sandbox_id}
+            assert await _run(running, "cat /data/a && echo again > /data/b") == (0, "kept\n")
+            with pytest.raises(Conflict):
+                await second.delete_volume("vol-restart")
+            await second.kill(running.sandbox_id)
+        finally:
+            await second.close()  # the paused one stays
+        third = node()
+        await third.start()
+        try:
+            await third.resume(paused.sandbox_id)
+            assert await _run(paused, "cat /data/a /data/b") == (0, "kept\nagain\n")
+        finally:
+            await third.kill(paused.sandbox_id)
+            await third.host.settle()
+            await third.delete_volume("vol-restart")
+            await third.close()
     finally:
-        await second.close()  # the paused one stays
-    third = node()
-    await third.start()
-    try:
-        await third.resume(paused.sandbox_id)
-        assert await _run(paused, "cat /data/a /data/b") == (0, "kept\nagain\n")
-    finally:
-        await third.kill(paused.sandbox_id)
-        await third.host.settle()
-        await third.delete_volume("vol-restart")
-        await third.close()
+        await _leave_nothing(node(), "vol-restart")  # what a failure above left
     assert _mounts_under(tmp_path) == []
     assert _loops_of(tmp_path) == []
+
+
+async def _leave_nothing(rt: ContainerRuntime, volume_id: str) -> None:
+    """Start a node on the data directory, kill every sandbox it takes back, remove the volume."""
+    await rt.start()
+    try:
+        for handle in await rt.list():
+            await rt.kill(handle.sandbox_id)
+        await rt.host.settle()
+        if rt.host.volumes.exists(volume_id):
+            await rt.delete_volume(volume_id)
+    finally:
+        await rt.close()
 
 
 async def test_a_volume_held_by_a_sandbox_is_never_mounted_twice(runtime):

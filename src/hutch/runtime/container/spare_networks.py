@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 
 from ...ids import is_id
+from ...private_files import private_directory, write_private
 from ..types import new_sandbox_id
 from .network import Networks, SandboxNetwork
 
@@ -43,7 +44,7 @@ class SpareNetworks:
     async def start(self) -> None:
         """Remove the spares an earlier run of the node left behind (after the node took its sandboxes
         back: an address one of them holds is left alone), then make the set."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_directory(self.directory)
         await self._remove_recorded(keep=set(self.networks.used))
         self.fill()
 
@@ -79,7 +80,8 @@ class SpareNetworks:
             while len(self.ready) < self.count:
                 sandbox_id = new_sandbox_id()
                 network = self.networks.allocate(sandbox_id)
-                (self.directory / sandbox_id).write_text(str(network.index))  # first: a crash leaves a record
+                # Recorded first: a crash while it is made leaves a record.
+                write_private(self.directory / sandbox_id, str(network.index))
                 try:
                     await self.networks.create(network)
                 except Exception as err:  # a start makes its own network instead; the next take tries again
