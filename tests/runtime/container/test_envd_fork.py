@@ -229,7 +229,9 @@ async def test_a_filesystem_pause_boots_a_forked_envd_again(runtime):
 async def test_a_restarted_node_finds_the_envd_it_forked(tmp_path):
     node = await _node(tmp_path)
     sandbox_id, client, pid = await _create(node)
+    crun_state = Path(node.host.engines.crun.state_dir)
     await node.let_go()
+    assert crun_state.is_dir()  # it holds the sandbox's container, which the next start adopts
     node = await _node(tmp_path)
     try:
         adopted = node._live[sandbox_id]
@@ -243,6 +245,17 @@ async def test_a_restarted_node_finds_the_envd_it_forked(tmp_path):
             os.close(envd)
     finally:
         await node.close()
+    assert not crun_state.exists()
+
+
+async def test_a_node_let_go_without_sandboxes_leaves_no_engine_state_and_no_launcher(tmp_path):
+    node = await _node(tmp_path)
+    sandbox_id, _, _ = await _create(node)  # crun's launcher started, the state directory made
+    await node.kill(sandbox_id)
+    await node.let_go()
+    assert not Path(node.host.engines.crun.state_dir).exists()
+    children = Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()
+    assert not [pid for pid in children if b"crun_launcher" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 def test_only_a_static_busybox_is_an_init(tmp_path):

@@ -178,6 +178,7 @@ class ContainerRuntime:
         await self.host.settle()
         if self.host.envd_fork is not None:  # the envds it made live on without it
             await self.host.envd_fork.close()
+        self.host.engines.close()  # crun's launcher; an engine's state directory only if no container is left
 
     def reserved(self) -> Reserved:
         """What the node's sandboxes were given, summed: vCPUs, memory and disk (MiB), and how many."""
