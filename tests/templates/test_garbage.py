@@ -84,3 +84,22 @@ def test_a_layer_under_a_mounted_overlay_stays(tmp_path: Path) -> None:
     finally:
         detach(str(merged))
     assert garbage.collect(cache, data, []) == garbage.Collected(1, 0)
+
+
+def test_a_path_that_goes_away_while_it_is_resolved_is_no_layer(tmp_path: Path, monkeypatch) -> None:
+    """A mounted overlay may name a layer by ``/proc/<pid>/fd/<n>``: its descriptor can close between the
+    link's ``lstat`` and its ``readlink``, which Python's ``resolve`` then raises."""
+    real_readlink = os.readlink
+
+    def gone(path, *args, **kwargs):
+        if str(path).startswith("/proc/"):
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real_readlink(path, *args, **kwargs)
+
+    read, write = os.pipe()
+    try:
+        monkeypatch.setattr(os, "readlink", gone)
+        assert garbage._marker(tmp_path, Path(f"/proc/self/fd/{read}")) is None
+    finally:
+        os.close(read)
+        os.close(write)

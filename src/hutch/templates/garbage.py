@@ -108,8 +108,12 @@ def _alive(user: Path) -> bool:
 
 
 def _marker(cache_dir: Path, path: Path) -> str | None:
-    """The marker's name for a layer or image directory of ``cache_dir`` (None for anything else)."""
-    resolved = path.resolve()
+    """The marker's name for a layer or image directory of ``cache_dir`` (None for anything else, and for a
+    path that went away while it was resolved: a mount's ``/proc/<pid>/fd/<n>`` whose descriptor closed)."""
+    try:
+        resolved = path.resolve()
+    except OSError:
+        return None
     if resolved.parent == _layers(cache_dir).resolve() and not resolved.name.startswith("."):
         return f"layer-{resolved.name}"
     if resolved.name == "rootfs" and resolved.parent.parent == _images(cache_dir).resolve():
