@@ -1,9 +1,9 @@
 """The catalog's connection: an async engine, its session factory, and one transaction per unit of work.
 
-SQLite (through aiosqlite) is the default and runs in WAL mode with foreign keys enforced; its file (which
-holds every sandbox's access tokens) is readable by its owner only, and SQLite gives its ``-wal`` and
-``-shm`` files the same mode. A ``postgresql://`` URL selects PostgreSQL through asyncpg with the same
-code. Opening a catalog migrates its schema to the newest revision (:mod:`.migrate`).
+SQLite (through aiosqlite, one trip to its thread per statement: :mod:`.sqlite`) is the default and runs in
+WAL mode with foreign keys enforced; its file (which holds every sandbox's access tokens) is readable by its
+owner only, and SQLite gives its ``-wal`` and ``-shm`` files the same mode. A ``postgresql://`` URL selects
+PostgreSQL through asyncpg with the same code. Opening a catalog migrates its schema to the newest revision (:mod:`.migrate`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from ..errors import NotSupported
 from ..private_files import narrow, private_file
+from . import sqlite
 from .usage import RecordingSession
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -96,7 +97,11 @@ class Catalog:
         else:
             options["pool_pre_ping"] = True
         try:
-            engine = create_async_engine(parsed, **options)
+            engine = (
+                sqlite.engine(parsed, **options)
+                if _is_sqlite(parsed)
+                else create_async_engine(parsed, **options)
+            )
         except ModuleNotFoundError as error:
             extra = " (pip install 'hutch[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
             raise NotSupported(f"the catalog URL needs the driver {error.name!r}{extra}") from error
