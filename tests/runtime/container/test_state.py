@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 
 from hutch.runtime.container import state
 from hutch.runtime.container.egress.firewall import EgressPolicy
-from hutch.runtime.types import SandboxHandle, SandboxSpec, TemplateImage
+from hutch.runtime.types import (
+    EgressSettings,
+    HeaderRule,
+    SandboxHandle,
+    SandboxSpec,
+    TemplateImage,
+    UpstreamProxy,
+    VolumeMount,
+)
 
 
 def test_a_pooled_sandbox_records_only_where_it_is(sandbox_record):
@@ -41,6 +49,12 @@ def test_a_handed_out_sandbox_round_trips(sandbox_record, tmp_path):
         engine="gvisor",
         checkpoint=tmp_path / "memory",
     )
+    settings = EgressSettings(
+        rules=(HeaderRule("*.example.com", {"Authorization": "Bearer ${e2b.secrets.KEY}"}),),
+        secrets={"KEY": "s3cret"},
+        proxy=UpstreamProxy("10.1.2.3:1080", "who", "pass", tls=True, server_name="proxy", scheme="http"),
+        dns_servers=("10.1.2.4",),
+    )
     spec = SandboxSpec(
         template=template,
         cpu_count=4,
@@ -51,11 +65,13 @@ def test_a_handed_out_sandbox_round_trips(sandbox_record, tmp_path):
         allow_out=("example.com",),
         deny_out=("0.0.0.0/0",),
         engine="gvisor",
+        egress=settings,
+        volumes=(VolumeMount("vol-1", "/data"),),
     )
     started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     sandbox.spec, sandbox.template, sandbox.access_token = spec, template, "token"
     sandbox.handle = SandboxHandle(sandbox.sandbox_id, template.template_id, "10.99.0.7", "local", started)
-    sandbox.egress = EgressPolicy(True, ("example.com",), ("0.0.0.0/0",))
+    sandbox.egress = EgressPolicy(True, ("example.com",), ("0.0.0.0/0",), settings, tmp_path / "authority")
     sandbox.paused = "full"
     state.save(sandbox)
 

@@ -7,7 +7,6 @@ whenever what it records changes: the sandbox handed out, paused or resumed, its
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -40,13 +39,13 @@ def save(sandbox: ContainerSandbox) -> None:
         state["started_at"] = sandbox.handle.started_at.isoformat()
         state["token"] = sandbox.access_token
         if sandbox.spec is not None:
-            state["spec"] = dataclasses.asdict(sandbox.spec)
+            state["spec"] = _SPEC.dump_python(sandbox.spec, mode="json")
         state["egress"] = {
             "internet": sandbox.egress.internet,
             "allow_out": list(sandbox.egress.allow_out),
             "deny_out": list(sandbox.egress.deny_out),
             # Header rules, the secrets they name, upstream proxy, name servers (the file is root's only).
-            "settings": dataclasses.asdict(sandbox.egress.settings),
+            "settings": _EGRESS_SETTINGS.dump_python(sandbox.egress.settings, mode="json"),
             "authority": None if sandbox.egress.authority is None else str(sandbox.egress.authority),
         }
     write_private(sandbox.directory / FILE, json.dumps(state, default=str))  # (paths)
