@@ -3,7 +3,8 @@
 SQLite (through aiosqlite, one trip to its thread per statement: :mod:`.sqlite`) is the default and runs in
 WAL mode with foreign keys enforced; its file (which holds every sandbox's access tokens) is readable by its
 owner only, and SQLite gives its ``-wal`` and ``-shm`` files the same mode. A ``postgresql://`` URL selects
-PostgreSQL through asyncpg with the same code. Opening a catalog migrates its schema to the newest revision (:mod:`.migrate`).
+PostgreSQL through asyncpg with the same code. Opening a catalog migrates its schema to the newest revision
+(:mod:`.migrate`).
 """
 
 from __future__ import annotations
