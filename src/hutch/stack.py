@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import subprocess
@@ -183,6 +184,9 @@ async def run(settings: Settings, *, env_file: Path, say: Callable[[str], None] 
                 SandboxSpec(template=base.image, cpu_count=base.cpu_count, memory_mb=base.memory_mb)
             )
             debug.publish(debug_file, dev)
+        # What is made by now lives as long as the process: the collector no longer walks it (a full
+        # collection of the ~200,000 objects took ~100 ms of the event loop).
+        gc.freeze()
         write_private(env_file, client_env(settings, api_key, certificate))
         # What is said may end up in a log: the key itself only in the file.
         shown = client_env(settings, mask_key(api_key), certificate)

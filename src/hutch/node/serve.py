@@ -8,6 +8,7 @@ reported lost."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import shutil
@@ -161,6 +162,7 @@ async def _serve(
             if any(task.done() for task in tasks):
                 raise RuntimeError("the node's listeners stopped while starting (is the port taken?)")
             await asyncio.sleep(0.05)
+        gc.freeze()  # what lives as long as the process is out of the collector's way
         membership.start()
         collector.start()
         capacity = admission.capacity

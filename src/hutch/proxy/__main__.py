@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -83,6 +84,7 @@ async def serve(
         if hints is not None:
             follow_hints(hints, resolver)
         server = create_server(settings.proxy, resolver)
+        gc.freeze()  # what lives as long as the process is out of the collector's way
         await server.serve(sockets=[listener] if listener is not None else None)
     finally:
         await waker.aclose()
