@@ -226,6 +226,9 @@ def _balancer_config(base: Path, port: int, pem: Path, api_ports: list[int], pro
         "    use_backend apis if { req.hdr(host),field(1,:) -m beg api. }\n"
         "    default_backend proxies\n"
         "backend apis\n    option httpchk GET /health\n    retry-on conn-failure empty-response 502 503\n"
+        # A create cut short by a dying replica may have been recorded: sent again it would make a second
+        # sandbox, the first one's id never answered to anyone. The client sees the failure instead.
+        "    http-request disable-l7-retry if METH_POST\n"
         + servers("api", api_ports)
         + "backend proxies\n    option httpchk GET /health\n    http-check send hdr Host localhost\n"
         "    retry-on conn-failure empty-response\n" + servers("proxy", proxy_ports)

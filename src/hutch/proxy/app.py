@@ -2,11 +2,10 @@
 
 It reads the target from the request (:mod:`.routing`), asks the injected resolver where that sandbox
 runs, checks the sandbox's traffic access token if it has one and whether the SDK's debug mode may be
-served (:mod:`.access`), and forwards: HTTP through one shared keep-alive pool with both bodies streamed
-(:mod:`.forward`), WebSockets through a bridge (:mod:`.websocket`), both bounded in time and size. Every
-request is routed on its own, so consecutive requests on one client connection may go to different
-sandboxes. Failures answer with the JSON the SDK
-understands (:mod:`.responses`).
+served (:mod:`.access`), and forwards: HTTP through a keep-alive pool per sandbox port (:mod:`.upstreams`)
+with both bodies streamed (:mod:`.forward`), WebSockets through a bridge (:mod:`.websocket`), both bounded
+in time and size. Every request is routed on its own, so consecutive requests on one client connection may
+go to different sandboxes. Failures answer with the JSON the SDK understands (:mod:`.responses`).
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from .routing import (
     Target,
     route,
 )
+from .upstreams import Upstreams
 
 Resolver = Callable[[str], Awaitable[SandboxRoute | None]]
 """Where a sandbox runs and the traffic token it wants, by id; ``None`` when there is no such sandbox (or
@@ -59,7 +59,7 @@ class ProxyApp:
     def __init__(self, resolve: Resolver, settings: ProxySettings) -> None:
         self._resolve = resolve
         self._settings = settings
-        self._transport = forward.create_transport()
+        self._upstreams = Upstreams()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -72,7 +72,7 @@ class ProxyApp:
 
     async def aclose(self) -> None:
         """Close the pooled connections to sandboxes."""
-        await self._transport.aclose()
+        await self._upstreams.aclose()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -102,14 +102,15 @@ class ProxyApp:
     ) -> bool:
         """Forward the request; True if the sandbox stopped running before its answer was complete (the
         exchange is then cancelled)."""
-        exchange = forward.forward(
-            self._transport, scope, receive, send, address, idle_timeout_s=self._settings.idle_timeout_s
-        )
-        is_running: StillRunning | None = getattr(self._resolve, "is_running", None)
-        if is_running is None:
-            await exchange
-            return False
-        return await cut_short(exchange, _until_stopped(is_running, target.sandbox_id))
+        async with self._upstreams.pool(target.sandbox_id, address) as transport:
+            exchange = forward.forward(
+                transport, scope, receive, send, address, idle_timeout_s=self._settings.idle_timeout_s
+            )
+            is_running: StillRunning | None = getattr(self._resolve, "is_running", None)
+            if is_running is None:
+                await exchange
+                return False
+            return await cut_short(exchange, _until_stopped(is_running, target.sandbox_id))
 
     async def _stopped(self, sandbox_id: str) -> responses.Answer:
         """The answer to a request whose sandbox stopped running before it answered: "not found" unless

@@ -2,9 +2,9 @@
 
 The request body goes up as it arrives (chunked in, chunked out: Connect client streams and large
 uploads are never buffered); the response comes back with ``aiter_raw``, so ``content-encoding`` stays
-valid and every chunk (a Connect message, a line of output) is sent on at once. The pool is httpx's
-transport, used directly: ``AsyncClient`` would add its default headers (``accept-encoding``: a client that
-asked for none would get gzip) and keep every sandbox's cookies in one jar.
+valid and every chunk (a Connect message, a line of output) is sent on at once. The pool (:mod:`.upstreams`)
+is httpx's transport, used directly: ``AsyncClient`` would add its default headers (``accept-encoding``: a
+client that asked for none would get gzip) and keep every sandbox's cookies in one jar.
 
 The sandbox is hostile, so nothing it does holds the proxy for longer than its client stays: from the
 moment the request body is sent (or the sandbox answered before taking all of it), the client's connection
@@ -43,13 +43,6 @@ class UpstreamBroken(Exception):
 
 class ClientGone(Exception):
     """The client went away before its answer was complete."""
-
-
-def create_transport() -> httpx.AsyncHTTPTransport:
-    """One keep-alive pool for all sandboxes (connections are per address), unbounded in size: every open
-    stream holds a connection, and a bound would make new requests wait behind long commands."""
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=512, keepalive_expiry=60)
-    return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
 
 
 async def forward(
