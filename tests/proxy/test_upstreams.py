@@ -108,3 +108,27 @@ async def test_a_pool_unused_for_the_idle_time_is_closed_but_never_one_in_use(
     await pools.aclose()
     await _settle()
     assert (idle.ended, busy.ended, fresh.ended) == (2, 1, 1)
+
+
+async def test_beyond_the_bound_the_pools_used_longest_ago_are_closed_first(
+    servers: list[Upstream], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(upstreams, "MAX_POOLS", 4)
+    now = [1000.0]
+    pools = Upstreams(clock=lambda: now[0])
+    upstream = servers[0]
+    async with pools.pool("oldest, in use", upstream.address):
+        for name in ("old", "older", "newer"):  # a tenant's ports, say: each its own pool
+            now[0] += 1
+            await _get(pools, name, upstream.address)
+        now[0] += 1
+        await _get(pools, "newest", upstream.address)  # the fifth: three kept, the one in use among them
+        await _settle()
+        assert sorted(sandbox for sandbox, _ in pools._pools) == [
+            "newer",
+            "newest",
+            "older",
+            "oldest, in use",
+        ]
+        assert (upstream.opened, upstream.ended) == (4, 1)
+    await pools.aclose()

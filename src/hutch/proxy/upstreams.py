@@ -5,7 +5,9 @@ per connection while it does: a square of the connections), polling each idle on
 sandboxes, a request cost ~1 ms of the proxy's CPU with one sandbox's connection in it, ~6 ms with 50 and
 ~48 ms with 200. A pool here holds only the connections of one sandbox's port (of one sandbox through its
 node, in a cluster), and one that no request used for :data:`IDLE_S` is closed at the next sweep, so that
-pools of sandboxes gone do not pile up.
+pools of sandboxes gone do not pile up. A tenant picks the ports of its sandbox that are asked for: beyond
+:data:`MAX_POOLS`, the pools used longest ago that no request is in are closed first, so that the idle
+connections the proxy keeps stay bounded (at most ``MAX_POOLS * KEEP_IDLE``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import httpx
 # As long as an idle connection is kept; a pool unused for that long holds none.
 IDLE_S = 60.0
 # Idle connections kept per pool: a sandbox's port rarely has more requests at once than this.
-KEEP_IDLE = 16
+KEEP_IDLE = 8
 SWEEP_EVERY_S = 10.0
+MAX_POOLS = 1024
 
 
 # Sandboxes are reached over plain HTTP. httpx would load the CA bundle into a new TLS context for each
@@ -65,6 +68,8 @@ class Upstreams:
         key = (sandbox_id, address)
         pool = self._pools.get(key)
         if pool is None:
+            if len(self._pools) >= MAX_POOLS:
+                self._evict()
             pool = self._pools[key] = _Pool()
         pool.users += 1
         try:
@@ -78,8 +83,17 @@ class Upstreams:
     def _sweep(self, now: float) -> None:
         """Close the pools that no request has used for :data:`IDLE_S`."""
         self._swept_at = now
-        unused = [key for key, pool in self._pools.items() if not pool.users and now - pool.used_at >= IDLE_S]
-        for key in unused:
+        self._close(
+            [key for key, pool in self._pools.items() if not pool.users and now - pool.used_at >= IDLE_S]
+        )
+
+    def _evict(self) -> None:
+        """Close the pools used longest ago that no request is in, down to three quarters of the bound."""
+        unused = sorted((pool.used_at, key) for key, pool in self._pools.items() if not pool.users)
+        self._close([key for _, key in unused[: len(self._pools) - MAX_POOLS * 3 // 4]])
+
+    def _close(self, keys: list[tuple[str, tuple[str, int]]]) -> None:
+        for key in keys:
             task = asyncio.ensure_future(self._pools.pop(key).transport.aclose())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
