@@ -125,7 +125,9 @@ async def test_a_launcher_that_ended_is_started_again_and_a_closed_one_ends(plac
         assert (await _run(launcher, place, "true", tmp_path))[0] == 0
         (first,) = _launchers()
         os.kill(first, signal.SIGKILL)
-        while Path(f"/proc/{first}/cmdline").read_bytes():  # until it is gone (a zombie)
+        # Until it is a zombie: its descriptors are closed only then (its memory, and so its command line,
+        # goes earlier), and a request sent before that would still reach its socket.
+        while Path(f"/proc/{first}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
             await asyncio.sleep(0.01)
         assert (await _run(launcher, place, "exit 3", tmp_path))[0] == 3
         (second,) = _launchers()
