@@ -218,16 +218,19 @@ def _balancer_config(base: Path, port: int, pem: Path, api_ports: list[int], pro
 
     config = base / "balancer.cfg"
     config.write_text(
-        "global\n    maxconn 4096\n"
-        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 10m\n    timeout server 10m\n"
-        "    timeout tunnel 1h\n    retries 3\n    option redispatch\n"
+        "global\n    maxconn 4096\n    log stdout format raw local0\n"
+        "defaults\n    mode http\n    log global\n    option httplog\n    timeout connect 2s\n"
+        "    timeout client 10m\n    timeout server 10m\n    timeout tunnel 1h\n"
+        "    retries 3\n    option redispatch\n"
         f"frontend edge\n    bind 127.0.0.1:{port} ssl crt {pem} alpn h2,http/1.1\n"
         "    http-request set-header X-Forwarded-Proto https\n"
         "    use_backend apis if { req.hdr(host),field(1,:) -m beg api. }\n"
         "    default_backend proxies\n"
         "backend apis\n    option httpchk GET /health\n    retry-on conn-failure empty-response 502 503\n"
         # A create cut short by a dying replica may have been recorded: sent again it would make a second
-        # sandbox, the first one's id never answered to anyone. The client sees the failure instead.
+        # sandbox, the first one's id never answered to anyone. HAProxy does not send it again itself, but
+        # it refuses the client's HTTP/2 stream (REFUSED_STREAM) when the server's connection closes before
+        # any answer, and the SDK's HTTP/2 client, told so that it was never processed, sends it again.
         "    http-request disable-l7-retry if METH_POST\n"
         + servers("api", api_ports)
         + "backend proxies\n    option httpchk GET /health\n    http-check send hdr Host localhost\n"

@@ -10,6 +10,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -260,16 +261,26 @@ def test_a_killed_node_is_lost_within_10_s_and_takes_its_sandboxes_back(cluster:
             sandbox.kill()
 
 
+@dataclass
+class _Call:
+    """One ``Sandbox.create`` of the load: when it was sent and answered, and the sandbox it answered."""
+
+    sent: float
+    answered: float | None = None
+    sandbox_id: str | None = None
+
+
 class _Load:
-    """Sandboxes created, used and killed in a loop from a few threads, counting what failed how."""
+    """Sandboxes created, used and killed in a loop from a few threads, counting what failed how. Each
+    create names its call in the sandbox's metadata, so a sandbox nobody was told of can be traced."""
 
     def __init__(self, cluster: Cluster, threads: int = 3) -> None:
         self.cluster = cluster
         self.stop = threading.Event()
         self.done = 0
-        self.failed_creates = 0
         self.failures: list[str] = []
         self.live: set[str] = set()
+        self.calls: dict[str, _Call] = {}
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
 
@@ -286,8 +297,13 @@ class _Load:
     def _run(self) -> None:
         while not self.stop.is_set():
             sandbox = None
+            call = _Call(time.monotonic())
             try:
-                sandbox = _create(self.cluster)
+                name = secrets.token_hex(6)
+                with self._lock:
+                    self.calls[name] = call
+                sandbox = _create(self.cluster, metadata={"call": name})
+                call.answered, call.sandbox_id = time.monotonic(), sandbox.sandbox_id
                 with self._lock:
                     self.live.add(sandbox.sandbox_id)
                 assert sandbox.commands.run("echo ok").stdout == "ok\n"
@@ -298,7 +314,6 @@ class _Load:
             except Exception as error:  # counted, and the sandbox killed, below
                 with self._lock:
                     self.failures.append(f"{type(error).__name__}: {error}")
-                    self.failed_creates += sandbox is None
                 if sandbox is not None:
                     try:
                         sandbox.kill()
@@ -320,11 +335,15 @@ def _retryable(failure: str) -> bool:
 def _restarted(cluster: Cluster, kind: str) -> tuple[int, list[str]]:
     replicas = cluster.apis if kind == "api" else cluster.proxies
     ports = cluster.api_ports if kind == "api" else cluster.proxy_ports
+    killed: tuple[float, float] | None = None  # from the SIGKILL to the replica's end
     with _Load(cluster) as load:
         time.sleep(2)
         for replica, port, sig in zip(replicas, ports, (signal.SIGTERM, signal.SIGKILL), strict=True):
+            signalled = time.monotonic()
             replica.signal(sig)
             replica.popen.wait(30)  # type: ignore[union-attr]
+            if sig == signal.SIGKILL:
+                killed = (signalled, time.monotonic())
             time.sleep(1)
             replica.start()
             _wait_healthy(f"http://127.0.0.1:{port}/health")
@@ -333,12 +352,24 @@ def _restarted(cluster: Cluster, kind: str) -> tuple[int, list[str]]:
     assert not load.live, f"sandboxes the load could not kill: {load.live}"
     with cluster.team() as team:
         remaining = team.get("/v2/sandboxes").json()
-        # A replica killed after it recorded a create never answered it: like any lost answer, the client
-        # did not learn the id, but the sandbox is listed (to be found and killed) and ends at its timeout.
-        # There can be no more of them than creates that failed; none is left for the next test.
         for sandbox in remaining:
             team.delete(f"/sandboxes/{sandbox['sandboxID']}")
-    assert len(remaining) <= load.failed_creates, f"sandboxes left running: {remaining}"
+    # A replica killed after it recorded a create never answered it; like any lost answer, the sandbox is
+    # listed (to be found and killed) and ends at its timeout. The client either saw its create fail, or
+    # (HTTP/2 through HAProxy, see the harness) was told its request was never processed and sent it
+    # again: then the call was in flight when an API replica was killed, and it got another sandbox. The
+    # graceful stop (SIGTERM) answers what it took in, so nothing may be left of it.
+    names = [sandbox["metadata"].get("call", "") for sandbox in remaining]
+    assert len(set(names)) == len(names), f"one create left more than one sandbox: {remaining}"
+    for name, sandbox in zip(names, remaining, strict=True):
+        call = load.calls.get(name)
+        assert call is not None, f"a sandbox the load never asked for: {sandbox}"
+        assert call.sandbox_id != sandbox["sandboxID"], f"answered, killed and still running: {sandbox}"
+        if call.answered is not None:  # its create was sent again, and answered
+            assert kind == "api" and killed is not None, f"a create sent twice: {sandbox}"
+            assert call.sent <= killed[1] and call.answered >= killed[0], (
+                f"a create sent twice, not in flight when the replica was killed: {sandbox}"
+            )
     return load.done, load.failures
 
 
