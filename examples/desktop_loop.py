@@ -64,7 +64,7 @@ def main() -> None:
         print(f"screen: {desktop.get_screen_size()}")
 
         desktop.files.write(NOTE, "")
-        desktop.launch("mousepad", NOTE)  # the editor, by its desktop entry
+        desktop.open(NOTE)  # in the desktop's editor
         window = wait_until(lambda: desktop.get_application_windows("mousepad")[0], "the editor's window")
         print(f"editor: {desktop.get_window_title(window)}")
         # Click into the editor, where a model would point from the screenshot (the script asks X instead).

@@ -23,6 +23,10 @@ BASE_CPU, BASE_MEMORY_MB = 2, 512
 INTERPRETER_CPU, INTERPRETER_MEMORY_MB = 2, 1024
 # The X server, the session and a browser.
 DESKTOP_CPU, DESKTOP_MEMORY_MB = 2, 2048
+# What every process of a desktop sandbox sees: xdg-open (the SDK's ``open``) then hands a file to Xfce's
+# own opener from the start, instead of guessing the desktop from the root window, which the session marks
+# only a while after the SDK's create has returned (before that, a text file opened in a terminal's pager).
+DESKTOP_ENV = {"XDG_CURRENT_DESKTOP": "XFCE"}
 ALIASES = {
     base.TEMPLATE_ID: base.ALIASES,
     code_interpreter.TEMPLATE_ID: code_interpreter.ALIASES,
@@ -71,7 +75,9 @@ async def prepare_node(settings: Settings, say: Callable[[str], None]) -> tuple[
         builtins.append(Builtin(image, INTERPRETER_CPU, INTERPRETER_MEMORY_MB))
     if real and settings.templates.desktop:
         desktop_rootfs = await asyncio.to_thread(desktop.build, cache, log=say)
-        image = TemplateImage(desktop.TEMPLATE_ID, desktop_rootfs, default_user=base.DEFAULT_USER)
+        image = TemplateImage(
+            desktop.TEMPLATE_ID, desktop_rootfs, default_user=base.DEFAULT_USER, env=dict(DESKTOP_ENV)
+        )
         builtins.append(Builtin(image, DESKTOP_CPU, DESKTOP_MEMORY_MB))
     if real and settings.templates.mcp_gateway:
         gateway_rootfs = await asyncio.to_thread(mcp_gateway.build, cache, log=say)
@@ -92,6 +98,7 @@ async def register_builtins(catalog: Catalog, builtins: list[Builtin]) -> None:
                     rootfs=str(builtin.image.rootfs),
                     aliases=ALIASES[builtin.image.template_id],
                     default_user=builtin.image.default_user,
+                    env=builtin.image.env,
                     cpu_count=builtin.cpu_count,
                     memory_mb=builtin.memory_mb,
                     start_cmd=builtin.image.start_cmd,

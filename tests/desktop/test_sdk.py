@@ -110,6 +110,22 @@ def test_open_launch_and_the_window_methods(desktop: Sandbox):
     assert len(_windows(desktop, "mousepad")) >= 1
 
 
+def test_open_right_after_a_create_uses_the_desktops_editor(desktop_stack: Stack, opts: dict[str, str]):
+    """``open`` as soon as the create returns, before the session has marked the root window as Xfce's:
+    the text file opens in the editor, never in a terminal's pager (each of a few fresh desktops)."""
+    for _ in range(3):
+        created = Sandbox.create(**opts)
+        desktop_stack.seen.add(created.sandbox_id)
+        try:
+            created.files.write("/home/user/notes.txt", "written by the test\n")
+            created.open("/home/user/notes.txt")
+            assert _windows(created, "mousepad"), "xdg-open did not open the text file in the editor"
+            assert created.commands.run("pgrep -a -x less || true").stdout == ""
+            assert created.commands.run("echo $XDG_CURRENT_DESKTOP").stdout == "XFCE\n"
+        finally:
+            created.kill()
+
+
 def test_wait_waits(desktop: Sandbox):
     started = time.monotonic()
     desktop.wait(400)
