@@ -8,6 +8,7 @@ kept under ``test-artifacts/dashboard``."""
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -206,6 +207,9 @@ def test_a_builds_log_is_shown_as_it_is_written_and_the_template_deleted(page: P
     page.on("dialog", lambda dialog: dialog.accept())
     page.goto(f"{dashboard(stack)}#/templates/{built.template_id}")
     page.get_by_role("button", name="Delete").click()
+    # The page lists the templates once the delete has been answered (the template's own page has no rows).
+    expect(page).to_have_url(re.compile(r"#/templates$"))
+    expect(page.locator("tr[data-template='base']")).to_have_count(1)
     expect(page.locator(f"tr[data-template='{built.template_id}']")).to_have_count(0)
     assert not Template.exists(name)
 
