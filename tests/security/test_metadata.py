@@ -62,6 +62,26 @@ def listeners() -> Iterator[list[socket.socket]]:
         udp.close()
 
 
+WAIT_FOR_PORT = """
+import socket, sys, time
+deadline = time.monotonic() + 20
+while True:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.05)
+"""
+
+
+def _wait_for_port(sandbox: Sandbox, port: int) -> None:
+    """Returns once something in the sandbox listens on ``port`` (a server started in the background)."""
+    sandbox.files.write("/tmp/wait_for_port.py", WAIT_FOR_PORT)
+    sandbox.commands.run(f"python3 /tmp/wait_for_port.py {port}", timeout=30)
+
+
 def _gateway(sandbox: Sandbox) -> str:
     """The sandbox's default gateway: the host's end of its veth."""
     sandbox.files.write("/tmp/route.py", ROUTE)
@@ -141,6 +161,7 @@ def test_sandboxes_do_not_reach_each_other(egress_stack: Stack):
     client = _sandbox(egress_stack, network={"allow_out": ["0.0.0.0/0", SUBNET]})
     try:
         server.commands.run("python3 -m http.server 8000 --bind 0.0.0.0", background=True)
+        _wait_for_port(server, 8000)
         # The sandbox's address is the one after its gateway (a /31 each).
         address = ipaddress.IPv4Address(_gateway(server)) + 1
         target = f"http://{address}:8000/"
