@@ -12,7 +12,8 @@ subnet 10.13.0.0/16 or ``--subnet``, so another stack on the machine is never to
 * kill latency (``Sandbox.kill``), measured on the sandboxes of the serial runs;
 * sustained creates/s over a duration (create, one echo, kill in a loop by a few workers);
 * memory per idle sandbox: the drop of ``MemAvailable`` while N idle sandboxes run (and its rise when they
-  are killed), envd's ``Private_Dirty``/``Pss`` and the sandbox's memory cgroup; from that, how many idle
+  are killed), once the kernel has merged envd's pages where the host merges them (the drop before, too),
+  envd's ``Private_Dirty``/``Pss`` and the sandbox's memory cgroup; from that, how many idle
   sandboxes fit into the memory available (``--fit-verify N`` starts N idle sandboxes at once);
 * ``podman run --rm <base image> true`` for comparison: podman and runc are installed with apt if missing,
   the base template's root filesystem is imported once as an image (cached in ``--podman-root``).
@@ -133,6 +134,59 @@ def read_int(path: Path) -> int | None:
         return int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+KSM = Path("/sys/kernel/mm/ksm")
+# While the bench waits for the kernel to merge the idle envds' pages: 100,000 pages a second (the kernel's
+# default is 5,000), put back afterwards.
+MERGE_SCAN_PAGES = 2000
+
+
+def _ksmd_cpu_ticks() -> int:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (entry / "comm").exists():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "ksmd":
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                    return int(fields[11]) + int(fields[12])
+    return 0
+
+
+def settle_merging(timeout_s: float = 90) -> dict[str, Any]:
+    """Wait until a full pass of ``ksmd`` merges less than 1 MiB more (a page is merged on the pass after
+    the one that saw it unchanged, so two passes at least), scanning faster meanwhile; {} when the host
+    does not merge pages or has none to merge."""
+    if read_int(KSM / "run") != 1:
+        return {}
+    scanned = read_int(KSM / "pages_scanned")
+    time.sleep(1)
+    if read_int(KSM / "pages_scanned") == scanned:
+        return {}  # ksmd runs but has nothing to scan: this node's envds are not offered to it
+    rate = (KSM / "pages_to_scan").read_text().strip()
+    ticks, started = _ksmd_cpu_ticks(), time.perf_counter()
+    first = passes = read_int(KSM / "full_scans") or 0
+    sharing = [read_int(KSM / "pages_sharing") or 0]
+    (KSM / "pages_to_scan").write_text(str(MERGE_SCAN_PAGES))
+    try:
+        while time.perf_counter() - started < timeout_s:
+            time.sleep(0.2)
+            now = read_int(KSM / "full_scans") or 0
+            if now == passes:
+                continue
+            passes = now
+            sharing.append(read_int(KSM / "pages_sharing") or 0)
+            if len(sharing) > 2 and abs(sharing[-1] - sharing[-2]) < 256:
+                break
+    finally:
+        (KSM / "pages_to_scan").write_text(rate)
+    waited = time.perf_counter() - started
+    return {
+        "merge_wait_s": round(waited, 1),
+        "merge_passes": passes - first,
+        "ksmd_cpu_percent_while_waiting": round(
+            100 * (_ksmd_cpu_ticks() - ticks) / os.sysconf("SC_CLK_TCK") / waited, 1
+        ),
+    }
 
 
 def short_error(err: BaseException) -> str:
@@ -580,9 +634,16 @@ def _cmdline(pid: int) -> bytes:
 
 
 def sandbox_memory(stack: Stack, ids: list[str]) -> dict[str, Any]:
-    """Per sandbox: envd's smaps_rollup, all its processes' Pss, its memory cgroup."""
+    """Per sandbox: envd's smaps_rollup and pages merged by the kernel, all its processes' Pss, its memory
+    cgroup."""
     pids = {c["id"]: int(c["pid"]) for c in stack.containers()}
-    envd_dirty, envd_pss, all_pss, cgroup_usage, cgroup_kmem, processes = [], [], [], [], [], []
+    envd_dirty: list[float] = []
+    envd_pss: list[float] = []
+    envd_merged: list[float] = []
+    all_pss: list[float] = []
+    cgroup_usage: list[float] = []
+    cgroup_kmem: list[float] = []
+    processes: list[float] = []
     for sandbox_id in ids:
         pid = pids.get(sandbox_id)
         if pid is None:
@@ -597,6 +658,7 @@ def sandbox_memory(stack: Stack, ids: list[str]) -> dict[str, Any]:
         rollup = smaps_rollup_kib(envd)
         envd_dirty.append(rollup.get("Private_Dirty", 0))
         envd_pss.append(rollup.get("Pss", 0))
+        envd_merged.append((read_int(Path(f"/proc/{envd}/ksm_merging_pages")) or 0) * 4)
         processes.append(len(procs))
         all_pss.append(sum(smaps_rollup_kib(p).get("Pss", 0) for p in procs))
         usage = read_int(cgroup / "memory.usage_in_bytes")
@@ -613,6 +675,7 @@ def sandbox_memory(stack: Stack, ids: list[str]) -> dict[str, Any]:
         "sandboxes_read": len(envd_dirty),
         "envd_private_dirty_mib": mib(envd_dirty),
         "envd_pss_mib": mib(envd_pss),
+        "envd_merged_mib": mib(envd_merged),
         "all_processes_pss_mib": mib(all_pss),
         "processes_per_sandbox": median(processes) if processes else None,
         "cgroup_usage_mib": mib(cgroup_usage),
@@ -625,6 +688,7 @@ def idle_memory(stack: Stack, count: int, fit_verify: int, parallel: int) -> dic
     out: dict[str, Any] = {"idle_sandboxes": count}
     stack.wait_pool()
     time.sleep(3)
+    settle_merging()  # the pool's envds as merged as they will be, like the idle sandboxes' below
     before = mem_available_kib()
     ids, errors = asyncio.run(start_idle(stack, count, parallel))
     n = len(ids)
@@ -633,6 +697,11 @@ def idle_memory(stack: Stack, count: int, fit_verify: int, parallel: int) -> dic
     stack.wait_pool()
     time.sleep(5)
     during = mem_available_kib()
+    merging = settle_merging()
+    if merging:
+        out["per_sandbox_mib_before_merging"] = round((before - during) / n / 1024, 1)
+        out |= merging
+        during = mem_available_kib()
     out |= sandbox_memory(stack, ids)
     k0 = time.perf_counter()
     errors += kill_many_sync(stack, ids, parallel)
@@ -896,13 +965,21 @@ def render(results: dict[str, Any]) -> str:
                 f"rise {entry['per_sandbox_mib_freed_on_kill']} MiB each when killed "
                 f"(all {entry['started']} killed in {entry['kill_all_s']} s)",
                 f"  envd Private_Dirty {entry['envd_private_dirty_mib']} MiB, "
-                f"envd Pss {entry['envd_pss_mib']} MiB, processes {entry['processes_per_sandbox']}",
+                f"envd Pss {entry['envd_pss_mib']} MiB, merged {entry.get('envd_merged_mib')} MiB, "
+                f"processes {entry['processes_per_sandbox']}",
                 f"  memory cgroup: usage {entry['cgroup_usage_mib']} MiB "
                 f"(kernel part {entry['cgroup_kmem_mib']} MiB)",
                 f"  fit estimate: {entry.get('fit_estimate')} idle sandboxes — {entry.get('fit_basis')}",
                 "  other ceilings: "
                 + ", ".join(f"{k}: {v}" for k, v in entry.get("other_ceilings", {}).items()),
             ]
+            if "merge_wait_s" in entry:
+                lines.append(
+                    f"  before the kernel merged envd's pages: {entry['per_sandbox_mib_before_merging']} MiB "
+                    f"each; {entry['merge_passes']} passes of ksmd in {entry['merge_wait_s']} s, scanning "
+                    f"{MERGE_SCAN_PAGES} pages every 20 ms ({entry['ksmd_cpu_percent_while_waiting']}% of a "
+                    "core)"
+                )
             if "verify" in entry:
                 v = entry["verify"]
                 lines.append(

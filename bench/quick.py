@@ -106,6 +106,12 @@ def render(measures: dict[str, float | None], phases: dict[str, Any]) -> str:
     )
     # The ratios divide by podman's p50 of a few runs, itself noisy: the times compare runs more steadily.
     lines.append(f"create -> first command, p50: warm {warm} ms, cold {cold} ms")
+    memory = phases.get("memory", {})
+    if "merge_wait_s" in memory:
+        lines.append(
+            f"idle sandbox before the kernel merged envd's pages: {memory['per_sandbox_mib_before_merging']} "
+            f"MiB ({memory['merge_passes']} passes of ksmd in {memory['merge_wait_s']} s)"
+        )
     return "\n".join(lines)
 
 

@@ -90,6 +90,9 @@ class RuntimeSettings(BaseModel):
     # ``favordynmods`` on the host's cgroup2 mount, for the whole host (forks and exits then cost a little
     # more). Left on once set; false leaves the mount as it is.
     favor_cgroup_moves: bool = True
+    # The pages the envds of crun sandboxes hold alike merged by the kernel (KSM): ``ksmd`` is turned on for
+    # the whole host at its own scan rate and left on; false: envd's memory is not offered to it.
+    merge_envd_memory: bool = True
     # Sandbox networks made ahead: a sandbox started for a create (not for the warm pool), a fork or a
     # snapshot takes one instead of making its own; 0: each start makes its own.
     spare_networks: int = Field(default=2, ge=0, le=64)

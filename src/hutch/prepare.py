@@ -132,6 +132,7 @@ def runtime_options(settings: Settings, envd_path: Path) -> dict:
         "egress_private_networks": tuple(settings.runtime.egress_private_networks),
         "egress_upstream_ca_file": settings.runtime.egress_upstream_ca_file,
         "favor_cgroup_moves": settings.runtime.favor_cgroup_moves,
+        "merge_envd_memory": settings.runtime.merge_envd_memory,
         "spare_networks": settings.runtime.spare_networks,
     }
 

@@ -1,5 +1,7 @@
 """The sandboxes' seccomp filter refuses io_uring: its rings run reads, writes, opens and connects that
-seccomp never sees, and the kernel's io_uring code has been a steady source of container escapes."""
+seccomp never sees, and the kernel's io_uring code has been a steady source of container escapes. It
+refuses a sandbox's processes the kernel's same-page merging too: merged with the identical pages of other
+sandboxes, a page's write time would tell what they hold."""
 
 from __future__ import annotations
 
@@ -25,6 +27,36 @@ for call, args in ((425, (8, params)), (427, (-1, 0, None, 0))):
     results.append(f"{ret}/{ctypes.get_errno()}")
 print(" ".join(results))
 """
+
+
+# madvise(MADV_MERGEABLE), then madvise(MADV_DONTNEED) (still allowed), then prctl(PR_SET_MEMORY_MERGE), on
+# a page of its own: the errno of each, and how many of its mappings are mergeable.
+MERGE_PROBE = r"""
+import ctypes, mmap
+libc = ctypes.CDLL(None, use_errno=True)
+libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+page = mmap.mmap(-1, 4096)
+address = ctypes.addressof(ctypes.c_char.from_buffer(page))
+results = []
+for call in (lambda: libc.madvise(address, 4096, 12), lambda: libc.madvise(address, 4096, 4),
+             lambda: libc.prctl(67, 1, 0, 0, 0)):
+    ctypes.set_errno(0)
+    ret = call()
+    results.append(f"{ret}/{ctypes.get_errno()}")
+flags = [line.split()[1:] for line in open("/proc/self/smaps") if line.startswith("VmFlags:")]
+print(" ".join(results), sum("mg" in f for f in flags))
+"""
+
+
+@pytest.mark.parametrize("engine", ["crun", "gvisor"])
+def test_a_sandbox_cannot_offer_its_memory_to_the_kernels_merging(stack: Stack, engine: str):
+    sandbox = stack.create(engine)
+    try:
+        sandbox.files.write("/tmp/probe.py", MERGE_PROBE)
+        result = sandbox.commands.run("python3 /tmp/probe.py", timeout=30)
+        assert result.stdout.split() == ["-1/1", "0/0", "-1/1", "0"]
+    finally:
+        sandbox.kill()
 
 
 @pytest.mark.parametrize("engine", ["crun", "gvisor"])

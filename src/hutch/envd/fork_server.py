@@ -25,6 +25,12 @@ sandbox's root does not have, applies the sandbox's seccomp filter, is made undu
 cannot read its memory or descriptors), and answers ``ready`` once it listens (or the error that stopped
 it).
 
+Where the node merges pages (KSM), the server marks its writable private memory mergeable before it forks
+any envd: a page an envd copies when it writes it (a reference count that went up and back down, most of
+them) is merged again by the kernel with the identical pages of the other envds. Marks are inherited by
+fork and not by exec, so the programs envd starts have none (and the sandbox's seccomp filter refuses
+them the calls that would set them).
+
 The server itself never reads anything about a sandbox: its memory, which every envd inherits, holds
 nothing of any other sandbox. It exits when the node closes the control socket.
 """
@@ -74,10 +80,12 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 SECCOMP_MODE_FILTER = 2
 MNT_DETACH = 2
+MADV_MERGEABLE = 12
 CAPABILITY_VERSION_3 = 0x20080522
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
 
 class _CapHeader(ctypes.Structure):
@@ -121,6 +129,7 @@ class Settings:
         self.nofile = int(raw["nofile"])
         self.oom_score_adj = int(raw["oom_score_adj"])
         self.env: dict[str, str] = dict(raw["env"])
+        self.merge_pages = bool(raw["merge_pages"])
         with open("/proc/sys/kernel/cap_last_cap") as f:
             self.last_capability = int(f.read())
 
@@ -134,6 +143,8 @@ def serve(control_fd: int, run_envd: Callable[[Callable[[], None]], None]) -> No
     settings = Settings(json.loads(control.recv(MAX_MESSAGE)))
     _import_everything()
     rehearse()
+    if settings.merge_pages:
+        _mark_mergeable()
     sys.stderr.flush()  # nothing written here may reach an envd's log
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # every envd's first parent exits at once: the server reaps it
     signal.signal(signal.SIGCHLD, _reap)
@@ -162,6 +173,22 @@ def _import_everything() -> None:
     for module in pkgutil.walk_packages(hutch.envd.__path__, "hutch.envd."):
         if module.name != "hutch.envd.__main__":
             __import__(module.name)
+
+
+def _mark_mergeable() -> None:
+    """Mark every writable private mapping but the stack mergeable: the heap, the allocator's arenas, the
+    interpreter's data. A mapping the kernel refuses stays as it is: merging only saves memory."""
+    with open("/proc/self/maps") as f:
+        mappings = f.read().splitlines()
+    for line in mappings:
+        fields = line.split()
+        permissions, name = fields[1], fields[5] if len(fields) > 5 else ""
+        if permissions[1] != "w" or permissions[3] != "p" or (name.startswith("[") and name != "[heap]"):
+            continue
+        start, end = (int(address, 16) for address in fields[0].split("-"))
+        if _libc.madvise(start, end - start, MADV_MERGEABLE) == -1:  # the node's log says so; envd works
+            reason = os.strerror(ctypes.get_errno())
+            print(f"envd's fork server: {line} stays unmerged: {reason}", file=sys.stderr)
 
 
 def _reap(*_: object) -> None:

@@ -31,7 +31,7 @@ def _capability_mask() -> str:
     return f"{sum(1 << CAPABILITIES.index(name.removeprefix('CAP_')) for name in oci.CAPABILITIES):016x}"
 
 
-async def _node(tmp_path: Path) -> ContainerRuntime:
+async def _node(tmp_path: Path, merge_envd_memory: bool = True) -> ContainerRuntime:
     rootfs = base.build(CACHE)
     envd = tmp_path / "envd.pyz"
     rt = ContainerRuntime(
@@ -40,6 +40,7 @@ async def _node(tmp_path: Path) -> ContainerRuntime:
         envd_path=envd if envd.exists() else build(envd),
         envd_python=envd_python.build(CACHE, rootfs),
         subnet=SUBNET,
+        merge_envd_memory=merge_envd_memory,
     )
     await rt.start()
     assert rt.host.envd_fork is not None, "this node should fork envd"
@@ -110,6 +111,54 @@ async def test_envd_is_confined_as_the_init_would_be(runtime):
         assert (await client.commands.run("ulimit -n")).stdout.strip() == str(oci.NOFILE)
     finally:
         await runtime.kill(sandbox_id)
+
+
+def _mergeable_kib(pid: int) -> int:
+    """The size of ``pid``'s mappings marked mergeable (``mg``)."""
+    total = size = 0
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        if line.startswith("Size:"):
+            size = int(line.split()[1])
+        elif line.startswith("VmFlags:") and "mg" in line.split()[1:]:
+            total += size
+    return total
+
+
+async def _processes_running(sandbox_id: str, program: bytes) -> list[int]:
+    """The host pids of the sandbox's processes running ``program``, once there is one (5 s at most)."""
+    procs = Path(f"/sys/fs/cgroup/memory/hutch/{sandbox_id}/cgroup.procs")
+    for _ in range(50):
+        found = [
+            int(pid)
+            for pid in procs.read_text().split()
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == program
+        ]
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    return []
+
+
+async def test_envds_memory_is_offered_to_the_kernels_merging_and_its_commands_are_not(runtime):
+    sandbox_id, client, pid = await _create(runtime)
+    try:
+        assert Path("/sys/kernel/mm/ksm/run").read_text().strip() == "1"
+        assert _mergeable_kib(pid) > 4096  # its heap, its allocator's arenas, the interpreter's data
+        await client.commands.run("sleep 60", background=True, timeout=0)
+        sleeps = await _processes_running(sandbox_id, b"sleep")
+        assert sleeps and _mergeable_kib(sleeps[0]) == 0  # a new program: nothing of envd's marks
+    finally:
+        await runtime.kill(sandbox_id)
+
+
+async def test_a_node_that_does_not_merge_offers_nothing(tmp_path):
+    runtime = await _node(tmp_path, merge_envd_memory=False)
+    try:
+        sandbox_id, _, pid = await _create(runtime)
+        assert _mergeable_kib(pid) == 0
+        await runtime.kill(sandbox_id)
+    finally:
+        await runtime.close()
 
 
 async def test_the_sandboxs_root_cannot_look_into_envd(runtime):
@@ -273,6 +322,6 @@ async def test_a_server_that_cannot_start_leaves_envd_the_init(tmp_path):
     seccomp_bpf = base64.b64encode(b"\x06\x00\x00\x00\x00\x00\xff\x7f").decode()  # "allow", one instruction
     missing = tmp_path / "no-runtime"
     missing.mkdir()
-    assert await envd_fork.for_node(missing, tmp_path / "envd.pyz", tmp_path, seccomp_bpf) is None
-    assert await envd_fork.for_node(None, tmp_path / "envd.pyz", tmp_path, seccomp_bpf) is None
+    assert await envd_fork.for_node(missing, tmp_path / "envd.pyz", tmp_path, seccomp_bpf, True) is None
+    assert await envd_fork.for_node(None, tmp_path / "envd.pyz", tmp_path, seccomp_bpf, True) is None
     assert not list((tmp_path / "envd-fork-root").iterdir())  # nothing mounted on the host

@@ -37,7 +37,19 @@ from ..capabilities import (
 from ..safe_path import Root
 from ..sampler import Sampler
 from ..types import EgressSettings, Engine, SandboxHandle, SandboxSpec, TemplateImage
-from . import cgroups, envd_fork, envd_log, pause, recovery, seccomp, snapshots, state, volume_files, volumes
+from . import (
+    cgroups,
+    envd_fork,
+    envd_log,
+    page_merging,
+    pause,
+    recovery,
+    seccomp,
+    snapshots,
+    state,
+    volume_files,
+    volumes,
+)
 from .checkpoints import Checkpoint
 from .egress.authority import has_trust, trust_env
 from .egress.firewall import EgressPolicy, Firewall
@@ -89,6 +101,7 @@ class ContainerRuntime:
         egress_upstream_ca_file: str | None = None,
         metrics_interval_s: float = 5.0,
         favor_cgroup_moves: bool = False,
+        merge_envd_memory: bool = False,
         spare_networks: int = 0,
     ) -> None:
         self.cache_dir = Path(cache_dir)
@@ -118,6 +131,7 @@ class ContainerRuntime:
         self._warm: dict[PoolKey, int] = {}
         self._started = False
         self._favor_cgroup_moves = favor_cgroup_moves
+        self._merge_envd_memory = merge_envd_memory
         self.sampler = Sampler(metrics_interval_s)
 
     # -- lifecycle of the node ---------------------------------------------------------------------------
@@ -134,8 +148,9 @@ class ContainerRuntime:
             await host.egress_proxy.start()
         await host.firewall.install(proxy_port=host.egress_proxy.port if host.egress_proxy else None)
         host.seccomp = await asyncio.to_thread(seccomp.precompiled, self.cache_dir)
+        merge_pages = self._merge_envd_memory and await asyncio.to_thread(page_merging.start)
         host.envd_fork = await envd_fork.for_node(
-            host.envd_python, host.envd_path, host.sandboxes_dir.parent, host.seccomp
+            host.envd_python, host.envd_path, host.sandboxes_dir.parent, host.seccomp, merge_pages
         )
         await recovery.recover(host, self.node_id, self._keep)
         await host.spares.start()

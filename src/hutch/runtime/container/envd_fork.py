@@ -9,7 +9,8 @@ A container's run: crun starts busybox's ``wc -c`` as the container's init, read
 forks envd into the container and envd alone holds the pipe's write end. When envd ends, for whatever
 reason, the init reads the end of the pipe and exits, and with it every process of the sandbox: the node
 watches the init as before. A sandbox's start thus costs a fork instead of a Python start and envd's
-imports (~90 ms of CPU), and its envd shares the server's pages until it writes them.
+imports (~90 ms of CPU), and its envd shares the server's pages until it writes them; where the node
+merges pages (``page_merging``), the kernel shares again those it wrote back as they were.
 """
 
 from __future__ import annotations
@@ -53,19 +54,21 @@ exec "$@"
 """
 
 
-def settings(seccomp_bpf: str) -> dict:
-    """What every forked envd gets: what crun gives the init of a sandbox (``oci``)."""
+def settings(seccomp_bpf: str, merge_pages: bool) -> dict:
+    """What every forked envd gets: what crun gives the init of a sandbox (``oci``), and whether its pages
+    may be merged."""
     return {
         "capabilities": oci.CAPABILITIES,
         "seccomp": seccomp_bpf,
         "nofile": oci.NOFILE,
         "oom_score_adj": oci.OOM_SCORE_ADJ,
         "env": dict(item.split("=", 1) for item in oci.INIT_ENV),
+        "merge_pages": merge_pages,
     }
 
 
 async def for_node(
-    envd_python: Path | None, envd: Path, data_dir: Path, seccomp_bpf: str | None
+    envd_python: Path | None, envd: Path, data_dir: Path, seccomp_bpf: str | None, merge_pages: bool
 ) -> EnvdForkServer | None:
     """The node's fork server, started; None where envd stays the init (no Python of envd's own, no
     precompiled seccomp filter, no static busybox, or a server that cannot start here)."""
@@ -79,6 +82,7 @@ async def for_node(
         root=data_dir / "envd-fork-root",
         init=busybox,
         seccomp_bpf=seccomp_bpf,
+        merge_pages=merge_pages,
     )
     try:
         await server.start()
@@ -91,12 +95,14 @@ async def for_node(
 class EnvdForkServer:
     """The node's fork server: started with ``start``, asked for one envd per sandbox with ``spawn``."""
 
-    def __init__(self, *, runtime: Path, envd: Path, root: Path, init: Path, seccomp_bpf: str) -> None:
+    def __init__(
+        self, *, runtime: Path, envd: Path, root: Path, init: Path, seccomp_bpf: str, merge_pages: bool
+    ) -> None:
         self.runtime = runtime
         self.envd = envd
         self.root = root  # an empty directory: the server's root is mounted on it in its own namespace
         self.init = init  # the static busybox every such sandbox's init is
-        self.settings = settings(seccomp_bpf)
+        self.settings = settings(seccomp_bpf, merge_pages)
         self._process: asyncio.subprocess.Process | None = None
         self._control: socket.socket | None = None
         self._starting = asyncio.Lock()

@@ -3,7 +3,9 @@
 The policy allows by default and refuses (EPERM) what a sandbox never needs and an attacker wants:
 kernel modules, kexec, mounts, new namespaces, ptrace of other processes' memory, BPF, perf, keyrings, the
 clock, swap, reboot and io_uring (its rings run operations that seccomp never sees; refused with EPERM as
-in Docker's and containerd's default profiles, so programs fall back to ordinary calls). ``clone`` with
+in Docker's and containerd's default profiles, so programs fall back to ordinary calls), and the kernel's
+same-page merging of a sandbox's own memory (``madvise(MADV_MERGEABLE)``, ``prctl(PR_SET_MEMORY_MERGE)``:
+merged with identical pages of other sandboxes, a page's write time tells what they hold). ``clone`` with
 namespace flags is refused; ``clone3`` answers ENOSYS so libc falls back to ``clone`` (whose flags can be
 checked). The precompiled filter's cache key covers the policy, so a changed policy is compiled anew.
 
@@ -34,6 +36,9 @@ DENIED = [
 # CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME: clone is refused if any is set,
 # so one rule per flag (a masked compare against all of them at once would match only all together).
 NAMESPACE_FLAGS = [0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000, 0x80]
+# (call, argument, value) refused when the argument is the value: madvise's MADV_MERGEABLE, prctl's
+# PR_SET_MEMORY_MERGE.
+REFUSED_ARGUMENTS = [("madvise", 2, 12), ("prctl", 0, 67)]
 EPERM = 1
 ENOSYS = 38
 
@@ -48,6 +53,8 @@ for name in policy["denied"]:
         pass  # not a syscall on this architecture
 for flag in policy["ns"]:
     f.add_rule(seccomp.ERRNO(policy["eperm"]), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+for name, index, value in policy["arguments"]:
+    f.add_rule(seccomp.ERRNO(policy["eperm"]), name, seccomp.Arg(index, seccomp.EQ, value))
 f.add_rule(seccomp.ERRNO(policy["enosys"]), "clone3")
 f.export_bpf(sys.stdout)
 """
@@ -69,6 +76,15 @@ def oci_section() -> dict:
                 }
                 for flag in NAMESPACE_FLAGS
             ),
+            *(
+                {
+                    "names": [name],
+                    "action": "SCMP_ACT_ERRNO",
+                    "errnoRet": EPERM,
+                    "args": [{"index": index, "value": value, "op": "SCMP_CMP_EQ"}],
+                }
+                for name, index, value in REFUSED_ARGUMENTS
+            ),
             {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
         ],
     }
@@ -85,7 +101,13 @@ def gvisor_section() -> dict:
 
 def precompiled(cache_dir: Path, python: str = "/usr/bin/python3") -> str | None:
     """Base64 of the compiled BPF filter, built once and cached; None when libseccomp's binding is missing."""
-    policy = {"denied": DENIED, "ns": NAMESPACE_FLAGS, "eperm": EPERM, "enosys": ENOSYS}
+    policy = {
+        "denied": DENIED,
+        "ns": NAMESPACE_FLAGS,
+        "arguments": REFUSED_ARGUMENTS,
+        "eperm": EPERM,
+        "enosys": ENOSYS,
+    }
     key = hashlib.sha256(json.dumps(policy, sort_keys=True).encode() + _COMPILER.encode()).hexdigest()[:16]
     cached = cache_dir / f"seccomp-{key}.bpf"
     if not cached.exists():
