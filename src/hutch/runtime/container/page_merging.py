@@ -3,7 +3,7 @@
 Every envd the fork server makes starts as the server's pages, shared; most of what envd writes later is
 reference counts that go up and back down, so the pages it copied mostly hold again what the server's and
 every other envd's hold. ``ksmd`` finds such pages and shares them again, read-only: an idle envd then
-keeps ~0.2 MiB of its own instead of ~4 MiB. Only memory marked mergeable is scanned: the fork server's
+keeps 0.2 to 1.0 MiB of its own instead of 5.3 MiB. Only memory marked mergeable is scanned: the fork server's
 (and so every envd's); sandboxes cannot mark theirs (seccomp).
 
 ``ksmd`` runs for the whole host, at the rate in ``/sys/kernel/mm/ksm`` (the kernel's default scans 100
