@@ -48,26 +48,24 @@ print(" ".join(results), sum("mg" in f for f in flags))
 """
 
 
-@pytest.mark.parametrize("engine", ["crun", "gvisor"])
-def test_a_sandbox_cannot_offer_its_memory_to_the_kernels_merging(stack: Stack, engine: str):
+def _probe(stack: Stack, engine: str, code: str) -> list[str]:
+    """What ``code`` prints in a new sandbox of ``engine``, as words."""
     sandbox = stack.create(engine)
     try:
-        sandbox.files.write("/tmp/probe.py", MERGE_PROBE)
-        result = sandbox.commands.run("python3 /tmp/probe.py", timeout=30)
-        assert result.stdout.split() == ["-1/1", "0/0", "-1/1", "0"]
+        sandbox.files.write("/tmp/probe.py", code)
+        return sandbox.commands.run("python3 /tmp/probe.py", timeout=30).stdout.split()
     finally:
         sandbox.kill()
+
+
+@pytest.mark.parametrize("engine", ["crun", "gvisor"])
+def test_a_sandbox_cannot_offer_its_memory_to_the_kernels_merging(stack: Stack, engine: str):
+    assert _probe(stack, engine, MERGE_PROBE) == ["-1/1", "0/0", "-1/1", "0"]
 
 
 @pytest.mark.parametrize("engine", ["crun", "gvisor"])
 def test_io_uring_is_refused_in_a_sandbox(stack: Stack, engine: str):
-    sandbox = stack.create(engine)
-    try:
-        sandbox.files.write("/tmp/probe.py", PROBE)
-        result = sandbox.commands.run("python3 /tmp/probe.py", timeout=30)
-        assert result.stdout.split() == ["-1/1", "-1/1"]  # EPERM, as Docker's default profile answers
-    finally:
-        sandbox.kill()
+    assert _probe(stack, engine, PROBE) == ["-1/1", "-1/1"]  # EPERM, as Docker's default profile answers
 
 
 @pytest.mark.parametrize("section", [seccomp.oci_section, seccomp.gvisor_section])
