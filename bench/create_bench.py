@@ -759,7 +759,9 @@ async def all_answer(stack: Stack, ids: list[str], parallel: int) -> tuple[int, 
 
 
 def verify_fit(stack: Stack, total: int, parallel: int) -> dict[str, Any]:
-    """Start ``total`` idle sandboxes at once (in batches, stopping at the first failure), then kill them."""
+    """Start ``total`` idle sandboxes at once (in batches, stopping at the first failure), have each run a
+    command once all have started, wait for the kernel to merge their envds' pages (where the host merges
+    them), then kill them."""
     stack.wait_pool()
     time.sleep(3)
     before = mem_available_kib()
@@ -777,9 +779,13 @@ def verify_fit(stack: Stack, total: int, parallel: int) -> dict[str, Any]:
     running = len(stack.live)
     answering, silent = asyncio.run(all_answer(stack, list(stack.live), parallel))
     errors += silent
+    merging = settle_merging(timeout_s=600)
+    merged = mem_available_kib() if merging and running else None
     t1 = time.perf_counter()
     errors += kill_many_sync(stack, list(stack.live), parallel)
-    return {
+    if merged is not None:
+        merging["per_sandbox_mib_merged"] = round((before - merged) / 1024 / running, 1)
+    return merging | {
         "idle_sandboxes_running": running,
         "answering_once_all_started": answering,
         "start_s": round(seconds, 1),
@@ -988,6 +994,12 @@ def render(results: dict[str, Any]) -> str:
                     f"(started in {v['start_s']} s, killed in {v['kill_all_s']} s), MemAvailable "
                     f"{v['mem_available_before_mib']} → {v['mem_available_with_idle_mib']} MiB = "
                     f"{v['per_sandbox_mib_mem_available']} MiB each"
+                    + (
+                        f", {v['per_sandbox_mib_merged']} MiB each once merged "
+                        f"({v['merge_passes']} passes of ksmd in {v['merge_wait_s']} s)"
+                        if "per_sandbox_mib_merged" in v
+                        else ""
+                    )
                     + (f"; stopped by: {v['errors'][0]}" if v["errors"] else "")
                 )
     errors = [(name, e["error"]) for name, e in p.items() if isinstance(e, dict) and "error" in e]
