@@ -3,8 +3,8 @@
 Every envd the fork server makes starts as the server's pages, shared; most of what envd writes later is
 reference counts that go up and back down, so the pages it copied mostly hold again what the server's and
 every other envd's hold. ``ksmd`` finds such pages and shares them again, read-only: an idle envd then
-keeps 0.2 to 1.0 MiB of its own instead of 5.3 MiB. Only memory marked mergeable is scanned: the fork server's
-(and so every envd's); sandboxes cannot mark theirs (seccomp).
+keeps 0.2 to 1.0 MiB of its own instead of 5.3 MiB. Only memory marked mergeable is scanned: the fork
+server's (and so every envd's); sandboxes cannot mark theirs (seccomp).
 
 ``ksmd`` runs for the whole host, at the rate in ``/sys/kernel/mm/ksm`` (the kernel's default scans 100
 pages every 20 ms: ~2% of a core, a full pass over 100 idle envds in ~80 s). The node turns it on and leaves
