@@ -59,7 +59,7 @@ def test_env_vars_and_a_fresh_access_token_reach_envd(caller: Caller) -> None:
     second.kill()
 
 
-def test_commands_run_through_a_connected_sdk(caller: Caller) -> None:
+def test_commands_run_through_a_connected_sdk(caller: Caller, tmp_path: Path) -> None:
     created = Sandbox.create(envs={"GREETING": "hello"}, **caller.opts)
     url = caller.stack.envd_url(created.sandbox_id)
     sandbox = Sandbox.connect(created.sandbox_id, sandbox_url=url, **caller.opts)
@@ -67,8 +67,9 @@ def test_commands_run_through_a_connected_sdk(caller: Caller) -> None:
     result = sandbox.commands.run("echo $GREETING from $0", timeout=15)
     assert result.exit_code == 0
     assert result.stdout.startswith("hello from")
-    sandbox.files.write("/tmp/hutch-api-test.txt", "content")
-    assert sandbox.files.read("/tmp/hutch-api-test.txt") == "content"
+    # The fake runtime's envd is a process of the host: its files are the host's.
+    sandbox.files.write(str(tmp_path / "written.txt"), "content")
+    assert sandbox.files.read(str(tmp_path / "written.txt")) == "content"
     sandbox.kill()
 
 
