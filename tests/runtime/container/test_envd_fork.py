@@ -128,15 +128,19 @@ async def _processes_running(sandbox_id: str, program: bytes) -> list[int]:
     """The host pids of the sandbox's processes running ``program``, once there is one (5 s at most)."""
     procs = Path(f"/sys/fs/cgroup/memory/hutch/{sandbox_id}/cgroup.procs")
     for _ in range(50):
-        found = [
-            int(pid)
-            for pid in procs.read_text().split()
-            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == program
-        ]
+        found = [int(pid) for pid in procs.read_text().split() if _program(int(pid)) == program]
         if found:
             return found
         await asyncio.sleep(0.1)
     return []
+
+
+def _program(pid: int) -> bytes:
+    """The first word of ``pid``'s command line; empty once it has ended."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return b""
 
 
 async def test_envds_memory_is_offered_to_the_kernels_merging_and_its_commands_are_not(runtime):
