@@ -828,11 +828,10 @@ def podman_base(storage: Path) -> list[str]:
 
 
 def podman_bench(storage: Path, workdir: Path, runs: int) -> dict[str, Any]:
-    """``podman run --rm IMAGE true`` with the base template imported as IMAGE."""
+    """``podman run --rm IMAGE true`` with the base template (built first, if the cache has none) imported as
+    IMAGE."""
     out: dict[str, Any] = {"installed": ensure_podman()}
-    rootfs = base_template.rootfs_path(CACHE_DIR)
-    if not rootfs.is_dir():
-        raise RuntimeError(f"{rootfs} is missing (the stack builds it on its first start)")
+    rootfs = base_template.build(CACHE_DIR, log=lambda line: print(line, file=sys.stderr))
     image = f"localhost/hutch-bench-base:{int(rootfs.stat().st_mtime)}"
     base = podman_base(storage)
     exists = subprocess.run([*base, "image", "exists", image], capture_output=True, check=False)

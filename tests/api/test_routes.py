@@ -83,3 +83,15 @@ def test_a_failed_kill_keeps_the_sandbox_and_its_route(routed, monkeypatch):
     monkeypatch.undo()
     Sandbox.kill(sandbox.sandbox_id, **opts)
     assert sandbox.sandbox_id not in {info.sandbox_id for info in Sandbox.list(**opts).next_items()}
+
+
+def test_another_teams_kill_leaves_the_sandbox_and_its_route(routed):
+    stack, recorder, opts = routed
+    sandbox = Sandbox.create("base", **opts)
+    theirs = {**opts, "api_key": stack.run(create_api_key(stack.app.state.catalog, team_name="other"))}
+    assert not Sandbox.kill(sandbox.sandbox_id, **theirs)  # not found, for them
+    assert recorder.events[-1] == ("open", sandbox.sandbox_id)
+    assert Sandbox.get_info(sandbox.sandbox_id, **opts).sandbox_id == sandbox.sandbox_id
+    running = stack.run(stack.app.state.runtime.list())
+    assert sandbox.sandbox_id in {handle.sandbox_id for handle in running}
+    sandbox.kill()

@@ -334,9 +334,7 @@ class SandboxService:
     async def kill(self, *, team_id: str, sandbox_id: str) -> None:
         """Stop the sandbox and forget it: afterwards it is unknown (``NotFound``). One on a lost node is
         forgotten at once (the node ends it when it comes back)."""
-        async with self._catalog.transaction() as session:
-            await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
-        await self.destroy(sandbox_id=sandbox_id)
+        await self.destroy(sandbox_id=sandbox_id, team_id=team_id)
 
     async def pause(self, *, team_id: str, sandbox_id: str, memory: bool = True) -> SandboxRow:
         """Pause a running sandbox (``Conflict`` if it is paused already); it is kept for the paused
@@ -555,14 +553,18 @@ class SandboxService:
         lines = await (await self._nodes.holding(sandbox.node_id)).logs(sandbox_id)
         return select_lines(lines, cursor=cursor, backward=backward, level=level, search=search, limit=limit)
 
-    async def destroy(self, *, sandbox_id: str) -> None:
-        """Kill a sandbox of any team. Its route and its row go first, so that from the start of the kill
-        every request for it, a client's probe after its stream broke off included, is told it is not
-        found; the row comes back if the kill fails, so that a retry can finish."""
+    async def destroy(self, *, sandbox_id: str, team_id: str | None = None) -> None:
+        """Kill a sandbox of any team, or of ``team_id`` only (another team's is ``NotFound``). Its route and
+        its row go first, so that from the start of the kill every request for it, a client's probe after
+        its stream broke off included, is told it is not found; the row comes back if the kill fails, so
+        that a retry can finish."""
         async with self._locks.of(sandbox_id):
-            await self._routes.close(sandbox_id)
             async with self._catalog.transaction() as session:
-                row = await sandboxes.get(session, sandbox_id)
+                if team_id is None:
+                    row = await sandboxes.get(session, sandbox_id)
+                else:
+                    row = await sandboxes.get_or_raise(session, team_id=team_id, sandbox_id=sandbox_id)
+                await self._routes.close(sandbox_id)
                 kept = sandboxes.copy_of(row) if row is not None else None
                 await sandboxes.remove(session, sandbox_id)
             try:

@@ -147,8 +147,15 @@ async def remove_containers(engine: OciCli, sandbox: ContainerSandbox) -> None:
         names.update(name for name in known if container_boot(sandbox.sandbox_id, name) is not None)
     for container_id in sorted(names):
         await engine.delete(container_id)
-    for container_id in sorted(await asyncio.to_thread(cgroups.containers_of, sandbox.sandbox_id)):
-        await asyncio.to_thread(cgroups.remove_sandbox, container_id)
+    # A crun sandbox's one container keeps its name: no need to read every sandbox's cgroups for others.
+    cgroup_names = {sandbox.sandbox_id} if sandbox.engine == "crun" else None
+    await asyncio.to_thread(_remove_cgroups, sandbox.sandbox_id, cgroup_names)
+
+
+def _remove_cgroups(sandbox_id: str, names: set[str] | None) -> None:
+    """Remove the cgroups ``names`` (None: every one the sandbox's containers have)."""
+    for container_id in sorted(cgroups.containers_of(sandbox_id) if names is None else names):
+        cgroups.remove_sandbox(container_id)
 
 
 def container_boot(sandbox_id: str, container_id: str) -> int | None:
