@@ -14,6 +14,10 @@ import sys
 MNT_DETACH = 2
 MS_NOSUID = 2
 MS_NODEV = 4
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SHARED = 0x100000
+CLONE_NEWNET = 0x40000000
 LOOP_CTL_GET_FREE = 0x4C82
 LOOP_CONFIGURE = 0x4C0A
 LO_FLAGS_AUTOCLEAR = 4
@@ -22,6 +26,8 @@ LOOP_TRIES = 16  # free devices another process took first
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 
 
 def _check(result: int, what: str) -> None:
@@ -51,6 +57,16 @@ def detach(target: str) -> None:
     except OSError as err:
         if err.errno not in (errno.EINVAL, errno.ENOENT):
             raise
+
+
+def unshare(flags: int) -> None:
+    """Give the calling thread new namespaces of ``flags`` (a network namespace: that thread alone)."""
+    _check(_libc.unshare(flags), "unshare")
+
+
+def setns(descriptor: int, flags: int) -> None:
+    """Move the calling thread into the namespace the ``descriptor`` names."""
+    _check(_libc.setns(descriptor, flags), "setns")
 
 
 def is_mountpoint(path: str) -> bool:

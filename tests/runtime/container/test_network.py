@@ -1,10 +1,12 @@
-"""Sandbox networks on the real kernel: a namespace with its veth pair, a stale host interface of the
-same address (left by a failed teardown) replaced rather than failing the sandbox's start, and the fence
-that keeps a dead sandbox's address from being routed out of the host, with room in the host's neighbour
-table for every sandbox."""
+"""Sandbox networks on the real kernel: a namespace with its veth pair, made without leaving the node's
+threads in another namespace; a stale host interface or namespace of the same address (left by a failed
+teardown) replaced rather than failing the sandbox's start; rtnetlink's refusals raised as the kernel's
+errors; and the fence that keeps a dead sandbox's address from being routed out of the host, with room in
+the host's neighbour table for every sandbox."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import socket
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hutch.runtime.container.netlink import Netlink
 from hutch.runtime.container.network import Networks, room_for_neighbours
 
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
@@ -37,6 +40,52 @@ async def test_a_network_is_made_and_removed() -> None:
     assert not os.path.exists(net.netns_path)
     assert net.host_if not in _ip("link", "show")
     assert net.index not in networks.used
+
+
+def _netns() -> int:
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+async def test_the_node_s_threads_stay_in_its_namespace() -> None:
+    networks = Networks(SUBNET)
+    net = networks.allocate("netthreads")
+    before = (_netns(), await asyncio.to_thread(_netns))
+    await networks.create(net)
+    try:
+        await networks.address(net)  # as before a gVisor sandbox boots again
+        assert (_netns(), await asyncio.to_thread(_netns)) == before
+        assert os.stat(net.netns_path).st_ino != before[0]
+        assert "UP" in _ip("-n", net.netns, "-br", "link", "show", "dev", "lo")
+        assert _ip("-6", "address", "show", "dev", net.host_if) == ""  # no IPv6 on the host's end
+    finally:
+        await networks.delete(net)
+
+
+async def test_a_stale_namespace_of_the_same_name_is_replaced() -> None:
+    networks = Networks(SUBNET)
+    net = networks.allocate("netoldns")
+    subprocess.run(["ip", "netns", "add", net.netns], check=True)
+    try:
+        await networks.create(net)
+        assert net.sandbox_ip in _ip("-n", net.netns, "-4", "address", "show", "dev", "eth0")
+    finally:
+        await networks.delete(net)
+    assert not os.path.exists(net.netns_path)
+
+
+def test_rtnetlink_refusals_are_the_kernel_s_errors() -> None:
+    here = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with Netlink() as host:
+            host.delete_link("hutchnosuch0")  # already gone is fine
+            with pytest.raises(OSError) as missing:
+                host.up("hutchnosuch0")
+            assert missing.value.errno == errno.ENODEV
+            with pytest.raises(FileExistsError):
+                host.add_veth("lo", "hutchnosuch1", here)
+    finally:
+        os.close(here)
+    assert "hutchnosuch1" not in _ip("link", "show")
 
 
 async def test_a_stale_interface_of_the_same_address_is_replaced() -> None:

@@ -8,22 +8,34 @@ takes no IPv6 at all (a sandbox would otherwise reach the host's services at its
 only the sandbox's own source address (strict reverse-path filtering). While the node runs, the whole
 subnet is an ``unreachable`` route on the host: an address no sandbox holds (a killed sandbox's, still in a
 client's cache) fails at once, instead of being sent out through the host's default gateway.
+
+All of it is made by rtnetlink requests (:mod:`.netlink`) and system calls, without a program: a namespace is
+made by a thread of its own that leaves the node's, names it where ``ip netns`` does (``/run/netns``) and
+ends, so no thread the node keeps ever changes its namespace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ...errors import BackendUnavailable, QuotaExceeded
+from ..linux import CLONE_NEWNET, MS_BIND, MS_REC, MS_SHARED, detach, mount, setns, unshare
+from .netlink import Netlink
 
 log = logging.getLogger(__name__)
 # Neighbour entries the host keeps besides its sandboxes' (its own network's).
 NEIGHBOUR_SLACK = 1024
+NETNS_DIR = "/run/netns"
+_Result = TypeVar("_Result")
 
 
 @dataclass(frozen=True)
@@ -41,14 +53,37 @@ class SandboxNetwork:
         return f"/run/netns/{self.netns}"
 
 
-async def _ip(*args: str, script: str, check: bool = True) -> None:
-    process = await asyncio.create_subprocess_exec(
-        "ip", *args, "-batch", "-",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, stderr = await process.communicate(script.encode())
-    if check and process.returncode != 0:
-        raise BackendUnavailable(f"ip {' '.join(args)} failed: {stderr.decode(errors='replace').strip()}")
+async def _in_own_thread(work: Callable[[], _Result]) -> _Result:
+    """Run ``work`` in a new thread, which ends with it: a thread that changes its network namespace is
+    never one the node uses again. Once begun, it is waited for even when the caller is cancelled."""
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[_Result] = loop.create_future()
+
+    def settle(result: _Result | None, error: BaseException | None) -> None:
+        if error is not None:
+            outcome.set_exception(error)
+        else:
+            outcome.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result = work()
+        except BaseException as error:  # handed to the caller
+            loop.call_soon_threadsafe(settle, None, error)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=run, name="hutch-netns", daemon=True).start()
+    try:
+        return await asyncio.shield(outcome)
+    except asyncio.CancelledError:
+        await asyncio.gather(outcome, return_exceptions=True)
+        raise
+
+
+def _host_netlink(work: Callable[[Netlink], None]) -> None:
+    with Netlink() as host:
+        work(host)
 
 
 class Networks:
@@ -65,12 +100,12 @@ class Networks:
     async def fence(self) -> None:
         """Make the subnet unreachable from the host, except the sandboxes' own /31s (more specific); and
         give the host's neighbour table room for every sandbox of the subnet."""
-        await _ip(script=f"route replace unreachable {self.subnet}\n")
+        await asyncio.to_thread(_host_netlink, lambda host: host.set_unreachable(self.subnet, True))
         await asyncio.to_thread(room_for_neighbours, self.capacity)
 
     async def unfence(self) -> None:
         """Remove the route of :meth:`fence`; already gone is fine."""
-        await _ip("-force", script=f"route del unreachable {self.subnet}\n", check=False)
+        await asyncio.to_thread(_host_netlink, lambda host: host.set_unreachable(self.subnet, False))
 
     def plan(self, sandbox_id: str, index: int) -> SandboxNetwork:
         base = self.subnet.network_address + 2 * index
@@ -93,32 +128,62 @@ class Networks:
         self.used.discard(network.index)
 
     async def create(self, net: SandboxNetwork) -> None:
-        """The namespace and its veth pair. The index is this node's, so a host interface already named
-        after its address is stale (left by a sandbox whose teardown failed): it is removed, once."""
-        script = (
-            f"netns add {net.netns}\n"
-            f"link add {net.host_if} type veth peer name eth0 netns {net.netns}\n"
-            f"address add {net.host_ip}/31 dev {net.host_if}\n"
-            f"link set {net.host_if} up\n"
-        )
+        """The namespace and its veth pair. The index is this node's, so a host interface or namespace
+        already named after its address is stale (left by a sandbox whose teardown failed): it is removed,
+        once."""
         try:
-            await _ip(script=script)
-        except BackendUnavailable as err:
-            if "File exists" not in str(err):
-                raise
+            await _in_own_thread(lambda: self._make(net))
+        except FileExistsError as err:
             log.warning("sandbox network %s: replacing a stale interface: %s", net.host_if, err)
-            await _ip("-force", script=f"link del {net.host_if}\nnetns del {net.netns}\n", check=False)
-            await _ip(script=script)
-        await asyncio.to_thread(_close_host_side, net.host_if)
-        await self.address(net)
+            await self.delete(net, cut_connections=False)
+            self.used.add(net.index)  # still this sandbox's
+            await _in_own_thread(lambda: self._make(net))
+
+    def _make(self, net: SandboxNetwork) -> None:
+        """In a thread of its own: make the namespace and name it, join it to the node's by the veth pair,
+        and configure both ends (the host's with no IPv6 and strict reverse-path filtering)."""
+        node = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with Netlink() as host:  # made in the node's namespace, before this thread leaves it
+                _name_namespace_here(net)
+                with Netlink() as inside:
+                    inside.add_veth("eth0", net.host_if, node)
+                    self._configure_inside(inside, net)
+                setns(node, CLONE_NEWNET)
+                _close_host_side(net.host_if)
+                host.set_address(net.host_if, net.host_ip, 31)
+                host.up(net.host_if)
+        except FileExistsError:
+            raise
+        except OSError as err:
+            raise BackendUnavailable(f"sandbox network {net.netns}: {err}") from err
+        finally:
+            os.close(node)
 
     async def address(self, net: SandboxNetwork) -> None:
         """Give the sandbox's ``eth0`` its address and route: at creation, and again before gVisor boots a
         sandbox a second time (runsc moves the address into its own network stack at each start)."""
-        inside = f"address replace {net.sandbox_ip}/31 dev eth0\nlink set eth0 up\nlink set lo up\n"
+
+        def configure() -> None:
+            descriptor = os.open(net.netns_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                setns(descriptor, CLONE_NEWNET)
+            finally:
+                os.close(descriptor)
+            with Netlink() as inside:
+                self._configure_inside(inside, net)
+
+        try:
+            await _in_own_thread(configure)
+        except OSError as err:
+            raise BackendUnavailable(f"sandbox network {net.netns}: {err}") from err
+
+    def _configure_inside(self, inside: Netlink, net: SandboxNetwork) -> None:
+        inside.set_address("eth0", net.sandbox_ip, 31)
+        inside.up("eth0")
+        inside.up("lo")
         if self.default_route:
-            inside += f"route replace default via {net.host_ip}\n"
-        await _ip("-n", net.netns, script=inside)
+            inside.set_default_route(net.host_ip)
 
     async def delete(self, net: SandboxNetwork, *, cut_connections: bool = True) -> None:
         """Remove the veth (freed at once) and the namespace; parts already gone are fine. With
@@ -127,10 +192,43 @@ class Networks:
         comes. A crun sandbox's kernel closed its end when its processes died."""
         if cut_connections:
             await cut(net)
-        await _ip("-force", script=f"link del {net.host_if}\nnetns del {net.netns}\n", check=False)
+        await asyncio.to_thread(_remove, net)
         if os.path.exists(net.netns_path):
             raise BackendUnavailable(f"network namespace {net.netns} could not be removed")
         self.release(net)
+
+
+def _remove(net: SandboxNetwork) -> None:
+    """The host's end of the veth (the sandbox's goes with it), then the namespace's name (the namespace
+    goes once nothing holds it); the name is removed even if the link could not be."""
+    try:
+        with Netlink() as host:
+            host.delete_link(net.host_if)
+    finally:
+        detach(net.netns_path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(net.netns_path)
+
+
+def _name_namespace_here(net: SandboxNetwork) -> None:
+    """Move the calling thread into a new network namespace and name it ``net.netns``, as ``ip netns add``
+    does: a bind mount of it on ``/run/netns/<name>``, a directory shared with the mount namespaces made
+    after (so that those of crun's runs see it). ``FileExistsError`` if the name is taken."""
+    os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+    try:
+        mount("", NETNS_DIR, None, MS_SHARED | MS_REC)
+    except OSError as err:
+        if err.errno != errno.EINVAL:  # not a mount point yet
+            raise
+        mount(NETNS_DIR, NETNS_DIR, None, MS_BIND | MS_REC)
+        mount("", NETNS_DIR, None, MS_SHARED | MS_REC)
+    os.close(os.open(net.netns_path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+    try:
+        unshare(CLONE_NEWNET)
+        mount("/proc/thread-self/ns/net", net.netns_path, None, MS_BIND)
+    except BaseException:
+        os.unlink(net.netns_path)
+        raise
 
 
 def room_for_neighbours(sandboxes: int) -> None:
