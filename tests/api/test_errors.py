@@ -142,6 +142,15 @@ def test_runtime_failure_is_an_error_and_leaves_nothing(scripted: Caller) -> Non
     assert scripted.stack.handles() == {}
 
 
+def test_an_unexpected_error_closes_its_connection_and_the_next_request_passes(scripted: Caller) -> None:
+    with scripted.http() as client:
+        for _ in range(5):  # on one kept-alive connection, as the SDK's pool does
+            crashed = client.post("/v2/sandboxes", json={"templateID": "crashing"})
+            assert_error(crashed, 500)
+            assert crashed.headers["connection"] == "close"
+            assert client.get("/v2/sandboxes").status_code == 200
+
+
 def test_concurrent_creates_with_one_idempotency_key_make_one_sandbox(scripted: Caller) -> None:
     def create(_: int) -> str:
         return Sandbox.create("slow", idempotency_key="raced-key", **scripted.opts).sandbox_id

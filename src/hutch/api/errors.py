@@ -79,8 +79,10 @@ async def _invalid_request(_request: Request, error: RequestValidationError) -> 
 
 
 async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+    """A 500 that says the connection closes: Starlette raises the error again once this is sent, and the
+    server then closes the connection, which a client must not reuse for its next request."""
     log.exception("unexpected error", exc_info=error)
-    return error_response(500, f"internal error: {type(error).__name__}")
+    return error_response(500, f"internal error: {type(error).__name__}", {"Connection": "close"})
 
 
 def _describe(error: RequestValidationError) -> str:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 # Neighbour entries the host keeps besides its sandboxes' (its own network's).
 NEIGHBOUR_SLACK = 1024
 NETNS_DIR = "/run/netns"
+_netns_dir_shared = threading.Lock()  # two first namespaces at once would bind the directory twice
 _Result = TypeVar("_Result")
 
 
@@ -214,14 +215,15 @@ def _name_namespace_here(net: SandboxNetwork) -> None:
     """Move the calling thread into a new network namespace and name it ``net.netns``, as ``ip netns add``
     does: a bind mount of it on ``/run/netns/<name>``, a directory shared with the mount namespaces made
     after (so that those of crun's runs see it). ``FileExistsError`` if the name is taken."""
-    os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
-    try:
-        mount("", NETNS_DIR, None, MS_SHARED | MS_REC)
-    except OSError as err:
-        if err.errno != errno.EINVAL:  # not a mount point yet
-            raise
-        mount(NETNS_DIR, NETNS_DIR, None, MS_BIND | MS_REC)
-        mount("", NETNS_DIR, None, MS_SHARED | MS_REC)
+    with _netns_dir_shared:
+        os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+        try:
+            mount("", NETNS_DIR, None, MS_SHARED | MS_REC)
+        except OSError as err:
+            if err.errno != errno.EINVAL:  # not a mount point yet
+                raise
+            mount(NETNS_DIR, NETNS_DIR, None, MS_BIND | MS_REC)
+            mount("", NETNS_DIR, None, MS_SHARED | MS_REC)
     os.close(os.open(net.netns_path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
     try:
         unshare(CLONE_NEWNET)
