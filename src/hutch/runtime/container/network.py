@@ -136,8 +136,7 @@ class Networks:
             await _in_own_thread(lambda: self._make(net))
         except FileExistsError as err:
             log.warning("sandbox network %s: replacing a stale interface: %s", net.host_if, err)
-            await self.delete(net, cut_connections=False)
-            self.used.add(net.index)  # still this sandbox's
+            await asyncio.to_thread(_remove, net)
             await _in_own_thread(lambda: self._make(net))
 
     def _make(self, net: SandboxNetwork) -> None:
